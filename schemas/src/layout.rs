@@ -1,0 +1,99 @@
+//! Where things live in the object store, and the JSON meta of a block.
+//!
+//! ```text
+//! tenants/<tenant>/<block ULID>/series.parquet   one row per series: ref, metric name, labels
+//! tenants/<tenant>/<block ULID>/samples.parquet  one row per sample, sorted by (series_ref, timestamp)
+//! tenants/<tenant>/<block ULID>/meta.json        written last: a block without it does not exist
+//! ```
+
+use object_store::path::Path;
+use serde::{Deserialize, Serialize};
+use ulid::Ulid;
+
+use crate::TenantId;
+
+/// Top-level folder of tenant data in the bucket.
+pub const TENANTS_DIR: &str = "tenants";
+pub const META_FILE: &str = "meta.json";
+pub const SERIES_FILE: &str = "series.parquet";
+pub const SAMPLES_FILE: &str = "samples.parquet";
+
+/// The block format this build writes, and the newest it reads.
+pub const BLOCK_SCHEMA_VERSION: u32 = 1;
+
+/// The folder of a tenant's blocks.
+pub fn tenant_dir(tenant: &TenantId) -> Path {
+    Path::from(format!("{TENANTS_DIR}/{tenant}"))
+}
+
+/// The folder of one block.
+pub fn block_dir(tenant: &TenantId, ulid: Ulid) -> Path {
+    tenant_dir(tenant).join(ulid.to_string())
+}
+
+/// A file of one block.
+pub fn block_file(tenant: &TenantId, ulid: Ulid, file: &str) -> Path {
+    block_dir(tenant, ulid).join(file)
+}
+
+/// One file of a block, with its size.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockFile {
+    pub name: String,
+    pub size_bytes: u64,
+}
+
+/// `meta.json`: what a block holds. Times are milliseconds, both ends included.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockMeta {
+    pub ulid: Ulid,
+    pub tenant: String,
+    pub min_time: i64,
+    pub max_time: i64,
+    /// Sample resolution in milliseconds: 0 for raw data, 300000 or 3600000 when downsampled.
+    pub resolution_ms: i64,
+    /// 1 for a block flushed from a head; higher for compacted blocks.
+    pub level: u32,
+    pub num_series: u64,
+    pub num_samples: u64,
+    pub schema_version: u32,
+    /// Who wrote it: "head" or "compactor".
+    pub source: String,
+    pub files: Vec<BlockFile>,
+}
+
+impl BlockMeta {
+    /// Bytes of every file of the block, meta excluded.
+    pub fn data_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size_bytes).sum()
+    }
+}
+
+/// Parses `tenants/<tenant>/<ulid>/meta.json` into its tenant and ULID.
+pub fn parse_meta_path(path: &Path) -> Option<(TenantId, Ulid)> {
+    let parts: Vec<_> = path.parts().collect();
+    match parts.as_slice() {
+        [root, tenant, block, file]
+            if root.as_ref() == TENANTS_DIR && file.as_ref() == META_FILE =>
+        {
+            Some((
+                TenantId::new(tenant.as_ref()).ok()?,
+                block.as_ref().parse().ok()?,
+            ))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_path_roundtrip() {
+        let t = TenantId::new("a").unwrap();
+        let u = Ulid::new();
+        assert_eq!(parse_meta_path(&block_file(&t, u, META_FILE)), Some((t, u)));
+        assert_eq!(parse_meta_path(&Path::from("tenants/a/x/meta.json")), None);
+    }
+}
