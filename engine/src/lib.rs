@@ -1,1 +1,8 @@
-//! placeholder
+//! DataFusion execution for PromQL: the storage view that merges heads and Parquet blocks
+//! ([`MergedSource`], [`BlockCatalog`]) and the PromQL physical operators.
+
+mod catalog;
+mod merge;
+
+pub use catalog::BlockCatalog;
+pub use merge::MergedSource;

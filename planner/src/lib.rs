@@ -1,1 +1,16 @@
-//! placeholder
+//! PromQL to DataFusion: parses a query with promql-parser, lowers its AST to a DataFusion
+//! logical plan made of PromQL extension nodes (vector selection with lookback and staleness,
+//! range functions, aggregation) and ordinary DataFusion projections and filters, then runs it
+//! with the operators of `hypnos-engine`.
+//!
+//! Start at [`QueryEngine`]; the lowering is in `lower.rs`, the logical nodes in `nodes.rs`.
+
+mod engine;
+mod error;
+mod lower;
+mod nodes;
+mod result;
+
+pub use engine::{QueryEngine, QueryOptions};
+pub use error::QueryError;
+pub use result::{InstantSample, QueryResult, RangeSeries};
