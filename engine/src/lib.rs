@@ -6,3 +6,6 @@ mod merge;
 
 pub use catalog::BlockCatalog;
 pub use merge::MergedSource;
+pub mod exec;
+pub mod ops;
+pub mod vector;

@@ -1,0 +1,332 @@
+//! [`PromExec`], the DataFusion physical operator that runs one PromQL step of a plan: a
+//! series selection from a [`SeriesSource`], or one of the [`crate::ops`] over its input.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
+use futures::{StreamExt, TryStreamExt, stream};
+use hypnos_schemas::{Matcher, SeriesData, SeriesSource, TenantId, TimeRange, is_stale_nan};
+
+use crate::ops::{
+    AggOp, BinOp, Grouping, RangeFunc, Steps, aggregate, instant_select, range_function,
+    scalar_binary,
+};
+use crate::vector::{VectorBuilder, vector_schema};
+
+/// Rows per batch emitted by a selection (a series is never split, so batches may be larger).
+const SELECT_BATCH_ROWS: usize = 8192;
+
+/// What a [`PromExec`] does.
+#[derive(Debug, Clone)]
+pub enum PromOp {
+    /// Raw samples of the tenant's series matching `matchers` within `range`.
+    Select {
+        tenant: TenantId,
+        matchers: Vec<Matcher>,
+        range: TimeRange,
+        /// Drop staleness markers (for range-vector results, which never show them).
+        drop_stale: bool,
+    },
+    Instant {
+        steps: Steps,
+        lookback: i64,
+        offset: i64,
+    },
+    RangeFunction {
+        func: RangeFunc,
+        steps: Steps,
+        range: i64,
+        offset: i64,
+    },
+    Aggregate {
+        op: AggOp,
+        grouping: Grouping,
+    },
+    ScalarBinary {
+        op: BinOp,
+        scalar: f64,
+        scalar_on_left: bool,
+        return_bool: bool,
+    },
+}
+
+impl fmt::Display for PromOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PromOp::Select {
+                tenant,
+                matchers,
+                range,
+                drop_stale,
+            } => {
+                let m: Vec<String> = matchers
+                    .iter()
+                    .map(|m| format!("{}{}{:?}", m.name, op_str(m.op), m.value))
+                    .collect();
+                write!(
+                    f,
+                    "PromSelectExec: tenant={tenant}, matchers=[{}], range=[{}, {}], drop_stale={drop_stale}",
+                    m.join(", "),
+                    range.min,
+                    range.max
+                )
+            }
+            PromOp::Instant {
+                steps,
+                lookback,
+                offset,
+            } => write!(
+                f,
+                "PromInstantExec: steps={}..{} by {}, lookback={lookback}ms, offset={offset}ms",
+                steps.start, steps.end, steps.step
+            ),
+            PromOp::RangeFunction {
+                func,
+                steps,
+                range,
+                offset,
+            } => write!(
+                f,
+                "PromRangeFunctionExec: func={}, range={range}ms, offset={offset}ms, steps={}..{} by {}",
+                func.name(),
+                steps.start,
+                steps.end,
+                steps.step
+            ),
+            PromOp::Aggregate { op, grouping } => {
+                write!(f, "PromAggregateExec: op={}, {grouping:?}", op.name())
+            }
+            PromOp::ScalarBinary {
+                op,
+                scalar,
+                scalar_on_left,
+                return_bool,
+            } => write!(
+                f,
+                "PromScalarBinaryExec: op={op:?}, scalar={scalar}, scalar_on_left={scalar_on_left}, bool={return_bool}"
+            ),
+        }
+    }
+}
+
+fn op_str(op: hypnos_schemas::MatchOp) -> &'static str {
+    match op {
+        hypnos_schemas::MatchOp::Equal => "=",
+        hypnos_schemas::MatchOp::NotEqual => "!=",
+        hypnos_schemas::MatchOp::Re => "=~",
+        hypnos_schemas::MatchOp::NotRe => "!~",
+    }
+}
+
+/// A PromQL operator in a DataFusion physical plan. Single partition, vector schema in and
+/// out.
+#[derive(Debug)]
+pub struct PromExec {
+    op: PromOp,
+    input: Option<Arc<dyn ExecutionPlan>>,
+    source: Option<Arc<dyn SeriesSource>>,
+    props: Arc<PlanProperties>,
+}
+
+impl PromExec {
+    /// A selection leaf reading `source`.
+    pub fn select(op: PromOp, source: Arc<dyn SeriesSource>) -> Self {
+        Self::build(op, None, Some(source))
+    }
+
+    /// An operator over `input`.
+    pub fn over(op: PromOp, input: Arc<dyn ExecutionPlan>) -> Self {
+        Self::build(op, Some(input), None)
+    }
+
+    fn build(
+        op: PromOp,
+        input: Option<Arc<dyn ExecutionPlan>>,
+        source: Option<Arc<dyn SeriesSource>>,
+    ) -> Self {
+        let props = PlanProperties::new(
+            EquivalenceProperties::new(vector_schema()),
+            Partitioning::UnknownPartitioning(1),
+            if matches!(op, PromOp::Aggregate { .. }) {
+                EmissionType::Final
+            } else {
+                EmissionType::Incremental
+            },
+            Boundedness::Bounded,
+        );
+        Self {
+            op,
+            input,
+            source,
+            props: Arc::new(props),
+        }
+    }
+
+    pub fn op(&self) -> &PromOp {
+        &self.op
+    }
+}
+
+impl DisplayAs for PromExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}", self.op)
+    }
+}
+
+impl ExecutionPlan for PromExec {
+    fn name(&self) -> &'static str {
+        "PromExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.props
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        self.input.iter().collect()
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true; self.input.iter().count()]
+    }
+
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false; self.input.iter().count()]
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        match (children.len(), &self.input) {
+            (0, None) => Ok(self),
+            (1, Some(_)) => Ok(Arc::new(Self::build(
+                self.op.clone(),
+                children.into_iter().next(),
+                self.source.clone(),
+            ))),
+            _ => Err(DataFusionError::Internal(
+                "PromExec: wrong number of children".into(),
+            )),
+        }
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        if partition != 0 {
+            return Err(DataFusionError::Internal(format!(
+                "PromExec has one partition, asked for {partition}"
+            )));
+        }
+        let schema = vector_schema();
+        if let PromOp::Select {
+            tenant,
+            matchers,
+            range,
+            drop_stale,
+        } = &self.op
+        {
+            let source = self
+                .source
+                .clone()
+                .ok_or_else(|| DataFusionError::Internal("selection without a source".into()))?;
+            let (tenant, matchers, range, drop_stale) =
+                (tenant.clone(), matchers.clone(), *range, *drop_stale);
+            let fut = async move {
+                let mut series = source
+                    .select(&tenant, &matchers, range)
+                    .await
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                series.sort_by(|a, b| a.labels.cmp(&b.labels));
+                Ok::<_, DataFusionError>(stream::iter(
+                    series_batches(series, drop_stale).into_iter().map(Ok),
+                ))
+            };
+            let s = stream::once(fut).try_flatten();
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(schema, s)));
+        }
+        let input = self
+            .input
+            .as_ref()
+            .ok_or_else(|| DataFusionError::Internal("operator without input".into()))?
+            .execute(0, context)?;
+        let op = self.op.clone();
+        if let PromOp::Aggregate { op, grouping } = op {
+            let fut = async move {
+                let batches: Vec<RecordBatch> = input.try_collect().await?;
+                aggregate(&batches, op, &grouping)
+            };
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                stream::once(fut),
+            )));
+        }
+        let s = input.map(move |batch| {
+            let batch = batch?;
+            match &op {
+                PromOp::Instant {
+                    steps,
+                    lookback,
+                    offset,
+                } => instant_select(&batch, *steps, *lookback, *offset),
+                PromOp::RangeFunction {
+                    func,
+                    steps,
+                    range,
+                    offset,
+                } => range_function(&batch, *func, *steps, *range, *offset),
+                PromOp::ScalarBinary {
+                    op,
+                    scalar,
+                    scalar_on_left,
+                    return_bool,
+                } => scalar_binary(&batch, *op, *scalar, *scalar_on_left, *return_bool),
+                PromOp::Select { .. } | PromOp::Aggregate { .. } => {
+                    unreachable!("handled above")
+                }
+            }
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, s)))
+    }
+}
+
+/// Packs selected series into vector batches of about [`SELECT_BATCH_ROWS`] rows.
+fn series_batches(series: Vec<SeriesData>, drop_stale: bool) -> Vec<RecordBatch> {
+    let mut out = Vec::new();
+    let mut b = VectorBuilder::new();
+    for s in series {
+        b.start_series(&s.labels);
+        for (t, v) in s.timestamps().values().iter().zip(s.values().values()) {
+            if !(drop_stale && is_stale_nan(*v)) {
+                b.push(*t, *v);
+            }
+        }
+        if b.rows() >= SELECT_BATCH_ROWS {
+            out.push(std::mem::take(&mut b).finish());
+        }
+    }
+    if b.rows() > 0 {
+        out.push(b.finish());
+    }
+    out
+}

@@ -1,0 +1,441 @@
+//! PromQL operators as functions from vector batches to vector batches (see [`crate::vector`]
+//! for the layout). Each works series by series with pointers that only move forward, so a
+//! range query never rescans a window.
+
+use std::collections::HashMap;
+
+use arrow::array::RecordBatch;
+use datafusion::error::Result;
+use hypnos_schemas::{Labels, is_stale_nan};
+
+use crate::vector::{VectorBuilder, series_rows};
+
+/// The evaluation timestamps of a query: `start`, `start + step`, ... up to `end` inclusive.
+/// An instant query has `start == end`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd)]
+pub struct Steps {
+    pub start: i64,
+    pub end: i64,
+    pub step: i64,
+}
+
+impl Steps {
+    pub fn instant(t: i64) -> Self {
+        Self {
+            start: t,
+            end: t,
+            step: 1,
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = i64> + use<> {
+        let (end, step) = (self.end, self.step.max(1));
+        std::iter::successors(Some(self.start), move |t| t.checked_add(step))
+            .take_while(move |t| *t <= end)
+    }
+}
+
+/// Instant-vector selection: at each step `t`, the newest sample in the left-open lookback
+/// window `(t - offset - lookback, t - offset]`, unless that sample is a staleness marker.
+/// The output sample carries the step's timestamp.
+pub fn instant_select(
+    input: &RecordBatch,
+    steps: Steps,
+    lookback: i64,
+    offset: i64,
+) -> Result<RecordBatch> {
+    let mut out = VectorBuilder::new();
+    for s in series_rows(input)? {
+        out.start_series(&s.labels);
+        // `hi` = number of samples with timestamp <= the reference time.
+        let mut hi = 0;
+        for t in steps.iter() {
+            let reference = t - offset;
+            while hi < s.ts.len() && s.ts[hi] <= reference {
+                hi += 1;
+            }
+            if hi == 0 {
+                continue;
+            }
+            let (ts, v) = (s.ts[hi - 1], s.values[hi - 1]);
+            if ts > reference - lookback && !is_stale_nan(v) {
+                out.push(t, v);
+            }
+        }
+    }
+    Ok(out.finish())
+}
+
+/// Functions over a range window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd)]
+pub enum RangeFunc {
+    Rate,
+    Increase,
+    Delta,
+}
+
+impl RangeFunc {
+    pub fn name(&self) -> &'static str {
+        match self {
+            RangeFunc::Rate => "rate",
+            RangeFunc::Increase => "increase",
+            RangeFunc::Delta => "delta",
+        }
+    }
+}
+
+/// Evaluates `func` over the left-open window `(t - offset - range, t - offset]` at each step.
+/// Staleness markers are not samples. The metric name is dropped.
+pub fn range_function(
+    input: &RecordBatch,
+    func: RangeFunc,
+    steps: Steps,
+    range: i64,
+    offset: i64,
+) -> Result<RecordBatch> {
+    let mut out = VectorBuilder::new();
+    let mut ts_buf: Vec<i64> = Vec::new();
+    let mut v_buf: Vec<f64> = Vec::new();
+    for s in series_rows(input)? {
+        // Staleness markers never take part in range functions.
+        ts_buf.clear();
+        v_buf.clear();
+        for (t, v) in s.ts.iter().zip(s.values) {
+            if !is_stale_nan(*v) {
+                ts_buf.push(*t);
+                v_buf.push(*v);
+            }
+        }
+        out.start_series(&s.labels.without_metric_name());
+        let (mut lo, mut hi) = (0, 0);
+        for t in steps.iter() {
+            let end = t - offset;
+            let start = end - range;
+            while hi < ts_buf.len() && ts_buf[hi] <= end {
+                hi += 1;
+            }
+            while lo < hi && ts_buf[lo] <= start {
+                lo += 1;
+            }
+            let (wt, wv) = (&ts_buf[lo..hi], &v_buf[lo..hi]);
+            let value = match func {
+                RangeFunc::Rate => extrapolated_rate(wt, wv, start, end, true, true),
+                RangeFunc::Increase => extrapolated_rate(wt, wv, start, end, true, false),
+                RangeFunc::Delta => extrapolated_rate(wt, wv, start, end, false, false),
+            };
+            if let Some(v) = value {
+                out.push(t, v);
+            }
+        }
+    }
+    Ok(out.finish())
+}
+
+/// Prometheus' `extrapolatedRate`: the increase (or delta) over the window, extrapolated
+/// towards the window's ends when the first and last samples are close enough to them, and
+/// never below zero for counters. `None` with fewer than two samples.
+fn extrapolated_rate(
+    ts: &[i64],
+    vs: &[f64],
+    range_start: i64,
+    range_end: i64,
+    is_counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
+    if ts.len() < 2 {
+        return None;
+    }
+    let (first_t, last_t) = (ts[0], ts[ts.len() - 1]);
+    let (first_v, last_v) = (vs[0], vs[vs.len() - 1]);
+    let mut result = last_v - first_v;
+    if is_counter {
+        let mut prev = first_v;
+        for v in &vs[1..] {
+            if *v < prev {
+                result += prev;
+            }
+            prev = *v;
+        }
+    }
+    let mut to_start = (first_t - range_start) as f64 / 1000.0;
+    let mut to_end = (range_end - last_t) as f64 / 1000.0;
+    let sampled = (last_t - first_t) as f64 / 1000.0;
+    let avg_between = sampled / (ts.len() - 1) as f64;
+    let threshold = avg_between * 1.1;
+    if to_start >= threshold {
+        to_start = avg_between / 2.0;
+    }
+    if is_counter {
+        // A counter cannot go below zero: do not extrapolate past the point where it would.
+        let mut to_zero = to_start;
+        if result > 0.0 && first_v >= 0.0 {
+            to_zero = sampled * (first_v / result);
+        }
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    if to_end >= threshold {
+        to_end = avg_between / 2.0;
+    }
+    let mut factor = (sampled + to_start + to_end) / sampled;
+    if is_rate {
+        factor /= (range_end - range_start) as f64 / 1000.0;
+    }
+    Some(result * factor)
+}
+
+/// Aggregation operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd)]
+pub enum AggOp {
+    Sum,
+    Avg,
+    Min,
+    Max,
+    Count,
+}
+
+impl AggOp {
+    pub fn name(&self) -> &'static str {
+        match self {
+            AggOp::Sum => "sum",
+            AggOp::Avg => "avg",
+            AggOp::Min => "min",
+            AggOp::Max => "max",
+            AggOp::Count => "count",
+        }
+    }
+}
+
+/// `by (...)` or `without (...)`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd)]
+pub enum Grouping {
+    By(Vec<String>),
+    Without(Vec<String>),
+}
+
+impl Grouping {
+    pub fn group_labels(&self, labels: &Labels) -> Labels {
+        match self {
+            Grouping::By(names) => labels.keep(names),
+            Grouping::Without(names) => labels.drop_names(names),
+        }
+    }
+}
+
+/// Kahan-Neumaier compensated summation step, as Prometheus' `kahanSumInc`.
+fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if t.is_infinite() {
+        0.0
+    } else if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
+    (t, c)
+}
+
+#[derive(Clone, Copy, Default)]
+struct Acc {
+    count: f64,
+    value: f64,
+    kahan: f64,
+    mean: f64,
+    incremental_mean: bool,
+}
+
+impl Acc {
+    fn add(&mut self, op: AggOp, f: f64) {
+        self.count += 1.0;
+        if self.count == 1.0 {
+            self.value = f;
+            self.mean = f;
+            return;
+        }
+        match op {
+            AggOp::Sum => (self.value, self.kahan) = kahan_inc(f, self.value, self.kahan),
+            AggOp::Min => {
+                if self.value > f || self.value.is_nan() {
+                    self.value = f;
+                }
+            }
+            AggOp::Max => {
+                if self.value < f || self.value.is_nan() {
+                    self.value = f;
+                }
+            }
+            AggOp::Count => {}
+            AggOp::Avg => self.add_avg(f),
+        }
+    }
+
+    /// Prometheus' average: a compensated sum while it stays finite, an incremental mean after.
+    fn add_avg(&mut self, f: f64) {
+        if !self.incremental_mean {
+            let (v, c) = kahan_inc(f, self.value, self.kahan);
+            if !v.is_infinite() {
+                (self.value, self.kahan) = (v, c);
+                return;
+            }
+            self.incremental_mean = true;
+            self.mean = self.value / (self.count - 1.0);
+            self.kahan /= self.count - 1.0;
+        }
+        if self.mean.is_infinite() {
+            if f.is_infinite() && (self.mean > 0.0) == (f > 0.0) {
+                return;
+            }
+            if !f.is_infinite() && !f.is_nan() {
+                return;
+            }
+        }
+        let current = self.mean + self.kahan;
+        (self.mean, self.kahan) =
+            kahan_inc(f / self.count - current / self.count, self.mean, self.kahan);
+    }
+
+    fn result(&self, op: AggOp) -> f64 {
+        match op {
+            AggOp::Sum => self.value + self.kahan,
+            AggOp::Min | AggOp::Max => self.value,
+            AggOp::Count => self.count,
+            AggOp::Avg if self.count == 1.0 => self.value,
+            AggOp::Avg if self.incremental_mean => self.mean + self.kahan,
+            AggOp::Avg => (self.value + self.kahan) / self.count,
+        }
+    }
+}
+
+/// Aggregates every sample of `inputs` per (group labels, timestamp).
+pub fn aggregate(inputs: &[RecordBatch], op: AggOp, grouping: &Grouping) -> Result<RecordBatch> {
+    let mut groups: HashMap<Labels, std::collections::BTreeMap<i64, Acc>> = HashMap::new();
+    for batch in inputs {
+        for s in series_rows(batch)? {
+            let g = groups.entry(grouping.group_labels(&s.labels)).or_default();
+            for (t, v) in s.ts.iter().zip(s.values) {
+                g.entry(*t).or_default().add(op, *v);
+            }
+        }
+    }
+    let mut keys: Vec<&Labels> = groups.keys().collect();
+    keys.sort();
+    let mut out = VectorBuilder::new();
+    for k in keys {
+        out.start_series(k);
+        for (t, acc) in &groups[k] {
+            out.push(*t, acc.result(op));
+        }
+    }
+    Ok(out.finish())
+}
+
+/// Binary operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Pow,
+    Atan2,
+    Eq,
+    Ne,
+    Gt,
+    Lt,
+    Ge,
+    Le,
+}
+
+impl BinOp {
+    pub fn parse(token: &str) -> Option<Self> {
+        Some(match token {
+            "+" => BinOp::Add,
+            "-" => BinOp::Sub,
+            "*" => BinOp::Mul,
+            "/" => BinOp::Div,
+            "%" => BinOp::Mod,
+            "^" => BinOp::Pow,
+            "atan2" => BinOp::Atan2,
+            "==" => BinOp::Eq,
+            "!=" => BinOp::Ne,
+            ">" => BinOp::Gt,
+            "<" => BinOp::Lt,
+            ">=" => BinOp::Ge,
+            "<=" => BinOp::Le,
+            _ => return None,
+        })
+    }
+
+    pub fn is_comparison(&self) -> bool {
+        matches!(
+            self,
+            BinOp::Eq | BinOp::Ne | BinOp::Gt | BinOp::Lt | BinOp::Ge | BinOp::Le
+        )
+    }
+
+    /// Applies the operator with Go's float semantics: the value and, for comparisons,
+    /// whether the comparison holds (IEEE: NaN compares false, -0 equals 0).
+    pub fn apply(&self, l: f64, r: f64) -> (f64, bool) {
+        match self {
+            BinOp::Add => (l + r, true),
+            BinOp::Sub => (l - r, true),
+            BinOp::Mul => (l * r, true),
+            BinOp::Div => (l / r, true),
+            BinOp::Mod => (l % r, true),
+            BinOp::Pow => (l.powf(r), true),
+            BinOp::Atan2 => (l.atan2(r), true),
+            BinOp::Eq => (l, l == r),
+            BinOp::Ne => (l, l != r),
+            BinOp::Gt => (l, l > r),
+            BinOp::Lt => (l, l < r),
+            BinOp::Ge => (l, l >= r),
+            BinOp::Le => (l, l <= r),
+        }
+    }
+}
+
+/// `vector op scalar` (or `scalar op vector` when `scalar_on_left`). Comparisons filter,
+/// keeping the vector's value and name, unless `return_bool` (then 1 or 0, name dropped);
+/// arithmetic drops the metric name.
+pub fn scalar_binary(
+    input: &RecordBatch,
+    op: BinOp,
+    scalar: f64,
+    scalar_on_left: bool,
+    return_bool: bool,
+) -> Result<RecordBatch> {
+    let mut out = VectorBuilder::new();
+    let drop_name = !op.is_comparison() || return_bool;
+    for s in series_rows(input)? {
+        if drop_name {
+            out.start_series(&s.labels.without_metric_name());
+        } else {
+            out.start_series(&s.labels);
+        }
+        for (t, v) in s.ts.iter().zip(s.values) {
+            let (l, r) = if scalar_on_left {
+                (scalar, *v)
+            } else {
+                (*v, scalar)
+            };
+            let (mut value, keep) = op.apply(l, r);
+            if op.is_comparison() {
+                // The vector's sample is the value kept, whichever side it is on.
+                value = *v;
+                if return_bool {
+                    out.push(*t, if keep { 1.0 } else { 0.0 });
+                } else if keep {
+                    out.push(*t, value);
+                }
+            } else {
+                out.push(*t, value);
+            }
+        }
+    }
+    Ok(out.finish())
+}
+
+#[cfg(test)]
+mod tests;
