@@ -1,11 +1,23 @@
 //! The entry point: [`QueryEngine`] runs instant and range queries for one tenant.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hypnos_schemas::{SeriesSource, TenantId};
+use arrow::array::RecordBatch;
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
+use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
+use datafusion::prelude::SessionConfig;
+use hypnos_engine::ops::Steps;
+use hypnos_engine::vector::series_rows;
+use hypnos_schemas::{Labels, SeriesSource, TenantId};
 
-use crate::{QueryError, QueryResult};
+use crate::lower::{Lowered, Lowering};
+use crate::nodes::PromExtensionPlanner;
+use crate::{InstantSample, QueryError, QueryResult, RangeSeries};
 
 /// Per-query options (from the HTTP parameters).
 #[derive(Clone, Debug)]
@@ -26,14 +38,84 @@ impl Default for QueryOptions {
 }
 
 /// Evaluates PromQL over a [`SeriesSource`] with DataFusion.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct QueryEngine {
-    source: Arc<dyn SeriesSource>,
+    ctx: SessionContext,
+    planner: Arc<DefaultPhysicalPlanner>,
+}
+
+impl std::fmt::Debug for QueryEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryEngine").finish_non_exhaustive()
+    }
+}
+
+fn df_error(e: DataFusionError) -> QueryError {
+    match e {
+        DataFusionError::External(inner) => QueryError::Internal(inner.to_string()),
+        DataFusionError::Context(_, inner) => df_error(*inner),
+        other => QueryError::Internal(other.to_string()),
+    }
 }
 
 impl QueryEngine {
     pub fn new(source: Arc<dyn SeriesSource>) -> Self {
-        Self { source }
+        // PromQL operators work on one ordered stream; parallelism comes from concurrent
+        // queries and, later, from partitioning by series.
+        let config = SessionConfig::new().with_target_partitions(1);
+        Self {
+            ctx: SessionContext::new_with_config(config),
+            planner: Arc::new(DefaultPhysicalPlanner::with_extension_planners(vec![
+                Arc::new(PromExtensionPlanner { source }),
+            ])),
+        }
+    }
+
+    fn lower(
+        &self,
+        tenant: &TenantId,
+        query: &str,
+        steps: Steps,
+        opts: &QueryOptions,
+    ) -> Result<Lowered, QueryError> {
+        let expr = promql_parser::parser::parse(query)
+            .map_err(|e| QueryError::BadData(format!("invalid parameter \"query\": {e}")))?;
+        Lowering {
+            tenant,
+            steps,
+            lookback: opts.lookback_delta_ms,
+        }
+        .lower(&expr)
+    }
+
+    async fn physical(
+        &self,
+        plan: &LogicalPlan,
+    ) -> Result<(LogicalPlan, Arc<dyn ExecutionPlan>), QueryError> {
+        let state = self.ctx.state();
+        let optimized = state.optimize(plan).map_err(df_error)?;
+        let physical = self
+            .planner
+            .create_physical_plan(&optimized, &state)
+            .await
+            .map_err(df_error)?;
+        Ok((optimized, physical))
+    }
+
+    async fn run(
+        &self,
+        plan: &LogicalPlan,
+        opts: &QueryOptions,
+    ) -> Result<Vec<RecordBatch>, QueryError> {
+        let work = async {
+            let (_, physical) = self.physical(plan).await?;
+            collect(physical, self.ctx.task_ctx())
+                .await
+                .map_err(df_error)
+        };
+        tokio::time::timeout(opts.timeout, work)
+            .await
+            .map_err(|_| QueryError::Timeout("query execution"))?
     }
 
     /// Evaluates `query` at `time_ms`.
@@ -44,8 +126,29 @@ impl QueryEngine {
         time_ms: i64,
         opts: &QueryOptions,
     ) -> Result<QueryResult, QueryError> {
-        let _ = (tenant, query, time_ms, opts, &self.source);
-        Err(QueryError::Internal("not wired yet".into()))
+        match self.lower(tenant, query, Steps::instant(time_ms), opts)? {
+            Lowered::Scalar(v) => Ok(QueryResult::Scalar { t: time_ms, v }),
+            Lowered::String(v) => Ok(QueryResult::String { t: time_ms, v }),
+            Lowered::Vector(plan) => {
+                let series = to_series(&self.run(&plan, opts).await?)?;
+                Ok(QueryResult::Vector(
+                    series
+                        .into_iter()
+                        .flat_map(|s| {
+                            let labels = s.labels;
+                            s.points.into_iter().map(move |(t, v)| InstantSample {
+                                labels: labels.clone(),
+                                t,
+                                v,
+                            })
+                        })
+                        .collect(),
+                ))
+            }
+            Lowered::Matrix(plan) => Ok(QueryResult::Matrix(to_series(
+                &self.run(&plan, opts).await?,
+            )?)),
+        }
     }
 
     /// Evaluates `query` at every step from `start_ms` to `end_ms` (inclusive); always a
@@ -59,8 +162,24 @@ impl QueryEngine {
         step_ms: i64,
         opts: &QueryOptions,
     ) -> Result<QueryResult, QueryError> {
-        let _ = (tenant, query, start_ms, end_ms, step_ms, opts);
-        Err(QueryError::Internal("not wired yet".into()))
+        let steps = range_steps(start_ms, end_ms, step_ms)?;
+        match self.lower(tenant, query, steps, opts)? {
+            Lowered::Scalar(v) => Ok(QueryResult::Matrix(vec![RangeSeries {
+                labels: Labels::default(),
+                points: steps.iter().map(|t| (t, v)).collect(),
+            }])),
+            Lowered::Vector(plan) => Ok(QueryResult::Matrix(to_series(
+                &self.run(&plan, opts).await?,
+            )?)),
+            Lowered::String(_) => Err(QueryError::BadData(
+                "invalid expression type \"string\" for range query, must be Scalar or instant Vector"
+                    .into(),
+            )),
+            Lowered::Matrix(_) => Err(QueryError::BadData(
+                "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector"
+                    .into(),
+            )),
+        }
     }
 
     /// The logical and physical plans of `query` as text (for `explain=true`).
@@ -73,7 +192,71 @@ impl QueryEngine {
         step_ms: i64,
         opts: &QueryOptions,
     ) -> Result<String, QueryError> {
-        let _ = (tenant, query, start_ms, end_ms, step_ms, opts);
-        Err(QueryError::Internal("not wired yet".into()))
+        let steps = if start_ms == end_ms {
+            Steps::instant(start_ms)
+        } else {
+            range_steps(start_ms, end_ms, step_ms)?
+        };
+        match self.lower(tenant, query, steps, opts)? {
+            Lowered::Scalar(v) => Ok(format!("constant scalar {v} (folded by the planner)")),
+            Lowered::String(v) => Ok(format!("constant string {v:?}")),
+            Lowered::Vector(plan) | Lowered::Matrix(plan) => {
+                let (optimized, physical) = self.physical(&plan).await?;
+                Ok(format!(
+                    "logical plan:\n{}\nphysical plan:\n{}",
+                    optimized.display_indent(),
+                    displayable(physical.as_ref()).indent(true)
+                ))
+            }
+        }
     }
 }
+
+fn range_steps(start: i64, end: i64, step: i64) -> Result<Steps, QueryError> {
+    if step <= 0 {
+        return Err(QueryError::BadData(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer"
+                .into(),
+        ));
+    }
+    if end < start {
+        return Err(QueryError::BadData(
+            "end timestamp must not be before start time".into(),
+        ));
+    }
+    Ok(Steps { start, end, step })
+}
+
+/// Collects vector batches into series sorted by labels. Two series that end up with the
+/// same labels at the same timestamp (e.g. `rate` dropping the only distinguishing name) are
+/// an error, as in Prometheus.
+fn to_series(batches: &[RecordBatch]) -> Result<Vec<RangeSeries>, QueryError> {
+    let mut by_labels: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
+    let mut repeated = false;
+    for b in batches {
+        for s in series_rows(b).map_err(df_error)? {
+            let points = by_labels.entry(s.labels).or_default();
+            repeated |= !points.is_empty();
+            points.extend(s.ts.iter().copied().zip(s.values.iter().copied()));
+        }
+    }
+    let mut out: Vec<RangeSeries> = by_labels
+        .into_iter()
+        .map(|(labels, points)| RangeSeries { labels, points })
+        .collect();
+    if repeated {
+        for s in &mut out {
+            s.points.sort_by_key(|p| p.0);
+            if s.points.windows(2).any(|w| w[0].0 == w[1].0) {
+                return Err(QueryError::Execution(
+                    "vector cannot contain metrics with the same labelset".into(),
+                ));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

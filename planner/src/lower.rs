@@ -1,1 +1,267 @@
-//! lowering
+//! Lowering a PromQL AST into a DataFusion logical plan. The planner does no IO: it only
+//! describes what to read (tenant, matchers, time range) and how to evaluate it.
+
+use datafusion::logical_expr::LogicalPlan;
+use hypnos_engine::ops::{AggOp, BinOp, Grouping, RangeFunc, Steps};
+use hypnos_schemas::TenantId;
+use hypnos_schemas::labels::METRIC_NAME;
+use promql_parser::label::MatchOp as PMatchOp;
+use promql_parser::parser::{
+    AggregateExpr, BinaryExpr, Call, Expr, LabelModifier, MatrixSelector, Offset, VectorSelector,
+};
+
+use crate::QueryError;
+use crate::nodes::{MatcherSpec, PromLogicalOp, PromNode};
+
+/// What an expression lowers to.
+#[derive(Debug)]
+pub(crate) enum Lowered {
+    Scalar(f64),
+    String(String),
+    /// An instant vector evaluated at every step.
+    Vector(LogicalPlan),
+    /// A range vector (only as a top-level instant query): raw samples.
+    Matrix(LogicalPlan),
+}
+
+/// The context of one query.
+pub(crate) struct Lowering<'a> {
+    pub(crate) tenant: &'a TenantId,
+    pub(crate) steps: Steps,
+    pub(crate) lookback: i64,
+}
+
+fn unsupported(what: impl Into<String>) -> QueryError {
+    QueryError::Unsupported(what.into())
+}
+
+impl Lowering<'_> {
+    pub(crate) fn lower(&self, expr: &Expr) -> Result<Lowered, QueryError> {
+        match expr {
+            Expr::NumberLiteral(n) => Ok(Lowered::Scalar(n.val)),
+            Expr::StringLiteral(s) => Ok(Lowered::String(s.val.clone())),
+            Expr::Paren(p) => self.lower(&p.expr),
+            Expr::Unary(u) => match self.lower(&u.expr)? {
+                Lowered::Scalar(v) => Ok(Lowered::Scalar(-v)),
+                Lowered::Vector(plan) => Ok(Lowered::Vector(scalar_binary(
+                    plan,
+                    BinOp::Mul,
+                    -1.0,
+                    false,
+                    false,
+                ))),
+                _ => Err(QueryError::BadData(
+                    "unary minus applies to scalars and instant vectors only".into(),
+                )),
+            },
+            Expr::VectorSelector(vs) => self.vector_selector(vs).map(Lowered::Vector),
+            Expr::MatrixSelector(ms) => self.matrix_selector(ms).map(Lowered::Matrix),
+            Expr::Call(call) => self.call(call).map(Lowered::Vector),
+            Expr::Aggregate(agg) => self.aggregate(agg).map(Lowered::Vector),
+            Expr::Binary(b) => self.binary(b),
+            Expr::Subquery(_) => Err(unsupported("subquery")),
+            Expr::Extension(_) => Err(unsupported("extension expression")),
+        }
+    }
+
+    fn offset_ms(vs: &VectorSelector) -> Result<i64, QueryError> {
+        if vs.at.is_some() {
+            return Err(unsupported("@ modifier"));
+        }
+        Ok(match &vs.offset {
+            None => 0,
+            Some(Offset::Pos(d)) => d.as_millis() as i64,
+            Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+        })
+    }
+
+    fn select(
+        &self,
+        vs: &VectorSelector,
+        min: i64,
+        max: i64,
+        drop_stale: bool,
+    ) -> Result<LogicalPlan, QueryError> {
+        if !vs.matchers.or_matchers.is_empty() {
+            return Err(unsupported("'or' between label matchers"));
+        }
+        let mut matchers: Vec<MatcherSpec> = vs
+            .matchers
+            .matchers
+            .iter()
+            .map(|m| MatcherSpec {
+                name: m.name.clone(),
+                op: match m.op {
+                    PMatchOp::Equal => "=",
+                    PMatchOp::NotEqual => "!=",
+                    PMatchOp::Re(_) => "=~",
+                    PMatchOp::NotRe(_) => "!~",
+                },
+                value: m.value.clone(),
+            })
+            .collect();
+        if let Some(name) = &vs.name {
+            if !matchers
+                .iter()
+                .any(|m| m.name == METRIC_NAME && m.op == "=" && m.value == *name)
+            {
+                matchers.push(MatcherSpec {
+                    name: METRIC_NAME.into(),
+                    op: "=",
+                    value: name.clone(),
+                });
+            }
+        }
+        // Compile once here so an invalid regex is a 400, not an execution failure.
+        for m in &matchers {
+            m.compile()
+                .map_err(|e| QueryError::BadData(e.to_string()))?;
+        }
+        Ok(PromNode::plan(
+            PromLogicalOp::Select {
+                tenant: self.tenant.clone(),
+                matchers,
+                min,
+                max,
+                drop_stale,
+            },
+            None,
+        ))
+    }
+
+    fn vector_selector(&self, vs: &VectorSelector) -> Result<LogicalPlan, QueryError> {
+        let offset = Self::offset_ms(vs)?;
+        let min = self.steps.start - offset - self.lookback + 1;
+        let max = self.steps.end - offset;
+        let scan = self.select(vs, min, max, false)?;
+        Ok(PromNode::plan(
+            PromLogicalOp::Instant {
+                steps: self.steps,
+                lookback: self.lookback,
+                offset,
+            },
+            Some(scan),
+        ))
+    }
+
+    fn matrix_selector(&self, ms: &MatrixSelector) -> Result<LogicalPlan, QueryError> {
+        let offset = Self::offset_ms(&ms.vs)?;
+        let range = ms.range.as_millis() as i64;
+        let max = self.steps.end - offset;
+        self.select(&ms.vs, self.steps.start - offset - range + 1, max, true)
+    }
+
+    fn call(&self, call: &Call) -> Result<LogicalPlan, QueryError> {
+        let name = call.func.name;
+        let func = match name {
+            "rate" => RangeFunc::Rate,
+            "increase" => RangeFunc::Increase,
+            "delta" => RangeFunc::Delta,
+            _ => return Err(unsupported(format!("function {name}()"))),
+        };
+        let Some(Expr::MatrixSelector(ms)) = call.args.args.first().map(|a| a.as_ref()) else {
+            return Err(unsupported(format!(
+                "{name}() over anything but a range selector (subqueries are not supported yet)"
+            )));
+        };
+        let offset = Self::offset_ms(&ms.vs)?;
+        let range = ms.range.as_millis() as i64;
+        let scan = self.select(
+            &ms.vs,
+            self.steps.start - offset - range + 1,
+            self.steps.end - offset,
+            false,
+        )?;
+        Ok(PromNode::plan(
+            PromLogicalOp::RangeFunction {
+                func,
+                steps: self.steps,
+                range,
+                offset,
+            },
+            Some(scan),
+        ))
+    }
+
+    fn aggregate(&self, agg: &AggregateExpr) -> Result<LogicalPlan, QueryError> {
+        let name = agg.op.to_string();
+        let op = match name.as_str() {
+            "sum" => AggOp::Sum,
+            "avg" => AggOp::Avg,
+            "min" => AggOp::Min,
+            "max" => AggOp::Max,
+            "count" => AggOp::Count,
+            _ => return Err(unsupported(format!("aggregation {name}"))),
+        };
+        if agg.param.is_some() {
+            return Err(unsupported(format!("aggregation {name} with a parameter")));
+        }
+        let grouping = match &agg.modifier {
+            None => Grouping::By(Vec::new()),
+            Some(LabelModifier::Include(l)) => Grouping::By(l.labels.clone()),
+            Some(LabelModifier::Exclude(l)) => Grouping::Without(l.labels.clone()),
+        };
+        let input = match self.lower(&agg.expr)? {
+            Lowered::Vector(p) => p,
+            _ => {
+                return Err(QueryError::BadData(format!(
+                    "expected an instant vector in aggregation {name}"
+                )));
+            }
+        };
+        Ok(PromNode::plan(
+            PromLogicalOp::Aggregate { op, grouping },
+            Some(input),
+        ))
+    }
+
+    fn binary(&self, b: &BinaryExpr) -> Result<Lowered, QueryError> {
+        let token = b.op.to_string();
+        let Some(op) = BinOp::parse(&token) else {
+            return Err(unsupported(format!("set operator {token}")));
+        };
+        let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
+        let lhs = self.lower(&b.lhs)?;
+        let rhs = self.lower(&b.rhs)?;
+        match (lhs, rhs) {
+            (Lowered::Scalar(l), Lowered::Scalar(r)) => {
+                let (v, keep) = op.apply(l, r);
+                Ok(Lowered::Scalar(if op.is_comparison() {
+                    if keep { 1.0 } else { 0.0 }
+                } else {
+                    v
+                }))
+            }
+            (Lowered::Vector(p), Lowered::Scalar(s)) => {
+                Ok(Lowered::Vector(scalar_binary(p, op, s, false, return_bool)))
+            }
+            (Lowered::Scalar(s), Lowered::Vector(p)) => {
+                Ok(Lowered::Vector(scalar_binary(p, op, s, true, return_bool)))
+            }
+            (Lowered::Vector(_), Lowered::Vector(_)) => Err(unsupported(format!(
+                "binary operator {token} between two instant vectors"
+            ))),
+            _ => Err(QueryError::BadData(format!(
+                "binary operator {token} needs scalar or instant vector operands"
+            ))),
+        }
+    }
+}
+
+fn scalar_binary(
+    plan: LogicalPlan,
+    op: BinOp,
+    scalar: f64,
+    scalar_on_left: bool,
+    return_bool: bool,
+) -> LogicalPlan {
+    PromNode::plan(
+        PromLogicalOp::ScalarBinary {
+            op,
+            scalar_bits: scalar.to_bits(),
+            scalar_on_left,
+            return_bool,
+        },
+        Some(plan),
+    )
+}

@@ -1,1 +1,278 @@
-//! nodes
+//! The PromQL logical node of a DataFusion plan, and the extension planner that turns it
+//! into `hypnos-engine`'s [`PromExec`].
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::sync::{Arc, LazyLock};
+
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::common::{DFSchema, DFSchemaRef};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::{
+    Expr, Extension, LogicalPlan, UserDefinedLogicalNode, UserDefinedLogicalNodeCore,
+};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
+use hypnos_engine::exec::{PromExec, PromOp};
+use hypnos_engine::ops::{AggOp, BinOp, Grouping, RangeFunc, Steps};
+use hypnos_engine::vector::vector_schema;
+use hypnos_schemas::{MatchOp, Matcher, SeriesSource, TenantId, TimeRange};
+
+static VECTOR_DFSCHEMA: LazyLock<DFSchemaRef> = LazyLock::new(|| {
+    Arc::new(DFSchema::try_from(vector_schema().as_ref().clone()).expect("valid schema"))
+});
+
+/// A label matcher as plain data (the compiled form is built when planning physically).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
+pub(crate) struct MatcherSpec {
+    pub(crate) name: String,
+    pub(crate) op: &'static str,
+    pub(crate) value: String,
+}
+
+impl MatcherSpec {
+    pub(crate) fn compile(&self) -> std::result::Result<Matcher, hypnos_schemas::SchemaError> {
+        let op = match self.op {
+            "=" => MatchOp::Equal,
+            "!=" => MatchOp::NotEqual,
+            "=~" => MatchOp::Re,
+            _ => MatchOp::NotRe,
+        };
+        Matcher::new(op, self.name.clone(), self.value.clone())
+    }
+}
+
+/// One PromQL step of a logical plan.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
+pub(crate) enum PromLogicalOp {
+    Select {
+        tenant: TenantId,
+        matchers: Vec<MatcherSpec>,
+        min: i64,
+        max: i64,
+        drop_stale: bool,
+    },
+    Instant {
+        steps: Steps,
+        lookback: i64,
+        offset: i64,
+    },
+    RangeFunction {
+        func: RangeFunc,
+        steps: Steps,
+        range: i64,
+        offset: i64,
+    },
+    Aggregate {
+        op: AggOp,
+        grouping: Grouping,
+    },
+    ScalarBinary {
+        op: BinOp,
+        /// The scalar's bits, so the node stays `Eq` and `Hash`.
+        scalar_bits: u64,
+        scalar_on_left: bool,
+        return_bool: bool,
+    },
+}
+
+/// The logical node: a [`PromLogicalOp`] over at most one input.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct PromNode {
+    op: PromLogicalOp,
+    input: Option<LogicalPlan>,
+}
+
+impl PromNode {
+    /// Wraps the node as a logical plan.
+    pub(crate) fn plan(op: PromLogicalOp, input: Option<LogicalPlan>) -> LogicalPlan {
+        LogicalPlan::Extension(Extension {
+            node: Arc::new(PromNode { op, input }),
+        })
+    }
+}
+
+impl PartialOrd for PromNode {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        self.op.partial_cmp(&other.op)
+    }
+}
+
+impl UserDefinedLogicalNodeCore for PromNode {
+    fn name(&self) -> &str {
+        match self.op {
+            PromLogicalOp::Select { .. } => "PromSelect",
+            PromLogicalOp::Instant { .. } => "PromInstant",
+            PromLogicalOp::RangeFunction { .. } => "PromRangeFunction",
+            PromLogicalOp::Aggregate { .. } => "PromAggregate",
+            PromLogicalOp::ScalarBinary { .. } => "PromScalarBinary",
+        }
+    }
+
+    fn inputs(&self) -> Vec<&LogicalPlan> {
+        self.input.iter().collect()
+    }
+
+    fn schema(&self) -> &DFSchemaRef {
+        &VECTOR_DFSCHEMA
+    }
+
+    fn expressions(&self) -> Vec<Expr> {
+        Vec::new()
+    }
+
+    fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}: ", UserDefinedLogicalNodeCore::name(self))?;
+        match &self.op {
+            PromLogicalOp::Select {
+                tenant,
+                matchers,
+                min,
+                max,
+                drop_stale,
+            } => {
+                let m: Vec<String> = matchers
+                    .iter()
+                    .map(|m| format!("{}{}{:?}", m.name, m.op, m.value))
+                    .collect();
+                write!(
+                    f,
+                    "tenant={tenant}, matchers=[{}], time=[{min}, {max}], drop_stale={drop_stale}",
+                    m.join(", ")
+                )
+            }
+            PromLogicalOp::Instant {
+                steps,
+                lookback,
+                offset,
+            } => write!(
+                f,
+                "steps={}..{} by {}, lookback={lookback}ms, offset={offset}ms",
+                steps.start, steps.end, steps.step
+            ),
+            PromLogicalOp::RangeFunction {
+                func,
+                steps,
+                range,
+                offset,
+            } => write!(
+                f,
+                "{}[{range}ms], offset={offset}ms, steps={}..{} by {}",
+                func.name(),
+                steps.start,
+                steps.end,
+                steps.step
+            ),
+            PromLogicalOp::Aggregate { op, grouping } => write!(f, "{} {grouping:?}", op.name()),
+            PromLogicalOp::ScalarBinary {
+                op,
+                scalar_bits,
+                scalar_on_left,
+                return_bool,
+            } => write!(
+                f,
+                "{op:?} scalar={}, scalar_on_left={scalar_on_left}, bool={return_bool}",
+                f64::from_bits(*scalar_bits)
+            ),
+        }
+    }
+
+    fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, inputs: Vec<LogicalPlan>) -> Result<Self> {
+        Ok(Self {
+            op: self.op.clone(),
+            input: inputs.into_iter().next(),
+        })
+    }
+}
+
+/// Plans [`PromNode`]s as [`PromExec`]s reading `source`.
+#[derive(Debug)]
+pub(crate) struct PromExtensionPlanner {
+    pub(crate) source: Arc<dyn SeriesSource>,
+}
+
+#[async_trait]
+impl ExtensionPlanner for PromExtensionPlanner {
+    async fn plan_extension(
+        &self,
+        _planner: &dyn PhysicalPlanner,
+        node: &dyn UserDefinedLogicalNode,
+        _logical_inputs: &[&LogicalPlan],
+        physical_inputs: &[Arc<dyn ExecutionPlan>],
+        _session: &dyn Session,
+        _planning_ctx: &PhysicalPlanningContext,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        let Some(node) = node.as_any().downcast_ref::<PromNode>() else {
+            return Ok(None);
+        };
+        let op = match &node.op {
+            PromLogicalOp::Select {
+                tenant,
+                matchers,
+                min,
+                max,
+                drop_stale,
+            } => {
+                let matchers = matchers
+                    .iter()
+                    .map(MatcherSpec::compile)
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                let op = PromOp::Select {
+                    tenant: tenant.clone(),
+                    matchers,
+                    range: TimeRange::new(*min, *max),
+                    drop_stale: *drop_stale,
+                };
+                return Ok(Some(Arc::new(PromExec::select(
+                    op,
+                    Arc::clone(&self.source),
+                ))));
+            }
+            PromLogicalOp::Instant {
+                steps,
+                lookback,
+                offset,
+            } => PromOp::Instant {
+                steps: *steps,
+                lookback: *lookback,
+                offset: *offset,
+            },
+            PromLogicalOp::RangeFunction {
+                func,
+                steps,
+                range,
+                offset,
+            } => PromOp::RangeFunction {
+                func: *func,
+                steps: *steps,
+                range: *range,
+                offset: *offset,
+            },
+            PromLogicalOp::Aggregate { op, grouping } => PromOp::Aggregate {
+                op: *op,
+                grouping: grouping.clone(),
+            },
+            PromLogicalOp::ScalarBinary {
+                op,
+                scalar_bits,
+                scalar_on_left,
+                return_bool,
+            } => PromOp::ScalarBinary {
+                op: *op,
+                scalar: f64::from_bits(*scalar_bits),
+                scalar_on_left: *scalar_on_left,
+                return_bool: *return_bool,
+            },
+        };
+        let input = physical_inputs.first().cloned().ok_or_else(|| {
+            DataFusionError::Internal(format!(
+                "{} has no input",
+                UserDefinedLogicalNodeCore::name(node)
+            ))
+        })?;
+        Ok(Some(Arc::new(PromExec::over(op, input))))
+    }
+}

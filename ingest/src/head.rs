@@ -1,0 +1,151 @@
+//! A tenant's in-memory head: its series, found by label-set fingerprint, with columnar
+//! samples (see [`series::MemSeries`]).
+
+use std::collections::HashMap;
+
+use hypnos_schemas::matcher::matches_all;
+use hypnos_schemas::remote::Sample;
+use hypnos_schemas::{Labels, Matcher, SeriesData, TimeRange};
+
+mod series;
+
+use series::MemSeries;
+pub(crate) use series::merge_sorted;
+
+/// What one append did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct AppendStats {
+    pub(crate) appended: usize,
+    pub(crate) duplicates: usize,
+}
+
+/// The series of one tenant since the last cut.
+///
+/// Series are matched linearly by `select`; an inverted index (postings: label name/value to
+/// series ids) is the next step when heads grow large.
+#[derive(Debug, Default)]
+pub(crate) struct Head {
+    series: Vec<MemSeries>,
+    /// Label-set fingerprint to the series with that fingerprint (several on a collision).
+    by_fingerprint: HashMap<u64, Vec<u32>>,
+    num_samples: usize,
+}
+
+impl Head {
+    pub(crate) fn num_series(&self) -> usize {
+        self.series.len()
+    }
+
+    pub(crate) fn num_samples(&self) -> usize {
+        self.num_samples
+    }
+
+    /// Appends `samples` to the series `labels`, creating it when new.
+    pub(crate) fn append(&mut self, labels: Labels, samples: &[Sample]) -> AppendStats {
+        let fp = labels.fingerprint();
+        self.append_with_fingerprint(fp, labels, samples)
+    }
+
+    fn append_with_fingerprint(
+        &mut self,
+        fp: u64,
+        labels: Labels,
+        samples: &[Sample],
+    ) -> AppendStats {
+        if samples.is_empty() {
+            return AppendStats::default();
+        }
+        let idx = self.series_index(fp, labels);
+        let s = &mut self.series[idx];
+        let mut stats = AppendStats::default();
+        for sample in samples {
+            if s.append(sample.timestamp, sample.value) {
+                stats.appended += 1;
+            } else {
+                stats.duplicates += 1;
+            }
+        }
+        self.num_samples += stats.appended;
+        stats
+    }
+
+    fn series_index(&mut self, fp: u64, labels: Labels) -> usize {
+        let ids = self.by_fingerprint.entry(fp).or_default();
+        if let Some(i) = ids
+            .iter()
+            .find(|i| *self.series[**i as usize].labels() == labels)
+        {
+            return *i as usize;
+        }
+        let idx = self.series.len();
+        ids.push(idx as u32);
+        self.series.push(MemSeries::new(labels));
+        idx
+    }
+
+    /// The series matching every matcher that have samples in `range`, with those samples.
+    pub(crate) fn select(&self, matchers: &[Matcher], range: TimeRange) -> Vec<SeriesData> {
+        self.series
+            .iter()
+            .filter(|s| {
+                s.time_bounds()
+                    .is_some_and(|(lo, hi)| range.overlaps(lo, hi))
+                    && matches_all(matchers, s.labels())
+            })
+            .filter_map(|s| {
+                let (ts, values) = s.read(range)?;
+                Some(SeriesData::new(s.labels().clone(), ts, values))
+            })
+            .collect()
+    }
+
+    /// The label sets of the series matching every matcher that have samples in `range`.
+    pub(crate) fn series_labels(&self, matchers: &[Matcher], range: TimeRange) -> Vec<Labels> {
+        self.series
+            .iter()
+            .filter(|s| s.has_samples_in(range) && matches_all(matchers, s.labels()))
+            .map(|s| s.labels().clone())
+            .collect()
+    }
+
+    /// Every series with all its samples (what a flush writes).
+    pub(crate) fn all_series(&self) -> Vec<SeriesData> {
+        self.select(&[], TimeRange::new(i64::MIN, i64::MAX))
+    }
+}
+
+/// Merges the selections of several heads of one tenant (oldest first) so each label set
+/// appears once, its samples sorted and unique (the oldest head's sample wins).
+pub(crate) fn merge_selections(parts: Vec<Vec<SeriesData>>) -> Vec<SeriesData> {
+    let mut parts = parts.into_iter();
+    let Some(mut out) = parts.next() else {
+        return Vec::new();
+    };
+    for part in parts {
+        let mut pos: HashMap<Labels, usize> = out
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.labels.clone(), i))
+            .collect();
+        for s in part {
+            match pos.get(&s.labels) {
+                Some(&i) => {
+                    let a = &out[i];
+                    let (ts, values) = merge_sorted(
+                        (a.timestamps().values(), a.values().values()),
+                        (s.timestamps().values(), s.values().values()),
+                    );
+                    out[i] = SeriesData::new(s.labels, ts.into(), values.into());
+                }
+                None => {
+                    pos.insert(s.labels.clone(), out.len());
+                    out.push(s);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

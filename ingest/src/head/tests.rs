@@ -1,0 +1,201 @@
+use std::collections::BTreeMap;
+
+use hypnos_schemas::{MatchOp, STALE_NAN_BITS};
+use proptest::prelude::*;
+
+use super::series::{CHUNK_LEN, MemSeries};
+use super::*;
+
+fn labels(name: &str, job: &str) -> Labels {
+    Labels::from_pairs([("__name__", name), ("job", job)])
+}
+
+fn samples(points: &[(i64, f64)]) -> Vec<Sample> {
+    points
+        .iter()
+        .map(|&(timestamp, value)| Sample { value, timestamp })
+        .collect()
+}
+
+fn all() -> TimeRange {
+    TimeRange::new(i64::MIN, i64::MAX)
+}
+
+fn read_bits(s: &MemSeries, r: TimeRange) -> Vec<(i64, u64)> {
+    match s.read(r) {
+        None => Vec::new(),
+        Some((ts, vs)) => ts
+            .values()
+            .iter()
+            .zip(vs.values().iter())
+            .map(|(t, v)| (*t, v.to_bits()))
+            .collect(),
+    }
+}
+
+#[test]
+fn in_order_appends_seal_chunks_of_120() {
+    let mut s = MemSeries::new(labels("up", "a"));
+    for t in 0..(2 * CHUNK_LEN as i64 + 10) {
+        assert!(s.append(t * 10, t as f64));
+    }
+    assert_eq!(s.num_chunks(), 2);
+    assert_eq!(s.num_samples(), 2 * CHUNK_LEN + 10);
+    assert_eq!(s.num_out_of_order(), 0);
+    // A range crossing both chunk boundaries, ends included.
+    let got = read_bits(&s, TimeRange::new(1190, 2410));
+    assert_eq!(got.first().unwrap().0, 1190);
+    assert_eq!(got.last().unwrap().0, 2410);
+    assert_eq!(got.len(), 123);
+    assert!(got.windows(2).all(|w| w[0].0 + 10 == w[1].0));
+    assert!(read_bits(&s, TimeRange::new(5, 9)).is_empty());
+    assert!(s.read(TimeRange::new(100_000, 200_000)).is_none());
+}
+
+#[test]
+fn duplicates_are_dropped_first_write_wins() {
+    let mut s = MemSeries::new(labels("up", "a"));
+    for t in 0..300 {
+        s.append(t, 1.0);
+    }
+    // Equal to the last, to one in a sealed chunk, to one in the open buffer.
+    assert!(!s.append(299, 2.0));
+    assert!(!s.append(5, 2.0));
+    assert!(!s.append(250, 2.0));
+    assert_eq!(s.num_samples(), 300);
+    assert!(
+        read_bits(&s, all())
+            .iter()
+            .all(|(_, v)| *v == 1f64.to_bits())
+    );
+}
+
+#[test]
+fn out_of_order_samples_merge_sorted_and_dedupe() {
+    let mut s = MemSeries::new(labels("up", "a"));
+    for t in [10, 20, 30] {
+        assert!(s.append(t, t as f64));
+    }
+    assert!(s.append(15, 15.0));
+    assert!(s.append(5, 5.0));
+    assert!(!s.append(15, 99.0));
+    assert!(!s.append(20, 99.0));
+    assert_eq!(s.num_out_of_order(), 2);
+    let got: Vec<i64> = read_bits(&s, all()).into_iter().map(|x| x.0).collect();
+    assert_eq!(got, vec![5, 10, 15, 20, 30]);
+    let got: Vec<i64> = read_bits(&s, TimeRange::new(6, 15))
+        .into_iter()
+        .map(|x| x.0)
+        .collect();
+    assert_eq!(got, vec![10, 15]);
+    assert_eq!(s.time_bounds(), Some((5, 30)));
+    assert!(s.has_samples_in(TimeRange::new(4, 5)));
+    assert!(!s.has_samples_in(TimeRange::new(11, 14)));
+}
+
+#[test]
+fn nan_payloads_come_back_bit_exact() {
+    let mut s = MemSeries::new(labels("up", "a"));
+    let odd = 0x7ff8_0000_dead_beefu64;
+    s.append(2, f64::from_bits(STALE_NAN_BITS));
+    s.append(1, f64::from_bits(odd));
+    s.append(3, -0.0);
+    assert_eq!(
+        read_bits(&s, all()),
+        vec![(1, odd), (2, STALE_NAN_BITS), (3, (-0.0f64).to_bits())]
+    );
+}
+
+#[test]
+fn head_keeps_series_apart_on_fingerprint_collisions() {
+    let mut h = Head::default();
+    let a = labels("up", "a");
+    let b = labels("up", "b");
+    h.append_with_fingerprint(7, a.clone(), &samples(&[(1, 1.0)]));
+    h.append_with_fingerprint(7, b.clone(), &samples(&[(1, 2.0)]));
+    let st = h.append_with_fingerprint(7, a.clone(), &samples(&[(1, 3.0), (2, 3.0)]));
+    assert_eq!(
+        st,
+        AppendStats {
+            appended: 1,
+            duplicates: 1
+        }
+    );
+    assert_eq!((h.num_series(), h.num_samples()), (2, 3));
+    let mut got = h.all_series();
+    got.sort_by(|x, y| x.labels.cmp(&y.labels));
+    assert_eq!(got[0].labels, a);
+    assert_eq!(got[0].values().values().to_vec(), vec![1.0, 3.0]);
+    assert_eq!(got[1].labels, b);
+    assert_eq!(got[1].values().values().to_vec(), vec![2.0]);
+}
+
+#[test]
+fn head_select_filters_by_matchers_and_range() {
+    let mut h = Head::default();
+    h.append(labels("up", "a"), &samples(&[(1, 1.0), (5, 1.0)]));
+    h.append(labels("up", "b"), &samples(&[(10, 1.0)]));
+    h.append(labels("down", "a"), &samples(&[(1, 1.0)]));
+    let up = Matcher::new(MatchOp::Equal, "__name__", "up").unwrap();
+    assert_eq!(h.select(std::slice::from_ref(&up), all()).len(), 2);
+    let got = h.select(std::slice::from_ref(&up), TimeRange::new(2, 9));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].timestamps().values().to_vec(), vec![5]);
+    let re = Matcher::new(MatchOp::Re, "job", "a|c").unwrap();
+    assert_eq!(h.select(&[re], all()).len(), 2);
+    assert_eq!(
+        h.series_labels(&[up], TimeRange::new(2, 4)),
+        Vec::<Labels>::new()
+    );
+}
+
+#[test]
+fn merge_selections_unions_series_and_keeps_the_oldest_sample() {
+    let sd =
+        |l: &Labels, ts: Vec<i64>, vs: Vec<f64>| SeriesData::new(l.clone(), ts.into(), vs.into());
+    let a = labels("up", "a");
+    let b = labels("up", "b");
+    let old = vec![sd(&a, vec![1, 3], vec![1.0, 3.0])];
+    let new = vec![
+        sd(&a, vec![2, 3, 4], vec![2.0, 9.0, 4.0]),
+        sd(&b, vec![1], vec![1.0]),
+    ];
+    let got = merge_selections(vec![old, new]);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].timestamps().values().to_vec(), vec![1, 2, 3, 4]);
+    assert_eq!(got[0].values().values().to_vec(), vec![1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(got[1].labels, b);
+}
+
+proptest! {
+    /// Appends and reads agree with a BTreeMap model (first write wins) for random mostly
+    /// increasing timestamps with out-of-order samples and duplicates.
+    #[test]
+    fn series_matches_btreemap_model(
+        steps in prop::collection::vec((-40i64..6, any::<u64>()), 0..700),
+        ranges in prop::collection::vec((-50i64..800, 0i64..400), 1..8),
+    ) {
+        let mut s = MemSeries::new(labels("up", "a"));
+        let mut model: BTreeMap<i64, u64> = BTreeMap::new();
+        let mut base = 0i64;
+        for (delta, bits) in steps {
+            base += 1;
+            let t = base + delta;
+            let appended = s.append(t, f64::from_bits(bits));
+            let fresh = !model.contains_key(&t);
+            if fresh {
+                model.insert(t, bits);
+            }
+            prop_assert_eq!(appended, fresh, "timestamp {}", t);
+        }
+        prop_assert_eq!(s.num_samples(), model.len());
+        let want: Vec<(i64, u64)> = model.iter().map(|(t, v)| (*t, *v)).collect();
+        prop_assert_eq!(read_bits(&s, all()), want);
+        for (min, len) in ranges {
+            let r = TimeRange::new(min, min + len);
+            let want: Vec<(i64, u64)> = model.range(r.min..=r.max).map(|(t, v)| (*t, *v)).collect();
+            prop_assert_eq!(s.has_samples_in(r), !want.is_empty());
+            prop_assert_eq!(read_bits(&s, r), want);
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! [`Ingester`]: the write path end to end (validate, log, apply, acknowledge), the flush
+//! protocol, and the heads as a [`SeriesSource`].
+//!
+//! Invariants:
+//! - a write is answered only after its record is fsynced and applied to its tenant's head;
+//! - records are applied in log order, by the single writer thread;
+//! - a cut happens on that thread between two group commits, so the segments up to the
+//!   sealed one hold exactly the records of the cut heads;
+//! - a cut head stays readable until the sink has been told about its block; segments are
+//!   deleted (and the checkpoint advanced) only once every cut head is in a block.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hypnos_schemas::block::write_block;
+use hypnos_schemas::layout::BlockMeta;
+use hypnos_schemas::remote::WriteRequest;
+use hypnos_schemas::{
+    BlockSink, Labels, Matcher, SchemaError, SeriesData, SeriesSource, TenantId, TimeRange,
+};
+use object_store::ObjectStore;
+use parking_lot::RwLock;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, error, info};
+
+use crate::decode::{DEFAULT_MAX_DECOMPRESSED_BYTES, decode_write_request};
+use crate::head::{AppendStats, Head, merge_selections};
+use crate::metrics::Metrics;
+use crate::validate::{ValidRequest, validate};
+use crate::{IngestError, wal};
+
+mod writer;
+
+use writer::{Append, WalCmd};
+
+/// Requests queued for the writer thread before writers wait.
+const WAL_QUEUE: usize = 4096;
+
+/// Configuration of the write path.
+#[derive(Clone, Debug)]
+pub struct IngestConfig {
+    /// The WAL lives in `data_dir/wal`.
+    pub data_dir: PathBuf,
+    /// Heads are cut and flushed this often.
+    pub block_duration: Duration,
+    /// Larger decompressed bodies are refused with [`IngestError::TooLarge`].
+    pub max_decompressed_bytes: usize,
+}
+
+impl IngestConfig {
+    /// The defaults (2h blocks, 64 MiB bodies) with data under `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            block_duration: Duration::from_secs(2 * 60 * 60),
+            max_decompressed_bytes: DEFAULT_MAX_DECOMPRESSED_BYTES,
+        }
+    }
+}
+
+/// What a write did. `samples` were added; `duplicates` were dropped because their series
+/// already had a sample at that timestamp (a retried request is all duplicates).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Series with at least one sample in the request.
+    pub series: usize,
+    pub samples: usize,
+    pub duplicates: usize,
+}
+
+/// The heads of every tenant: the active ones taking writes, and cut ones until their
+/// blocks are written.
+#[derive(Debug, Default)]
+struct HeadSet {
+    active: HashMap<TenantId, Arc<RwLock<Head>>>,
+    /// In cut order: older heads first.
+    flushing: Vec<(TenantId, Arc<RwLock<Head>>)>,
+}
+
+/// What the writer thread and the ingester share.
+#[derive(Debug)]
+struct Shared {
+    heads: RwLock<HeadSet>,
+    metrics: Metrics,
+}
+
+impl Shared {
+    /// Applies a logged request to its tenant's active head.
+    fn apply(&self, tenant: &TenantId, req: ValidRequest) -> AppendStats {
+        let head = self.heads.read().active.get(tenant).cloned();
+        let head = head.unwrap_or_else(|| {
+            Arc::clone(self.heads.write().active.entry(tenant.clone()).or_default())
+        });
+        let mut head = head.write();
+        let mut stats = AppendStats::default();
+        for s in req.series {
+            let a = head.append(s.labels, &s.samples);
+            stats.appended += a.appended;
+            stats.duplicates += a.duplicates;
+        }
+        stats
+    }
+
+    /// The heads of `tenant`, oldest first.
+    fn tenant_heads(&self, tenant: &TenantId) -> Vec<Arc<RwLock<Head>>> {
+        let hs = self.heads.read();
+        hs.flushing
+            .iter()
+            .filter(|(t, _)| t == tenant)
+            .map(|(_, h)| Arc::clone(h))
+            .chain(hs.active.get(tenant).cloned())
+            .collect()
+    }
+
+    /// Series and samples of `tenant` in memory.
+    fn tenant_stats(&self, tenant: &TenantId) -> (usize, usize) {
+        self.tenant_heads(tenant)
+            .iter()
+            .map(|h| {
+                let h = h.read();
+                (h.num_series(), h.num_samples())
+            })
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    }
+
+    fn update_gauges(&self, tenant: &TenantId) {
+        let (series, samples) = self.tenant_stats(tenant);
+        let t = [tenant.as_str()];
+        self.metrics
+            .head_series
+            .with_label_values(&t)
+            .set(series as i64);
+        self.metrics
+            .head_samples
+            .with_label_values(&t)
+            .set(samples as i64);
+    }
+}
+
+/// The remote-write receiver: WAL, per-tenant heads and flushes. Cheap to share as
+/// `Arc<Ingester>`; dropping the last reference stops the WAL writer thread.
+pub struct Ingester {
+    cfg: IngestConfig,
+    wal_dir: PathBuf,
+    shared: Arc<Shared>,
+    store: Arc<dyn ObjectStore>,
+    sink: Arc<dyn BlockSink>,
+    wal_tx: mpsc::Sender<WalCmd>,
+    wal_thread: Option<std::thread::JoinHandle<()>>,
+    flush_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Ingester {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingester")
+            .field("cfg", &self.cfg)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ingester {
+    /// Opens the WAL under `data_dir/wal`, replays it into heads (a torn or corrupt tail
+    /// record is truncated with a warning; everything before it is kept) and starts the WAL
+    /// writer thread. Metrics are registered into `registry`.
+    pub async fn open(
+        cfg: IngestConfig,
+        store: Arc<dyn ObjectStore>,
+        sink: Arc<dyn BlockSink>,
+        registry: &prometheus::Registry,
+    ) -> Result<Arc<Self>, IngestError> {
+        if cfg.block_duration.is_zero() {
+            return Err(IngestError::Config(
+                "block duration must be positive".into(),
+            ));
+        }
+        let shared = Arc::new(Shared {
+            heads: RwLock::new(HeadSet::default()),
+            metrics: Metrics::new(registry)?,
+        });
+        let wal_dir = cfg.data_dir.join("wal");
+        let (heads, wal_writer) = {
+            let (dir, shared) = (wal_dir.clone(), Arc::clone(&shared));
+            tokio::task::spawn_blocking(move || writer::replay(&dir, &shared))
+                .await
+                .map_err(|e| IngestError::Wal(std::io::Error::other(e)))??
+        };
+        let tenants: Vec<TenantId> = heads.keys().cloned().collect();
+        shared.heads.write().active = writer::into_shared_heads(heads);
+        for t in &tenants {
+            shared.update_gauges(t);
+        }
+        let (wal_tx, rx) = mpsc::channel(WAL_QUEUE);
+        let thread = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("hypnos-wal".into())
+                .spawn(move || wal_writer.run(rx, shared))
+                .map_err(|e| IngestError::wal("starting the writer thread", e))?
+        };
+        info!(wal = %wal_dir.display(), tenants = tenants.len(), "ingester open");
+        Ok(Arc::new(Self {
+            cfg,
+            wal_dir,
+            shared,
+            store,
+            sink,
+            wal_tx,
+            wal_thread: Some(thread),
+            flush_lock: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// Decodes a remote-write 1.0 body (see [`decode_write_request`]) with this ingester's
+    /// size limit.
+    pub fn decode(
+        &self,
+        content_encoding: Option<&str>,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<WriteRequest, IngestError> {
+        decode_write_request(
+            content_encoding,
+            content_type,
+            body,
+            self.cfg.max_decompressed_bytes,
+        )
+    }
+
+    /// Validates the whole request (nothing is applied when any series is invalid), attaches
+    /// `tenant_id=<tenant>` to every series, appends it to the WAL, waits for the fsync (shared
+    /// with concurrent writers), applies it to the tenant's head and only then returns: after
+    /// `Ok` the samples are visible to `select`.
+    pub async fn write(
+        &self,
+        tenant: &TenantId,
+        req: WriteRequest,
+    ) -> Result<WriteStats, IngestError> {
+        let req = validate(tenant, req)?;
+        let series = req.series.len();
+        if req.num_samples == 0 {
+            return Ok(WriteStats {
+                series,
+                ..WriteStats::default()
+            });
+        }
+        let payload = wal::encode_payload(tenant, &req)?;
+        let (reply, rx) = oneshot::channel();
+        self.wal_tx
+            .send(WalCmd::Append(Append {
+                tenant: tenant.clone(),
+                req,
+                payload,
+                reply,
+            }))
+            .await
+            .map_err(|_| IngestError::ShutDown)?;
+        let stats = rx.await.map_err(|_| IngestError::ShutDown)??;
+        let m = &self.shared.metrics;
+        let t = [tenant.as_str()];
+        m.samples
+            .with_label_values(&t)
+            .inc_by((stats.appended + stats.duplicates) as u64);
+        m.series.with_label_values(&t).inc_by(series as u64);
+        if stats.duplicates > 0 {
+            m.duplicates
+                .with_label_values(&t)
+                .inc_by(stats.duplicates as u64);
+        }
+        Ok(WriteStats {
+            series,
+            samples: stats.appended,
+            duplicates: stats.duplicates,
+        })
+    }
+
+    /// Cuts every head now, writes each non-empty one as a Parquet block, tells the sink
+    /// about each block, then truncates the WAL. Returns the metas of the blocks written.
+    /// Concurrent flushes are serialized. Heads whose block could not be written stay in
+    /// memory (and in the WAL) and are retried by the next flush.
+    pub async fn flush(&self) -> Result<Vec<BlockMeta>, IngestError> {
+        let _guard = self.flush_lock.lock().await;
+        let result = self.flush_locked().await;
+        let outcome = if result.is_ok() { "success" } else { "failure" };
+        self.shared
+            .metrics
+            .flushes
+            .with_label_values(&[outcome])
+            .inc();
+        result
+    }
+
+    async fn flush_locked(&self) -> Result<Vec<BlockMeta>, IngestError> {
+        let (reply, rx) = oneshot::channel();
+        self.wal_tx
+            .send(WalCmd::Cut(reply))
+            .await
+            .map_err(|_| IngestError::ShutDown)?;
+        let sealed = rx.await.map_err(|_| IngestError::ShutDown)??;
+        // Heads left over by a failed flush are retried along with the new cut.
+        let pending = self.shared.heads.read().flushing.clone();
+        let mut metas = Vec::new();
+        let mut failure = None;
+        for (tenant, head) in pending {
+            let series = head.read().all_series();
+            if !series.is_empty() {
+                match write_block(&self.store, &tenant, series).await {
+                    Ok(meta) => {
+                        info!(
+                            tenant = %tenant,
+                            block = %meta.ulid,
+                            series = meta.num_series,
+                            samples = meta.num_samples,
+                            min_time = meta.min_time,
+                            max_time = meta.max_time,
+                            "wrote head block"
+                        );
+                        self.sink.block_written(&meta);
+                        self.shared
+                            .metrics
+                            .flushed_blocks
+                            .with_label_values(&[tenant.as_str()])
+                            .inc();
+                        metas.push(meta);
+                    }
+                    Err(e) => {
+                        error!(tenant = %tenant, error = %e, "writing head block failed; the head is kept for the next flush");
+                        failure.get_or_insert(e);
+                        continue;
+                    }
+                }
+            }
+            // The block is visible through the sink now: the head can go.
+            self.shared
+                .heads
+                .write()
+                .flushing
+                .retain(|(_, h)| !Arc::ptr_eq(h, &head));
+            self.shared.update_gauges(&tenant);
+        }
+        if let Some(e) = failure {
+            return Err(IngestError::Store(e));
+        }
+        let dir = self.wal_dir.clone();
+        let deleted = tokio::task::spawn_blocking(move || wal::truncate(&dir, sealed))
+            .await
+            .map_err(|e| IngestError::Wal(std::io::Error::other(e)))?
+            .map_err(|e| IngestError::wal(format!("truncating up to segment {sealed}"), e))?;
+        if metas.is_empty() {
+            debug!(segment = sealed, deleted, "flush: nothing to write");
+        } else {
+            info!(
+                segment = sealed,
+                deleted,
+                blocks = metas.len(),
+                "flushed heads and truncated the write-ahead log"
+            );
+        }
+        Ok(metas)
+    }
+
+    /// Spawns the task that flushes every block duration; errors are logged and the flush
+    /// is retried at the next tick. The task ends when the ingester is dropped.
+    pub fn spawn_flush_loop(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let this: Weak<Self> = Arc::downgrade(self);
+        let period = self.cfg.block_duration;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(this) = this.upgrade() else { break };
+                if let Err(e) = this.flush().await {
+                    error!(error = %e, "scheduled flush failed; retrying at the next tick");
+                }
+            }
+        })
+    }
+
+    /// Per tenant: series and samples in memory (heads being flushed included), by tenant.
+    pub fn head_stats(&self) -> Vec<(TenantId, usize, usize)> {
+        let tenants: BTreeSet<TenantId> = {
+            let hs = self.shared.heads.read();
+            hs.active
+                .keys()
+                .chain(hs.flushing.iter().map(|(t, _)| t))
+                .cloned()
+                .collect()
+        };
+        tenants
+            .into_iter()
+            .map(|t| {
+                let (series, samples) = self.shared.tenant_stats(&t);
+                (t, series, samples)
+            })
+            .filter(|(_, _, samples)| *samples > 0)
+            .collect()
+    }
+
+    fn select_heads(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        range: TimeRange,
+    ) -> Vec<SeriesData> {
+        let parts = self
+            .shared
+            .tenant_heads(tenant)
+            .iter()
+            .map(|h| h.read().select(matchers, range))
+            .collect();
+        merge_selections(parts)
+    }
+}
+
+impl Drop for Ingester {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer thread once it has served what is queued.
+        let (closed, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.wal_tx, closed));
+        if let Some(t) = self.wal_thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[async_trait]
+impl SeriesSource for Ingester {
+    async fn select(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        range: TimeRange,
+    ) -> Result<Vec<SeriesData>, SchemaError> {
+        Ok(self.select_heads(tenant, matchers, range))
+    }
+
+    async fn series(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        range: TimeRange,
+    ) -> Result<Vec<Labels>, SchemaError> {
+        let mut out: Vec<Labels> = self
+            .shared
+            .tenant_heads(tenant)
+            .iter()
+            .flat_map(|h| h.read().series_labels(matchers, range))
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

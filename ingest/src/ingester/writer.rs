@@ -1,0 +1,218 @@
+//! The WAL writer thread: group commit, applying records to the heads in log order, and the
+//! cut that starts a flush. Also the replay that runs before it starts.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hypnos_schemas::TenantId;
+use parking_lot::RwLock;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, info, warn};
+
+use super::Shared;
+use crate::IngestError;
+use crate::head::{AppendStats, Head};
+use crate::validate::ValidRequest;
+use crate::wal::{self, SegmentWriter};
+
+/// Most record bytes written by one group commit.
+const MAX_GROUP_BYTES: usize = 64 << 20;
+
+/// A request to the writer thread.
+pub(super) enum WalCmd {
+    Append(Append),
+    /// Seal the current segment, start a new one and move the active heads to the flushing
+    /// list; answers the number of the sealed segment: every record of segments up to it is
+    /// in the cut heads, none after it.
+    Cut(oneshot::Sender<Result<u64, IngestError>>),
+}
+
+/// One validated request with its encoded WAL payload and who waits for it.
+pub(super) struct Append {
+    pub(super) tenant: TenantId,
+    pub(super) req: ValidRequest,
+    pub(super) payload: Vec<u8>,
+    pub(super) reply: oneshot::Sender<Result<AppendStats, IngestError>>,
+}
+
+/// Owns the segment being appended to; lives on its own thread.
+pub(super) struct WalWriter {
+    dir: PathBuf,
+    current: Option<SegmentWriter>,
+    /// The highest segment number used so far.
+    last: u64,
+    buf: Vec<u8>,
+}
+
+impl WalWriter {
+    pub(super) fn create(dir: &Path, n: u64) -> Result<Self, IngestError> {
+        let seg = SegmentWriter::create(dir, n)
+            .map_err(|e| IngestError::wal(format!("creating segment {n}"), e))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            current: Some(seg),
+            last: n,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Serves commands until every sender is gone.
+    pub(super) fn run(mut self, mut rx: mpsc::Receiver<WalCmd>, shared: Arc<Shared>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut batch = Vec::new();
+            let mut cut = None;
+            match first {
+                WalCmd::Append(a) => batch.push(a),
+                WalCmd::Cut(c) => cut = Some(c),
+            }
+            let mut bytes = batch.iter().map(|a| a.payload.len()).sum::<usize>();
+            while cut.is_none() && bytes < MAX_GROUP_BYTES {
+                match rx.try_recv() {
+                    Ok(WalCmd::Append(a)) => {
+                        bytes += a.payload.len();
+                        batch.push(a);
+                    }
+                    Ok(WalCmd::Cut(c)) => cut = Some(c),
+                    Err(_) => break,
+                }
+            }
+            if !batch.is_empty() {
+                self.commit(batch, &shared);
+            }
+            if let Some(reply) = cut {
+                let _ = reply.send(self.cut(&shared));
+            }
+        }
+    }
+
+    /// Writes the batch, fsyncs once, applies it to the heads in order, then answers.
+    fn commit(&mut self, batch: Vec<Append>, shared: &Shared) {
+        self.buf.clear();
+        for a in &batch {
+            wal::frame_record(&mut self.buf, &a.payload);
+        }
+        if let Err(e) = self.write_synced() {
+            let segment = self.last;
+            error!(segment, error = %e, "write-ahead log append failed; starting a new segment");
+            // The segment may end in a partial record now: never append behind it.
+            self.current = None;
+            for a in batch {
+                let _ = a.reply.send(Err(IngestError::Wal(std::io::Error::new(
+                    e.kind(),
+                    format!("appending to segment {segment}: {e}"),
+                ))));
+            }
+            return;
+        }
+        shared.metrics.wal_fsyncs.inc();
+        let mut touched: Vec<TenantId> = Vec::new();
+        for a in batch {
+            let stats = shared.apply(&a.tenant, a.req);
+            if !touched.contains(&a.tenant) {
+                touched.push(a.tenant);
+            }
+            let _ = a.reply.send(Ok(stats));
+        }
+        for t in &touched {
+            shared.update_gauges(t);
+        }
+    }
+
+    fn write_synced(&mut self) -> std::io::Result<()> {
+        if self.current.is_none() {
+            self.current = Some(SegmentWriter::create(&self.dir, self.last + 1)?);
+            self.last += 1;
+        }
+        let seg = self.current.as_mut().expect("opened above");
+        seg.write_synced(&self.buf)
+    }
+
+    fn cut(&mut self, shared: &Shared) -> Result<u64, IngestError> {
+        let sealed = self.last;
+        let next = SegmentWriter::create(&self.dir, sealed + 1).map_err(|e| {
+            // Leave the current segment closed so the next append retries a fresh one.
+            self.current = None;
+            IngestError::wal(format!("creating segment {}", sealed + 1), e)
+        })?;
+        self.last = next.number();
+        self.current = Some(next);
+        let mut heads = shared.heads.write();
+        let mut cut: Vec<_> = std::mem::take(&mut heads.active).into_iter().collect();
+        cut.sort_by(|a, b| a.0.cmp(&b.0));
+        let tenants = cut.len();
+        heads.flushing.extend(cut);
+        drop(heads);
+        info!(sealed, segment = self.last, tenants, "cut heads");
+        Ok(sealed)
+    }
+}
+
+/// Replays the log in `dir` (skipping and deleting segments the checkpoint covers) into
+/// heads, then opens the next segment for appending.
+pub(super) fn replay(
+    dir: &Path,
+    shared: &Shared,
+) -> Result<(HashMap<TenantId, Head>, WalWriter), IngestError> {
+    fs::create_dir_all(dir).map_err(|e| IngestError::wal(dir.display(), e))?;
+    let checkpoint =
+        wal::read_checkpoint(dir).map_err(|e| IngestError::wal("reading checkpoint", e))?;
+    let segments = wal::list_segments(dir).map_err(|e| IngestError::wal(dir.display(), e))?;
+    let mut heads: HashMap<TenantId, Head> = HashMap::new();
+    let mut last = checkpoint.unwrap_or(0);
+    for n in segments {
+        last = last.max(n);
+        let path = wal::segment_path(dir, n);
+        if checkpoint.is_some_and(|c| n <= c) {
+            info!(segment = n, "deleting segment already flushed to blocks");
+            fs::remove_file(&path)
+                .map_err(|e| IngestError::wal(format!("deleting segment {n}"), e))?;
+            continue;
+        }
+        let report = wal::replay_segment(&path, |payload| {
+            let Some((tenant, req)) = wal::decode_payload(payload) else {
+                return false;
+            };
+            let head = heads.entry(tenant).or_default();
+            for s in req.series {
+                head.append(s.labels, &s.samples);
+            }
+            true
+        })
+        .map_err(|e| IngestError::wal(format!("replaying segment {n}"), e))?;
+        if let Some(offset) = report.truncated_at {
+            warn!(
+                segment = n,
+                offset,
+                reason = report.reason.as_deref().unwrap_or_default(),
+                records_kept = report.records,
+                "truncated a torn or corrupt write-ahead log tail"
+            );
+        }
+        info!(segment = n, records = report.records, "replayed segment");
+        shared
+            .metrics
+            .wal_replayed_records
+            .inc_by(report.records as u64);
+    }
+    for (tenant, head) in &heads {
+        info!(
+            tenant = %tenant,
+            series = head.num_series(),
+            samples = head.num_samples(),
+            "head restored from the write-ahead log"
+        );
+    }
+    Ok((heads, WalWriter::create(dir, last + 1)?))
+}
+
+/// Heads keyed by tenant, for [`Shared`].
+pub(super) fn into_shared_heads(
+    heads: HashMap<TenantId, Head>,
+) -> HashMap<TenantId, Arc<RwLock<Head>>> {
+    heads
+        .into_iter()
+        .map(|(t, h)| (t, Arc::new(RwLock::new(h))))
+        .collect()
+}

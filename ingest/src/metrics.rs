@@ -1,0 +1,83 @@
+//! The ingester's own metrics, registered into the registry the binary serves on `/metrics`.
+
+use prometheus::{IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
+
+#[derive(Clone, Debug)]
+pub(crate) struct Metrics {
+    pub(crate) samples: IntCounterVec,
+    pub(crate) series: IntCounterVec,
+    pub(crate) duplicates: IntCounterVec,
+    pub(crate) head_series: IntGaugeVec,
+    pub(crate) head_samples: IntGaugeVec,
+    pub(crate) flushes: IntCounterVec,
+    pub(crate) flushed_blocks: IntCounterVec,
+    pub(crate) wal_fsyncs: IntCounter,
+    pub(crate) wal_replayed_records: IntCounter,
+}
+
+impl Metrics {
+    pub(crate) fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let counter_vec = |name: &str, help: &str, label: &str| {
+            let c = IntCounterVec::new(Opts::new(name, help), &[label])?;
+            registry.register(Box::new(c.clone()))?;
+            Ok::<_, prometheus::Error>(c)
+        };
+        let gauge_vec = |name: &str, help: &str| {
+            let g = IntGaugeVec::new(Opts::new(name, help), &["tenant"])?;
+            registry.register(Box::new(g.clone()))?;
+            Ok::<_, prometheus::Error>(g)
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok::<_, prometheus::Error>(c)
+        };
+        let flushes = counter_vec(
+            "hypnos_flushes_total",
+            "Head flushes by result (success or failure).",
+            "result",
+        )?;
+        // Both results are exported from the start, so rate() works before the first failure.
+        flushes.with_label_values(&["success"]);
+        flushes.with_label_values(&["failure"]);
+        Ok(Self {
+            samples: counter_vec(
+                "hypnos_receive_samples_total",
+                "Samples received in valid remote-write requests, duplicates included.",
+                "tenant",
+            )?,
+            series: counter_vec(
+                "hypnos_receive_series_total",
+                "Series received in valid remote-write requests.",
+                "tenant",
+            )?,
+            duplicates: counter_vec(
+                "hypnos_receive_duplicate_samples_total",
+                "Samples dropped because their series already had a sample at that timestamp.",
+                "tenant",
+            )?,
+            head_series: gauge_vec(
+                "hypnos_head_series",
+                "Series in memory (heads being flushed included).",
+            )?,
+            head_samples: gauge_vec(
+                "hypnos_head_samples",
+                "Samples in memory (heads being flushed included).",
+            )?,
+            flushes,
+            flushed_blocks: counter_vec(
+                "hypnos_flushed_blocks_total",
+                "Blocks written from heads.",
+                "tenant",
+            )?,
+            wal_fsyncs: counter(
+                "hypnos_wal_fsyncs_total",
+                "Write-ahead log fsyncs (one per group commit).",
+            )?,
+            wal_replayed_records: counter(
+                "hypnos_wal_replayed_records_total",
+                "Write-ahead log records replayed at startup.",
+            )?,
+        })
+    }
+}

@@ -1,0 +1,247 @@
+//! Validation of a whole request before anything of it is applied, and attachment of the
+//! tenant label.
+
+use std::fmt::Write as _;
+
+use hypnos_schemas::remote::{self, Sample, WriteRequest};
+use hypnos_schemas::tenant::TENANT_LABEL;
+use hypnos_schemas::{Label, Labels, TenantId};
+
+use crate::IngestError;
+
+/// Longest series rendering put into an error message.
+const MAX_SERIES_IN_MESSAGE: usize = 512;
+
+/// One validated series: sorted unique labels with the tenant label attached, and its samples
+/// as sent (any order; the head sorts and dedupes).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ValidSeries {
+    pub(crate) labels: Labels,
+    pub(crate) samples: Vec<Sample>,
+}
+
+/// A validated request; series without samples are dropped.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct ValidRequest {
+    pub(crate) series: Vec<ValidSeries>,
+    pub(crate) num_samples: usize,
+}
+
+/// Validates every series of `req` (nothing is returned when any is invalid) and attaches
+/// `tenant_id=<tenant>` to each, replacing a `tenant_id` the sender set. Exemplars are
+/// dropped: the store cannot keep them yet. Label values are valid UTF-8 by construction
+/// (protobuf decoding refuses invalid strings).
+pub(crate) fn validate(tenant: &TenantId, req: WriteRequest) -> Result<ValidRequest, IngestError> {
+    for ts in &req.timeseries {
+        validate_series(ts)?;
+    }
+    let mut out = ValidRequest::default();
+    out.series.reserve(req.timeseries.len());
+    for ts in req.timeseries {
+        if ts.samples.is_empty() {
+            continue;
+        }
+        let mut labels = Labels::from_sorted(
+            ts.labels
+                .into_iter()
+                .map(|l| Label::new(l.name, l.value))
+                .collect(),
+        );
+        labels.set(TENANT_LABEL, tenant.as_str());
+        out.num_samples += ts.samples.len();
+        out.series.push(ValidSeries {
+            labels,
+            samples: ts.samples,
+        });
+    }
+    Ok(out)
+}
+
+fn validate_series(ts: &remote::TimeSeries) -> Result<(), IngestError> {
+    let invalid =
+        |what: String| IngestError::Invalid(format!("{what} in series {}", render(&ts.labels)));
+    if ts.labels.is_empty() {
+        return Err(IngestError::Invalid(format!(
+            "series without labels (with {} samples)",
+            ts.samples.len()
+        )));
+    }
+    let mut prev: Option<&str> = None;
+    for l in &ts.labels {
+        if l.name.is_empty() {
+            return Err(invalid("empty label name".into()));
+        }
+        if !is_valid_label_name(&l.name) {
+            return Err(invalid(format!("invalid label name {:?}", l.name)));
+        }
+        if l.value.is_empty() {
+            return Err(invalid(format!("empty value for label {:?}", l.name)));
+        }
+        if let Some(p) = prev {
+            if p == l.name {
+                return Err(invalid(format!("duplicate label name {:?}", l.name)));
+            }
+            if p > l.name.as_str() {
+                return Err(invalid(format!(
+                    "label names out of order: {p:?} before {:?}",
+                    l.name
+                )));
+            }
+        }
+        prev = Some(&l.name);
+    }
+    if !ts.histograms.is_empty() {
+        return Err(IngestError::Invalid(format!(
+            "native histograms are not supported yet (series {})",
+            render(&ts.labels)
+        )));
+    }
+    Ok(())
+}
+
+/// Prometheus' legacy label name rule: `[a-zA-Z_][a-zA-Z0-9_]*`.
+fn is_valid_label_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Renders labels as sent, in Prometheus' notation, cut at a bounded length.
+fn render(labels: &[remote::Label]) -> String {
+    let mut s = String::from("{");
+    for (i, l) in labels.iter().enumerate() {
+        if s.len() > MAX_SERIES_IN_MESSAGE {
+            s.push_str(", ...");
+            break;
+        }
+        if i > 0 {
+            s.push_str(", ");
+        }
+        let _ = write!(s, "{}={:?}", l.name, l.value);
+    }
+    s.push('}');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(labels: &[(&str, &str)]) -> remote::TimeSeries {
+        remote::TimeSeries {
+            labels: labels
+                .iter()
+                .map(|(n, v)| remote::Label {
+                    name: n.to_string(),
+                    value: v.to_string(),
+                })
+                .collect(),
+            samples: vec![Sample {
+                value: 1.0,
+                timestamp: 1,
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn check(series: Vec<remote::TimeSeries>) -> Result<ValidRequest, IngestError> {
+        validate(
+            &TenantId::new("t").unwrap(),
+            WriteRequest {
+                timeseries: series,
+                metadata: vec![],
+            },
+        )
+    }
+
+    fn err(series: remote::TimeSeries) -> String {
+        let e = check(vec![ts(&[("__name__", "ok")]), series]).unwrap_err();
+        assert!(matches!(e, IngestError::Invalid(_)), "{e}");
+        assert_eq!(e.reason(), "invalid_labels");
+        e.to_string()
+    }
+
+    #[test]
+    fn accepts_and_attaches_tenant_overriding_the_senders() {
+        let v = check(vec![
+            ts(&[("__name__", "up"), ("job", "a")]),
+            ts(&[("__name__", "up"), ("tenant_id", "evil")]),
+            ts(&[("a_1", "x"), ("zz", "y")]),
+        ])
+        .unwrap();
+        assert_eq!(v.series.len(), 3);
+        assert_eq!(v.num_samples, 3);
+        assert_eq!(
+            v.series[0].labels.to_string(),
+            r#"{__name__="up", job="a", tenant_id="t"}"#
+        );
+        assert_eq!(v.series[1].labels.get("tenant_id"), "t");
+        assert_eq!(v.series[1].labels.len(), 2);
+        assert_eq!(v.series[2].labels.get("tenant_id"), "t");
+    }
+
+    #[test]
+    fn drops_series_without_samples() {
+        let mut s = ts(&[("__name__", "up")]);
+        s.samples.clear();
+        assert_eq!(check(vec![s]).unwrap(), ValidRequest::default());
+    }
+
+    #[test]
+    fn refuses_series_without_labels() {
+        assert!(err(ts(&[])).contains("series without labels"));
+    }
+
+    #[test]
+    fn refuses_empty_and_invalid_names() {
+        let e = err(ts(&[("", "v")]));
+        assert!(e.contains("empty label name"), "{e}");
+        for bad in ["1a", "a-b", "a.b", "é", "a b", "a:b"] {
+            let e = err(ts(&[("__name__", "m"), (bad, "v")]));
+            assert!(e.contains(&format!("invalid label name {bad:?}")), "{e}");
+            assert!(e.contains(r#"__name__="m""#), "names the series: {e}");
+        }
+    }
+
+    #[test]
+    fn refuses_empty_values() {
+        let e = err(ts(&[("__name__", "m"), ("job", "")]));
+        assert!(e.contains(r#"empty value for label "job""#), "{e}");
+    }
+
+    #[test]
+    fn refuses_unsorted_and_duplicate_names() {
+        let e = err(ts(&[("b", "1"), ("a", "2")]));
+        assert_eq!(
+            e,
+            r#"invalid request: label names out of order: "b" before "a" in series {b="1", a="2"}"#
+        );
+        let e = err(ts(&[("a", "1"), ("a", "2")]));
+        assert!(e.contains(r#"duplicate label name "a""#), "{e}");
+    }
+
+    #[test]
+    fn refuses_native_histograms_naming_the_series() {
+        let mut s = ts(&[("__name__", "h")]);
+        s.histograms.push(vec![1, 2, 3]);
+        let e = err(s);
+        assert!(e.contains("native histograms are not supported yet"), "{e}");
+        assert!(e.contains(r#"__name__="h""#), "{e}");
+    }
+
+    #[test]
+    fn drops_exemplars() {
+        let mut s = ts(&[("__name__", "up")]);
+        s.exemplars.push(vec![1]);
+        assert_eq!(check(vec![s]).unwrap().num_samples, 1);
+    }
+
+    #[test]
+    fn long_series_are_cut_in_messages() {
+        let long = "x".repeat(2000);
+        let e = err(ts(&[("a", &long), ("b", &long), ("c", "")]));
+        assert!(e.len() < 3000, "{}", e.len());
+    }
+}

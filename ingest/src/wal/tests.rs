@@ -1,0 +1,160 @@
+use std::fs;
+
+use hypnos_schemas::STALE_NAN_BITS;
+
+use super::*;
+
+fn request(n_series: usize, base: i64) -> ValidRequest {
+    let mut req = ValidRequest::default();
+    for i in 0..n_series {
+        let samples: Vec<Sample> = (0..3)
+            .map(|k| Sample {
+                timestamp: base + k,
+                value: if k == 1 {
+                    f64::from_bits(STALE_NAN_BITS)
+                } else {
+                    base as f64 + 0.5
+                },
+            })
+            .collect();
+        req.num_samples += samples.len();
+        req.series.push(ValidSeries {
+            labels: Labels::from_pairs([
+                ("__name__", "m"),
+                ("i", &i.to_string()),
+                ("tenant_id", "t"),
+            ]),
+            samples,
+        });
+    }
+    req
+}
+
+fn bits(req: &ValidRequest) -> Vec<(String, Vec<(i64, u64)>)> {
+    req.series
+        .iter()
+        .map(|s| {
+            (
+                s.labels.to_string(),
+                s.samples
+                    .iter()
+                    .map(|x| (x.timestamp, x.value.to_bits()))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// A segment with `n` records of one-series requests at timestamps 0, 100, 200, ...;
+/// returns the path and the end offset of each record.
+fn segment_with(dir: &Path, n: usize) -> (PathBuf, Vec<u64>) {
+    let mut w = SegmentWriter::create(dir, 1).unwrap();
+    let tenant = TenantId::new("t").unwrap();
+    let mut ends = Vec::new();
+    let mut end = 0;
+    for i in 0..n {
+        let mut buf = Vec::new();
+        frame_record(
+            &mut buf,
+            &encode_payload(&tenant, &request(1, i as i64 * 100)).unwrap(),
+        );
+        w.write_synced(&buf).unwrap();
+        end += buf.len() as u64;
+        ends.push(end);
+    }
+    (segment_path(dir, 1), ends)
+}
+
+fn replay_bases(path: &Path) -> (Vec<i64>, SegmentReplay) {
+    let mut bases = Vec::new();
+    let report = replay_segment(path, |p| {
+        let Some((_, req)) = decode_payload(p) else {
+            return false;
+        };
+        bases.push(req.series[0].samples[0].timestamp);
+        true
+    })
+    .unwrap();
+    (bases, report)
+}
+
+#[test]
+fn payload_roundtrip_is_bit_exact() {
+    let tenant = TenantId::new("team-a").unwrap();
+    let req = request(3, 1000);
+    let payload = encode_payload(&tenant, &req).unwrap();
+    let (t, back) = decode_payload(&payload).unwrap();
+    assert_eq!(t, tenant);
+    assert_eq!(back.num_samples, 9);
+    assert_eq!(bits(&back), bits(&req));
+    // Any truncation or trailing byte is refused.
+    for cut in 0..payload.len() {
+        assert!(decode_payload(&payload[..cut]).is_none(), "cut at {cut}");
+    }
+    let mut longer = payload.clone();
+    longer.push(0);
+    assert!(decode_payload(&longer).is_none());
+    let mut other_version = payload;
+    other_version[0] = 2;
+    assert!(decode_payload(&other_version).is_none());
+}
+
+#[test]
+fn every_torn_tail_keeps_the_complete_records_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, ends) = segment_with(dir.path(), 3);
+    let full = fs::read(&path).unwrap();
+    for cut in 0..full.len() as u64 {
+        fs::write(&path, &full[..cut as usize]).unwrap();
+        let (bases, report) = replay_bases(&path);
+        let kept = ends.iter().filter(|e| **e <= cut).count();
+        assert_eq!(bases, (0..kept as i64).map(|i| i * 100).collect::<Vec<_>>());
+        let clean_end = ends.contains(&cut) || cut == 0;
+        assert_eq!(report.truncated_at.is_some(), !clean_end, "cut at {cut}");
+        // The file now ends at the last complete record.
+        let kept_len = if kept == 0 { 0 } else { ends[kept - 1] };
+        assert_eq!(fs::metadata(&path).unwrap().len(), kept_len);
+    }
+}
+
+#[test]
+fn garbage_and_bit_flips_end_the_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, ends) = segment_with(dir.path(), 3);
+    let full = fs::read(&path).unwrap();
+
+    let mut garbage = full.clone();
+    garbage.extend_from_slice(b"\xff\xff\xff\x7fjunkjunkjunk");
+    fs::write(&path, &garbage).unwrap();
+    let (bases, report) = replay_bases(&path);
+    assert_eq!(bases, vec![0, 100, 200]);
+    assert_eq!(report.truncated_at, Some(ends[2]));
+    assert_eq!(fs::read(&path).unwrap(), full);
+
+    // A flipped bit in the second record's payload: the checksum catches it.
+    let mut flipped = full.clone();
+    flipped[ends[0] as usize + 12] ^= 0x10;
+    fs::write(&path, &flipped).unwrap();
+    let (bases, report) = replay_bases(&path);
+    assert_eq!(bases, vec![0]);
+    assert_eq!(report.reason.as_deref(), Some("record checksum mismatch"));
+}
+
+#[test]
+fn segments_and_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(read_checkpoint(dir.path()).unwrap(), None);
+    for n in [3, 1, 2, 10] {
+        SegmentWriter::create(dir.path(), n).unwrap();
+    }
+    // Creating an existing segment fails rather than appending to it.
+    assert!(SegmentWriter::create(dir.path(), 3).is_err());
+    fs::write(dir.path().join("notes.txt"), "x").unwrap();
+    assert_eq!(list_segments(dir.path()).unwrap(), vec![1, 2, 3, 10]);
+    assert_eq!(truncate(dir.path(), 3).unwrap(), 3);
+    assert_eq!(list_segments(dir.path()).unwrap(), vec![10]);
+    assert_eq!(read_checkpoint(dir.path()).unwrap(), Some(3));
+    assert!(!dir.path().join(CHECKPOINT_TMP).exists());
+    fs::write(dir.path().join(CHECKPOINT), "nonsense").unwrap();
+    assert!(read_checkpoint(dir.path()).is_err());
+}

@@ -1,0 +1,245 @@
+use super::*;
+use arrow::array::{Float64Array, Int64Array};
+use async_trait::async_trait;
+use hypnos_schemas::matcher::matches_all;
+use hypnos_schemas::{Matcher, SchemaError, SeriesData, TimeRange};
+
+/// A source over fixed series, for planner tests.
+#[derive(Debug)]
+struct Fixed(Vec<SeriesData>);
+
+#[async_trait]
+impl SeriesSource for Fixed {
+    async fn select(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        range: TimeRange,
+    ) -> Result<Vec<SeriesData>, SchemaError> {
+        Ok(self
+            .0
+            .iter()
+            .filter(|s| {
+                s.labels.get("tenant_id") == tenant.as_str() && matches_all(matchers, &s.labels)
+            })
+            .map(|s| {
+                let (t, v): (Vec<i64>, Vec<f64>) = s
+                    .timestamps()
+                    .values()
+                    .iter()
+                    .zip(s.values().values())
+                    .filter(|(t, _)| **t >= range.min && **t <= range.max)
+                    .map(|(t, v)| (*t, *v))
+                    .unzip();
+                SeriesData::new(s.labels.clone(), Int64Array::from(t), Float64Array::from(v))
+            })
+            .filter(|s| !s.is_empty())
+            .collect())
+    }
+}
+
+fn counter(tenant: &str, job: &str, instance: &str, step_value: f64) -> SeriesData {
+    // 0, step_value, 2*step_value, ... every 15s for 10 minutes.
+    let ts: Vec<i64> = (0..=40).map(|i| i * 15_000).collect();
+    let vs: Vec<f64> = (0..=40).map(|i| i as f64 * step_value).collect();
+    SeriesData::new(
+        Labels::from_pairs([
+            ("__name__", "http_requests_total"),
+            ("job", job),
+            ("instance", instance),
+            ("tenant_id", tenant),
+        ]),
+        Int64Array::from(ts),
+        Float64Array::from(vs),
+    )
+}
+
+fn engine() -> QueryEngine {
+    QueryEngine::new(Arc::new(Fixed(vec![
+        counter("a", "api", "1", 10.0),
+        counter("a", "api", "2", 20.0),
+        counter("a", "db", "1", 1.0),
+        counter("b", "api", "1", 1000.0),
+    ])))
+}
+
+fn tenant(t: &str) -> TenantId {
+    TenantId::new(t).unwrap()
+}
+
+async fn instant(q: &str, t: i64) -> Result<QueryResult, QueryError> {
+    engine()
+        .instant_query(&tenant("a"), q, t, &QueryOptions::default())
+        .await
+}
+
+fn vector(r: QueryResult) -> Vec<(String, f64)> {
+    match r {
+        QueryResult::Vector(v) => v.into_iter().map(|s| (s.labels.to_string(), s.v)).collect(),
+        other => panic!("not a vector: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn selectors_and_tenant_scope() {
+    let v = vector(
+        instant(r#"http_requests_total{job="api"}"#, 60_000)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(v.len(), 2, "{v:?}");
+    assert!(v.iter().all(|(l, _)| l.contains(r#"tenant_id="a""#)));
+    assert_eq!(v[0].1, 40.0);
+    let v = vector(
+        instant(r#"http_requests_total{job=~"a.*", instance!="1"}"#, 60_000)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].1, 80.0);
+    let v = vector(
+        instant(r#"http_requests_total{job!~"api"}"#, 60_000)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(v.len(), 1);
+    // Past the last sample plus lookback: nothing.
+    let v = vector(
+        instant("http_requests_total", 600_000 + 300_000)
+            .await
+            .unwrap(),
+    );
+    assert!(v.is_empty());
+    // Offset looks back in time.
+    let v = vector(
+        instant(r#"http_requests_total{job="db"} offset 1m"#, 120_000)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(v[0].1, 4.0);
+}
+
+#[tokio::test]
+async fn rate_sum_and_arithmetic() {
+    let v = vector(
+        instant(r#"sum by (job) (rate(http_requests_total[1m]))"#, 300_000)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(v.len(), 2);
+    assert_eq!(v[0].0, r#"{job="api"}"#);
+    // 10/15 + 20/15 per second.
+    assert!((v[0].1 - 2.0).abs() < 1e-9, "{v:?}");
+    let v = vector(
+        instant(
+            r#"increase(http_requests_total{job="db"}[5m]) * 2"#,
+            300_000,
+        )
+        .await
+        .unwrap(),
+    );
+    assert!((v[0].1 - 40.0).abs() < 1e-9, "{v:?}");
+    assert!(!v[0].0.contains("__name__"));
+    let v = vector(
+        instant("count without (instance) (http_requests_total)", 60_000)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(v.len(), 2);
+    let v = vector(instant("http_requests_total > 50", 60_000).await.unwrap());
+    assert_eq!(v.len(), 1);
+    assert!(v[0].0.contains("__name__"));
+    let v = vector(instant("-max(http_requests_total)", 60_000).await.unwrap());
+    assert_eq!(v[0].1, -80.0);
+}
+
+#[tokio::test]
+async fn scalars_strings_and_range_queries() {
+    assert_eq!(
+        instant("1+1", 1000).await.unwrap(),
+        QueryResult::Scalar { t: 1000, v: 2.0 }
+    );
+    assert_eq!(
+        instant("2 > bool 1", 1000).await.unwrap(),
+        QueryResult::Scalar { t: 1000, v: 1.0 }
+    );
+    let e = engine();
+    let r = e
+        .range_query(
+            &tenant("a"),
+            r#"avg(http_requests_total{job="api"})"#,
+            0,
+            60_000,
+            30_000,
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap();
+    let QueryResult::Matrix(m) = r else { panic!() };
+    assert_eq!(m[0].points, vec![(0, 0.0), (30_000, 30.0), (60_000, 60.0)]);
+    let r = e
+        .range_query(
+            &tenant("a"),
+            "http_requests_total[1m]",
+            0,
+            60_000,
+            30_000,
+            &QueryOptions::default(),
+        )
+        .await;
+    assert!(matches!(r, Err(QueryError::BadData(_))), "{r:?}");
+    let r = e
+        .range_query(&tenant("a"), "1", 0, 60_000, 0, &QueryOptions::default())
+        .await;
+    assert!(matches!(r, Err(QueryError::BadData(_))));
+}
+
+#[tokio::test]
+async fn range_selector_instant_query_returns_raw_samples() {
+    let r = instant(r#"http_requests_total{job="db"}[1m]"#, 60_000)
+        .await
+        .unwrap();
+    let QueryResult::Matrix(m) = r else { panic!() };
+    // (0, 60s]: 15s, 30s, 45s, 60s.
+    assert_eq!(
+        m[0].points.iter().map(|p| p.0).collect::<Vec<_>>(),
+        vec![15_000, 30_000, 45_000, 60_000]
+    );
+}
+
+#[tokio::test]
+async fn errors_name_the_problem() {
+    let e = instant("topk(1, http_requests_total)", 0)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, QueryError::Unsupported(_)));
+    assert!(e.to_string().contains("topk"), "{e}");
+    let e = instant("a + b", 0).await.unwrap_err();
+    assert_eq!(e.http_status(), 422);
+    let e = instant("sum(", 0).await.unwrap_err();
+    assert_eq!(e.error_type(), "bad_data");
+    let e = instant("irate(x[5m])", 0).await.unwrap_err();
+    assert!(e.to_string().contains("irate"), "{e}");
+    let e = instant(r#"x{a=~"("}"#, 0).await.unwrap_err();
+    assert_eq!(e.http_status(), 400, "{e}");
+    // Two series colliding once the name is dropped.
+    let e = instant(r#"rate({job="api", instance="1"}[1m])"#, 60_000).await;
+    assert!(e.is_ok(), "one series per tenant here: {e:?}");
+}
+
+#[tokio::test]
+async fn explain_shows_both_plans() {
+    let text = engine()
+        .explain(
+            &tenant("a"),
+            "sum(rate(http_requests_total[5m]))",
+            0,
+            0,
+            1,
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(text.contains("PromAggregate"), "{text}");
+    assert!(text.contains("PromSelectExec"), "{text}");
+}
