@@ -100,17 +100,16 @@ impl Lowering<'_> {
                 value: m.value.clone(),
             })
             .collect();
-        if let Some(name) = &vs.name {
-            if !matchers
+        if let Some(name) = &vs.name
+            && !matchers
                 .iter()
                 .any(|m| m.name == METRIC_NAME && m.op == "=" && m.value == *name)
-            {
-                matchers.push(MatcherSpec {
-                    name: METRIC_NAME.into(),
-                    op: "=",
-                    value: name.clone(),
-                });
-            }
+        {
+            matchers.push(MatcherSpec {
+                name: METRIC_NAME.into(),
+                op: "=",
+                value: name.clone(),
+            });
         }
         // Compile once here so an invalid regex is a 400, not an execution failure.
         for m in &matchers {

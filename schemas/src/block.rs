@@ -445,14 +445,14 @@ impl SeriesSource for BlockReader {
         let mut cur: Option<(u32, Int64Builder, Float64Builder)> = None;
         let flush = |cur: &mut Option<(u32, Int64Builder, Float64Builder)>,
                      out: &mut Vec<SeriesData>| {
-            if let Some((r, mut t, mut v)) = cur.take() {
-                if !t.values_slice().is_empty() {
-                    out.push(SeriesData::new(
-                        all[r as usize].clone(),
-                        t.finish(),
-                        v.finish(),
-                    ));
-                }
+            if let Some((r, mut t, mut v)) = cur.take()
+                && !t.values_slice().is_empty()
+            {
+                out.push(SeriesData::new(
+                    all[r as usize].clone(),
+                    t.finish(),
+                    v.finish(),
+                ));
             }
         };
         while let Some(batch) = stream.try_next().await? {

@@ -108,7 +108,7 @@ impl Labels {
         Labels(
             self.0
                 .iter()
-                .filter(|l| names.iter().any(|n| *n == l.name))
+                .filter(|l| names.contains(&l.name))
                 .cloned()
                 .collect(),
         )
@@ -119,7 +119,7 @@ impl Labels {
         Labels(
             self.0
                 .iter()
-                .filter(|l| l.name != METRIC_NAME && !names.iter().any(|n| *n == l.name))
+                .filter(|l| l.name != METRIC_NAME && !names.contains(&l.name))
                 .cloned()
                 .collect(),
         )
@@ -168,7 +168,7 @@ impl Labels {
             return None;
         }
         let parts: Vec<&[u8]> = b[..b.len() - 1].split(|c| *c == SEP).collect();
-        if parts.len() % 2 != 0 {
+        if !parts.len().is_multiple_of(2) {
             return None;
         }
         let mut v = Vec::with_capacity(parts.len() / 2);

@@ -93,22 +93,22 @@ fn aggregations_follow_prometheus() {
         ("b", &[(0, 3.0), (1, 2.0)]),
     ]);
     let by_none = Grouping::By(vec![]);
-    let sum = points(&aggregate(&[b.clone()], AggOp::Sum, &by_none).unwrap());
+    let sum = points(&aggregate(std::slice::from_ref(&b), AggOp::Sum, &by_none).unwrap());
     assert_eq!(sum[0].1[0], (0, 4.0));
     assert!(sum[0].1[1].1.is_nan());
-    let min = points(&aggregate(&[b.clone()], AggOp::Min, &by_none).unwrap());
+    let min = points(&aggregate(std::slice::from_ref(&b), AggOp::Min, &by_none).unwrap());
     assert_eq!(
         min[0].1,
         vec![(0, 1.0), (1, 2.0)],
         "NaN loses to any number in min"
     );
-    let max = points(&aggregate(&[b.clone()], AggOp::Max, &by_none).unwrap());
+    let max = points(&aggregate(std::slice::from_ref(&b), AggOp::Max, &by_none).unwrap());
     assert_eq!(max[0].1, vec![(0, 3.0), (1, 2.0)]);
-    let count = points(&aggregate(&[b.clone()], AggOp::Count, &by_none).unwrap());
+    let count = points(&aggregate(std::slice::from_ref(&b), AggOp::Count, &by_none).unwrap());
     assert_eq!(count[0].1, vec![(0, 2.0), (1, 2.0)]);
     let avg = points(
         &aggregate(
-            &[b.clone()],
+            std::slice::from_ref(&b),
             AggOp::Avg,
             &Grouping::Without(vec!["i".into()]),
         )
