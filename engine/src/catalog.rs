@@ -60,8 +60,18 @@ impl BlockCatalog {
         for meta in loaded {
             self.insert_into(&mut next, meta)?;
         }
+        let mut current = self.blocks.write();
+        // Blocks announced through `block_written` while the bucket was being listed are
+        // newer than the listing: keep them.
+        for (t, blocks) in current.iter() {
+            for (u, r) in blocks {
+                if !known.get(t).is_some_and(|b| b.contains_key(u)) {
+                    next.entry(t.clone()).or_default().insert(*u, Arc::clone(r));
+                }
+            }
+        }
         let n = next.values().map(|b| b.len()).sum();
-        *self.blocks.write() = next;
+        *current = next;
         Ok(n)
     }
 

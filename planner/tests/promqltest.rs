@@ -1,0 +1,522 @@
+//! Prometheus' own PromQL conformance scripts, run as data through the production path:
+//! samples enter through the ingest head (then, in a second pass, through flushed Parquet
+//! blocks), queries go through the planner, DataFusion and the engine.
+//!
+//! - `PROMQLTEST_DIR`: the directory of `.test` files (default `../shared/promqltest/testdata`
+//!   beside the checkout); the project's own cases in `tests/promqltest/cases` always run.
+//! - `PROMQLTEST_VERBOSE=1`: print every failing eval with query, expected and actual result.
+//! - `PROMQLTEST_WRITE_BASELINE=1`: raise `tests/promqltest/baseline.txt` to the current counts
+//!   (a count is never lowered).
+//!
+//! The run fails only when a file passes fewer evals than its baseline.
+
+#[path = "promqltest/script.rs"]
+mod script;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hypnos_engine::{BlockCatalog, MergedSource};
+use hypnos_ingest::{IngestConfig, Ingester};
+use hypnos_planner::{QueryEngine, QueryError, QueryOptions, QueryResult};
+use hypnos_schemas::remote::{Label, Sample, TimeSeries, WriteRequest};
+use hypnos_schemas::tenant::TENANT_LABEL;
+use hypnos_schemas::{BlockSink, Labels, SeriesSource, TenantId};
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use script::{Command, Eval, Expect, Point, SeriesDesc, Timing};
+
+/// A fresh store: ingester, block catalog and query engine over a temporary directory.
+struct Env {
+    _dir: tempfile::TempDir,
+    ingester: Arc<Ingester>,
+    engine: QueryEngine,
+    tenant: TenantId,
+}
+
+impl Env {
+    async fn new() -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("bucket")).expect("bucket dir");
+        let store: Arc<dyn ObjectStore> =
+            Arc::new(LocalFileSystem::new_with_prefix(dir.path().join("bucket")).expect("store"));
+        let catalog = Arc::new(BlockCatalog::new(store.clone()));
+        let cfg = IngestConfig {
+            data_dir: dir.path().to_path_buf(),
+            block_duration: std::time::Duration::from_secs(365 * 86400),
+            max_decompressed_bytes: 1 << 30,
+        };
+        let ingester = Ingester::open(
+            cfg,
+            store,
+            catalog.clone() as Arc<dyn BlockSink>,
+            &prometheus::Registry::new(),
+        )
+        .await
+        .expect("ingester");
+        let merged = MergedSource::new(vec![
+            ingester.clone() as Arc<dyn SeriesSource>,
+            catalog as Arc<dyn SeriesSource>,
+        ]);
+        Env {
+            _dir: dir,
+            ingester,
+            engine: QueryEngine::new(Arc::new(merged)),
+            tenant: TenantId::new("promqltest").expect("tenant"),
+        }
+    }
+
+    async fn load(&self, interval: i64, series: &[SeriesDesc], flush: bool) -> Result<(), String> {
+        for s in series {
+            let samples: Vec<Sample> = s
+                .points
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| {
+                    p.map(|v| Sample {
+                        value: v,
+                        timestamp: i as i64 * interval,
+                    })
+                })
+                .collect();
+            let req = WriteRequest {
+                timeseries: vec![TimeSeries {
+                    labels: s
+                        .labels
+                        .iter()
+                        .map(|l| Label {
+                            name: l.name.clone(),
+                            value: l.value.clone(),
+                        })
+                        .collect(),
+                    samples,
+                    ..Default::default()
+                }],
+                metadata: vec![],
+            };
+            self.ingester
+                .write(&self.tenant, req)
+                .await
+                .map_err(|e| format!("load {}: {e}", s.labels))?;
+        }
+        if flush {
+            self.ingester
+                .flush()
+                .await
+                .map_err(|e| format!("flush: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+fn strip_tenant(l: &Labels) -> Labels {
+    let mut l = l.clone();
+    l.set(TENANT_LABEL, "");
+    l
+}
+
+/// Prometheus' test comparison: relative epsilon 1e-6, NaN equals NaN.
+fn almost_equal(a: f64, b: f64) -> bool {
+    const EPS: f64 = 1e-6;
+    const MIN_NORMAL: f64 = f64::MIN_POSITIVE;
+    if a.is_nan() && b.is_nan() {
+        return true;
+    }
+    if a == b {
+        return true;
+    }
+    let abs_sum = a.abs() + b.abs();
+    let diff = (a - b).abs();
+    if a == 0.0 || b == 0.0 || abs_sum < MIN_NORMAL {
+        return diff < EPS * MIN_NORMAL;
+    }
+    diff / abs_sum.min(f64::MAX) < EPS
+}
+
+/// Normalised result: series with points on the evaluation grid.
+type Got = Vec<(Labels, Vec<(i64, f64)>)>;
+
+fn describe(got: &Got) -> String {
+    got.iter()
+        .map(|(l, p)| format!("{l} {p:?}"))
+        .collect::<Vec<_>>()
+        .join("\n      ")
+}
+
+fn compare_series(
+    ev: &Eval,
+    expected: &[SeriesDesc],
+    got: &Got,
+    grid: &[i64],
+    ordered: bool,
+) -> Result<(), String> {
+    let mut want: Vec<(Labels, Vec<(i64, f64)>)> = expected
+        .iter()
+        .map(|s| {
+            let pts = s
+                .points
+                .iter()
+                .zip(grid)
+                .filter_map(|(p, t): (&Point, &i64)| p.map(|v| (*t, v)))
+                .collect();
+            (s.labels.clone(), pts)
+        })
+        .collect();
+    want.retain(|(_, p)| !p.is_empty());
+    let mut got = got.clone();
+    got.retain(|(_, p)| !p.is_empty());
+    if !ordered {
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    let mismatch = || {
+        format!(
+            "line {}: {}\n    expected:\n      {}\n    got:\n      {}",
+            ev.line,
+            ev.query,
+            describe(&want),
+            describe(&got)
+        )
+    };
+    if want.len() != got.len() {
+        return Err(mismatch());
+    }
+    for ((wl, wp), (gl, gp)) in want.iter().zip(&got) {
+        if wl != gl || wp.len() != gp.len() {
+            return Err(mismatch());
+        }
+        for ((wt, wv), (gt, gv)) in wp.iter().zip(gp) {
+            if wt != gt || !almost_equal(*wv, *gv) {
+                return Err(mismatch());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn normalise(r: QueryResult) -> Result<Got, String> {
+    Ok(match r {
+        QueryResult::Vector(v) => v
+            .into_iter()
+            .map(|s| (strip_tenant(&s.labels), vec![(s.t, s.v)]))
+            .collect(),
+        QueryResult::Matrix(m) => m
+            .into_iter()
+            .map(|s| (strip_tenant(&s.labels), s.points))
+            .collect(),
+        QueryResult::Scalar { t, v } => vec![(Labels::default(), vec![(t, v)])],
+        QueryResult::String { v, .. } => return Err(format!("string result {v:?}")),
+    })
+}
+
+async fn run_eval(env: &Env, ev: &Eval) -> Result<(), String> {
+    if let Some(why) = &ev.unreadable {
+        return Err(format!(
+            "line {}: {}\n    expected result not readable: {why}",
+            ev.line, ev.query
+        ));
+    }
+    let opts = QueryOptions::default();
+    let (result, grid): (Result<QueryResult, QueryError>, Vec<i64>) = match ev.timing {
+        Timing::Instant(t) => (
+            env.engine
+                .instant_query(&env.tenant, &ev.query, t, &opts)
+                .await,
+            vec![t],
+        ),
+        Timing::Range { start, end, step } => (
+            env.engine
+                .range_query(&env.tenant, &ev.query, start, end, step, &opts)
+                .await,
+            (0..)
+                .map(|i| start + i * step)
+                .take_while(|t| *t <= end)
+                .collect(),
+        ),
+    };
+    if ev.fail {
+        return match result {
+            Err(_) => Ok(()),
+            Ok(r) => Err(format!(
+                "line {}: {}\n    expected an error, got {r:?}",
+                ev.line, ev.query
+            )),
+        };
+    }
+    let result = result.map_err(|e| format!("line {}: {}\n    error: {e}", ev.line, ev.query))?;
+    match (&ev.expect, &result) {
+        (Expect::String(s), QueryResult::String { v, .. }) if s == v => return Ok(()),
+        (Expect::String(s), _) => {
+            return Err(format!(
+                "line {}: {}\n    expected string {s:?}, got {result:?}",
+                ev.line, ev.query
+            ));
+        }
+        (Expect::Scalar(want), QueryResult::Scalar { v, .. }) => {
+            return if almost_equal(*want, *v) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "line {}: {}\n    expected scalar {want}, got {v}",
+                    ev.line, ev.query
+                ))
+            };
+        }
+        (Expect::Scalar(want), _) => {
+            return Err(format!(
+                "line {}: {}\n    expected scalar {want}, got {result:?}",
+                ev.line, ev.query
+            ));
+        }
+        _ => {}
+    }
+    let Expect::Series(expected) = &ev.expect else {
+        unreachable!("handled above")
+    };
+    let is_matrix_instant = matches!(
+        (&ev.timing, &result),
+        (Timing::Instant(_), QueryResult::Matrix(_))
+    );
+    let got = normalise(result)?;
+    if is_matrix_instant {
+        // A range selector evaluated instantly: expected points are the raw values in order.
+        let want: Vec<(Labels, Vec<f64>)> = expected
+            .iter()
+            .map(|s| {
+                (
+                    s.labels.clone(),
+                    s.points.iter().flatten().copied().collect(),
+                )
+            })
+            .collect();
+        let mut a: Vec<(Labels, Vec<f64>)> = got
+            .iter()
+            .map(|(l, p)| (l.clone(), p.iter().map(|x| x.1).collect()))
+            .collect();
+        let mut w = want;
+        a.sort_by(|x, y| x.0.cmp(&y.0));
+        w.sort_by(|x, y| x.0.cmp(&y.0));
+        let same = a.len() == w.len()
+            && a.iter().zip(&w).all(|(x, y)| {
+                x.0 == y.0
+                    && x.1.len() == y.1.len()
+                    && x.1.iter().zip(&y.1).all(|(p, q)| almost_equal(*p, *q))
+            });
+        return if same {
+            Ok(())
+        } else {
+            Err(format!(
+                "line {}: {}\n    expected {w:?}\n    got {a:?}",
+                ev.line, ev.query
+            ))
+        };
+    }
+    compare_series(ev, expected, &got, &grid, ev.ordered)?;
+    // Upstream also runs an instant eval as a range query around the same time and reads the
+    // middle step: the answer must not depend on the step.
+    if let Timing::Instant(t) = ev.timing {
+        let r = env
+            .engine
+            .range_query(
+                &env.tenant,
+                &ev.query,
+                t - 60_000,
+                t + 60_000,
+                60_000,
+                &opts,
+            )
+            .await
+            .map_err(|e| {
+                format!(
+                    "line {}: {} (as a range query)\n    error: {e}",
+                    ev.line, ev.query
+                )
+            })?;
+        let middle: Got = normalise(r)?
+            .into_iter()
+            .filter_map(|(l, p)| p.into_iter().find(|x| x.0 == t).map(|x| (l, vec![x])))
+            .collect();
+        compare_series(ev, expected, &middle, &grid, false)
+            .map_err(|e| format!("{e}\n    (in range mode)"))?;
+    }
+    Ok(())
+}
+
+/// Runs a script in one mode; returns each eval's line and outcome.
+async fn run_script(cmds: &[Command], flush: bool) -> Vec<(usize, Result<(), String>)> {
+    let mut env = Env::new().await;
+    let mut load_error: Option<String> = None;
+    let mut out = Vec::new();
+    for c in cmds {
+        match c {
+            Command::Clear => {
+                env = Env::new().await;
+                load_error = None;
+            }
+            Command::Load {
+                interval,
+                series,
+                line,
+                error,
+            } => {
+                if let Some(e) = error {
+                    load_error = Some(format!("load at line {line}: {e}"));
+                }
+                if let Err(e) = env.load(*interval, series, flush).await {
+                    load_error = Some(format!("load at line {line}: {e}"));
+                }
+            }
+            Command::Eval(ev) => {
+                let r = match run_eval(&env, ev).await {
+                    Err(e) => Err(match &load_error {
+                        Some(le) => format!("{e}\n    (after a failed {le})"),
+                        None => e,
+                    }),
+                    ok => ok,
+                };
+                out.push((ev.line, r));
+            }
+        }
+    }
+    out
+}
+
+struct FileOutcome {
+    passed: usize,
+    failures: Vec<String>,
+}
+
+async fn run_file(path: &Path) -> FileOutcome {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let cmds = match script::parse(&text) {
+        Ok(c) => c,
+        Err(e) => {
+            return FileOutcome {
+                passed: 0,
+                failures: vec![format!("script does not parse: {e}")],
+            };
+        }
+    };
+    let heads = run_script(&cmds, false).await;
+    let blocks = run_script(&cmds, true).await;
+    let mut passed = 0;
+    let mut failures = Vec::new();
+    for ((_, h), (_, b)) in heads.into_iter().zip(blocks) {
+        match (h, b) {
+            (Ok(()), Ok(())) => passed += 1,
+            (Err(e), _) => failures.push(e),
+            (Ok(()), Err(e)) => failures.push(format!("{e}\n    (from Parquet blocks only)")),
+        }
+    }
+    FileOutcome { passed, failures }
+}
+
+fn read_baseline(path: &Path) -> BTreeMap<String, usize> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let (f, n) = l.split_once(char::is_whitespace)?;
+            Some((f.to_string(), n.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+fn test_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "test"));
+    files.sort();
+    files
+}
+
+fn main() {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let upstream = std::env::var_os("PROMQLTEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest.join("../../shared/promqltest/testdata"));
+    let own = manifest.join("tests/promqltest/cases");
+    let baseline_path = manifest.join("tests/promqltest/baseline.txt");
+    let verbose = std::env::var("PROMQLTEST_VERBOSE").is_ok_and(|v| v != "0");
+
+    let mut files: Vec<(String, PathBuf)> = test_files(&own)
+        .into_iter()
+        .map(|p| {
+            (
+                format!("hypnos/{}", p.file_name().unwrap().to_string_lossy()),
+                p,
+            )
+        })
+        .collect();
+    if upstream.is_dir() {
+        files.extend(
+            test_files(&upstream)
+                .into_iter()
+                .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), p)),
+        );
+    } else {
+        println!(
+            "promqltest: {} not found; running only the project's own cases. Point PROMQLTEST_DIR at a Prometheus checkout's promql/promqltest/testdata to run the upstream suite.",
+            upstream.display()
+        );
+    }
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let baseline = read_baseline(&baseline_path);
+    let (mut total_pass, mut total_fail) = (0, 0);
+    let mut regressions = Vec::new();
+    let mut counts = BTreeMap::new();
+    for (name, path) in &files {
+        let outcome = rt.block_on(run_file(path));
+        let failed = outcome.failures.len();
+        println!(
+            "  {name:<40} {:>5} of {:>5} evals pass",
+            outcome.passed,
+            outcome.passed + failed
+        );
+        if verbose {
+            for f in &outcome.failures {
+                println!("    FAIL {f}");
+            }
+        }
+        total_pass += outcome.passed;
+        total_fail += failed;
+        if let Some(&want) = baseline.get(name)
+            && outcome.passed < want
+        {
+            regressions.push(format!(
+                "{name}: {} evals pass, baseline is {want}",
+                outcome.passed
+            ));
+        }
+        counts.insert(name.clone(), outcome.passed);
+    }
+    if std::env::var("PROMQLTEST_WRITE_BASELINE").is_ok_and(|v| v != "0") {
+        let mut merged = baseline.clone();
+        for (name, n) in &counts {
+            let e = merged.entry(name.clone()).or_insert(0);
+            *e = (*e).max(*n);
+        }
+        let mut text = String::from(
+            "# Evals that must keep passing, per file (raised as PromQL work lands, never lowered).\n",
+        );
+        for (name, n) in &merged {
+            text.push_str(&format!("{name} {n}\n"));
+        }
+        std::fs::write(&baseline_path, text).expect("write baseline");
+    }
+    for r in &regressions {
+        println!("promqltest: REGRESSION {r}");
+    }
+    println!("promqltest: {total_pass} passed, {total_fail} failed");
+    if !regressions.is_empty() {
+        std::process::exit(1);
+    }
+}
