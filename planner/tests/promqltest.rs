@@ -41,7 +41,7 @@ impl Env {
         std::fs::create_dir_all(dir.path().join("bucket")).expect("bucket dir");
         let store: Arc<dyn ObjectStore> =
             Arc::new(LocalFileSystem::new_with_prefix(dir.path().join("bucket")).expect("store"));
-        let catalog = Arc::new(BlockCatalog::new(store.clone()));
+        let catalog = Arc::new(BlockCatalog::new(Arc::clone(&store)));
         let cfg = IngestConfig {
             data_dir: dir.path().to_path_buf(),
             block_duration: std::time::Duration::from_secs(365 * 86400),
@@ -50,13 +50,13 @@ impl Env {
         let ingester = Ingester::open(
             cfg,
             store,
-            catalog.clone() as Arc<dyn BlockSink>,
+            Arc::clone(&catalog) as Arc<dyn BlockSink>,
             &prometheus::Registry::new(),
         )
         .await
         .expect("ingester");
         let merged = MergedSource::new(vec![
-            ingester.clone() as Arc<dyn SeriesSource>,
+            Arc::clone(&ingester) as Arc<dyn SeriesSource>,
             catalog as Arc<dyn SeriesSource>,
         ]);
         Env {

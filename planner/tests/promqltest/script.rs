@@ -320,7 +320,7 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Command>, String> {
                         } else if e == "ordered" {
                             ev.ordered = true;
                         } else if let Some(s) = e.strip_prefix("string ") {
-                            ev.expect = Expect::String(s.trim().trim_matches('"').to_string());
+                            ev.expect = Expect::String(unquote(s.trim()));
                         }
                         // warn / info / no_warn / no_info / range vector: annotations and
                         // result shapes this runner does not check yet.
@@ -344,4 +344,17 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Command>, String> {
         }
     }
     Ok(cmds)
+}
+
+/// The text of a Go string literal as the scripts write it: `"..."` or a raw `` `...` ``.
+fn unquote(s: &str) -> String {
+    let s = s
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or(s);
+    let s = s
+        .strip_prefix('`')
+        .and_then(|s| s.strip_suffix('`'))
+        .unwrap_or(s);
+    s.replace("\\\"", "\"")
 }

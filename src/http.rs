@@ -1,0 +1,136 @@
+//! The HTTP API: Prometheus' remote-write receiver and query API, Thanos' paths, health,
+//! readiness and `/metrics`. Every request runs in a span carrying its tenant and is counted
+//! in the HTTP metrics.
+//!
+//! Handlers are grouped by concern: `remote_write.rs`, `query.rs` (PromQL), `metadata.rs`
+//! (series, labels, label values), `admin.rs` (flush, build info, health, metrics).
+//! `errors.rs` maps every error to a status and `errorType`; `json.rs` writes Prometheus'
+//! JSON; `params.rs` and `tenant.rs` read requests.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use hypnos_ingest::Ingester;
+use hypnos_planner::QueryEngine;
+use hypnos_schemas::SeriesSource;
+use tracing::Instrument;
+
+use crate::metrics::HttpMetrics;
+
+mod admin;
+mod errors;
+mod json;
+mod metadata;
+mod params;
+mod query;
+mod remote_write;
+mod tenant;
+
+pub(crate) use errors::ApiError;
+
+/// What the handlers share.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub(crate) ingester: Arc<Ingester>,
+    /// Heads and blocks merged: what queries and metadata read.
+    pub(crate) source: Arc<dyn SeriesSource>,
+    pub(crate) engine: QueryEngine,
+    pub(crate) registry: prometheus::Registry,
+    pub(crate) metrics: HttpMetrics,
+    /// Largest compressed remote-write body.
+    pub(crate) max_request_bytes: usize,
+    /// Longest a query may run (a `timeout` parameter can only shorten it).
+    pub(crate) query_timeout: Duration,
+}
+
+type AppRef = Arc<AppState>;
+
+/// The router of the whole HTTP API.
+pub(crate) fn router(state: AppRef) -> Router {
+    Router::new()
+        .route("/api/v1/receive", post(remote_write::receive))
+        .route("/api/v1/write", post(remote_write::receive))
+        .route("/api/v1/query", get(query::instant).post(query::instant))
+        .route("/api/v1/query_range", get(query::range).post(query::range))
+        .route(
+            "/api/v1/series",
+            get(metadata::series).post(metadata::series),
+        )
+        .route(
+            "/api/v1/labels",
+            get(metadata::labels).post(metadata::labels),
+        )
+        .route("/api/v1/label/{name}/values", get(metadata::label_values))
+        .route("/api/v1/status/buildinfo", get(admin::buildinfo))
+        .route("/api/v1/admin/flush", post(admin::flush))
+        .route("/-/ready", get(admin::ready))
+        .route("/-/healthy", get(admin::healthy))
+        .route("/metrics", get(admin::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        // Remote write enforces its own limit; other bodies are small forms.
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
+        .with_state(state)
+}
+
+/// Span, metrics and a debug log line for every request.
+async fn observe(State(state): State<AppRef>, req: Request, next: Next) -> Response {
+    let handler = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let tenant = match tenant::tenant_from_headers(req.headers()) {
+        Ok(t) => t.to_string(),
+        Err(_) => "invalid".into(),
+    };
+    let span = tracing::info_span!(
+        "http",
+        method = %req.method(),
+        path = %req.uri().path(),
+        tenant = %tenant,
+    );
+    let start = Instant::now();
+    let resp = next.run(req).instrument(span.clone()).await;
+    let elapsed = start.elapsed();
+    let status = resp.status().as_u16();
+    state
+        .metrics
+        .requests
+        .with_label_values(&[handler.as_str(), &status.to_string()])
+        .inc();
+    state
+        .metrics
+        .duration
+        .with_label_values(&[handler.as_str()])
+        .observe(elapsed.as_secs_f64());
+    span.in_scope(|| tracing::debug!(status, elapsed_ms = elapsed.as_secs_f64() * 1e3, "answered"));
+    resp
+}
+
+async fn not_found(req: Request) -> Response {
+    ApiError::NotFound(format!(
+        "no such endpoint: {} {}",
+        req.method(),
+        req.uri().path()
+    ))
+    .into_response()
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    ApiError::MethodNotAllowed(format!(
+        "method {} is not allowed on {}",
+        req.method(),
+        req.uri().path()
+    ))
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,259 @@
+//! `/api/v1/series`, `/api/v1/labels` and `/api/v1/label/<name>/values`, read from the
+//! merged heads and blocks of the caller's tenant through
+//! [`SeriesSource::series`](hypnos_schemas::SeriesSource::series).
+
+use std::collections::BTreeSet;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use hypnos_schemas::labels::METRIC_NAME;
+use hypnos_schemas::{Labels, MatchOp, Matcher, TenantId, TimeRange};
+use promql_parser::label::{MatchOp as PMatchOp, Matcher as PMatcher};
+use promql_parser::parser::Expr;
+
+use super::errors::ApiError;
+use super::params::{MAX_TIME_MS, MIN_TIME_MS, Params};
+use super::query::count;
+use super::tenant::Tenant;
+use super::{AppRef, json};
+
+const TRUNCATED: &str = "results truncated due to limit";
+
+pub(super) async fn series(
+    State(state): State<AppRef>,
+    Tenant(tenant): Tenant,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let r = async {
+        let sets = matcher_sets(&params)?;
+        if sets.is_empty() {
+            return Err(ApiError::BadData("no match[] parameter provided".into()));
+        }
+        let (range, limit) = (range(&params)?, limit(&params)?);
+        let mut all = select(&state, &tenant, &sets, range).await?;
+        let warnings = truncate(&mut all, limit);
+        Ok(json::success(&json::labels_array(&all), &warnings))
+    }
+    .await;
+    count(&state, &tenant, "series", r)
+}
+
+pub(super) async fn labels(
+    State(state): State<AppRef>,
+    Tenant(tenant): Tenant,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let r = async {
+        let sets = matcher_sets(&params)?;
+        let (range, limit) = (range(&params)?, limit(&params)?);
+        let series = select(&state, &tenant, &sets, range).await?;
+        let names: BTreeSet<&str> = series
+            .iter()
+            .flat_map(|l| l.iter().map(|l| l.name.as_str()))
+            .collect();
+        let mut names: Vec<&str> = names.into_iter().collect();
+        let warnings = truncate(&mut names, limit);
+        Ok(json::success(&json::string_array(names), &warnings))
+    }
+    .await;
+    count(&state, &tenant, "labels", r)
+}
+
+pub(super) async fn label_values(
+    State(state): State<AppRef>,
+    Tenant(tenant): Tenant,
+    Path(name): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let r = async {
+        let sets = matcher_sets(&params)?;
+        let (range, limit) = (range(&params)?, limit(&params)?);
+        let series = select(&state, &tenant, &sets, range).await?;
+        let values: BTreeSet<&str> = series
+            .iter()
+            .map(|l| l.get(&name))
+            .filter(|v| !v.is_empty())
+            .collect();
+        let mut values: Vec<&str> = values.into_iter().collect();
+        let warnings = truncate(&mut values, limit);
+        Ok(json::success(&json::string_array(values), &warnings))
+    }
+    .await;
+    count(&state, &tenant, "label_values", r)
+}
+
+/// The label sets of the series matching any of `sets` (every series when there is none),
+/// sorted and unique.
+async fn select(
+    state: &AppRef,
+    tenant: &TenantId,
+    sets: &[Vec<Matcher>],
+    range: TimeRange,
+) -> Result<Vec<Labels>, ApiError> {
+    let mut all = Vec::new();
+    if sets.is_empty() {
+        all = state.source.series(tenant, &[], range).await?;
+    }
+    for set in sets {
+        all.extend(state.source.series(tenant, set, range).await?);
+    }
+    all.sort();
+    all.dedup();
+    Ok(all)
+}
+
+/// `start` and `end`, by default the whole time range.
+fn range(params: &Params) -> Result<TimeRange, ApiError> {
+    Ok(TimeRange::new(
+        params.time("start", MIN_TIME_MS)?,
+        params.time("end", MAX_TIME_MS)?,
+    ))
+}
+
+/// `limit`: 0 or absent for none.
+fn limit(params: &Params) -> Result<usize, ApiError> {
+    let Some(s) = params.get("limit") else {
+        return Ok(0);
+    };
+    let n: i64 = s.parse().map_err(|_| {
+        ApiError::invalid_param(
+            "limit",
+            format!("strconv.Atoi: parsing {s:?}: invalid syntax"),
+        )
+    })?;
+    usize::try_from(n).map_err(|_| ApiError::invalid_param("limit", "limit must be non-negative"))
+}
+
+/// Cuts `items` to `limit` (0: no limit), with Prometheus' warning when it cut anything.
+fn truncate<T>(items: &mut Vec<T>, limit: usize) -> Vec<String> {
+    if limit > 0 && items.len() > limit {
+        items.truncate(limit);
+        vec![TRUNCATED.to_string()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Every `match[]`, each parsed as a series selector into one or more matcher sets (one per
+/// `or` branch).
+pub(super) fn matcher_sets(params: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
+    let mut sets = Vec::new();
+    for s in params.all("match[]") {
+        sets.extend(parse_selector(s).map_err(|e| ApiError::invalid_param("match[]", e))?);
+    }
+    Ok(sets)
+}
+
+/// Parses one series selector (`up{job="a"}`, `{__name__=~"x.*"}`) into matcher sets.
+pub(super) fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
+    let expr = promql_parser::parser::parse(s)?;
+    let Expr::VectorSelector(vs) = expr else {
+        return Err(format!("{s:?} is not a series selector"));
+    };
+    if vs.offset.is_some() || vs.at.is_some() {
+        return Err(format!(
+            "{s:?} is not a series selector: offset and @ are not allowed"
+        ));
+    }
+    let mut base = Vec::new();
+    if let Some(name) = &vs.name {
+        base.push(new_matcher(MatchOp::Equal, METRIC_NAME, name)?);
+    }
+    for m in &vs.matchers.matchers {
+        base.push(convert(m)?);
+    }
+    if vs.matchers.or_matchers.is_empty() {
+        return Ok(vec![base]);
+    }
+    vs.matchers
+        .or_matchers
+        .iter()
+        .map(|group| {
+            let mut set = base.clone();
+            for m in group {
+                set.push(convert(m)?);
+            }
+            Ok(set)
+        })
+        .collect()
+}
+
+fn convert(m: &PMatcher) -> Result<Matcher, String> {
+    let op = match m.op {
+        PMatchOp::Equal => MatchOp::Equal,
+        PMatchOp::NotEqual => MatchOp::NotEqual,
+        PMatchOp::Re(_) => MatchOp::Re,
+        PMatchOp::NotRe(_) => MatchOp::NotRe,
+    };
+    new_matcher(op, &m.name, &m.value)
+}
+
+fn new_matcher(op: MatchOp, name: &str, value: &str) -> Result<Matcher, String> {
+    Matcher::new(op, name, value).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn show(sets: &[Vec<Matcher>]) -> Vec<Vec<String>> {
+        sets.iter()
+            .map(|s| {
+                s.iter()
+                    .map(|m| format!("{}{:?}{}", m.name, m.op, m.value))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn selectors() {
+        assert_eq!(
+            show(&parse_selector(r#"up{job="a",env!="b",i=~"x.*",j!~"y"}"#).unwrap()),
+            vec![vec![
+                "__name__Equalup",
+                "jobEquala",
+                "envNotEqualb",
+                "iRex.*",
+                "jNotRey"
+            ]]
+        );
+        assert_eq!(
+            show(&parse_selector(r#"{__name__=~"up|down"}"#).unwrap()),
+            vec![vec!["__name__Reup|down"]]
+        );
+        let or = parse_selector(r#"{a="1" or b="2"}"#).unwrap();
+        assert_eq!(or.len(), 2, "{:?}", show(&or));
+    }
+
+    #[test]
+    fn bad_selectors() {
+        for bad in [
+            "rate(up[5m])",
+            "up offset 5m",
+            "{",
+            "1+1",
+            r#"{a=""}"#,
+            "up[5m]",
+        ] {
+            assert!(parse_selector(bad).is_err(), "{bad} accepted");
+        }
+        let e = matcher_sets(&Params::from_query("match[]=rate(x[1m])")).unwrap_err();
+        assert!(
+            e.to_string().starts_with("invalid parameter \"match[]\": "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(limit(&Params::from_query("")).unwrap(), 0);
+        assert_eq!(limit(&Params::from_query("limit=5")).unwrap(), 5);
+        assert!(limit(&Params::from_query("limit=-1")).is_err());
+        assert!(limit(&Params::from_query("limit=x")).is_err());
+        let mut v = vec![1, 2, 3];
+        assert_eq!(truncate(&mut v, 2), vec![TRUNCATED.to_string()]);
+        assert_eq!(v, vec![1, 2]);
+        assert!(truncate(&mut v, 0).is_empty());
+    }
+}

@@ -1,0 +1,205 @@
+//! `hypnos all`: builds every component, serves HTTP and gRPC, and stops on SIGINT/SIGTERM.
+//!
+//! Startup order: object store, block catalog (listed once, fatal if the bucket cannot be
+//! read), ingester (replays the WAL), query engine over heads and blocks merged; then the
+//! background tasks (flushes every block duration, catalog sync every 30 s) and the two
+//! servers. Shutdown stops accepting and lets requests in flight finish (for at most
+//! [`SHUTDOWN_GRACE`]); nothing needs flushing because every acknowledged write is in the WAL.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use hypnos_engine::{BlockCatalog, MergedSource};
+use hypnos_ingest::{IngestConfig, Ingester};
+use hypnos_planner::{QueryEngine, QueryOptions};
+use hypnos_schemas::{BlockSink, SeriesSource};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::cli::AllArgs;
+use crate::http::{self, AppState};
+use crate::metrics::HttpMetrics;
+use crate::objstore::BucketConfig;
+
+/// How often the block catalog re-lists the bucket (blocks written by other processes).
+const CATALOG_SYNC_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How long requests in flight may take to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The bucket chosen by the flags: `--objstore-url`, `--objstore-config-file`, or
+/// `<data-dir>/bucket`.
+pub(crate) fn bucket_config(args: &AllArgs) -> anyhow::Result<BucketConfig> {
+    match (&args.objstore_url, &args.objstore_config_file) {
+        (Some(_), Some(_)) => {
+            bail!("--objstore-url and --objstore-config-file cannot be used together")
+        }
+        (Some(url), None) => BucketConfig::from_url(url),
+        (None, Some(file)) => BucketConfig::from_file(file),
+        (None, None) => Ok(BucketConfig::directory(args.data_dir.join("bucket"))),
+    }
+}
+
+/// Builds the shared state of the HTTP API, with the ingester and the catalog behind it.
+pub(crate) async fn build_state(
+    args: &AllArgs,
+    bucket: &BucketConfig,
+) -> anyhow::Result<(Arc<AppState>, Arc<BlockCatalog>)> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create data directory {}", args.data_dir.display()))?;
+    let store = bucket.build()?;
+    let catalog = Arc::new(BlockCatalog::new(Arc::clone(&store)));
+    let blocks = catalog
+        .sync()
+        .await
+        .with_context(|| format!("cannot list blocks in {}", bucket.describe()))?;
+    info!(bucket = %bucket.describe(), blocks, "block catalog loaded");
+
+    let registry = prometheus::Registry::new();
+    let cfg = IngestConfig {
+        block_duration: args.block_duration,
+        ..IngestConfig::new(&args.data_dir)
+    };
+    let sink: Arc<dyn BlockSink> = Arc::clone(&catalog) as Arc<dyn BlockSink>;
+    let ingester = Ingester::open(cfg, store, sink, &registry)
+        .await
+        .context("cannot open the ingester")?;
+    let heads: Arc<dyn SeriesSource> = Arc::clone(&ingester) as Arc<dyn SeriesSource>;
+    let blocks: Arc<dyn SeriesSource> = Arc::clone(&catalog) as Arc<dyn SeriesSource>;
+    let source: Arc<dyn SeriesSource> = Arc::new(MergedSource::new(vec![heads, blocks]));
+    let state = AppState {
+        ingester,
+        engine: QueryEngine::new(Arc::clone(&source)),
+        source,
+        metrics: HttpMetrics::new(&registry).context("cannot register HTTP metrics")?,
+        registry,
+        max_request_bytes: args.max_request_bytes,
+        query_timeout: QueryOptions::default().timeout,
+    };
+    Ok((Arc::new(state), catalog))
+}
+
+/// Runs `hypnos all` until SIGINT or SIGTERM.
+pub(crate) async fn run_all(args: AllArgs) -> anyhow::Result<()> {
+    let bucket = bucket_config(&args)?;
+    // Listen first: a taken port is the most common startup failure, report it before the
+    // WAL replay.
+    let http_listener = listen(args.http_address, "HTTP").await?;
+    let grpc_listener = listen(args.grpc_address, "gRPC").await?;
+    let (state, catalog) = build_state(&args, &bucket).await?;
+
+    let flush_loop = state.ingester.spawn_flush_loop();
+    let catalog_sync = spawn_catalog_sync(catalog);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let router = http::router(Arc::clone(&state));
+    let mut http_server: JoinHandle<anyhow::Result<()>> = tokio::spawn({
+        let stop = stopped(stop_rx.clone());
+        async move {
+            axum::serve(http_listener, router)
+                .with_graceful_shutdown(stop)
+                .await
+                .context("HTTP server failed")
+        }
+    });
+    let mut grpc_server = tokio::spawn(crate::grpc::serve(grpc_listener, stopped(stop_rx)));
+    info!(
+        http = %args.http_address,
+        grpc = %args.grpc_address,
+        block_duration = %humantime::format_duration(args.block_duration),
+        "hypnos listening"
+    );
+
+    let outcome = tokio::select! {
+        r = &mut http_server => Err(server_exit("HTTP", r)),
+        r = &mut grpc_server => Err(server_exit("gRPC", r)),
+        signal = shutdown_signal() => {
+            info!(signal, "shutting down: no longer accepting connections");
+            Ok(())
+        }
+    };
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        if !http_server.is_finished() {
+            let _ = (&mut http_server).await;
+        }
+        if !grpc_server.is_finished() {
+            let _ = (&mut grpc_server).await;
+        }
+    })
+    .await;
+    if drained.is_err() {
+        warn!(grace = ?SHUTDOWN_GRACE, "requests still in flight after the grace period, stopping anyway");
+        http_server.abort();
+        grpc_server.abort();
+    }
+    flush_loop.abort();
+    catalog_sync.abort();
+    drop(state);
+    info!("stopped");
+    outcome
+}
+
+async fn listen(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for {what} on {addr}"))
+}
+
+/// Resolves once `true` is sent (or the sender is gone).
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+fn server_exit(what: &str, r: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Error {
+    match r {
+        Ok(Ok(())) => anyhow::anyhow!("{what} server stopped unexpectedly"),
+        Ok(Err(e)) => e,
+        Err(e) => anyhow::anyhow!("{what} server task failed: {e}"),
+    }
+}
+
+fn spawn_catalog_sync(catalog: Arc<BlockCatalog>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + CATALOG_SYNC_INTERVAL,
+            CATALOG_SYNC_INTERVAL,
+        );
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match catalog.sync().await {
+                Ok(blocks) => debug!(blocks, "block catalog synced"),
+                Err(e) => warn!(error = %e, "block catalog sync failed; retrying at the next tick"),
+            }
+        }
+    })
+}
+
+/// Waits for SIGINT or SIGTERM; the signal's name.
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            Err(e) => {
+                warn!(error = %e, "cannot install a SIGTERM handler, only SIGINT stops hypnos");
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    }
+}
