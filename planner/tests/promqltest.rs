@@ -25,7 +25,7 @@ use hypnos_schemas::tenant::TENANT_LABEL;
 use hypnos_schemas::{BlockSink, Labels, SeriesSource, TenantId};
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
-use script::{Command, Eval, Expect, Point, SeriesDesc, Timing};
+use script::{Command, Eval, Expect, FailMsg, Point, SeriesDesc, Timing};
 
 /// A fresh store: ingester, block catalog and query engine over a temporary directory.
 struct Env {
@@ -237,7 +237,24 @@ async fn run_eval(env: &Env, ev: &Eval) -> Result<(), String> {
     };
     if ev.fail {
         return match result {
-            Err(_) => Ok(()),
+            Err(e) => {
+                let text = e.to_string();
+                let matches = match &ev.fail_msg {
+                    None => true,
+                    Some(FailMsg::Exact(m)) => text == *m,
+                    Some(FailMsg::Regex(r)) => {
+                        regex::Regex::new(r).is_ok_and(|re| re.is_match(&text))
+                    }
+                };
+                if matches {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "line {}: {}\n    expected error {:?}, got {text:?}",
+                        ev.line, ev.query, ev.fail_msg
+                    ))
+                }
+            }
             Ok(r) => Err(format!(
                 "line {}: {}\n    expected an error, got {r:?}",
                 ev.line, ev.query

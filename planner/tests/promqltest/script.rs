@@ -23,6 +23,13 @@ pub(crate) enum Expect {
     Series(Vec<SeriesDesc>),
 }
 
+/// What an expected error must say.
+#[derive(Debug, Clone)]
+pub(crate) enum FailMsg {
+    Exact(String),
+    Regex(String),
+}
+
 #[derive(Debug, Clone)]
 pub(crate) enum Timing {
     Instant(i64),
@@ -35,6 +42,8 @@ pub(crate) struct Eval {
     pub(crate) query: String,
     pub(crate) timing: Timing,
     pub(crate) fail: bool,
+    /// With `expect fail msg: ...` / `regex: ...`: what the error must say.
+    pub(crate) fail_msg: Option<FailMsg>,
     pub(crate) ordered: bool,
     pub(crate) expect: Expect,
     /// Why the expected result could not be read (e.g. native histogram samples).
@@ -307,6 +316,7 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Command>, String> {
                     query: query.to_string(),
                     timing,
                     fail: cmd == "eval_fail",
+                    fail_msg: None,
                     ordered: cmd == "eval_ordered",
                     expect: Expect::Series(Vec::new()),
                     unreadable: None,
@@ -315,8 +325,14 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Command>, String> {
                 for b in body {
                     if let Some(e) = b.strip_prefix("expect ") {
                         let e = e.trim();
-                        if e.starts_with("fail") {
+                        if let Some(rest) = e.strip_prefix("fail") {
                             ev.fail = true;
+                            let rest = rest.trim();
+                            if let Some(m) = rest.strip_prefix("msg:") {
+                                ev.fail_msg = Some(FailMsg::Exact(m.trim().to_string()));
+                            } else if let Some(r) = rest.strip_prefix("regex:") {
+                                ev.fail_msg = Some(FailMsg::Regex(r.trim().to_string()));
+                            }
                         } else if e == "ordered" {
                             ev.ordered = true;
                         } else if let Some(s) = e.strip_prefix("string ") {

@@ -50,7 +50,11 @@ async fn write_then_read_back_bit_exact() {
 
     // Time range trimming, inclusive on both ends.
     let got = reader
-        .select(&tenant, std::slice::from_ref(&m), TimeRange::new(2000, 2500))
+        .select(
+            &tenant,
+            std::slice::from_ref(&m),
+            TimeRange::new(2000, 2500),
+        )
         .await
         .unwrap();
     let counts: Vec<usize> = got.iter().map(|s| s.len()).collect();

@@ -1,0 +1,268 @@
+//! Flush and query against a real S3 API: moto's server (PyPI `moto[server]`), started by
+//! the test on a free port. Without moto the tests are skipped, except under `CI=true`.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const T: Tenant<'static> = Tenant::Thanos("s3-tenant");
+const INSTALL: &str = "pip install 'moto[server]'  (or run .ci/run)";
+
+/// A moto S3 server on 127.0.0.1, killed when dropped.
+struct Moto {
+    child: Child,
+    port: u16,
+    log: tempfile::NamedTempFile,
+}
+
+impl Moto {
+    fn available() -> bool {
+        Command::new("python3")
+            .args(["-c", "import moto.server, flask, flask_cors, boto3"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Starts moto, or returns `None` after printing why (panics under `CI=true`).
+    fn start() -> Option<Self> {
+        if !require(
+            Self::available(),
+            "moto's S3 server (python3 -m moto.server)",
+            INSTALL,
+        ) {
+            return None;
+        }
+        let port = free_addr().port();
+        let log = tempfile::NamedTempFile::new().expect("moto log");
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.reopen().expect("log")))
+            .stderr(Stdio::from(log.reopen().expect("log")))
+            .spawn()
+            .expect("spawn python3 -m moto.server");
+        let mut m = Self { child, port, log };
+        let client = http_client();
+        let url = m.url("/");
+        eventually(Duration::from_secs(60), "moto to answer", || {
+            if let Ok(Some(st)) = m.child.try_wait() {
+                panic!(
+                    "moto exited: {st}\n{}",
+                    std::fs::read_to_string(m.log.path()).unwrap_or_default()
+                );
+            }
+            client.get(&url).send().ok().map(|_| ())
+        });
+        Some(m)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    fn endpoint(&self) -> String {
+        self.url("")
+    }
+
+    /// Creates a bucket (moto checks no signature).
+    fn create_bucket(&self, bucket: &str) {
+        let r = http_client()
+            .put(self.url(&format!("/{bucket}")))
+            .send()
+            .expect("PUT bucket");
+        assert!(r.status().is_success(), "create bucket: {}", r.status());
+    }
+
+    /// Every key of `bucket`.
+    fn keys(&self, bucket: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut url = format!("/{bucket}?list-type=2");
+            if let Some(t) = &token {
+                url.push_str("&continuation-token=");
+                url.push_str(
+                    &t.replace('+', "%2B")
+                        .replace('/', "%2F")
+                        .replace('=', "%3D"),
+                );
+            }
+            let body = http_client()
+                .get(self.url(&url))
+                .send()
+                .expect("list objects")
+                .text()
+                .expect("list body");
+            keys.extend(xml_values(&body, "Key"));
+            token = xml_values(&body, "NextContinuationToken")
+                .into_iter()
+                .next();
+            if token.is_none() {
+                return keys;
+            }
+        }
+    }
+
+    /// An object's bytes, read with boto3 (installed with moto): moto refuses unsigned
+    /// reads of objects written with credentials.
+    fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
+        let script = "import sys, boto3\n\
+            s3 = boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='test',\n\
+                aws_secret_access_key='test', region_name='us-east-1')\n\
+            sys.stdout.buffer.write(s3.get_object(Bucket=sys.argv[2], Key=sys.argv[3])['Body'].read())\n";
+        let out = Command::new("python3")
+            .args(["-c", script, &self.endpoint(), bucket, key])
+            .output()
+            .expect("run python3 boto3");
+        assert!(
+            out.status.success(),
+            "boto3 get {bucket}/{key}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn xml_values(xml: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    xml.split(&open)
+        .skip(1)
+        .filter_map(|s| s.split_once(&close).map(|(v, _)| v.to_string()))
+        .collect()
+}
+
+/// What the S3 tests write: two series of tenant `s3-tenant` and one of the default tenant.
+fn write_data(s: &TestServer) -> i64 {
+    let t0 = base_time();
+    let pts =
+        |m: f64| -> Vec<(i64, f64)> { (0..20).map(|k| (t0 + k * 15_000, k as f64 * m)).collect() };
+    s.write(
+        T,
+        &request(vec![
+            series("s3_counter", &[("instance", "a")], &pts(1.0)),
+            series("s3_counter", &[("instance", "b")], &pts(2.5)),
+        ]),
+    );
+    s.write(
+        Tenant::Default,
+        &request(vec![series("s3_default", &[], &pts(3.0))]),
+    );
+    t0
+}
+
+fn answers(s: &TestServer, t0: i64) -> Vec<serde_json::Value> {
+    let end = t0 + 19 * 15_000;
+    vec![
+        normalize(&s.query(T, "s3_counter[1h]", end)),
+        normalize(&s.query(T, "sum(rate(s3_counter[1m]))", end)),
+        normalize(&s.query_range(T, "s3_counter", t0, end, 30_000)),
+        normalize(&s.query(Tenant::Default, "s3_default[1h]", end)),
+    ]
+}
+
+/// Flushes to the bucket, checks the objects, then answers the same from a server with an
+/// empty data dir.
+fn flush_and_reread(moto: &Moto, bucket: &str, prefix: &str, opts: Options) {
+    let s = TestServer::with(opts.clone());
+    let t0 = write_data(&s);
+    let before = answers(&s, t0);
+    let m = matrix(&before[0]);
+    assert_eq!(m.len(), 2, "{m:?}");
+    assert_eq!(m[0].1.len(), 20);
+    s.flush();
+    assert_eq!(
+        answers(&s, t0),
+        before,
+        "answers changed by the flush to S3"
+    );
+
+    let keys = moto.keys(bucket);
+    let metas: Vec<&String> = keys.iter().filter(|k| k.ends_with("/meta.json")).collect();
+    for tenant in ["s3-tenant", "default-tenant"] {
+        let want = format!("{prefix}tenants/{tenant}/");
+        assert!(
+            metas.iter().any(|k| k.starts_with(&want)),
+            "no {want}<ulid>/meta.json in the bucket: {keys:?}"
+        );
+    }
+    for meta in &metas {
+        let dir = meta.trim_end_matches("meta.json");
+        for f in ["series.parquet", "samples.parquet"] {
+            assert!(
+                keys.contains(&format!("{dir}{f}")),
+                "{dir} lacks {f}: {keys:?}"
+            );
+        }
+        let json: serde_json::Value = serde_json::from_slice(&moto.get(bucket, meta))
+            .unwrap_or_else(|e| panic!("{meta} is not JSON: {e}"));
+        assert!(
+            json["num_samples"].as_u64().is_some_and(|n| n > 0),
+            "{meta}: {json}"
+        );
+    }
+    assert!(
+        find_meta_files(&s.bucket_dir()).is_empty(),
+        "blocks written to the local bucket despite S3"
+    );
+    drop(s);
+
+    // Nothing local: every answer comes from the blocks in S3.
+    let s2 = TestServer::with(opts);
+    assert_eq!(answers(&s2, t0), before, "answers from S3 blocks differ");
+}
+
+#[test]
+fn s3_by_url_and_aws_environment() {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket("hypnos-bucket");
+    let opts = Options::default()
+        .arg("--objstore-url")
+        .arg("s3://hypnos-bucket/some/prefix")
+        .env("AWS_ENDPOINT_URL", moto.endpoint())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ALLOW_HTTP", "true");
+    flush_and_reread(&moto, "hypnos-bucket", "some/prefix/", opts);
+}
+
+#[test]
+fn s3_by_thanos_bucket_config() {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket("thanos-style");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bucket_config.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "type: S3\nconfig:\n  bucket: \"thanos-style\"\n  endpoint: \"127.0.0.1:{}\"\n  \
+             access_key: \"test\"\n  secret_key: \"test\"\n  insecure: true\n  \
+             region: \"us-east-1\"\n",
+            moto.port
+        ),
+    )
+    .unwrap();
+    let opts = Options::default()
+        .arg("--objstore-config-file")
+        .arg(cfg.display().to_string());
+    flush_and_reread(&moto, "thanos-style", "", opts);
+}
