@@ -18,8 +18,8 @@ use futures::{StreamExt, TryStreamExt, stream};
 use hypnos_schemas::{Matcher, SeriesData, SeriesSource, TenantId, TimeRange, is_stale_nan};
 
 use crate::ops::{
-    AggOp, BinOp, Grouping, RangeFunc, Steps, aggregate, instant_select, range_function,
-    scalar_binary,
+    AggOp, BinOp, Grouping, InstantFunc, RangeFunc, Steps, VectorMatching, VectorOp, aggregate,
+    instant_function, instant_select, range_function, scalar_binary, vector_binary,
 };
 use crate::vector::{VectorBuilder, vector_schema};
 
@@ -52,10 +52,19 @@ pub enum PromOp {
         op: AggOp,
         grouping: Grouping,
     },
+    InstantFunction {
+        func: InstantFunc,
+    },
     ScalarBinary {
         op: BinOp,
         scalar: f64,
         scalar_on_left: bool,
+        return_bool: bool,
+    },
+    /// Two instant vectors (the children: left, right) matched at every step.
+    VectorBinary {
+        op: VectorOp,
+        matching: VectorMatching,
         return_bool: bool,
     },
 }
@@ -106,6 +115,7 @@ impl fmt::Display for PromOp {
             PromOp::Aggregate { op, grouping } => {
                 write!(f, "PromAggregateExec: op={}, {grouping:?}", op.name())
             }
+            PromOp::InstantFunction { func } => write!(f, "PromInstantFunctionExec: {func:?}"),
             PromOp::ScalarBinary {
                 op,
                 scalar,
@@ -114,6 +124,14 @@ impl fmt::Display for PromOp {
             } => write!(
                 f,
                 "PromScalarBinaryExec: op={op:?}, scalar={scalar}, scalar_on_left={scalar_on_left}, bool={return_bool}"
+            ),
+            PromOp::VectorBinary {
+                op,
+                matching,
+                return_bool,
+            } => write!(
+                f,
+                "PromVectorBinaryExec: op={op:?}, {matching:?}, bool={return_bool}"
             ),
         }
     }
@@ -129,11 +147,11 @@ fn op_str(op: hypnos_schemas::MatchOp) -> &'static str {
 }
 
 /// A PromQL operator in a DataFusion physical plan. Single partition, vector schema in and
-/// out.
+/// out. A selection has no input, [`PromOp::VectorBinary`] two, every other operator one.
 #[derive(Debug)]
 pub struct PromExec {
     op: PromOp,
-    input: Option<Arc<dyn ExecutionPlan>>,
+    inputs: Vec<Arc<dyn ExecutionPlan>>,
     source: Option<Arc<dyn SeriesSource>>,
     props: Arc<PlanProperties>,
 }
@@ -141,23 +159,28 @@ pub struct PromExec {
 impl PromExec {
     /// A selection leaf reading `source`.
     pub fn select(op: PromOp, source: Arc<dyn SeriesSource>) -> Self {
-        Self::build(op, None, Some(source))
+        Self::build(op, Vec::new(), Some(source))
     }
 
     /// An operator over `input`.
     pub fn over(op: PromOp, input: Arc<dyn ExecutionPlan>) -> Self {
-        Self::build(op, Some(input), None)
+        Self::build(op, vec![input], None)
+    }
+
+    /// An operator over two inputs ([`PromOp::VectorBinary`]).
+    pub fn binary(op: PromOp, lhs: Arc<dyn ExecutionPlan>, rhs: Arc<dyn ExecutionPlan>) -> Self {
+        Self::build(op, vec![lhs, rhs], None)
     }
 
     fn build(
         op: PromOp,
-        input: Option<Arc<dyn ExecutionPlan>>,
+        inputs: Vec<Arc<dyn ExecutionPlan>>,
         source: Option<Arc<dyn SeriesSource>>,
     ) -> Self {
         let props = PlanProperties::new(
             EquivalenceProperties::new(vector_schema()),
             Partitioning::UnknownPartitioning(1),
-            if matches!(op, PromOp::Aggregate { .. }) {
+            if matches!(op, PromOp::Aggregate { .. } | PromOp::VectorBinary { .. }) {
                 EmissionType::Final
             } else {
                 EmissionType::Incremental
@@ -166,7 +189,7 @@ impl PromExec {
         );
         Self {
             op,
-            input,
+            inputs,
             source,
             props: Arc::new(props),
         }
@@ -193,7 +216,7 @@ impl ExecutionPlan for PromExec {
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        self.input.iter().collect()
+        self.inputs.iter().collect()
     }
 
     fn apply_expressions(
@@ -204,27 +227,27 @@ impl ExecutionPlan for PromExec {
     }
 
     fn maintains_input_order(&self) -> Vec<bool> {
-        vec![true; self.input.iter().count()]
+        vec![true; self.inputs.len()]
     }
 
     fn benefits_from_input_partitioning(&self) -> Vec<bool> {
-        vec![false; self.input.iter().count()]
+        vec![false; self.inputs.len()]
     }
 
     fn with_new_children(
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        match (children.len(), &self.input) {
-            (0, None) => Ok(self),
-            (1, Some(_)) => Ok(Arc::new(Self::build(
-                self.op.clone(),
-                children.into_iter().next(),
-                self.source.clone(),
-            ))),
-            _ => Err(DataFusionError::Internal(
+        match children.len() {
+            n if n != self.inputs.len() => Err(DataFusionError::Internal(
                 "PromExec: wrong number of children".into(),
             )),
+            0 => Ok(self),
+            _ => Ok(Arc::new(Self::build(
+                self.op.clone(),
+                children,
+                self.source.clone(),
+            ))),
         }
     }
 
@@ -265,9 +288,35 @@ impl ExecutionPlan for PromExec {
             let s = stream::once(fut).try_flatten();
             return Ok(Box::pin(RecordBatchStreamAdapter::new(schema, s)));
         }
+        if let PromOp::VectorBinary {
+            op,
+            matching,
+            return_bool,
+        } = &self.op
+        {
+            let [lhs, rhs] = self.inputs.as_slice() else {
+                return Err(DataFusionError::Internal(
+                    "vector binary operation without two inputs".into(),
+                ));
+            };
+            let (lhs, rhs) = (
+                lhs.execute(0, Arc::clone(&context))?,
+                rhs.execute(0, context)?,
+            );
+            let (op, matching, return_bool) = (*op, matching.clone(), *return_bool);
+            let fut = async move {
+                let (l, r): (Vec<RecordBatch>, Vec<RecordBatch>) =
+                    futures::try_join!(lhs.try_collect(), rhs.try_collect())?;
+                vector_binary(&l, &r, op, &matching, return_bool)
+            };
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                stream::once(fut),
+            )));
+        }
         let input = self
-            .input
-            .as_ref()
+            .inputs
+            .first()
             .ok_or_else(|| DataFusionError::Internal("operator without input".into()))?
             .execute(0, context)?;
         let op = self.op.clone();
@@ -301,7 +350,8 @@ impl ExecutionPlan for PromExec {
                     scalar_on_left,
                     return_bool,
                 } => scalar_binary(&batch, *op, *scalar, *scalar_on_left, *return_bool),
-                PromOp::Select { .. } | PromOp::Aggregate { .. } => {
+                PromOp::InstantFunction { func } => instant_function(&batch, *func),
+                PromOp::Select { .. } | PromOp::Aggregate { .. } | PromOp::VectorBinary { .. } => {
                     unreachable!("handled above")
                 }
             }

@@ -66,26 +66,14 @@ pub fn instant_select(
     Ok(out.finish())
 }
 
-/// Functions over a range window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd)]
-pub enum RangeFunc {
-    Rate,
-    Increase,
-    Delta,
-}
-
-impl RangeFunc {
-    pub fn name(&self) -> &'static str {
-        match self {
-            RangeFunc::Rate => "rate",
-            RangeFunc::Increase => "increase",
-            RangeFunc::Delta => "delta",
-        }
-    }
-}
+mod instant_fn;
+mod window;
+pub use instant_fn::{InstantFunc, instant_function};
+pub use window::{RangeFunc, quantile};
 
 /// Evaluates `func` over the left-open window `(t - offset - range, t - offset]` at each step.
-/// Staleness markers are not samples. The metric name is dropped.
+/// Staleness markers are not samples. The metric name is dropped unless the function
+/// returns samples unchanged (`last_over_time`).
 pub fn range_function(
     input: &RecordBatch,
     func: RangeFunc,
@@ -106,7 +94,11 @@ pub fn range_function(
                 v_buf.push(*v);
             }
         }
-        out.start_series(&s.labels.without_metric_name());
+        if func.keeps_name() {
+            out.start_series(&s.labels);
+        } else {
+            out.start_series(&s.labels.without_metric_name());
+        }
         let (mut lo, mut hi) = (0, 0);
         for t in steps.iter() {
             let end = t - offset;
@@ -118,71 +110,13 @@ pub fn range_function(
                 lo += 1;
             }
             let (wt, wv) = (&ts_buf[lo..hi], &v_buf[lo..hi]);
-            let value = match func {
-                RangeFunc::Rate => extrapolated_rate(wt, wv, start, end, true, true),
-                RangeFunc::Increase => extrapolated_rate(wt, wv, start, end, true, false),
-                RangeFunc::Delta => extrapolated_rate(wt, wv, start, end, false, false),
-            };
+            let value = func.eval(wt, wv, start, end, t);
             if let Some(v) = value {
                 out.push(t, v);
             }
         }
     }
     Ok(out.finish())
-}
-
-/// Prometheus' `extrapolatedRate`: the increase (or delta) over the window, extrapolated
-/// towards the window's ends when the first and last samples are close enough to them, and
-/// never below zero for counters. `None` with fewer than two samples.
-fn extrapolated_rate(
-    ts: &[i64],
-    vs: &[f64],
-    range_start: i64,
-    range_end: i64,
-    is_counter: bool,
-    is_rate: bool,
-) -> Option<f64> {
-    if ts.len() < 2 {
-        return None;
-    }
-    let (first_t, last_t) = (ts[0], ts[ts.len() - 1]);
-    let (first_v, last_v) = (vs[0], vs[vs.len() - 1]);
-    let mut result = last_v - first_v;
-    if is_counter {
-        let mut prev = first_v;
-        for v in &vs[1..] {
-            if *v < prev {
-                result += prev;
-            }
-            prev = *v;
-        }
-    }
-    let mut to_start = (first_t - range_start) as f64 / 1000.0;
-    let mut to_end = (range_end - last_t) as f64 / 1000.0;
-    let sampled = (last_t - first_t) as f64 / 1000.0;
-    let avg_between = sampled / (ts.len() - 1) as f64;
-    let threshold = avg_between * 1.1;
-    if to_start >= threshold {
-        to_start = avg_between / 2.0;
-    }
-    if is_counter {
-        // A counter cannot go below zero: do not extrapolate past the point where it would.
-        let mut to_zero = to_start;
-        if result > 0.0 && first_v >= 0.0 {
-            to_zero = sampled * (first_v / result);
-        }
-        if to_zero < to_start {
-            to_start = to_zero;
-        }
-    }
-    if to_end >= threshold {
-        to_end = avg_between / 2.0;
-    }
-    let mut factor = (sampled + to_start + to_end) / sampled;
-    if is_rate {
-        factor /= (range_end - range_start) as f64 / 1000.0;
-    }
-    Some(result * factor)
 }
 
 /// Aggregation operators.
@@ -224,7 +158,7 @@ impl Grouping {
 }
 
 /// Kahan-Neumaier compensated summation step, as Prometheus' `kahanSumInc`.
-fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     let t = sum + inc;
     let c = if t.is_infinite() {
         0.0
@@ -410,7 +344,7 @@ pub fn scalar_binary(
     let drop_name = !op.is_comparison() || return_bool;
     for s in series_rows(input)? {
         if drop_name {
-            out.start_series(&s.labels.without_metric_name());
+            out.start_series(&binary::without_metadata_labels(&s.labels));
         } else {
             out.start_series(&s.labels);
         }
@@ -436,6 +370,9 @@ pub fn scalar_binary(
     }
     Ok(out.finish())
 }
+
+mod binary;
+pub use binary::{Cardinality, EvalError, VectorMatching, VectorOp, vector_binary};
 
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::prelude::SessionConfig;
-use hypnos_engine::ops::Steps;
+use hypnos_engine::ops::{EvalError, Steps};
 use hypnos_engine::vector::series_rows;
 use hypnos_schemas::{Labels, SeriesSource, TenantId};
 
@@ -52,7 +52,10 @@ impl std::fmt::Debug for QueryEngine {
 
 fn df_error(e: DataFusionError) -> QueryError {
     match e {
-        DataFusionError::External(inner) => QueryError::Internal(inner.to_string()),
+        DataFusionError::External(inner) => match inner.downcast::<EvalError>() {
+            Ok(e) => QueryError::Execution(e.0),
+            Err(inner) => QueryError::Internal(inner.to_string()),
+        },
         DataFusionError::Context(_, inner) => df_error(*inner),
         other => QueryError::Internal(other.to_string()),
     }

@@ -2,12 +2,15 @@
 //! describes what to read (tenant, matchers, time range) and how to evaluate it.
 
 use datafusion::logical_expr::LogicalPlan;
-use hypnos_engine::ops::{AggOp, BinOp, Grouping, RangeFunc, Steps};
+use hypnos_engine::ops::{
+    AggOp, BinOp, Cardinality, Grouping, InstantFunc, RangeFunc, Steps, VectorMatching, VectorOp,
+};
 use hypnos_schemas::TenantId;
 use hypnos_schemas::labels::METRIC_NAME;
 use promql_parser::label::MatchOp as PMatchOp;
 use promql_parser::parser::{
-    AggregateExpr, BinaryExpr, Call, Expr, LabelModifier, MatrixSelector, Offset, VectorSelector,
+    AggregateExpr, BinModifier, BinaryExpr, Call, Expr, LabelModifier, MatrixSelector, Offset,
+    VectorMatchCardinality, VectorSelector,
 };
 
 use crate::QueryError;
@@ -150,35 +153,83 @@ impl Lowering<'_> {
         self.select(&ms.vs, self.steps.start - offset - range + 1, max, true)
     }
 
+    /// A scalar argument that must be known when planning (a literal or constant
+    /// expression); per-step scalars such as `scalar(x)` are not supported yet.
+    fn constant_arg(&self, name: &str, arg: &Expr) -> Result<f64, QueryError> {
+        match self.lower(arg)? {
+            Lowered::Scalar(v) => Ok(v),
+            _ => Err(unsupported(format!(
+                "{name}() with a scalar argument that is not a constant"
+            ))),
+        }
+    }
+
     fn call(&self, call: &Call) -> Result<LogicalPlan, QueryError> {
         let name = call.func.name;
-        let func = match name {
-            "rate" => RangeFunc::Rate,
-            "increase" => RangeFunc::Increase,
-            "delta" => RangeFunc::Delta,
-            _ => return Err(unsupported(format!("function {name}()"))),
+        let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
+        if let Some(func) = RangeFunc::from_name(name) {
+            // The range vector is the first argument, except for quantile_over_time.
+            let (func, matrix) = match func {
+                RangeFunc::QuantileOverTime(_) => (
+                    RangeFunc::QuantileOverTime(self.constant_arg(name, args[0])?.to_bits()),
+                    args.get(1),
+                ),
+                RangeFunc::PredictLinear(_) => (
+                    RangeFunc::PredictLinear(self.constant_arg(name, args[1])?.to_bits()),
+                    args.first(),
+                ),
+                f => (f, args.first()),
+            };
+            let Some(Expr::MatrixSelector(ms)) = matrix.copied() else {
+                return Err(unsupported(format!(
+                    "{name}() over anything but a range selector (subqueries are not supported yet)"
+                )));
+            };
+            let offset = Self::offset_ms(&ms.vs)?;
+            let range = ms.range.as_millis() as i64;
+            let scan = self.select(
+                &ms.vs,
+                self.steps.start - offset - range + 1,
+                self.steps.end - offset,
+                false,
+            )?;
+            return Ok(PromNode::plan(
+                PromLogicalOp::RangeFunction {
+                    func,
+                    steps: self.steps,
+                    range,
+                    offset,
+                },
+                Some(scan),
+            ));
+        }
+        let Some((first, rest)) = args.split_first() else {
+            return Err(unsupported(format!("function {name}()")));
         };
-        let Some(Expr::MatrixSelector(ms)) = call.args.args.first().map(|a| a.as_ref()) else {
-            return Err(unsupported(format!(
-                "{name}() over anything but a range selector (subqueries are not supported yet)"
+        let scalars = rest
+            .iter()
+            .map(|a| self.constant_arg(name, a))
+            .collect::<Result<Vec<f64>, _>>();
+        let func = match scalars {
+            Ok(s) => InstantFunc::from_name(name, &s),
+            Err(_) if InstantFunc::from_name(name, &vec![0.0; rest.len()]).is_some() => {
+                return Err(unsupported(format!(
+                    "{name}() with a scalar argument that is not a constant"
+                )));
+            }
+            Err(_) => None,
+        };
+        let Some(func) = func else {
+            return Err(unsupported(format!("function {name}()")));
+        };
+        let Lowered::Vector(input) = self.lower(first)? else {
+            return Err(QueryError::BadData(format!(
+                "expected an instant vector argument to {name}()"
             )));
         };
-        let offset = Self::offset_ms(&ms.vs)?;
-        let range = ms.range.as_millis() as i64;
-        let scan = self.select(
-            &ms.vs,
-            self.steps.start - offset - range + 1,
-            self.steps.end - offset,
-            false,
-        )?;
         Ok(PromNode::plan(
-            PromLogicalOp::RangeFunction {
-                func,
-                steps: self.steps,
-                range,
-                offset,
-            },
-            Some(scan),
+            PromLogicalOp::InstantFunction { func },
+            Some(input),
         ))
     }
 
@@ -216,13 +267,48 @@ impl Lowering<'_> {
 
     fn binary(&self, b: &BinaryExpr) -> Result<Lowered, QueryError> {
         let token = b.op.to_string();
-        let Some(op) = BinOp::parse(&token) else {
-            return Err(unsupported(format!("set operator {token}")));
-        };
         let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
         let lhs = self.lower(&b.lhs)?;
         let rhs = self.lower(&b.rhs)?;
-        match (lhs, rhs) {
+        let (lhs, rhs) = match (lhs, rhs) {
+            (Lowered::Vector(l), Lowered::Vector(r)) => (l, r),
+            other => return self.scalar_operands(&token, return_bool, other),
+        };
+        let op = match token.as_str() {
+            "and" => VectorOp::And,
+            "or" => VectorOp::Or,
+            "unless" => VectorOp::Unless,
+            _ => VectorOp::Binary(BinOp::parse(&token).ok_or_else(|| {
+                unsupported(format!(
+                    "binary operator {token} between two instant vectors"
+                ))
+            })?),
+        };
+        let matching = vector_matching(b.modifier.as_ref(), op.is_set_operator());
+        Ok(Lowered::Vector(PromNode::plan_binary(
+            PromLogicalOp::VectorBinary {
+                op,
+                matching,
+                return_bool,
+            },
+            lhs,
+            rhs,
+        )))
+    }
+
+    /// A binary operation with at least one scalar operand.
+    fn scalar_operands(
+        &self,
+        token: &str,
+        return_bool: bool,
+        operands: (Lowered, Lowered),
+    ) -> Result<Lowered, QueryError> {
+        let Some(op) = BinOp::parse(token) else {
+            return Err(QueryError::BadData(format!(
+                "set operator {token} not allowed in binary scalar expression"
+            )));
+        };
+        match operands {
             (Lowered::Scalar(l), Lowered::Scalar(r)) => {
                 let (v, keep) = op.apply(l, r);
                 Ok(Lowered::Scalar(if op.is_comparison() {
@@ -237,13 +323,42 @@ impl Lowering<'_> {
             (Lowered::Scalar(s), Lowered::Vector(p)) => {
                 Ok(Lowered::Vector(scalar_binary(p, op, s, true, return_bool)))
             }
-            (Lowered::Vector(_), Lowered::Vector(_)) => Err(unsupported(format!(
-                "binary operator {token} between two instant vectors"
-            ))),
             _ => Err(QueryError::BadData(format!(
                 "binary operator {token} needs scalar or instant vector operands"
             ))),
         }
+    }
+}
+
+/// The matching of a vector-to-vector operation from its modifier (none: one-to-one, or
+/// many-to-many for set operators, on all labels).
+fn vector_matching(modifier: Option<&BinModifier>, set_op: bool) -> VectorMatching {
+    let default_card = if set_op {
+        Cardinality::ManyToMany
+    } else {
+        Cardinality::OneToOne
+    };
+    let Some(m) = modifier else {
+        return VectorMatching::new(default_card);
+    };
+    let (card, include) = match &m.card {
+        VectorMatchCardinality::OneToOne => (default_card, Vec::new()),
+        VectorMatchCardinality::ManyToMany => (Cardinality::ManyToMany, Vec::new()),
+        VectorMatchCardinality::ManyToOne(l) => (Cardinality::ManyToOne, l.labels.clone()),
+        VectorMatchCardinality::OneToMany(l) => (Cardinality::OneToMany, l.labels.clone()),
+    };
+    let (on, labels) = match &m.matching {
+        None => (false, Vec::new()),
+        Some(LabelModifier::Include(l)) => (true, l.labels.clone()),
+        Some(LabelModifier::Exclude(l)) => (false, l.labels.clone()),
+    };
+    VectorMatching {
+        card,
+        on,
+        labels,
+        include,
+        fill_lhs_bits: m.fill_values.lhs.map(f64::to_bits),
+        fill_rhs_bits: m.fill_values.rhs.map(f64::to_bits),
     }
 }
 

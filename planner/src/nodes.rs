@@ -16,7 +16,9 @@ use datafusion::logical_expr::{
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 use hypnos_engine::exec::{PromExec, PromOp};
-use hypnos_engine::ops::{AggOp, BinOp, Grouping, RangeFunc, Steps};
+use hypnos_engine::ops::{
+    AggOp, BinOp, Grouping, InstantFunc, RangeFunc, Steps, VectorMatching, VectorOp,
+};
 use hypnos_engine::vector::vector_schema;
 use hypnos_schemas::{MatchOp, Matcher, SeriesSource, TenantId, TimeRange};
 
@@ -69,6 +71,9 @@ pub(crate) enum PromLogicalOp {
         op: AggOp,
         grouping: Grouping,
     },
+    InstantFunction {
+        func: InstantFunc,
+    },
     ScalarBinary {
         op: BinOp,
         /// The scalar's bits, so the node stays `Eq` and `Hash`.
@@ -76,20 +81,44 @@ pub(crate) enum PromLogicalOp {
         scalar_on_left: bool,
         return_bool: bool,
     },
+    /// Between two instant vectors: the node's two inputs, left then right.
+    VectorBinary {
+        op: VectorOp,
+        matching: VectorMatching,
+        return_bool: bool,
+    },
 }
 
-/// The logical node: a [`PromLogicalOp`] over at most one input.
+/// The logical node: a [`PromLogicalOp`] over its inputs (none for a selection, two for
+/// [`PromLogicalOp::VectorBinary`], one otherwise).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct PromNode {
     op: PromLogicalOp,
-    input: Option<LogicalPlan>,
+    inputs: Vec<LogicalPlan>,
 }
 
 impl PromNode {
     /// Wraps the node as a logical plan.
     pub(crate) fn plan(op: PromLogicalOp, input: Option<LogicalPlan>) -> LogicalPlan {
         LogicalPlan::Extension(Extension {
-            node: Arc::new(PromNode { op, input }),
+            node: Arc::new(PromNode {
+                op,
+                inputs: input.into_iter().collect(),
+            }),
+        })
+    }
+
+    /// Wraps a node over two inputs as a logical plan.
+    pub(crate) fn plan_binary(
+        op: PromLogicalOp,
+        lhs: LogicalPlan,
+        rhs: LogicalPlan,
+    ) -> LogicalPlan {
+        LogicalPlan::Extension(Extension {
+            node: Arc::new(PromNode {
+                op,
+                inputs: vec![lhs, rhs],
+            }),
         })
     }
 }
@@ -107,12 +136,14 @@ impl UserDefinedLogicalNodeCore for PromNode {
             PromLogicalOp::Instant { .. } => "PromInstant",
             PromLogicalOp::RangeFunction { .. } => "PromRangeFunction",
             PromLogicalOp::Aggregate { .. } => "PromAggregate",
+            PromLogicalOp::InstantFunction { .. } => "PromInstantFunction",
             PromLogicalOp::ScalarBinary { .. } => "PromScalarBinary",
+            PromLogicalOp::VectorBinary { .. } => "PromVectorBinary",
         }
     }
 
     fn inputs(&self) -> Vec<&LogicalPlan> {
-        self.input.iter().collect()
+        self.inputs.iter().collect()
     }
 
     fn schema(&self) -> &DFSchemaRef {
@@ -166,6 +197,7 @@ impl UserDefinedLogicalNodeCore for PromNode {
                 steps.step
             ),
             PromLogicalOp::Aggregate { op, grouping } => write!(f, "{} {grouping:?}", op.name()),
+            PromLogicalOp::InstantFunction { func } => write!(f, "{func:?}"),
             PromLogicalOp::ScalarBinary {
                 op,
                 scalar_bits,
@@ -176,13 +208,26 @@ impl UserDefinedLogicalNodeCore for PromNode {
                 "{op:?} scalar={}, scalar_on_left={scalar_on_left}, bool={return_bool}",
                 f64::from_bits(*scalar_bits)
             ),
+            PromLogicalOp::VectorBinary {
+                op,
+                matching,
+                return_bool,
+            } => write!(f, "{op:?} {matching:?}, bool={return_bool}"),
         }
     }
 
     fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, inputs: Vec<LogicalPlan>) -> Result<Self> {
+        if inputs.len() != self.inputs.len() {
+            return Err(DataFusionError::Internal(format!(
+                "{} takes {} inputs, got {}",
+                UserDefinedLogicalNodeCore::name(self),
+                self.inputs.len(),
+                inputs.len()
+            )));
+        }
         Ok(Self {
             op: self.op.clone(),
-            input: inputs.into_iter().next(),
+            inputs,
         })
     }
 }
@@ -251,6 +296,7 @@ impl ExtensionPlanner for PromExtensionPlanner {
                 range: *range,
                 offset: *offset,
             },
+            PromLogicalOp::InstantFunction { func } => PromOp::InstantFunction { func: *func },
             PromLogicalOp::Aggregate { op, grouping } => PromOp::Aggregate {
                 op: *op,
                 grouping: grouping.clone(),
@@ -266,6 +312,27 @@ impl ExtensionPlanner for PromExtensionPlanner {
                 scalar_on_left: *scalar_on_left,
                 return_bool: *return_bool,
             },
+            PromLogicalOp::VectorBinary {
+                op,
+                matching,
+                return_bool,
+            } => {
+                let [lhs, rhs] = physical_inputs else {
+                    return Err(DataFusionError::Internal(
+                        "PromVectorBinary needs two inputs".into(),
+                    ));
+                };
+                let op = PromOp::VectorBinary {
+                    op: *op,
+                    matching: matching.clone(),
+                    return_bool: *return_bool,
+                };
+                return Ok(Some(Arc::new(PromExec::binary(
+                    op,
+                    Arc::clone(lhs),
+                    Arc::clone(rhs),
+                ))));
+            }
         };
         let input = physical_inputs.first().cloned().ok_or_else(|| {
             DataFusionError::Internal(format!(

@@ -1,0 +1,592 @@
+//! Binary operations between two instant vectors: arithmetic and comparisons with one-to-one,
+//! many-to-one and one-to-many matching, and the set operators `and`, `or`, `unless`
+//! (many-to-many), with Prometheus' cardinality checks and error wording
+//! (`VectorBinop`, `VectorAnd`, `VectorOr`, `VectorUnless` in Prometheus' promql/engine.go).
+//!
+//! Matching is done independently at every evaluation timestamp. Each input series' matching
+//! signature is computed once; each step then only looks up signature ordinals.
+//!
+//! Every stored series carries the tenant label, and every series of a query belongs to the
+//! same tenant. So that the label never changes a match outcome (some operands, such as
+//! aggregations, have lost it), it takes no part in matching signatures and is left out of
+//! the label sets quoted in error messages.
+
+use std::collections::{HashMap, HashSet};
+
+use arrow::array::RecordBatch;
+use datafusion::error::{DataFusionError, Result};
+use hypnos_schemas::Labels;
+use hypnos_schemas::labels::METRIC_NAME;
+use hypnos_schemas::tenant::TENANT_LABEL;
+
+use super::BinOp;
+use crate::vector::{VectorBuilder, series_rows};
+
+/// A PromQL evaluation error with Prometheus' wording (many-to-many matching, duplicate
+/// series, ...). It crosses DataFusion as [`DataFusionError::External`]; the query layer
+/// downcasts it back and answers 422 `execution`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct EvalError(pub String);
+
+fn eval_error(msg: impl Into<String>) -> DataFusionError {
+    DataFusionError::External(Box::new(EvalError(msg.into())))
+}
+
+/// The operator of a vector-to-vector binary operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd)]
+pub enum VectorOp {
+    /// Arithmetic or comparison.
+    Binary(BinOp),
+    And,
+    Or,
+    Unless,
+}
+
+impl VectorOp {
+    pub fn is_set_operator(&self) -> bool {
+        matches!(self, VectorOp::And | VectorOp::Or | VectorOp::Unless)
+    }
+}
+
+/// The cardinality of a vector matching.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd)]
+pub enum Cardinality {
+    OneToOne,
+    /// `group_left`: the right-hand side is the "one" side.
+    ManyToOne,
+    /// `group_right`: the left-hand side is the "one" side.
+    OneToMany,
+    /// Set operators.
+    ManyToMany,
+}
+
+/// How the samples of the two sides are paired: `on(...)`/`ignoring(...)`, `group_left(...)`/
+/// `group_right(...)` and the experimental `fill(...)` values.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd)]
+pub struct VectorMatching {
+    pub card: Cardinality,
+    /// `on(labels)` when true, `ignoring(labels)` when false (no modifier is `ignoring()`).
+    pub on: bool,
+    pub labels: Vec<String>,
+    /// The `group_left`/`group_right` labels, copied from the "one" side.
+    pub include: Vec<String>,
+    /// `fill_left(v)`: the bits of the value used for a right-hand sample without a match.
+    pub fill_lhs_bits: Option<u64>,
+    /// `fill_right(v)`: the bits of the value used for a left-hand sample without a match.
+    pub fill_rhs_bits: Option<u64>,
+}
+
+impl VectorMatching {
+    /// Plain matching on all labels (`a + b`, `a and b`).
+    pub fn new(card: Cardinality) -> Self {
+        Self {
+            card,
+            on: false,
+            labels: Vec::new(),
+            include: Vec::new(),
+            fill_lhs_bits: None,
+            fill_rhs_bits: None,
+        }
+    }
+
+    fn fill_lhs(&self) -> Option<f64> {
+        self.fill_lhs_bits.map(f64::from_bits)
+    }
+
+    fn fill_rhs(&self) -> Option<f64> {
+        self.fill_rhs_bits.map(f64::from_bits)
+    }
+
+    /// Prometheus' `MatchLabels`: the `on` labels, or all but the ignored ones and the name.
+    fn match_labels(&self, l: &Labels) -> Labels {
+        if self.on {
+            l.keep(&self.labels)
+        } else {
+            l.drop_names(&self.labels)
+        }
+    }
+
+    /// The matching signature: [`Self::match_labels`] without the tenant label.
+    fn signature(&self, l: &Labels) -> Vec<u8> {
+        let mut m = self.match_labels(l);
+        m.set(TENANT_LABEL, "");
+        m.encode()
+    }
+}
+
+/// A label set as shown in an error message: without the tenant label.
+fn shown(l: &Labels) -> String {
+    let mut l = l.clone();
+    l.set(TENANT_LABEL, "");
+    l.to_string()
+}
+
+/// Without the labels that describe the metric (`__name__`, `__type__`, `__unit__`), as
+/// Prometheus' `DropReserved(schema.IsMetadataLabel)` when an operation changes the metric.
+pub(crate) fn without_metadata_labels(l: &Labels) -> Labels {
+    Labels::from_sorted(
+        l.iter()
+            .filter(|l| !matches!(l.name.as_str(), METRIC_NAME | "__type__" | "__unit__"))
+            .cloned()
+            .collect(),
+    )
+}
+
+/// The series of one side: distinct label sets (sorted), their signature ordinals, and every
+/// sample as (timestamp, series, value) sorted by time, then series.
+struct Side {
+    labels: Vec<Labels>,
+    sig: Vec<usize>,
+    points: Vec<(i64, usize, f64)>,
+}
+
+impl Side {
+    fn collect(
+        batches: &[RecordBatch],
+        matching: &VectorMatching,
+        sigs: &mut HashMap<Vec<u8>, usize>,
+    ) -> Result<Side> {
+        let mut by_labels: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
+        for batch in batches {
+            for s in series_rows(batch)? {
+                by_labels
+                    .entry(s.labels)
+                    .or_default()
+                    .extend(s.ts.iter().copied().zip(s.values.iter().copied()));
+            }
+        }
+        let mut series: Vec<(Labels, Vec<(i64, f64)>)> = by_labels.into_iter().collect();
+        series.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut side = Side {
+            labels: Vec::with_capacity(series.len()),
+            sig: Vec::with_capacity(series.len()),
+            points: Vec::new(),
+        };
+        for (i, (labels, pts)) in series.into_iter().enumerate() {
+            let next = sigs.len();
+            side.sig
+                .push(*sigs.entry(matching.signature(&labels)).or_insert(next));
+            side.labels.push(labels);
+            side.points.extend(pts.into_iter().map(|(t, v)| (t, i, v)));
+        }
+        side.points.sort_by_key(|p| (p.0, p.1));
+        if side
+            .points
+            .windows(2)
+            .any(|w| w[0].0 == w[1].0 && w[0].1 == w[1].1)
+        {
+            return Err(eval_error(
+                "vector cannot contain metrics with the same labelset",
+            ));
+        }
+        Ok(side)
+    }
+}
+
+/// A reference to a label set: series `idx` of side `side` (0: left, 1: right), or, when
+/// `fill`, the match labels of that series (the labels of a fill value standing in for a
+/// missing match on the other side).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct LabelRef {
+    side: u8,
+    idx: usize,
+    fill: bool,
+}
+
+/// One sample of a step: its label set and value, and its signature ordinal.
+#[derive(Clone, Copy)]
+struct Sample {
+    labels: LabelRef,
+    v: f64,
+    sig: usize,
+}
+
+/// The output series, keyed by label set, with their points in time order.
+#[derive(Default)]
+struct Output {
+    ids: HashMap<Labels, usize>,
+    series: Vec<(Labels, Vec<(i64, f64)>)>,
+}
+
+impl Output {
+    fn id(&mut self, labels: Labels) -> usize {
+        if let Some(id) = self.ids.get(&labels) {
+            return *id;
+        }
+        let id = self.series.len();
+        self.ids.insert(labels.clone(), id);
+        self.series.push((labels, Vec::new()));
+        id
+    }
+
+    fn push(&mut self, id: usize, t: i64, v: f64) -> Result<()> {
+        let pts = &mut self.series[id].1;
+        if pts.last().is_some_and(|p| p.0 == t) {
+            return Err(eval_error(
+                "vector cannot contain metrics with the same labelset",
+            ));
+        }
+        pts.push((t, v));
+        Ok(())
+    }
+
+    fn finish(mut self) -> RecordBatch {
+        self.series.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out = VectorBuilder::new();
+        for (labels, pts) in &self.series {
+            out.start_series(labels);
+            for (t, v) in pts {
+                out.push(*t, *v);
+            }
+        }
+        out.finish()
+    }
+}
+
+/// Marks per signature ordinal, valid for one step (a step number stamps each mark, so
+/// nothing has to be cleared between steps).
+struct Marks {
+    stamp: Vec<u64>,
+    sample: Vec<Option<Sample>>,
+}
+
+impl Marks {
+    fn new(n: usize) -> Self {
+        Self {
+            stamp: vec![0; n],
+            sample: vec![None; n],
+        }
+    }
+
+    fn is_set(&self, sig: usize, step: u64) -> bool {
+        self.stamp[sig] == step
+    }
+
+    fn set(&mut self, sig: usize, step: u64, s: Option<Sample>) {
+        self.stamp[sig] = step;
+        self.sample[sig] = s;
+    }
+}
+
+/// The evaluation of one operation over all steps.
+struct Eval<'a> {
+    op: VectorOp,
+    matching: &'a VectorMatching,
+    return_bool: bool,
+    sides: [Side; 2],
+    out: Output,
+    /// Output series id per (left label set, right label set) of a binary operation.
+    result_ids: HashMap<(LabelRef, LabelRef), usize>,
+    /// Output series id per input series of a set operation.
+    set_ids: [Vec<Option<usize>>; 2],
+    /// Signatures present on one side (set operators) or the "one" side (binary).
+    present: Marks,
+    /// Signatures matched so far in this step (one-to-one: at most once).
+    matched: Marks,
+    /// (signature, output series) pairs produced in this step (many-to-one).
+    matched_groups: HashSet<(usize, usize)>,
+}
+
+impl Eval<'_> {
+    /// The labels of `r`; a fill value's labels keep its source's tenant label.
+    fn labels(&self, r: LabelRef) -> Labels {
+        let l = &self.sides[r.side as usize].labels[r.idx];
+        if r.fill {
+            let mut m = self.matching.match_labels(l);
+            m.set(TENANT_LABEL, l.get(TENANT_LABEL));
+            m
+        } else {
+            l.clone()
+        }
+    }
+
+    fn set_output(&mut self, side: usize, idx: usize) -> usize {
+        if let Some(id) = self.set_ids[side][idx] {
+            return id;
+        }
+        let id = self.out.id(self.sides[side].labels[idx].clone());
+        self.set_ids[side][idx] = Some(id);
+        id
+    }
+
+    fn samples(&self, side: usize, points: &[(i64, usize, f64)]) -> Vec<Sample> {
+        points
+            .iter()
+            .map(|(_, idx, v)| Sample {
+                labels: LabelRef {
+                    side: side as u8,
+                    idx: *idx,
+                    fill: false,
+                },
+                v: *v,
+                sig: self.sides[side].sig[*idx],
+            })
+            .collect()
+    }
+
+    /// Prometheus' `resultMetric`: the labels of the "many" (or left) side, without the name
+    /// for arithmetic and `bool`, reduced to the `on` labels (or without the ignored ones)
+    /// for one-to-one matching, with the `group_x` labels copied from the "one" side.
+    ///
+    /// These rules apply to the labels without the tenant label; the result then carries the
+    /// tenant label of the "many" side, or else of the "one" side, so that results that
+    /// Prometheus would merge into one series are one series here too.
+    fn result_id(&mut self, many: LabelRef, one: LabelRef) -> usize {
+        if let Some(id) = self.result_ids.get(&(many, one)) {
+            return *id;
+        }
+        let m = self.matching;
+        let mut labels = self.labels(many);
+        let one_labels = self.labels(one);
+        let tenant = match labels.get(TENANT_LABEL) {
+            "" => one_labels.get(TENANT_LABEL).to_string(),
+            t => t.to_string(),
+        };
+        labels.set(TENANT_LABEL, "");
+        let drop_name =
+            self.return_bool || matches!(self.op, VectorOp::Binary(op) if !op.is_comparison());
+        if drop_name {
+            labels = without_metadata_labels(&labels);
+        }
+        if m.card == Cardinality::OneToOne {
+            labels = if m.on {
+                labels.keep(&m.labels)
+            } else {
+                Labels::from_sorted(
+                    labels
+                        .iter()
+                        .filter(|l| !m.labels.contains(&l.name))
+                        .cloned()
+                        .collect(),
+                )
+            };
+        }
+        for name in &m.include {
+            if name != TENANT_LABEL {
+                labels.set(name, one_labels.get(name));
+            }
+        }
+        labels.set(TENANT_LABEL, &tenant);
+        let id = self.out.id(labels);
+        self.result_ids.insert((many, one), id);
+        id
+    }
+
+    fn step(
+        &mut self,
+        step: u64,
+        t: i64,
+        lhs: &[(i64, usize, f64)],
+        rhs: &[(i64, usize, f64)],
+    ) -> Result<()> {
+        match self.op {
+            VectorOp::And => {
+                if lhs.is_empty() || rhs.is_empty() {
+                    return Ok(());
+                }
+                for (_, idx, _) in rhs {
+                    self.present.set(self.sides[1].sig[*idx], step, None);
+                }
+                for (_, idx, v) in lhs {
+                    if self.present.is_set(self.sides[0].sig[*idx], step) {
+                        let id = self.set_output(0, *idx);
+                        self.out.push(id, t, *v)?;
+                    }
+                }
+            }
+            VectorOp::Or => {
+                for (_, idx, v) in lhs {
+                    self.present.set(self.sides[0].sig[*idx], step, None);
+                    let id = self.set_output(0, *idx);
+                    self.out.push(id, t, *v)?;
+                }
+                for (_, idx, v) in rhs {
+                    if !self.present.is_set(self.sides[1].sig[*idx], step) {
+                        let id = self.set_output(1, *idx);
+                        self.out.push(id, t, *v)?;
+                    }
+                }
+            }
+            VectorOp::Unless => {
+                for (_, idx, _) in rhs {
+                    self.present.set(self.sides[1].sig[*idx], step, None);
+                }
+                for (_, idx, v) in lhs {
+                    if !self.present.is_set(self.sides[0].sig[*idx], step) {
+                        let id = self.set_output(0, *idx);
+                        self.out.push(id, t, *v)?;
+                    }
+                }
+            }
+            VectorOp::Binary(op) => self.binary_step(op, step, t, lhs, rhs)?,
+        }
+        Ok(())
+    }
+
+    fn binary_step(
+        &mut self,
+        op: BinOp,
+        step: u64,
+        t: i64,
+        lhs: &[(i64, usize, f64)],
+        rhs: &[(i64, usize, f64)],
+    ) -> Result<()> {
+        let m = self.matching;
+        let (fill_lhs, fill_rhs) = (m.fill_lhs(), m.fill_rhs());
+        if (lhs.is_empty() && rhs.is_empty())
+            || ((lhs.is_empty() || rhs.is_empty()) && fill_lhs.is_none() && fill_rhs.is_none())
+        {
+            return Ok(());
+        }
+        // `many` is the left side, `one` the right, except for group_right where they swap
+        // (and the operands swap back when the operator is applied).
+        let swapped = m.card == Cardinality::OneToMany;
+        let (mut many, mut one) = (self.samples(0, lhs), self.samples(1, rhs));
+        if swapped {
+            std::mem::swap(&mut many, &mut one);
+        }
+        for rs in &one {
+            if self.present.is_set(rs.sig, step) {
+                let dup = self.present.sample[rs.sig].expect("a present signature has a sample");
+                let (a, b) = (self.labels(rs.labels), self.labels(dup.labels));
+                let (mut d1, mut d2) = (shown(&a), shown(&b));
+                if d1 > d2 {
+                    std::mem::swap(&mut d1, &mut d2);
+                }
+                let side = if swapped { "left" } else { "right" };
+                return Err(eval_error(format!(
+                    "found duplicate series for the match group {} on the {side} hand-side of the operation: [{d1}, {d2}];many-to-many matching not allowed: matching labels must be unique on one side",
+                    shown(&m.match_labels(&a))
+                )));
+            }
+            self.present.set(rs.sig, step, Some(*rs));
+        }
+        self.matched_groups.clear();
+        for ls in &many {
+            let rs = if self.present.is_set(ls.sig, step) {
+                self.present.sample[ls.sig].expect("a present signature has a sample")
+            } else {
+                // Without a match, `fill_right`'s value, even for group_right (as Prometheus).
+                let Some(fill) = fill_rhs else { continue };
+                Sample {
+                    labels: LabelRef {
+                        fill: true,
+                        ..ls.labels
+                    },
+                    v: fill,
+                    sig: ls.sig,
+                }
+            };
+            self.pair(op, step, t, *ls, rs, swapped)?;
+        }
+        if let Some(fill) = fill_lhs {
+            for rs in &one {
+                if self.matched.is_set(rs.sig, step) {
+                    continue;
+                }
+                let ls = Sample {
+                    labels: LabelRef {
+                        fill: true,
+                        ..rs.labels
+                    },
+                    v: fill,
+                    sig: rs.sig,
+                };
+                self.pair(op, step, t, ls, *rs, swapped)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Prometheus' `doBinOp` for one pair of samples.
+    fn pair(
+        &mut self,
+        op: BinOp,
+        step: u64,
+        t: i64,
+        ls: Sample,
+        rs: Sample,
+        swapped: bool,
+    ) -> Result<()> {
+        let (fl, fr) = if swapped { (rs.v, ls.v) } else { (ls.v, rs.v) };
+        let (mut value, keep) = op.apply(fl, fr);
+        if self.return_bool {
+            value = if keep { 1.0 } else { 0.0 };
+        }
+        let id = self.result_id(ls.labels, rs.labels);
+        if self.matching.card == Cardinality::OneToOne {
+            if self.matched.is_set(ls.sig, step) {
+                return Err(eval_error(
+                    "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
+                ));
+            }
+        } else if !self.matched_groups.insert((ls.sig, id)) {
+            return Err(eval_error(
+                "multiple matches for labels: grouping labels must ensure unique matches",
+            ));
+        }
+        self.matched.set(ls.sig, step, None);
+        if keep || self.return_bool {
+            self.out.push(id, t, value)?;
+        }
+        Ok(())
+    }
+}
+
+/// Evaluates `lhs op rhs` between two instant vectors at every timestamp present in either.
+/// `return_bool` is the `bool` modifier of comparisons.
+pub fn vector_binary(
+    lhs: &[RecordBatch],
+    rhs: &[RecordBatch],
+    op: VectorOp,
+    matching: &VectorMatching,
+    return_bool: bool,
+) -> Result<RecordBatch> {
+    if op.is_set_operator() != (matching.card == Cardinality::ManyToMany) {
+        return Err(DataFusionError::Internal(
+            "set operators, and only they, use many-to-many matching".into(),
+        ));
+    }
+    let mut sigs = HashMap::new();
+    let left = Side::collect(lhs, matching, &mut sigs)?;
+    let right = Side::collect(rhs, matching, &mut sigs)?;
+    let set_ids = [
+        vec![None; left.labels.len()],
+        vec![None; right.labels.len()],
+    ];
+    let mut ev = Eval {
+        op,
+        matching,
+        return_bool,
+        sides: [left, right],
+        out: Output::default(),
+        result_ids: HashMap::new(),
+        set_ids,
+        present: Marks::new(sigs.len()),
+        matched: Marks::new(sigs.len()),
+        matched_groups: HashSet::new(),
+    };
+    let (lp, rp) = (
+        std::mem::take(&mut ev.sides[0].points),
+        std::mem::take(&mut ev.sides[1].points),
+    );
+    let (mut i, mut j, mut step) = (0, 0, 0u64);
+    while i < lp.len() || j < rp.len() {
+        let t = match (lp.get(i), rp.get(j)) {
+            (Some(a), Some(b)) => a.0.min(b.0),
+            (Some(a), None) => a.0,
+            (None, Some(b)) => b.0,
+            (None, None) => unreachable!("loop condition"),
+        };
+        let i_end = i + lp[i..].iter().take_while(|p| p.0 == t).count();
+        let j_end = j + rp[j..].iter().take_while(|p| p.0 == t).count();
+        step += 1;
+        ev.step(step, t, &lp[i..i_end], &rp[j..j_end])?;
+        (i, j) = (i_end, j_end);
+    }
+    Ok(ev.out.finish())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,203 @@
+//! Functions applied to every sample of an instant vector (`abs`, `round`, `clamp`, trig, ...),
+//! with Go's float semantics. All of them drop the metric name.
+
+use arrow::array::RecordBatch;
+use datafusion::error::Result;
+
+use crate::vector::{VectorBuilder, series_rows};
+
+/// A per-sample function. Scalar parameters are kept as bits so the type stays `Eq + Hash`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd)]
+pub enum InstantFunc {
+    Abs,
+    Ceil,
+    Floor,
+    Exp,
+    Sqrt,
+    Ln,
+    Log2,
+    Log10,
+    Sgn,
+    /// `round(v, to_nearest)`.
+    Round(u64),
+    /// `clamp(v, min, max)`.
+    Clamp(u64, u64),
+    ClampMin(u64),
+    ClampMax(u64),
+    Sin,
+    Cos,
+    Tan,
+    Asin,
+    Acos,
+    Atan,
+    Sinh,
+    Cosh,
+    Tanh,
+    Asinh,
+    Acosh,
+    Atanh,
+    Deg,
+    Rad,
+}
+
+impl InstantFunc {
+    /// The function `name` with its scalar arguments (after the vector); `None` when the
+    /// name is not a per-sample function or the arguments do not fit.
+    pub fn from_name(name: &str, args: &[f64]) -> Option<Self> {
+        let arg = |i: usize| args.get(i).map(|v| v.to_bits());
+        Some(match (name, args.len()) {
+            ("abs", 0) => InstantFunc::Abs,
+            ("ceil", 0) => InstantFunc::Ceil,
+            ("floor", 0) => InstantFunc::Floor,
+            ("exp", 0) => InstantFunc::Exp,
+            ("sqrt", 0) => InstantFunc::Sqrt,
+            ("ln", 0) => InstantFunc::Ln,
+            ("log2", 0) => InstantFunc::Log2,
+            ("log10", 0) => InstantFunc::Log10,
+            ("sgn", 0) => InstantFunc::Sgn,
+            ("round", 0) => InstantFunc::Round(1f64.to_bits()),
+            ("round", 1) => InstantFunc::Round(arg(0)?),
+            ("clamp", 2) => InstantFunc::Clamp(arg(0)?, arg(1)?),
+            ("clamp_min", 1) => InstantFunc::ClampMin(arg(0)?),
+            ("clamp_max", 1) => InstantFunc::ClampMax(arg(0)?),
+            ("sin", 0) => InstantFunc::Sin,
+            ("cos", 0) => InstantFunc::Cos,
+            ("tan", 0) => InstantFunc::Tan,
+            ("asin", 0) => InstantFunc::Asin,
+            ("acos", 0) => InstantFunc::Acos,
+            ("atan", 0) => InstantFunc::Atan,
+            ("sinh", 0) => InstantFunc::Sinh,
+            ("cosh", 0) => InstantFunc::Cosh,
+            ("tanh", 0) => InstantFunc::Tanh,
+            ("asinh", 0) => InstantFunc::Asinh,
+            ("acosh", 0) => InstantFunc::Acosh,
+            ("atanh", 0) => InstantFunc::Atanh,
+            ("deg", 0) => InstantFunc::Deg,
+            ("rad", 0) => InstantFunc::Rad,
+            _ => return None,
+        })
+    }
+
+    /// The function's value at `v`; `None` drops the sample.
+    pub fn apply(&self, v: f64) -> Option<f64> {
+        // Go's math.Max/Min return NaN when either argument is NaN.
+        let go_max = |a: f64, b: f64| {
+            if a.is_nan() || b.is_nan() {
+                f64::NAN
+            } else {
+                a.max(b)
+            }
+        };
+        let go_min = |a: f64, b: f64| {
+            if a.is_nan() || b.is_nan() {
+                f64::NAN
+            } else {
+                a.min(b)
+            }
+        };
+        Some(match self {
+            InstantFunc::Abs => v.abs(),
+            InstantFunc::Ceil => v.ceil(),
+            InstantFunc::Floor => v.floor(),
+            InstantFunc::Exp => v.exp(),
+            InstantFunc::Sqrt => v.sqrt(),
+            InstantFunc::Ln => v.ln(),
+            InstantFunc::Log2 => v.log2(),
+            InstantFunc::Log10 => v.log10(),
+            InstantFunc::Sgn => {
+                if v < 0.0 {
+                    -1.0
+                } else if v > 0.0 {
+                    1.0
+                } else {
+                    v
+                }
+            }
+            InstantFunc::Round(to) => {
+                let inv = 1.0 / f64::from_bits(*to);
+                (v * inv + 0.5).floor() / inv
+            }
+            InstantFunc::Clamp(lo, hi) => {
+                let (lo, hi) = (f64::from_bits(*lo), f64::from_bits(*hi));
+                if hi < lo {
+                    return None;
+                }
+                go_max(lo, go_min(hi, v))
+            }
+            InstantFunc::ClampMin(lo) => go_max(v, f64::from_bits(*lo)),
+            InstantFunc::ClampMax(hi) => go_min(v, f64::from_bits(*hi)),
+            InstantFunc::Sin => v.sin(),
+            InstantFunc::Cos => v.cos(),
+            InstantFunc::Tan => v.tan(),
+            InstantFunc::Asin => v.asin(),
+            InstantFunc::Acos => v.acos(),
+            InstantFunc::Atan => v.atan(),
+            InstantFunc::Sinh => v.sinh(),
+            InstantFunc::Cosh => v.cosh(),
+            InstantFunc::Tanh => v.tanh(),
+            InstantFunc::Asinh => v.asinh(),
+            InstantFunc::Acosh => v.acosh(),
+            InstantFunc::Atanh => v.atanh(),
+            InstantFunc::Deg => v * 180.0 / std::f64::consts::PI,
+            InstantFunc::Rad => v * std::f64::consts::PI / 180.0,
+        })
+    }
+}
+
+/// Applies `func` to every sample, dropping the metric name.
+pub fn instant_function(input: &RecordBatch, func: InstantFunc) -> Result<RecordBatch> {
+    let mut out = VectorBuilder::new();
+    for s in series_rows(input)? {
+        out.start_series(&s.labels.without_metric_name());
+        for (t, v) in s.ts.iter().zip(s.values) {
+            if let Some(r) = func.apply(*v) {
+                out.push(*t, r);
+            }
+        }
+    }
+    Ok(out.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_semantics() {
+        assert_eq!(
+            InstantFunc::from_name("round", &[]).unwrap().apply(2.5),
+            Some(3.0)
+        );
+        assert_eq!(
+            InstantFunc::from_name("round", &[]).unwrap().apply(-2.5),
+            Some(-2.0)
+        );
+        assert_eq!(
+            InstantFunc::from_name("round", &[10.0])
+                .unwrap()
+                .apply(14.0),
+            Some(10.0)
+        );
+        let clamp = InstantFunc::from_name("clamp", &[0.0, 10.0]).unwrap();
+        assert_eq!(clamp.apply(11.0), Some(10.0));
+        assert!(clamp.apply(f64::NAN).unwrap().is_nan());
+        assert_eq!(
+            InstantFunc::from_name("clamp", &[5.0, 1.0])
+                .unwrap()
+                .apply(3.0),
+            None
+        );
+        assert!(
+            InstantFunc::from_name("clamp_min", &[0.0])
+                .unwrap()
+                .apply(f64::NAN)
+                .unwrap()
+                .is_nan()
+        );
+        assert_eq!(
+            InstantFunc::Sgn.apply(-0.0).map(f64::to_bits),
+            Some((-0.0f64).to_bits())
+        );
+        assert!(InstantFunc::from_name("abs", &[1.0]).is_none());
+    }
+}
