@@ -119,7 +119,8 @@ pub fn range_function(
     Ok(out.finish())
 }
 
-/// Aggregation operators.
+/// Aggregation operators. Parameters are kept as bits / integers so the type stays
+/// `Eq + Hash`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd)]
 pub enum AggOp {
     Sum,
@@ -127,6 +128,15 @@ pub enum AggOp {
     Min,
     Max,
     Count,
+    Group,
+    Stddev,
+    Stdvar,
+    /// `quantile(q, v)`: q as bits.
+    Quantile(u64),
+    /// `topk(k, v)`.
+    Topk(i64),
+    /// `bottomk(k, v)`.
+    Bottomk(i64),
 }
 
 impl AggOp {
@@ -137,6 +147,12 @@ impl AggOp {
             AggOp::Min => "min",
             AggOp::Max => "max",
             AggOp::Count => "count",
+            AggOp::Group => "group",
+            AggOp::Stddev => "stddev",
+            AggOp::Stdvar => "stdvar",
+            AggOp::Quantile(_) => "quantile",
+            AggOp::Topk(_) => "topk",
+            AggOp::Bottomk(_) => "bottomk",
         }
     }
 }
@@ -183,8 +199,11 @@ impl Acc {
     fn add(&mut self, op: AggOp, f: f64) {
         self.count += 1.0;
         if self.count == 1.0 {
-            self.value = f;
-            self.mean = f;
+            (self.value, self.mean) = match op {
+                AggOp::Stddev | AggOp::Stdvar => (0.0, f),
+                AggOp::Group => (1.0, f),
+                _ => (f, f),
+            };
             return;
         }
         match op {
@@ -199,7 +218,16 @@ impl Acc {
                     self.value = f;
                 }
             }
-            AggOp::Count => {}
+            AggOp::Stddev | AggOp::Stdvar => {
+                let delta = f - self.mean;
+                self.mean += delta / self.count;
+                self.value += delta * (f - self.mean);
+            }
+            AggOp::Count
+            | AggOp::Group
+            | AggOp::Quantile(_)
+            | AggOp::Topk(_)
+            | AggOp::Bottomk(_) => {}
             AggOp::Avg => self.add_avg(f),
         }
     }
@@ -232,17 +260,26 @@ impl Acc {
     fn result(&self, op: AggOp) -> f64 {
         match op {
             AggOp::Sum => self.value + self.kahan,
-            AggOp::Min | AggOp::Max => self.value,
+            AggOp::Min | AggOp::Max | AggOp::Group => self.value,
             AggOp::Count => self.count,
+            AggOp::Stdvar => self.value / self.count,
+            AggOp::Stddev => (self.value / self.count).sqrt(),
             AggOp::Avg if self.count == 1.0 => self.value,
             AggOp::Avg if self.incremental_mean => self.mean + self.kahan,
             AggOp::Avg => (self.value + self.kahan) / self.count,
+            AggOp::Quantile(_) | AggOp::Topk(_) | AggOp::Bottomk(_) => f64::NAN,
         }
     }
 }
 
 /// Aggregates every sample of `inputs` per (group labels, timestamp).
 pub fn aggregate(inputs: &[RecordBatch], op: AggOp, grouping: &Grouping) -> Result<RecordBatch> {
+    match op {
+        AggOp::Topk(k) => return select_k(inputs, k, grouping, true),
+        AggOp::Bottomk(k) => return select_k(inputs, k, grouping, false),
+        AggOp::Quantile(q) => return quantiles(inputs, f64::from_bits(q), grouping),
+        _ => {}
+    }
     let mut groups: HashMap<Labels, std::collections::BTreeMap<i64, Acc>> = HashMap::new();
     for batch in inputs {
         for s in series_rows(batch)? {
@@ -259,6 +296,91 @@ pub fn aggregate(inputs: &[RecordBatch], op: AggOp, grouping: &Grouping) -> Resu
         out.start_series(k);
         for (t, acc) in &groups[k] {
             out.push(*t, acc.result(op));
+        }
+    }
+    Ok(out.finish())
+}
+
+/// `quantile(q, v)` per group and timestamp.
+fn quantiles(inputs: &[RecordBatch], q: f64, grouping: &Grouping) -> Result<RecordBatch> {
+    let mut groups: HashMap<Labels, std::collections::BTreeMap<i64, Vec<f64>>> = HashMap::new();
+    for batch in inputs {
+        for s in series_rows(batch)? {
+            let g = groups.entry(grouping.group_labels(&s.labels)).or_default();
+            for (t, v) in s.ts.iter().zip(s.values) {
+                g.entry(*t).or_default().push(*v);
+            }
+        }
+    }
+    let mut keys: Vec<&Labels> = groups.keys().collect();
+    keys.sort();
+    let mut out = VectorBuilder::new();
+    for k in keys {
+        out.start_series(k);
+        for (t, vs) in &groups[k] {
+            out.push(*t, quantile(q, vs));
+        }
+    }
+    Ok(out.finish())
+}
+
+/// `topk` / `bottomk`: per group and timestamp, the `k` series with the largest (smallest)
+/// values, keeping their labels. NaN ranks below every number for topk and above for
+/// bottomk, as in Prometheus.
+fn select_k(inputs: &[RecordBatch], k: i64, grouping: &Grouping, top: bool) -> Result<RecordBatch> {
+    let mut series: Vec<Labels> = Vec::new();
+    let mut groups: HashMap<Labels, std::collections::BTreeMap<i64, Vec<(usize, f64)>>> =
+        HashMap::new();
+    for batch in inputs {
+        for s in series_rows(batch)? {
+            let idx = series.len();
+            let g = groups.entry(grouping.group_labels(&s.labels)).or_default();
+            for (t, v) in s.ts.iter().zip(s.values) {
+                g.entry(*t).or_default().push((idx, *v));
+            }
+            series.push(s.labels);
+        }
+    }
+    let mut kept: Vec<Vec<(i64, f64)>> = vec![Vec::new(); series.len()];
+    if k >= 1 {
+        // "Better" for topk: larger, and any number beats NaN.
+        let better = |a: f64, b: f64| -> bool {
+            if a.is_nan() {
+                return false;
+            }
+            if b.is_nan() {
+                return true;
+            }
+            if top { a > b } else { a < b }
+        };
+        for by_t in groups.values() {
+            for (t, cands) in by_t {
+                let mut chosen: Vec<(usize, f64)> = Vec::new();
+                for &(i, v) in cands {
+                    // Stable: earlier candidates win ties, like Prometheus' heap fill order.
+                    let pos = chosen
+                        .iter()
+                        .position(|&(_, c)| better(v, c))
+                        .unwrap_or(chosen.len());
+                    if pos < k as usize {
+                        chosen.insert(pos, (i, v));
+                        chosen.truncate(k as usize);
+                    }
+                }
+                for (i, v) in chosen {
+                    kept[i].push((*t, v));
+                }
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..series.len()).collect();
+    order.sort_by(|a, b| series[*a].cmp(&series[*b]));
+    let mut out = VectorBuilder::new();
+    for i in order {
+        kept[i].sort_by_key(|p| p.0);
+        out.start_series(&series[i]);
+        for (t, v) in &kept[i] {
+            out.push(*t, *v);
         }
     }
     Ok(out.finish())

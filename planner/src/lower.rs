@@ -235,17 +235,37 @@ impl Lowering<'_> {
 
     fn aggregate(&self, agg: &AggregateExpr) -> Result<LogicalPlan, QueryError> {
         let name = agg.op.to_string();
+        let param = || -> Result<f64, QueryError> {
+            match agg.param.as_deref() {
+                Some(p) => self.constant_arg(&name, p),
+                None => Err(QueryError::BadData(format!("{name} needs a parameter"))),
+            }
+        };
         let op = match name.as_str() {
             "sum" => AggOp::Sum,
             "avg" => AggOp::Avg,
             "min" => AggOp::Min,
             "max" => AggOp::Max,
             "count" => AggOp::Count,
+            "group" => AggOp::Group,
+            "stddev" => AggOp::Stddev,
+            "stdvar" => AggOp::Stdvar,
+            "quantile" => AggOp::Quantile(param()?.to_bits()),
+            "topk" | "bottomk" => {
+                let k = param()?;
+                if k.is_nan() {
+                    return Err(QueryError::Execution("Parameter value is NaN".into()));
+                }
+                // Prometheus converts with int64(k), saturating at the int64 range.
+                let k = k.clamp(i64::MIN as f64, i64::MAX as f64) as i64;
+                if name == "topk" {
+                    AggOp::Topk(k)
+                } else {
+                    AggOp::Bottomk(k)
+                }
+            }
             _ => return Err(unsupported(format!("aggregation {name}"))),
         };
-        if agg.param.is_some() {
-            return Err(unsupported(format!("aggregation {name} with a parameter")));
-        }
         let grouping = match &agg.modifier {
             None => Grouping::By(Vec::new()),
             Some(LabelModifier::Include(l)) => Grouping::By(l.labels.clone()),
