@@ -134,19 +134,24 @@ impl QueryEngine {
             Lowered::String(v) => Ok(QueryResult::String { t: time_ms, v }),
             Lowered::Vector(plan) => {
                 let series = to_series(&self.run(&plan, opts).await?)?;
-                Ok(QueryResult::Vector(
-                    series
-                        .into_iter()
-                        .flat_map(|s| {
-                            let labels = s.labels;
-                            s.points.into_iter().map(move |(t, v)| InstantSample {
-                                labels: labels.clone(),
-                                t,
-                                v,
-                            })
+                let mut samples: Vec<InstantSample> = series
+                    .into_iter()
+                    .flat_map(|s| {
+                        let labels = s.labels;
+                        s.points.into_iter().map(move |(t, v)| InstantSample {
+                            labels: labels.clone(),
+                            t,
+                            v,
                         })
-                        .collect(),
-                ))
+                    })
+                    .collect();
+                if let Some(order) = promql_parser::parser::parse(query)
+                    .ok()
+                    .and_then(|e| crate::order::result_order(&e))
+                {
+                    order.apply(&mut samples);
+                }
+                Ok(QueryResult::Vector(samples))
             }
             Lowered::Matrix(plan) => Ok(QueryResult::Matrix(to_series(
                 &self.run(&plan, opts).await?,

@@ -9,6 +9,7 @@ mod engine;
 mod error;
 mod lower;
 mod nodes;
+mod order;
 mod result;
 
 pub use engine::{QueryEngine, QueryOptions};

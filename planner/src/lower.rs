@@ -203,6 +203,15 @@ impl Lowering<'_> {
                 Some(scan),
             ));
         }
+        if matches!(name, "sort" | "sort_desc") {
+            // Ordering only: the engine orders the final instant vector (see order.rs).
+            return match args.first().map(|a| self.lower(a)).transpose()? {
+                Some(Lowered::Vector(plan)) => Ok(plan),
+                _ => Err(QueryError::BadData(format!(
+                    "expected an instant vector argument to {name}()"
+                ))),
+            };
+        }
         let Some((first, rest)) = args.split_first() else {
             return Err(unsupported(format!("function {name}()")));
         };

@@ -2,6 +2,8 @@ use super::*;
 use crate::vector::{VectorBuilder, series_rows};
 
 type Series<'a> = (&'a [(&'a str, &'a str)], &'a [(i64, f64)]);
+/// Output series as (labels as text, points).
+type Points = Vec<(String, Vec<(i64, f64)>)>;
 
 fn batch(series: &[Series<'_>]) -> Vec<RecordBatch> {
     let mut b = VectorBuilder::new();
@@ -14,7 +16,7 @@ fn batch(series: &[Series<'_>]) -> Vec<RecordBatch> {
     vec![b.finish()]
 }
 
-fn points(b: &RecordBatch) -> Vec<(String, Vec<(i64, f64)>)> {
+fn points(b: &RecordBatch) -> Points {
     series_rows(b)
         .unwrap()
         .into_iter()
@@ -33,11 +35,11 @@ fn run(
     op: VectorOp,
     m: &VectorMatching,
     return_bool: bool,
-) -> Result<Vec<(String, Vec<(i64, f64)>)>> {
+) -> Result<Points> {
     vector_binary(&batch(lhs), &batch(rhs), op, m, return_bool).map(|b| points(&b))
 }
 
-fn err(r: Result<Vec<(String, Vec<(i64, f64)>)>>) -> String {
+fn err(r: Result<Points>) -> String {
     match r {
         Err(DataFusionError::External(e)) => e
             .downcast::<EvalError>()
