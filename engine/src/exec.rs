@@ -15,11 +15,14 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
 use futures::{StreamExt, TryStreamExt, stream};
-use hypnos_schemas::{Matcher, SeriesData, SeriesSource, TenantId, TimeRange, is_stale_nan};
+use hypnos_schemas::{
+    Labels, Matcher, SeriesData, SeriesSource, TenantId, TimeRange, is_stale_nan,
+};
 
 use crate::ops::{
-    AggOp, BinOp, Grouping, InstantFunc, RangeFunc, Steps, VectorMatching, VectorOp, aggregate,
-    instant_function, instant_select, range_function, scalar_binary, vector_binary,
+    AggOp, BinOp, Grouping, InstantFunc, RangeFunc, Relabel, Steps, VectorMatching, VectorOp,
+    absent, aggregate, broadcast, instant_function, instant_select, range_function, scalar_binary,
+    vector_binary,
 };
 use crate::vector::{VectorBuilder, vector_schema};
 
@@ -54,6 +57,18 @@ pub enum PromOp {
     },
     InstantFunction {
         func: InstantFunc,
+    },
+    /// Repeat the single-time result of `@` at every step.
+    Broadcast {
+        steps: Steps,
+    },
+    /// `absent`: 1 with `labels` where the input has no sample.
+    Absent {
+        steps: Steps,
+        labels: Labels,
+    },
+    Relabel {
+        rule: Relabel,
     },
     ScalarBinary {
         op: BinOp,
@@ -116,6 +131,13 @@ impl fmt::Display for PromOp {
                 write!(f, "PromAggregateExec: op={}, {grouping:?}", op.name())
             }
             PromOp::InstantFunction { func } => write!(f, "PromInstantFunctionExec: {func:?}"),
+            PromOp::Broadcast { steps } => write!(
+                f,
+                "PromBroadcastExec: steps={}..{} by {}",
+                steps.start, steps.end, steps.step
+            ),
+            PromOp::Absent { labels, .. } => write!(f, "PromAbsentExec: labels={labels}"),
+            PromOp::Relabel { rule } => write!(f, "PromRelabelExec: {rule:?}"),
             PromOp::ScalarBinary {
                 op,
                 scalar,
@@ -180,7 +202,10 @@ impl PromExec {
         let props = PlanProperties::new(
             EquivalenceProperties::new(vector_schema()),
             Partitioning::UnknownPartitioning(1),
-            if matches!(op, PromOp::Aggregate { .. } | PromOp::VectorBinary { .. }) {
+            if matches!(
+                op,
+                PromOp::Aggregate { .. } | PromOp::Absent { .. } | PromOp::VectorBinary { .. }
+            ) {
                 EmissionType::Final
             } else {
                 EmissionType::Incremental
@@ -330,6 +355,16 @@ impl ExecutionPlan for PromExec {
                 stream::once(fut),
             )));
         }
+        if let PromOp::Absent { steps, labels } = op {
+            let fut = async move {
+                let batches: Vec<RecordBatch> = input.try_collect().await?;
+                absent(&batches, steps, &labels)
+            };
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                stream::once(fut),
+            )));
+        }
         let s = input.map(move |batch| {
             let batch = batch?;
             match &op {
@@ -351,7 +386,12 @@ impl ExecutionPlan for PromExec {
                     return_bool,
                 } => scalar_binary(&batch, *op, *scalar, *scalar_on_left, *return_bool),
                 PromOp::InstantFunction { func } => instant_function(&batch, *func),
-                PromOp::Select { .. } | PromOp::Aggregate { .. } | PromOp::VectorBinary { .. } => {
+                PromOp::Broadcast { steps } => broadcast(&batch, *steps),
+                PromOp::Relabel { rule } => rule.apply(&batch),
+                PromOp::Select { .. }
+                | PromOp::Aggregate { .. }
+                | PromOp::Absent { .. }
+                | PromOp::VectorBinary { .. } => {
                     unreachable!("handled above")
                 }
             }

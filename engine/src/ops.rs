@@ -67,8 +67,10 @@ pub fn instant_select(
 }
 
 mod instant_fn;
+mod misc;
 mod window;
 pub use instant_fn::{InstantFunc, instant_function};
+pub use misc::{Relabel, absent, broadcast, valid_label_name};
 pub use window::{RangeFunc, quantile};
 
 /// Evaluates `func` over the left-open window `(t - offset - range, t - offset]` at each step.

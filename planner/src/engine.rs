@@ -87,6 +87,7 @@ impl QueryEngine {
             tenant,
             steps,
             lookback: opts.lookback_delta_ms,
+            query_range: (steps.start, steps.end),
         }
         .lower(&expr)
     }

@@ -3,14 +3,15 @@
 
 use datafusion::logical_expr::LogicalPlan;
 use hypnos_engine::ops::{
-    AggOp, BinOp, Cardinality, Grouping, InstantFunc, RangeFunc, Steps, VectorMatching, VectorOp,
+    AggOp, BinOp, Cardinality, Grouping, InstantFunc, RangeFunc, Relabel, Steps, VectorMatching,
+    VectorOp,
 };
-use hypnos_schemas::TenantId;
 use hypnos_schemas::labels::METRIC_NAME;
+use hypnos_schemas::{Labels, TenantId};
 use promql_parser::label::MatchOp as PMatchOp;
 use promql_parser::parser::{
-    AggregateExpr, BinModifier, BinaryExpr, Call, Expr, LabelModifier, MatrixSelector, Offset,
-    VectorMatchCardinality, VectorSelector,
+    AggregateExpr, AtModifier, BinModifier, BinaryExpr, Call, Expr, LabelModifier, MatrixSelector,
+    Offset, SubqueryExpr, VectorMatchCardinality, VectorSelector,
 };
 
 use crate::QueryError;
@@ -32,7 +33,12 @@ pub(crate) struct Lowering<'a> {
     pub(crate) tenant: &'a TenantId,
     pub(crate) steps: Steps,
     pub(crate) lookback: i64,
+    /// The whole query's start and end, for `@ start()` and `@ end()`.
+    pub(crate) query_range: (i64, i64),
 }
+
+/// Subquery step when the query gives none (Prometheus' default evaluation interval).
+const DEFAULT_SUBQUERY_STEP: i64 = 60_000;
 
 fn unsupported(what: impl Into<String>) -> QueryError {
     QueryError::Unsupported(what.into())
@@ -62,20 +68,52 @@ impl Lowering<'_> {
             Expr::Call(call) => self.call(call).map(Lowered::Vector),
             Expr::Aggregate(agg) => self.aggregate(agg).map(Lowered::Vector),
             Expr::Binary(b) => self.binary(b),
-            Expr::Subquery(_) => Err(unsupported("subquery")),
+            Expr::Subquery(sq) => self.subquery(sq).map(Lowered::Matrix),
             Expr::Extension(_) => Err(unsupported("extension expression")),
         }
     }
 
-    fn offset_ms(vs: &VectorSelector) -> Result<i64, QueryError> {
-        if vs.at.is_some() {
-            return Err(unsupported("@ modifier"));
-        }
-        Ok(match &vs.offset {
+    fn offset_of(offset: &Option<Offset>) -> i64 {
+        match offset {
             None => 0,
             Some(Offset::Pos(d)) => d.as_millis() as i64,
             Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+        }
+    }
+
+    fn offset_ms(vs: &VectorSelector) -> Result<i64, QueryError> {
+        Ok(Self::offset_of(&vs.offset))
+    }
+
+    /// The fixed evaluation time of an `@` modifier, in milliseconds.
+    fn at_ms(&self, at: &Option<AtModifier>) -> Option<i64> {
+        at.as_ref().map(|a| match a {
+            AtModifier::Start => self.query_range.0,
+            AtModifier::End => self.query_range.1,
+            AtModifier::At(t) => match t.duration_since(std::time::UNIX_EPOCH) {
+                Ok(d) => d.as_millis() as i64,
+                Err(e) => -(e.duration().as_millis() as i64),
+            },
         })
+    }
+
+    /// The steps an expression with `@` is evaluated at (one), and wraps its plan so the
+    /// value is repeated at every step of the query.
+    fn with_at(
+        &self,
+        at: Option<i64>,
+        build: impl FnOnce(Steps) -> Result<LogicalPlan, QueryError>,
+    ) -> Result<LogicalPlan, QueryError> {
+        match at {
+            None => build(self.steps),
+            Some(t) => {
+                let plan = build(Steps::instant(t))?;
+                Ok(PromNode::plan(
+                    PromLogicalOp::Broadcast { steps: self.steps },
+                    Some(plan),
+                ))
+            }
+        }
     }
 
     fn select(
@@ -133,24 +171,133 @@ impl Lowering<'_> {
 
     fn vector_selector(&self, vs: &VectorSelector) -> Result<LogicalPlan, QueryError> {
         let offset = Self::offset_ms(vs)?;
-        let min = self.steps.start - offset - self.lookback + 1;
-        let max = self.steps.end - offset;
-        let scan = self.select(vs, min, max, false)?;
-        Ok(PromNode::plan(
-            PromLogicalOp::Instant {
-                steps: self.steps,
-                lookback: self.lookback,
-                offset,
-            },
-            Some(scan),
-        ))
+        self.with_at(self.at_ms(&vs.at), |steps| {
+            let min = steps.start - offset - self.lookback + 1;
+            let max = steps.end - offset;
+            let scan = self.select(vs, min, max, false)?;
+            Ok(PromNode::plan(
+                PromLogicalOp::Instant {
+                    steps,
+                    lookback: self.lookback,
+                    offset,
+                },
+                Some(scan),
+            ))
+        })
     }
 
     fn matrix_selector(&self, ms: &MatrixSelector) -> Result<LogicalPlan, QueryError> {
         let offset = Self::offset_ms(&ms.vs)?;
         let range = ms.range.as_millis() as i64;
-        let max = self.steps.end - offset;
-        self.select(&ms.vs, self.steps.start - offset - range + 1, max, true)
+        let (start, end) = match self.at_ms(&ms.vs.at) {
+            Some(t) => (t, t),
+            None => (self.steps.start, self.steps.end),
+        };
+        self.select(&ms.vs, start - offset - range + 1, end - offset, true)
+    }
+
+    /// The samples a range function reads, for evaluation at `steps`: raw samples of a range
+    /// selector, or the inner expression of a subquery evaluated at its own steps. Returns
+    /// the plan, the range and the offset.
+    fn range_input(
+        &self,
+        arg: &Expr,
+        steps: Steps,
+        fname: &str,
+    ) -> Result<(LogicalPlan, i64, i64), QueryError> {
+        match arg {
+            Expr::Paren(p) => self.range_input(&p.expr, steps, fname),
+            Expr::MatrixSelector(ms) => {
+                let offset = Self::offset_ms(&ms.vs)?;
+                let range = ms.range.as_millis() as i64;
+                let scan = self.select(
+                    &ms.vs,
+                    steps.start - offset - range + 1,
+                    steps.end - offset,
+                    false,
+                )?;
+                Ok((scan, range, offset))
+            }
+            Expr::Subquery(sq) => {
+                let offset = Self::offset_of(&sq.offset);
+                let range = sq.range.as_millis() as i64;
+                let step = sq
+                    .step
+                    .map_or(DEFAULT_SUBQUERY_STEP, |d| d.as_millis() as i64);
+                if step <= 0 {
+                    return Err(QueryError::BadData("zero or negative subquery step".into()));
+                }
+                let (start, end) = match self.at_ms(&sq.at) {
+                    Some(t) => (t, t),
+                    None => (steps.start, steps.end),
+                };
+                // The first step-aligned time after start - offset - range (Go's truncating
+                // division, as Prometheus).
+                let lo = start - offset - range;
+                let mut sub_start = step * (lo / step);
+                if sub_start < lo {
+                    sub_start += step;
+                }
+                let inner = Lowering {
+                    tenant: self.tenant,
+                    steps: Steps {
+                        start: sub_start,
+                        end: end - offset,
+                        step,
+                    },
+                    lookback: self.lookback,
+                    query_range: self.query_range,
+                };
+                match inner.lower(&sq.expr)? {
+                    Lowered::Vector(plan) => Ok((plan, range, offset)),
+                    _ => Err(unsupported(format!(
+                        "{fname}() over a subquery of a scalar"
+                    ))),
+                }
+            }
+            _ => Err(QueryError::BadData(format!(
+                "expected a range vector argument to {fname}()"
+            ))),
+        }
+    }
+
+    /// A subquery on its own (an instant query's range-vector result).
+    fn subquery(&self, sq: &SubqueryExpr) -> Result<LogicalPlan, QueryError> {
+        let expr = Expr::Subquery(sq.clone());
+        Ok(self.range_input(&expr, self.steps, "subquery")?.0)
+    }
+
+    /// The label set `absent` reports: the selector's equality matchers (not the name).
+    fn absent_labels(arg: &Expr) -> Labels {
+        let vs = match arg {
+            Expr::VectorSelector(vs) => vs,
+            Expr::MatrixSelector(ms) => &ms.vs,
+            _ => return Labels::default(),
+        };
+        let eq: Vec<(&str, &str)> = vs
+            .matchers
+            .matchers
+            .iter()
+            .filter(|m| matches!(m.op, PMatchOp::Equal) && m.name != METRIC_NAME)
+            .map(|m| (m.name.as_str(), m.value.as_str()))
+            .collect();
+        // A label constrained twice is left out, as in Prometheus.
+        let once: Vec<(&str, &str)> = eq
+            .iter()
+            .filter(|(n, _)| eq.iter().filter(|(m, _)| m == n).count() == 1)
+            .copied()
+            .collect();
+        Labels::from_pairs(once)
+    }
+
+    fn string_arg(name: &str, arg: &Expr) -> Result<String, QueryError> {
+        match arg {
+            Expr::StringLiteral(s) => Ok(s.val.clone()),
+            Expr::Paren(p) => Self::string_arg(name, &p.expr),
+            _ => Err(QueryError::BadData(format!(
+                "expected a string argument to {name}()"
+            ))),
+        }
     }
 
     /// A scalar argument that must be known when planning (a literal or constant
@@ -180,28 +327,108 @@ impl Lowering<'_> {
                 ),
                 f => (f, args.first()),
             };
-            let Some(Expr::MatrixSelector(ms)) = matrix.copied() else {
-                return Err(unsupported(format!(
-                    "{name}() over anything but a range selector (subqueries are not supported yet)"
+            let Some(arg) = matrix.copied() else {
+                return Err(QueryError::BadData(format!(
+                    "{name}() needs a range vector"
                 )));
             };
-            let offset = Self::offset_ms(&ms.vs)?;
-            let range = ms.range.as_millis() as i64;
-            let scan = self.select(
-                &ms.vs,
-                self.steps.start - offset - range + 1,
-                self.steps.end - offset,
-                false,
-            )?;
+            let at = match arg {
+                Expr::MatrixSelector(ms) => self.at_ms(&ms.vs.at),
+                _ => None,
+            };
+            return self.with_at(at, |steps| {
+                let (input, range, offset) = self.range_input(arg, steps, name)?;
+                Ok(PromNode::plan(
+                    PromLogicalOp::RangeFunction {
+                        func,
+                        steps,
+                        range,
+                        offset,
+                    },
+                    Some(input),
+                ))
+            });
+        }
+        if name == "absent_over_time" {
+            let Some(arg) = args.first().copied() else {
+                return Err(QueryError::BadData(
+                    "absent_over_time() needs a range vector".into(),
+                ));
+            };
+            let present = self.call(&Call {
+                func: promql_parser::parser::Function::new(
+                    "present_over_time",
+                    call.func.arg_types.clone(),
+                    0,
+                    call.func.return_type,
+                    false,
+                ),
+                args: call.args.clone(),
+            })?;
             return Ok(PromNode::plan(
-                PromLogicalOp::RangeFunction {
-                    func,
+                PromLogicalOp::Absent {
                     steps: self.steps,
-                    range,
-                    offset,
+                    labels: Self::absent_labels(arg),
                 },
-                Some(scan),
+                Some(present),
             ));
+        }
+        if name == "absent" {
+            let Some(arg) = args.first().copied() else {
+                return Err(QueryError::BadData(
+                    "absent() needs an instant vector".into(),
+                ));
+            };
+            let Lowered::Vector(input) = self.lower(arg)? else {
+                return Err(QueryError::BadData(
+                    "expected an instant vector argument to absent()".into(),
+                ));
+            };
+            return Ok(PromNode::plan(
+                PromLogicalOp::Absent {
+                    steps: self.steps,
+                    labels: Self::absent_labels(arg),
+                },
+                Some(input),
+            ));
+        }
+        if matches!(name, "label_replace" | "label_join") {
+            let Some((first, rest)) = args.split_first() else {
+                return Err(QueryError::BadData(format!("{name}() needs arguments")));
+            };
+            let strings = rest
+                .iter()
+                .map(|a| Self::string_arg(name, a))
+                .collect::<Result<Vec<String>, _>>()?;
+            let rule = if name == "label_replace" {
+                let [dst, replacement, src, regex] = <[String; 4]>::try_from(strings)
+                    .map_err(|_| QueryError::BadData("label_replace() takes 5 arguments".into()))?;
+                Relabel::Replace {
+                    dst,
+                    replacement,
+                    src,
+                    regex,
+                }
+            } else {
+                let mut it = strings.into_iter();
+                let (Some(dst), Some(separator)) = (it.next(), it.next()) else {
+                    return Err(QueryError::BadData(
+                        "label_join() needs at least 3 arguments".into(),
+                    ));
+                };
+                Relabel::Join {
+                    dst,
+                    separator,
+                    srcs: it.collect(),
+                }
+            };
+            rule.validate().map_err(QueryError::Execution)?;
+            let Lowered::Vector(input) = self.lower(first)? else {
+                return Err(QueryError::BadData(format!(
+                    "expected an instant vector argument to {name}()"
+                )));
+            };
+            return Ok(PromNode::plan(PromLogicalOp::Relabel { rule }, Some(input)));
         }
         if matches!(name, "sort" | "sort_desc") {
             // Ordering only: the engine orders the final instant vector (see order.rs).

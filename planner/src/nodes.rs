@@ -17,10 +17,10 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 use hypnos_engine::exec::{PromExec, PromOp};
 use hypnos_engine::ops::{
-    AggOp, BinOp, Grouping, InstantFunc, RangeFunc, Steps, VectorMatching, VectorOp,
+    AggOp, BinOp, Grouping, InstantFunc, RangeFunc, Relabel, Steps, VectorMatching, VectorOp,
 };
 use hypnos_engine::vector::vector_schema;
-use hypnos_schemas::{MatchOp, Matcher, SeriesSource, TenantId, TimeRange};
+use hypnos_schemas::{Labels, MatchOp, Matcher, SeriesSource, TenantId, TimeRange};
 
 static VECTOR_DFSCHEMA: LazyLock<DFSchemaRef> = LazyLock::new(|| {
     Arc::new(DFSchema::try_from(vector_schema().as_ref().clone()).expect("valid schema"))
@@ -73,6 +73,16 @@ pub(crate) enum PromLogicalOp {
     },
     InstantFunction {
         func: InstantFunc,
+    },
+    Broadcast {
+        steps: Steps,
+    },
+    Absent {
+        steps: Steps,
+        labels: Labels,
+    },
+    Relabel {
+        rule: Relabel,
     },
     ScalarBinary {
         op: BinOp,
@@ -137,6 +147,9 @@ impl UserDefinedLogicalNodeCore for PromNode {
             PromLogicalOp::RangeFunction { .. } => "PromRangeFunction",
             PromLogicalOp::Aggregate { .. } => "PromAggregate",
             PromLogicalOp::InstantFunction { .. } => "PromInstantFunction",
+            PromLogicalOp::Broadcast { .. } => "PromBroadcast",
+            PromLogicalOp::Absent { .. } => "PromAbsent",
+            PromLogicalOp::Relabel { .. } => "PromRelabel",
             PromLogicalOp::ScalarBinary { .. } => "PromScalarBinary",
             PromLogicalOp::VectorBinary { .. } => "PromVectorBinary",
         }
@@ -198,6 +211,11 @@ impl UserDefinedLogicalNodeCore for PromNode {
             ),
             PromLogicalOp::Aggregate { op, grouping } => write!(f, "{} {grouping:?}", op.name()),
             PromLogicalOp::InstantFunction { func } => write!(f, "{func:?}"),
+            PromLogicalOp::Broadcast { steps } => {
+                write!(f, "steps={}..{} by {}", steps.start, steps.end, steps.step)
+            }
+            PromLogicalOp::Absent { labels, .. } => write!(f, "labels={labels}"),
+            PromLogicalOp::Relabel { rule } => write!(f, "{rule:?}"),
             PromLogicalOp::ScalarBinary {
                 op,
                 scalar_bits,
@@ -297,6 +315,12 @@ impl ExtensionPlanner for PromExtensionPlanner {
                 offset: *offset,
             },
             PromLogicalOp::InstantFunction { func } => PromOp::InstantFunction { func: *func },
+            PromLogicalOp::Broadcast { steps } => PromOp::Broadcast { steps: *steps },
+            PromLogicalOp::Absent { steps, labels } => PromOp::Absent {
+                steps: *steps,
+                labels: labels.clone(),
+            },
+            PromLogicalOp::Relabel { rule } => PromOp::Relabel { rule: rule.clone() },
             PromLogicalOp::Aggregate { op, grouping } => PromOp::Aggregate {
                 op: *op,
                 grouping: grouping.clone(),

@@ -208,18 +208,62 @@ async fn range_selector_instant_query_returns_raw_samples() {
 }
 
 #[tokio::test]
+async fn at_modifier_and_subqueries() {
+    // `@ 60` pins the evaluation time for every step of a range query.
+    let r = engine()
+        .range_query(
+            &tenant("a"),
+            r#"http_requests_total{job="db"} @ 60"#,
+            0,
+            120_000,
+            60_000,
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap();
+    let QueryResult::Matrix(m) = r else { panic!() };
+    assert_eq!(m[0].points, vec![(0, 4.0), (60_000, 4.0), (120_000, 4.0)]);
+    // max_over_time of a rate subquery: the db counter rises 1 per 15s everywhere.
+    let v = vector(
+        instant(
+            r#"max_over_time(rate(http_requests_total{job="db"}[1m])[5m:1m])"#,
+            300_000,
+        )
+        .await
+        .unwrap(),
+    );
+    assert!((v[0].1 - 1.0 / 15.0).abs() < 1e-9, "{v:?}");
+    // A bare subquery in an instant query is a range vector aligned to its step.
+    let r = instant(r#"http_requests_total{job="db"}[2m:1m]"#, 150_000)
+        .await
+        .unwrap();
+    let QueryResult::Matrix(m) = r else { panic!() };
+    assert_eq!(m[0].points, vec![(60_000, 4.0), (120_000, 8.0)]);
+}
+
+#[tokio::test]
 async fn errors_name_the_problem() {
-    let e = instant("topk(1, http_requests_total)", 0)
+    let e = instant(r#"count_values("v", http_requests_total)"#, 0)
         .await
         .unwrap_err();
     assert!(matches!(e, QueryError::Unsupported(_)));
-    assert!(e.to_string().contains("topk"), "{e}");
-    let e = instant("a + b", 0).await.unwrap_err();
+    assert!(e.to_string().contains("count_values"), "{e}");
+    // Both sides hold two series of job "api": Prometheus' many-to-many error, a 422.
+    let e = instant("http_requests_total + on(job) http_requests_total", 60_000)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, QueryError::Execution(_)), "{e:?}");
     assert_eq!(e.http_status(), 422);
+    assert!(
+        e.to_string().ends_with(
+            "many-to-many matching not allowed: matching labels must be unique on one side"
+        ),
+        "{e}"
+    );
     let e = instant("sum(", 0).await.unwrap_err();
     assert_eq!(e.error_type(), "bad_data");
-    let e = instant("irate(x[5m])", 0).await.unwrap_err();
-    assert!(e.to_string().contains("irate"), "{e}");
+    let e = instant("histogram_quantile(0.9, x)", 0).await.unwrap_err();
+    assert!(e.to_string().contains("histogram_quantile"), "{e}");
     let e = instant(r#"x{a=~"("}"#, 0).await.unwrap_err();
     assert_eq!(e.http_status(), 400, "{e}");
     // Two series colliding once the name is dropped.

@@ -1,0 +1,188 @@
+//! Operators that reshape vectors rather than compute values: `@` broadcasting, `absent`,
+//! and `label_replace` / `label_join`.
+
+use std::collections::BTreeSet;
+
+use arrow::array::RecordBatch;
+use datafusion::error::{DataFusionError, Result};
+use hypnos_schemas::Labels;
+use regex::Regex;
+
+use super::Steps;
+use crate::vector::{VectorBuilder, series_rows};
+
+/// Repeats each series' value (computed at one fixed time, for `@`) at every step.
+pub fn broadcast(input: &RecordBatch, steps: Steps) -> Result<RecordBatch> {
+    let mut out = VectorBuilder::new();
+    for s in series_rows(input)? {
+        if let Some(v) = s.values.last() {
+            out.start_series(&s.labels);
+            for t in steps.iter() {
+                out.push(t, *v);
+            }
+        }
+    }
+    Ok(out.finish())
+}
+
+/// `absent`: 1 with `labels` at every step where the input has no sample.
+pub fn absent(inputs: &[RecordBatch], steps: Steps, labels: &Labels) -> Result<RecordBatch> {
+    let mut present = BTreeSet::new();
+    for b in inputs {
+        for s in series_rows(b)? {
+            present.extend(s.ts.iter().copied());
+        }
+    }
+    let mut out = VectorBuilder::new();
+    out.start_series(labels);
+    for t in steps.iter().filter(|t| !present.contains(t)) {
+        out.push(t, 1.0);
+    }
+    Ok(out.finish())
+}
+
+/// `label_replace` and `label_join`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd)]
+pub enum Relabel {
+    Replace {
+        dst: String,
+        replacement: String,
+        src: String,
+        regex: String,
+    },
+    Join {
+        dst: String,
+        separator: String,
+        srcs: Vec<String>,
+    },
+}
+
+/// Whether `name` is a valid label name (Prometheus' legacy rule).
+pub fn valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl Relabel {
+    /// Checks the arguments, with Prometheus' messages.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        match self {
+            Relabel::Replace { dst, regex, .. } => {
+                Regex::new(&format!("^(?s:{regex})$")).map_err(|e| {
+                    format!("invalid regular expression in label_replace(): {regex}: {e}")
+                })?;
+                if !valid_label_name(dst) {
+                    return Err(format!(
+                        "invalid destination label name in label_replace(): {dst}"
+                    ));
+                }
+            }
+            Relabel::Join { dst, srcs, .. } => {
+                if !valid_label_name(dst) {
+                    return Err(format!(
+                        "invalid destination label name in label_join(): {dst}"
+                    ));
+                }
+                if let Some(bad) = srcs.iter().find(|s| !valid_label_name(s)) {
+                    return Err(format!("invalid source label name in label_join(): {bad}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the rule to every series.
+    pub fn apply(&self, input: &RecordBatch) -> Result<RecordBatch> {
+        let re = match self {
+            Relabel::Replace { regex, .. } => Some(
+                Regex::new(&format!("^(?s:{regex})$"))
+                    .map_err(|e| DataFusionError::Execution(e.to_string()))?,
+            ),
+            Relabel::Join { .. } => None,
+        };
+        let mut out = VectorBuilder::new();
+        for s in series_rows(input)? {
+            let mut labels = s.labels.clone();
+            match self {
+                Relabel::Replace {
+                    dst,
+                    replacement,
+                    src,
+                    ..
+                } => {
+                    let value = s.labels.get(src);
+                    if let Some(caps) = re.as_ref().and_then(|r| r.captures(value)) {
+                        let mut res = String::new();
+                        caps.expand(replacement, &mut res);
+                        labels.set(dst, &res);
+                    }
+                }
+                Relabel::Join {
+                    dst,
+                    separator,
+                    srcs,
+                } => {
+                    let joined: Vec<&str> = srcs.iter().map(|n| s.labels.get(n)).collect();
+                    labels.set(dst, &joined.join(separator));
+                }
+            }
+            out.start_series(&labels);
+            for (t, v) in s.ts.iter().zip(s.values) {
+                out.push(*t, *v);
+            }
+        }
+        Ok(out.finish())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relabel_and_absent() {
+        let mut b = VectorBuilder::new();
+        b.start_series(&Labels::from_pairs([
+            ("__name__", "up"),
+            ("instance", "host:9100"),
+        ]));
+        b.push(0, 1.0);
+        let batch = b.finish();
+        let r = Relabel::Replace {
+            dst: "host".into(),
+            replacement: "$1".into(),
+            src: "instance".into(),
+            regex: "(.*):.*".into(),
+        };
+        let out = r.apply(&batch).unwrap();
+        assert_eq!(series_rows(&out).unwrap()[0].labels.get("host"), "host");
+        let j = Relabel::Join {
+            dst: "both".into(),
+            separator: "-".into(),
+            srcs: vec!["__name__".into(), "instance".into()],
+        };
+        let out = j.apply(&batch).unwrap();
+        assert_eq!(
+            series_rows(&out).unwrap()[0].labels.get("both"),
+            "up-host:9100"
+        );
+        assert!(
+            Relabel::Replace {
+                dst: "1x".into(),
+                replacement: String::new(),
+                src: "a".into(),
+                regex: ".*".into()
+            }
+            .validate()
+            .is_err()
+        );
+        let steps = Steps {
+            start: 0,
+            end: 2,
+            step: 1,
+        };
+        let a = absent(&[batch], steps, &Labels::from_pairs([("job", "x")])).unwrap();
+        assert_eq!(series_rows(&a).unwrap()[0].ts, &[1, 2]);
+    }
+}
