@@ -20,9 +20,9 @@ use hypnos_schemas::{
 };
 
 use crate::ops::{
-    AggOp, BinOp, Grouping, InstantFunc, RangeFunc, Relabel, Steps, VectorMatching, VectorOp,
-    absent, aggregate, broadcast, instant_function, instant_select, range_function, scalar_binary,
-    vector_binary,
+    AggOp, BinOp, Grouping, InstantFunc, RangeFunc, Relabel, StepValue, Steps, VectorMatching,
+    VectorOp, absent, aggregate, broadcast, instant_function, instant_sample_times, instant_select,
+    range_function, scalar_binary, step_values, to_scalar, vector_binary,
 };
 use crate::vector::{VectorBuilder, vector_schema};
 
@@ -57,6 +57,21 @@ pub enum PromOp {
     },
     InstantFunction {
         func: InstantFunc,
+    },
+    /// `timestamp(selector)`: the selected samples' own timestamps.
+    InstantTimes {
+        steps: Steps,
+        lookback: i64,
+        offset: i64,
+    },
+    /// A leaf: `time()` or a constant, at every step.
+    StepValues {
+        steps: Steps,
+        value: StepValue,
+    },
+    /// `scalar(v)`.
+    ToScalar {
+        steps: Steps,
     },
     /// Repeat the single-time result of `@` at every step.
     Broadcast {
@@ -137,6 +152,14 @@ impl fmt::Display for PromOp {
                 steps.start, steps.end, steps.step
             ),
             PromOp::Absent { labels, .. } => write!(f, "PromAbsentExec: labels={labels}"),
+            PromOp::InstantTimes {
+                lookback, offset, ..
+            } => write!(
+                f,
+                "PromInstantTimesExec: lookback={lookback}ms, offset={offset}ms"
+            ),
+            PromOp::StepValues { value, .. } => write!(f, "PromStepValuesExec: {value:?}"),
+            PromOp::ToScalar { .. } => write!(f, "PromToScalarExec"),
             PromOp::Relabel { rule } => write!(f, "PromRelabelExec: {rule:?}"),
             PromOp::ScalarBinary {
                 op,
@@ -184,6 +207,11 @@ impl PromExec {
         Self::build(op, Vec::new(), Some(source))
     }
 
+    /// A leaf that reads nothing (`time()`, constants).
+    pub fn leaf(op: PromOp) -> Self {
+        Self::build(op, Vec::new(), None)
+    }
+
     /// An operator over `input`.
     pub fn over(op: PromOp, input: Arc<dyn ExecutionPlan>) -> Self {
         Self::build(op, vec![input], None)
@@ -204,7 +232,10 @@ impl PromExec {
             Partitioning::UnknownPartitioning(1),
             if matches!(
                 op,
-                PromOp::Aggregate { .. } | PromOp::Absent { .. } | PromOp::VectorBinary { .. }
+                PromOp::Aggregate { .. }
+                    | PromOp::Absent { .. }
+                    | PromOp::ToScalar { .. }
+                    | PromOp::VectorBinary { .. }
             ) {
                 EmissionType::Final
             } else {
@@ -287,6 +318,13 @@ impl ExecutionPlan for PromExec {
             )));
         }
         let schema = vector_schema();
+        if let PromOp::StepValues { steps, value } = &self.op {
+            let batch = step_values(*steps, *value);
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                stream::iter([Ok(batch)]),
+            )));
+        }
         if let PromOp::Select {
             tenant,
             matchers,
@@ -355,6 +393,16 @@ impl ExecutionPlan for PromExec {
                 stream::once(fut),
             )));
         }
+        if let PromOp::ToScalar { steps } = op {
+            let fut = async move {
+                let batches: Vec<RecordBatch> = input.try_collect().await?;
+                to_scalar(&batches, steps)
+            };
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                stream::once(fut),
+            )));
+        }
         if let PromOp::Absent { steps, labels } = op {
             let fut = async move {
                 let batches: Vec<RecordBatch> = input.try_collect().await?;
@@ -387,10 +435,17 @@ impl ExecutionPlan for PromExec {
                 } => scalar_binary(&batch, *op, *scalar, *scalar_on_left, *return_bool),
                 PromOp::InstantFunction { func } => instant_function(&batch, *func),
                 PromOp::Broadcast { steps } => broadcast(&batch, *steps),
+                PromOp::InstantTimes {
+                    steps,
+                    lookback,
+                    offset,
+                } => instant_sample_times(&batch, *steps, *lookback, *offset),
                 PromOp::Relabel { rule } => rule.apply(&batch),
                 PromOp::Select { .. }
                 | PromOp::Aggregate { .. }
                 | PromOp::Absent { .. }
+                | PromOp::ToScalar { .. }
+                | PromOp::StepValues { .. }
                 | PromOp::VectorBinary { .. } => {
                     unreachable!("handled above")
                 }

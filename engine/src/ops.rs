@@ -44,9 +44,34 @@ pub fn instant_select(
     lookback: i64,
     offset: i64,
 ) -> Result<RecordBatch> {
+    select_at_steps(input, steps, lookback, offset, false)
+}
+
+/// `timestamp(selector)`: like [`instant_select`], but the value is the selected sample's
+/// own timestamp in seconds, and the metric name is dropped.
+pub fn instant_sample_times(
+    input: &RecordBatch,
+    steps: Steps,
+    lookback: i64,
+    offset: i64,
+) -> Result<RecordBatch> {
+    select_at_steps(input, steps, lookback, offset, true)
+}
+
+fn select_at_steps(
+    input: &RecordBatch,
+    steps: Steps,
+    lookback: i64,
+    offset: i64,
+    sample_times: bool,
+) -> Result<RecordBatch> {
     let mut out = VectorBuilder::new();
     for s in series_rows(input)? {
-        out.start_series(&s.labels);
+        if sample_times {
+            out.start_series(&s.labels.without_metric_name());
+        } else {
+            out.start_series(&s.labels);
+        }
         // `hi` = number of samples with timestamp <= the reference time.
         let mut hi = 0;
         for t in steps.iter() {
@@ -59,9 +84,60 @@ pub fn instant_select(
             }
             let (ts, v) = (s.ts[hi - 1], s.values[hi - 1]);
             if ts > reference - lookback && !is_stale_nan(v) {
-                out.push(t, v);
+                out.push(t, if sample_times { ts as f64 / 1000.0 } else { v });
             }
         }
+    }
+    Ok(out.finish())
+}
+
+/// Values known per step without reading data: `time()` and constants for `vector(c)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd)]
+pub enum StepValue {
+    /// The step's time in seconds.
+    Time,
+    /// A constant, as bits.
+    Constant(u64),
+}
+
+/// One series with no labels holding `value` at every step.
+pub fn step_values(steps: Steps, value: StepValue) -> RecordBatch {
+    let mut out = VectorBuilder::new();
+    out.start_series(&Labels::default());
+    for t in steps.iter() {
+        out.push(
+            t,
+            match value {
+                StepValue::Time => t as f64 / 1000.0,
+                StepValue::Constant(bits) => f64::from_bits(bits),
+            },
+        );
+    }
+    out.finish()
+}
+
+/// `scalar(v)`: at each step, the value of the only sample, or NaN when there is not
+/// exactly one.
+pub fn to_scalar(inputs: &[RecordBatch], steps: Steps) -> Result<RecordBatch> {
+    let mut at: HashMap<i64, (usize, f64)> = HashMap::new();
+    for b in inputs {
+        for s in series_rows(b)? {
+            for (t, v) in s.ts.iter().zip(s.values) {
+                let e = at.entry(*t).or_insert((0, *v));
+                e.0 += 1;
+            }
+        }
+    }
+    let mut out = VectorBuilder::new();
+    out.start_series(&Labels::default());
+    for t in steps.iter() {
+        out.push(
+            t,
+            match at.get(&t) {
+                Some((1, v)) => *v,
+                _ => f64::NAN,
+            },
+        );
     }
     Ok(out.finish())
 }
@@ -70,6 +146,10 @@ mod instant_fn;
 mod misc;
 mod window;
 pub use instant_fn::{InstantFunc, instant_function};
+mod count_values;
+mod histogram;
+pub use count_values::{count_values, format_value, valid_count_values_label};
+pub use histogram::{HistogramFunc, bucket_fraction, bucket_quantile, histogram_function};
 pub use misc::{Relabel, absent, broadcast, valid_label_name};
 pub use window::{RangeFunc, quantile};
 
@@ -112,6 +192,13 @@ pub fn range_function(
                 lo += 1;
             }
             let (wt, wv) = (&ts_buf[lo..hi], &v_buf[lo..hi]);
+            if !wt.is_empty()
+                && let Err(msg) = func.check()
+            {
+                return Err(datafusion::error::DataFusionError::External(Box::new(
+                    EvalError(msg),
+                )));
+            }
             let value = func.eval(wt, wv, start, end, t);
             if let Some(v) = value {
                 out.push(t, v);

@@ -157,6 +157,14 @@ impl QueryEngine {
             Lowered::Matrix(plan) => Ok(QueryResult::Matrix(to_series(
                 &self.run(&plan, opts).await?,
             )?)),
+            Lowered::ScalarPlan(plan) => {
+                let series = to_series(&self.run(&plan, opts).await?)?;
+                let v = series
+                    .first()
+                    .and_then(|s| s.points.iter().find(|p| p.0 == time_ms))
+                    .map_or(f64::NAN, |p| p.1);
+                Ok(QueryResult::Scalar { t: time_ms, v })
+            }
         }
     }
 
@@ -177,9 +185,9 @@ impl QueryEngine {
                 labels: Labels::default(),
                 points: steps.iter().map(|t| (t, v)).collect(),
             }])),
-            Lowered::Vector(plan) => Ok(QueryResult::Matrix(to_series(
-                &self.run(&plan, opts).await?,
-            )?)),
+            Lowered::Vector(plan) | Lowered::ScalarPlan(plan) => Ok(QueryResult::Matrix(
+                to_series(&self.run(&plan, opts).await?)?,
+            )),
             Lowered::String(_) => Err(QueryError::BadData(
                 "invalid expression type \"string\" for range query, must be Scalar or instant Vector"
                     .into(),
@@ -209,7 +217,7 @@ impl QueryEngine {
         match self.lower(tenant, query, steps, opts)? {
             Lowered::Scalar(v) => Ok(format!("constant scalar {v} (folded by the planner)")),
             Lowered::String(v) => Ok(format!("constant string {v:?}")),
-            Lowered::Vector(plan) | Lowered::Matrix(plan) => {
+            Lowered::Vector(plan) | Lowered::Matrix(plan) | Lowered::ScalarPlan(plan) => {
                 let (optimized, physical) = self.physical(&plan).await?;
                 Ok(format!(
                     "logical plan:\n{}\nphysical plan:\n{}",

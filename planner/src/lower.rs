@@ -3,8 +3,8 @@
 
 use datafusion::logical_expr::LogicalPlan;
 use hypnos_engine::ops::{
-    AggOp, BinOp, Cardinality, Grouping, InstantFunc, RangeFunc, Relabel, Steps, VectorMatching,
-    VectorOp,
+    AggOp, BinOp, Cardinality, Grouping, InstantFunc, RangeFunc, Relabel, StepValue, Steps,
+    VectorMatching, VectorOp,
 };
 use hypnos_schemas::labels::METRIC_NAME;
 use hypnos_schemas::{Labels, TenantId};
@@ -26,6 +26,9 @@ pub(crate) enum Lowered {
     Vector(LogicalPlan),
     /// A range vector (only as a top-level instant query): raw samples.
     Matrix(LogicalPlan),
+    /// A scalar that varies per step (`time()`, `scalar(v)`): one series without labels
+    /// holding the value at every step.
+    ScalarPlan(LogicalPlan),
 }
 
 /// The context of one query.
@@ -59,13 +62,20 @@ impl Lowering<'_> {
                     false,
                     false,
                 ))),
+                Lowered::ScalarPlan(plan) => Ok(Lowered::ScalarPlan(scalar_binary(
+                    plan,
+                    BinOp::Mul,
+                    -1.0,
+                    false,
+                    false,
+                ))),
                 _ => Err(QueryError::BadData(
                     "unary minus applies to scalars and instant vectors only".into(),
                 )),
             },
             Expr::VectorSelector(vs) => self.vector_selector(vs).map(Lowered::Vector),
             Expr::MatrixSelector(ms) => self.matrix_selector(ms).map(Lowered::Matrix),
-            Expr::Call(call) => self.call(call).map(Lowered::Vector),
+            Expr::Call(call) => self.call_any(call),
             Expr::Aggregate(agg) => self.aggregate(agg).map(Lowered::Vector),
             Expr::Binary(b) => self.binary(b),
             Expr::Subquery(sq) => self.subquery(sq).map(Lowered::Matrix),
@@ -308,6 +318,85 @@ impl Lowering<'_> {
             _ => Err(unsupported(format!(
                 "{name}() with a scalar argument that is not a constant"
             ))),
+        }
+    }
+
+    fn step_values(&self, value: StepValue) -> LogicalPlan {
+        PromNode::plan(
+            PromLogicalOp::StepValues {
+                steps: self.steps,
+                value,
+            },
+            None,
+        )
+    }
+
+    /// Calls whose result is not (only) an instant vector: `time()`, `scalar()`, `pi()`,
+    /// `vector()`, `timestamp()`, and the date functions without argument.
+    fn call_any(&self, call: &Call) -> Result<Lowered, QueryError> {
+        let name = call.func.name;
+        let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
+        match (name, args.as_slice()) {
+            ("pi", []) => Ok(Lowered::Scalar(std::f64::consts::PI)),
+            ("time", []) => Ok(Lowered::ScalarPlan(self.step_values(StepValue::Time))),
+            ("vector", [arg]) => match self.lower(arg)? {
+                Lowered::Scalar(c) => Ok(Lowered::Vector(
+                    self.step_values(StepValue::Constant(c.to_bits())),
+                )),
+                Lowered::ScalarPlan(p) => Ok(Lowered::Vector(p)),
+                _ => Err(QueryError::BadData(
+                    "expected a scalar argument to vector()".into(),
+                )),
+            },
+            ("scalar", [arg]) => match self.lower(arg)? {
+                Lowered::Vector(p) => Ok(Lowered::ScalarPlan(PromNode::plan(
+                    PromLogicalOp::ToScalar { steps: self.steps },
+                    Some(p),
+                ))),
+                _ => Err(QueryError::BadData(
+                    "expected an instant vector argument to scalar()".into(),
+                )),
+            },
+            ("timestamp", [arg]) => {
+                let mut inner = *arg;
+                while let Expr::Paren(p) = inner {
+                    inner = &p.expr;
+                }
+                if let Expr::VectorSelector(vs) = inner {
+                    let offset = Self::offset_ms(vs)?;
+                    return self
+                        .with_at(self.at_ms(&vs.at), |steps| {
+                            let scan = self.select(
+                                vs,
+                                steps.start - offset - self.lookback + 1,
+                                steps.end - offset,
+                                false,
+                            )?;
+                            Ok(PromNode::plan(
+                                PromLogicalOp::InstantTimes {
+                                    steps,
+                                    lookback: self.lookback,
+                                    offset,
+                                },
+                                Some(scan),
+                            ))
+                        })
+                        .map(Lowered::Vector);
+                }
+                self.call(call).map(Lowered::Vector)
+            }
+            (
+                "minute" | "hour" | "day_of_week" | "day_of_month" | "day_of_year"
+                | "days_in_month" | "month" | "year",
+                [],
+            ) => {
+                let func = InstantFunc::from_name(name, &[]).ok_or_else(|| unsupported(name))?;
+                Ok(Lowered::Vector(PromNode::plan(
+                    PromLogicalOp::InstantFunction { func },
+                    Some(self.step_values(StepValue::Time)),
+                )))
+            }
+            _ => self.call(call).map(Lowered::Vector),
         }
     }
 
@@ -579,6 +668,24 @@ impl Lowering<'_> {
             (Lowered::Scalar(s), Lowered::Vector(p)) => {
                 Ok(Lowered::Vector(scalar_binary(p, op, s, true, return_bool)))
             }
+            // Per-step scalars: comparisons between scalars always return 0 or 1.
+            (Lowered::ScalarPlan(p), Lowered::Scalar(s)) => {
+                Ok(Lowered::ScalarPlan(scalar_binary(p, op, s, false, true)))
+            }
+            (Lowered::Scalar(s), Lowered::ScalarPlan(p)) => {
+                Ok(Lowered::ScalarPlan(scalar_binary(p, op, s, true, true)))
+            }
+            (Lowered::ScalarPlan(l), Lowered::ScalarPlan(r)) => Ok(Lowered::ScalarPlan(
+                scalar_plan_binary(op, true, Cardinality::OneToOne, l, r),
+            )),
+            // A vector and a per-step scalar: the scalar (one label-less series) matches
+            // every sample of its step, as `on() group_left` / `group_right` would.
+            (Lowered::Vector(v), Lowered::ScalarPlan(s)) => Ok(Lowered::Vector(
+                scalar_plan_binary(op, return_bool, Cardinality::ManyToOne, v, s),
+            )),
+            (Lowered::ScalarPlan(s), Lowered::Vector(v)) => Ok(Lowered::Vector(
+                scalar_plan_binary(op, return_bool, Cardinality::OneToMany, s, v),
+            )),
             _ => Err(QueryError::BadData(format!(
                 "binary operator {token} needs scalar or instant vector operands"
             ))),
@@ -616,6 +723,27 @@ fn vector_matching(modifier: Option<&BinModifier>, set_op: bool) -> VectorMatchi
         fill_lhs_bits: m.fill_values.lhs.map(f64::to_bits),
         fill_rhs_bits: m.fill_values.rhs.map(f64::to_bits),
     }
+}
+
+/// A binary operation where one or both sides are per-step scalars.
+fn scalar_plan_binary(
+    op: BinOp,
+    return_bool: bool,
+    card: Cardinality,
+    lhs: LogicalPlan,
+    rhs: LogicalPlan,
+) -> LogicalPlan {
+    let mut matching = VectorMatching::new(card);
+    matching.on = true;
+    PromNode::plan_binary(
+        PromLogicalOp::VectorBinary {
+            op: VectorOp::Binary(op),
+            matching,
+            return_bool,
+        },
+        lhs,
+        rhs,
+    )
 }
 
 fn scalar_binary(

@@ -17,7 +17,8 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 use hypnos_engine::exec::{PromExec, PromOp};
 use hypnos_engine::ops::{
-    AggOp, BinOp, Grouping, InstantFunc, RangeFunc, Relabel, Steps, VectorMatching, VectorOp,
+    AggOp, BinOp, Grouping, InstantFunc, RangeFunc, Relabel, StepValue, Steps, VectorMatching,
+    VectorOp,
 };
 use hypnos_engine::vector::vector_schema;
 use hypnos_schemas::{Labels, MatchOp, Matcher, SeriesSource, TenantId, TimeRange};
@@ -75,6 +76,18 @@ pub(crate) enum PromLogicalOp {
         func: InstantFunc,
     },
     Broadcast {
+        steps: Steps,
+    },
+    InstantTimes {
+        steps: Steps,
+        lookback: i64,
+        offset: i64,
+    },
+    StepValues {
+        steps: Steps,
+        value: StepValue,
+    },
+    ToScalar {
         steps: Steps,
     },
     Absent {
@@ -148,6 +161,9 @@ impl UserDefinedLogicalNodeCore for PromNode {
             PromLogicalOp::Aggregate { .. } => "PromAggregate",
             PromLogicalOp::InstantFunction { .. } => "PromInstantFunction",
             PromLogicalOp::Broadcast { .. } => "PromBroadcast",
+            PromLogicalOp::InstantTimes { .. } => "PromInstantTimes",
+            PromLogicalOp::StepValues { .. } => "PromStepValues",
+            PromLogicalOp::ToScalar { .. } => "PromToScalar",
             PromLogicalOp::Absent { .. } => "PromAbsent",
             PromLogicalOp::Relabel { .. } => "PromRelabel",
             PromLogicalOp::ScalarBinary { .. } => "PromScalarBinary",
@@ -215,6 +231,21 @@ impl UserDefinedLogicalNodeCore for PromNode {
                 write!(f, "steps={}..{} by {}", steps.start, steps.end, steps.step)
             }
             PromLogicalOp::Absent { labels, .. } => write!(f, "labels={labels}"),
+            PromLogicalOp::InstantTimes {
+                steps,
+                lookback,
+                offset,
+            } => write!(
+                f,
+                "steps={}..{} by {}, lookback={lookback}ms, offset={offset}ms",
+                steps.start, steps.end, steps.step
+            ),
+            PromLogicalOp::StepValues { steps, value } => write!(
+                f,
+                "{value:?}, steps={}..{} by {}",
+                steps.start, steps.end, steps.step
+            ),
+            PromLogicalOp::ToScalar { .. } => Ok(()),
             PromLogicalOp::Relabel { rule } => write!(f, "{rule:?}"),
             PromLogicalOp::ScalarBinary {
                 op,
@@ -321,6 +352,22 @@ impl ExtensionPlanner for PromExtensionPlanner {
                 labels: labels.clone(),
             },
             PromLogicalOp::Relabel { rule } => PromOp::Relabel { rule: rule.clone() },
+            PromLogicalOp::InstantTimes {
+                steps,
+                lookback,
+                offset,
+            } => PromOp::InstantTimes {
+                steps: *steps,
+                lookback: *lookback,
+                offset: *offset,
+            },
+            PromLogicalOp::ToScalar { steps } => PromOp::ToScalar { steps: *steps },
+            PromLogicalOp::StepValues { steps, value } => {
+                return Ok(Some(Arc::new(PromExec::leaf(PromOp::StepValues {
+                    steps: *steps,
+                    value: *value,
+                }))));
+            }
             PromLogicalOp::Aggregate { op, grouping } => PromOp::Aggregate {
                 op: *op,
                 grouping: grouping.clone(),

@@ -38,6 +38,16 @@ pub enum InstantFunc {
     Atanh,
     Deg,
     Rad,
+    /// `timestamp(v)` of a computed vector: the evaluation time in seconds.
+    StepTimestamp,
+    Minute,
+    Hour,
+    DayOfWeek,
+    DayOfMonth,
+    DayOfYear,
+    DaysInMonth,
+    Month,
+    Year,
 }
 
 impl InstantFunc {
@@ -74,6 +84,15 @@ impl InstantFunc {
             ("atanh", 0) => InstantFunc::Atanh,
             ("deg", 0) => InstantFunc::Deg,
             ("rad", 0) => InstantFunc::Rad,
+            ("timestamp", 0) => InstantFunc::StepTimestamp,
+            ("minute", 0) => InstantFunc::Minute,
+            ("hour", 0) => InstantFunc::Hour,
+            ("day_of_week", 0) => InstantFunc::DayOfWeek,
+            ("day_of_month", 0) => InstantFunc::DayOfMonth,
+            ("day_of_year", 0) => InstantFunc::DayOfYear,
+            ("days_in_month", 0) => InstantFunc::DaysInMonth,
+            ("month", 0) => InstantFunc::Month,
+            ("year", 0) => InstantFunc::Year,
             _ => return None,
         })
     }
@@ -140,7 +159,45 @@ impl InstantFunc {
             InstantFunc::Atanh => v.atanh(),
             InstantFunc::Deg => v * 180.0 / std::f64::consts::PI,
             InstantFunc::Rad => v * std::f64::consts::PI / 180.0,
+            // Needs the sample's time: see `instant_function`.
+            InstantFunc::StepTimestamp => v,
+            InstantFunc::Minute
+            | InstantFunc::Hour
+            | InstantFunc::DayOfWeek
+            | InstantFunc::DayOfMonth
+            | InstantFunc::DayOfYear
+            | InstantFunc::DaysInMonth
+            | InstantFunc::Month
+            | InstantFunc::Year => self.date_part(v),
         })
+    }
+
+    /// A calendar field of the UTC time `v` seconds after the epoch (Go truncates the
+    /// seconds towards zero, as here).
+    fn date_part(&self, v: f64) -> f64 {
+        use chrono::{Datelike, Timelike};
+        let Some(t) = chrono::DateTime::from_timestamp(v as i64, 0) else {
+            return f64::NAN;
+        };
+        (match self {
+            InstantFunc::Minute => t.minute(),
+            InstantFunc::Hour => t.hour(),
+            InstantFunc::DayOfWeek => t.weekday().num_days_from_sunday(),
+            InstantFunc::DayOfMonth => t.day(),
+            InstantFunc::DayOfYear => t.ordinal(),
+            InstantFunc::DaysInMonth => {
+                let (y, m) = (t.year(), t.month());
+                let next = if m == 12 {
+                    chrono::NaiveDate::from_ymd_opt(y + 1, 1, 1)
+                } else {
+                    chrono::NaiveDate::from_ymd_opt(y, m + 1, 1)
+                };
+                next.and_then(|n| n.pred_opt()).map_or(0, |d| d.day())
+            }
+            InstantFunc::Month => t.month(),
+            InstantFunc::Year => return t.year() as f64,
+            _ => return f64::NAN,
+        }) as f64
     }
 }
 
@@ -150,7 +207,12 @@ pub fn instant_function(input: &RecordBatch, func: InstantFunc) -> Result<Record
     for s in series_rows(input)? {
         out.start_series(&s.labels.without_metric_name());
         for (t, v) in s.ts.iter().zip(s.values) {
-            if let Some(r) = func.apply(*v) {
+            let v = if func == InstantFunc::StepTimestamp {
+                *t as f64 / 1000.0
+            } else {
+                *v
+            };
+            if let Some(r) = func.apply(v) {
                 out.push(*t, r);
             }
         }

@@ -28,6 +28,13 @@ pub enum RangeFunc {
     StdvarOverTime,
     /// `quantile_over_time(q, v)`: `q` as bits.
     QuantileOverTime(u64),
+    /// `double_exponential_smoothing(v, sf, tf)`: smoothing and trend factors as bits.
+    DoubleExponentialSmoothing(u64, u64),
+    MadOverTime,
+    TsOfMinOverTime,
+    TsOfMaxOverTime,
+    TsOfFirstOverTime,
+    TsOfLastOverTime,
 }
 
 impl RangeFunc {
@@ -54,6 +61,12 @@ impl RangeFunc {
             "stddev_over_time" => RangeFunc::StddevOverTime,
             "stdvar_over_time" => RangeFunc::StdvarOverTime,
             "quantile_over_time" => RangeFunc::QuantileOverTime(0),
+            "double_exponential_smoothing" => RangeFunc::DoubleExponentialSmoothing(0, 0),
+            "mad_over_time" => RangeFunc::MadOverTime,
+            "ts_of_min_over_time" => RangeFunc::TsOfMinOverTime,
+            "ts_of_max_over_time" => RangeFunc::TsOfMaxOverTime,
+            "ts_of_first_over_time" => RangeFunc::TsOfFirstOverTime,
+            "ts_of_last_over_time" => RangeFunc::TsOfLastOverTime,
             _ => return None,
         })
     }
@@ -80,6 +93,12 @@ impl RangeFunc {
             RangeFunc::StddevOverTime => "stddev_over_time",
             RangeFunc::StdvarOverTime => "stdvar_over_time",
             RangeFunc::QuantileOverTime(_) => "quantile_over_time",
+            RangeFunc::DoubleExponentialSmoothing(..) => "double_exponential_smoothing",
+            RangeFunc::MadOverTime => "mad_over_time",
+            RangeFunc::TsOfMinOverTime => "ts_of_min_over_time",
+            RangeFunc::TsOfMaxOverTime => "ts_of_max_over_time",
+            RangeFunc::TsOfFirstOverTime => "ts_of_first_over_time",
+            RangeFunc::TsOfLastOverTime => "ts_of_last_over_time",
         }
     }
 
@@ -142,8 +161,95 @@ impl RangeFunc {
             RangeFunc::StdvarOverTime => Some(variance(vs)),
             RangeFunc::StddevOverTime => Some(variance(vs).sqrt()),
             RangeFunc::QuantileOverTime(q) => Some(quantile(f64::from_bits(*q), vs)),
+            RangeFunc::DoubleExponentialSmoothing(sf, tf) => {
+                double_exponential_smoothing(vs, f64::from_bits(*sf), f64::from_bits(*tf))
+            }
+            RangeFunc::MadOverTime => Some(median_absolute_deviation(vs)),
+            // The last sample with the smallest (largest) value; NaN is replaced by any.
+            RangeFunc::TsOfMinOverTime => Some(ts_of_extreme(ts, vs, |cur, m| cur <= m)),
+            RangeFunc::TsOfMaxOverTime => Some(ts_of_extreme(ts, vs, |cur, m| cur >= m)),
+            RangeFunc::TsOfFirstOverTime => Some(ts[0] as f64 / 1000.0),
+            RangeFunc::TsOfLastOverTime => Some(ts[n - 1] as f64 / 1000.0),
         }
     }
+
+    /// Checks the parameters before the function is applied to any window, with
+    /// Prometheus' messages (it only fails when some window has samples).
+    pub fn check(&self) -> Result<(), String> {
+        if let RangeFunc::DoubleExponentialSmoothing(sf, tf) = self {
+            let (sf, tf) = (f64::from_bits(*sf), f64::from_bits(*tf));
+            if !(sf > 0.0 && sf < 1.0) {
+                return Err(format!(
+                    "invalid smoothing factor. Expected: 0 < sf < 1, got: {}",
+                    go_fixed6(sf)
+                ));
+            }
+            if !(tf > 0.0 && tf < 1.0) {
+                return Err(format!(
+                    "invalid trend factor. Expected: 0 < tf < 1, got: {}",
+                    go_fixed6(tf)
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Go's `%f`: six decimals, `NaN`, `+Inf`, `-Inf`.
+fn go_fixed6(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
+    } else {
+        format!("{v:.6}")
+    }
+}
+
+/// The time (seconds) of the last sample for which `replaces(value, best)` holds, starting
+/// from the first sample; a NaN best is always replaced.
+fn ts_of_extreme(ts: &[i64], vs: &[f64], replaces: impl Fn(f64, f64) -> bool) -> f64 {
+    let (mut best, mut at) = (vs[0], ts[0]);
+    for (t, v) in ts.iter().zip(vs) {
+        if replaces(*v, best) || best.is_nan() {
+            (best, at) = (*v, *t);
+        }
+    }
+    at as f64 / 1000.0
+}
+
+/// Holt's linear (double exponential) smoothing of the window, as Prometheus'
+/// `double_exponential_smoothing`; `None` with fewer than two samples.
+fn double_exponential_smoothing(vs: &[f64], sf: f64, tf: f64) -> Option<f64> {
+    if vs.len() < 2 {
+        return None;
+    }
+    let (mut s0, mut s1) = (0.0, vs[0]);
+    let mut trend = vs[1] - vs[0];
+    for (i, v) in vs.iter().enumerate().skip(1) {
+        let x = sf * v;
+        // The trend at this point (the initial trend for the first step).
+        if i > 1 {
+            trend = tf * (s1 - s0) + (1.0 - tf) * trend;
+        }
+        let y = (1.0 - sf) * (s1 + trend);
+        (s0, s1) = (s1, x + y);
+    }
+    Some(s1)
+}
+
+/// The median of the absolute deviations from the median; NaN when any sample is NaN.
+fn median_absolute_deviation(vs: &[f64]) -> f64 {
+    if vs.iter().any(|v| v.is_nan()) {
+        return f64::NAN;
+    }
+    let median = quantile(0.5, vs);
+    let deviations: Vec<f64> = vs.iter().map(|v| (v - median).abs()).collect();
+    quantile(0.5, &deviations)
 }
 
 /// Prometheus' `extrapolatedRate`: the increase (or delta) over the window, extrapolated

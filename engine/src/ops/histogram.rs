@@ -1,0 +1,409 @@
+//! `histogram_quantile` and `histogram_fraction` over classic histograms: series that
+//! differ only in their `le` label are the cumulative buckets of one histogram, evaluated
+//! per timestamp as Prometheus' `BucketQuantile` and `BucketFraction`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use arrow::array::RecordBatch;
+use datafusion::error::{DataFusionError, Result};
+use hypnos_schemas::Labels;
+
+use super::binary::{EvalError, without_metadata_labels};
+use crate::vector::{VectorBuilder, series_rows};
+
+/// The label holding a classic bucket's upper bound.
+pub const BUCKET_LABEL: &str = "le";
+
+/// Relative difference below which neighbouring bucket counts are taken as equal (floating
+/// point noise), as Prometheus' `smallDeltaTolerance`.
+const SMALL_DELTA_TOLERANCE: f64 = 1e-12;
+
+/// A function of classic histogram buckets. Parameters are kept as bits so the type stays
+/// `Eq + Hash`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd)]
+pub enum HistogramFunc {
+    /// `histogram_quantile(φ, v)`: φ as bits.
+    Quantile(u64),
+    /// `histogram_fraction(lower, upper, v)`: the bounds as bits.
+    Fraction(u64, u64),
+}
+
+impl HistogramFunc {
+    pub fn name(&self) -> &'static str {
+        match self {
+            HistogramFunc::Quantile(_) => "histogram_quantile",
+            HistogramFunc::Fraction(..) => "histogram_fraction",
+        }
+    }
+
+    fn eval(&self, buckets: &mut Vec<(f64, f64)>) -> f64 {
+        match *self {
+            HistogramFunc::Quantile(q) => bucket_quantile(f64::from_bits(q), buckets),
+            HistogramFunc::Fraction(lo, hi) => {
+                bucket_fraction(f64::from_bits(lo), f64::from_bits(hi), buckets)
+            }
+        }
+    }
+}
+
+/// Parses an `le` value as Go's `strconv.ParseFloat` does for the forms Prometheus exposes
+/// (decimal, exponent, `+Inf`, `-Inf`, `NaN`, any case); anything else is not a bucket.
+fn parse_upper_bound(s: &str) -> Option<f64> {
+    s.parse::<f64>().ok()
+}
+
+/// Evaluates `func` over the classic histograms in `inputs`: per group of series that are
+/// equal but for `le`, and per timestamp. Series whose `le` is missing or not a number are
+/// ignored. Results drop the metric name; two groups that become the same label set at
+/// the same timestamp are an error, as in Prometheus.
+pub fn histogram_function(inputs: &[RecordBatch], func: HistogramFunc) -> Result<RecordBatch> {
+    let mut groups: HashMap<Labels, BTreeMap<i64, Vec<(f64, f64)>>> = HashMap::new();
+    for batch in inputs {
+        for s in series_rows(batch)? {
+            let Some(upper) = parse_upper_bound(s.labels.get(BUCKET_LABEL)) else {
+                continue;
+            };
+            let key = s.labels.drop_bucket_label();
+            let g = groups.entry(key).or_default();
+            for (t, v) in s.ts.iter().zip(s.values) {
+                g.entry(*t).or_default().push((upper, *v));
+            }
+        }
+    }
+    // Output label sets (metric name dropped), each with the groups that map to it.
+    let mut outputs: BTreeMap<Labels, Vec<BTreeMap<i64, Vec<(f64, f64)>>>> = BTreeMap::new();
+    for (k, g) in groups {
+        outputs
+            .entry(without_metadata_labels(&k))
+            .or_default()
+            .push(g);
+    }
+    let mut out = VectorBuilder::new();
+    for (labels, group_points) in outputs {
+        let mut points: BTreeMap<i64, f64> = BTreeMap::new();
+        for g in group_points {
+            for (t, mut buckets) in g {
+                if points.insert(t, func.eval(&mut buckets)).is_some() {
+                    return Err(DataFusionError::External(Box::new(EvalError(
+                        "vector cannot contain metrics with the same labelset".into(),
+                    ))));
+                }
+            }
+        }
+        out.start_series(&labels);
+        for (t, v) in points {
+            out.push(t, v);
+        }
+    }
+    Ok(out.finish())
+}
+
+trait DropBucket {
+    fn drop_bucket_label(&self) -> Labels;
+}
+
+impl DropBucket for Labels {
+    fn drop_bucket_label(&self) -> Labels {
+        Labels::from_sorted(
+            self.iter()
+                .filter(|l| l.name != BUCKET_LABEL)
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
+/// Sorts buckets by upper bound and merges those with the same bound. `None` when the
+/// highest bound is not +Inf (not a valid histogram).
+fn prepare(buckets: &mut Vec<(f64, f64)>) -> Option<()> {
+    buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+    if buckets.last()?.0 != f64::INFINITY {
+        return None;
+    }
+    buckets.dedup_by(|b, a| {
+        if a.0 == b.0 {
+            a.1 += b.1;
+            true
+        } else {
+            false
+        }
+    });
+    Some(())
+}
+
+/// Whether `a` and `b` differ by less than `epsilon` relative to their size, as Prometheus'
+/// `almost.Equal` (staleness markers only equal each other; two NaNs are equal).
+fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
+    let (sa, sb) = (
+        hypnos_schemas::is_stale_nan(a),
+        hypnos_schemas::is_stale_nan(b),
+    );
+    if sa || sb {
+        return sa && sb;
+    }
+    if a.is_nan() && b.is_nan() || a == b {
+        return true;
+    }
+    let min_normal = f64::MIN_POSITIVE;
+    let abs_sum = a.abs() + b.abs();
+    let diff = (a - b).abs();
+    if a == 0.0 || b == 0.0 || abs_sum < min_normal {
+        return diff < epsilon * min_normal;
+    }
+    diff / abs_sum.min(f64::MAX) < epsilon
+}
+
+/// Makes cumulative counts non-decreasing: differences that are only floating point noise
+/// are ignored in either direction, and any real decrease is raised to the previous count
+/// (Prometheus' `ensureMonotonicAndIgnoreSmallDeltas`). Returns whether monotonicity had to
+/// be forced.
+fn ensure_monotonic(buckets: &mut [(f64, f64)]) -> bool {
+    let mut forced = false;
+    let mut prev = buckets[0].1;
+    for b in &mut buckets[1..] {
+        let curr = b.1;
+        if curr == prev {
+            continue;
+        }
+        if almost_equal(prev, curr, SMALL_DELTA_TOLERANCE) {
+            b.1 = prev;
+            continue;
+        }
+        if curr < prev {
+            b.1 = prev;
+            forced = true;
+            continue;
+        }
+        prev = curr;
+    }
+    forced
+}
+
+/// The φ-quantile of cumulative `(upper bound, count)` buckets, by linear interpolation
+/// within the bucket holding the rank (Prometheus' `BucketQuantile`). The first bucket
+/// starts at 0 when its upper bound is positive; a rank in the +Inf bucket gives the
+/// highest finite bound.
+pub fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
+    if q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    if buckets.is_empty() || prepare(buckets).is_none() {
+        return f64::NAN;
+    }
+    ensure_monotonic(buckets);
+    let n = buckets.len();
+    if n < 2 {
+        return f64::NAN;
+    }
+    let observations = buckets[n - 1].1;
+    if observations == 0.0 {
+        return f64::NAN;
+    }
+    let mut rank = q * observations;
+    // The first bucket (not counting +Inf) whose count reaches the rank.
+    let b = buckets[..n - 1].partition_point(|b| b.1 < rank);
+    if b == n - 1 {
+        return buckets[n - 2].0;
+    }
+    if b == 0 && buckets[0].0 <= 0.0 {
+        return buckets[0].0;
+    }
+    let (mut start, end, mut count) = (0.0, buckets[b].0, buckets[b].1);
+    if b > 0 {
+        start = buckets[b - 1].0;
+        count -= buckets[b - 1].1;
+        rank -= buckets[b - 1].1;
+    }
+    start + (end - start) * (rank / count)
+}
+
+/// The estimated fraction of observations between `lower` and `upper`, interpolating
+/// linearly within buckets (Prometheus' `BucketFraction`).
+pub fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
+    if buckets.is_empty() || prepare(buckets).is_none() {
+        return f64::NAN;
+    }
+    let count = buckets[buckets.len() - 1].1;
+    if count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let (mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0);
+    let (mut lower_set, mut upper_set) = (false, false);
+    // Positive buckets only when the first bound is above 0: they start at 0.
+    let mut lower_bound = if buckets[0].0 <= 0.0 {
+        f64::NEG_INFINITY
+    } else {
+        0.0
+    };
+    for (i, &(upper_bound, bucket_count)) in buckets.iter().enumerate() {
+        if i > 0 {
+            lower_bound = buckets[i - 1].0;
+        }
+        // No interpolation inside a bucket of infinite width: +Inf gives the previous
+        // count through the arithmetic, -Inf is handled explicitly.
+        let interpolate = |v: f64| {
+            if lower_bound == f64::NEG_INFINITY {
+                bucket_count
+            } else {
+                rank + (bucket_count - rank) * (v - lower_bound) / (upper_bound - lower_bound)
+            }
+        };
+        if !lower_set && lower_bound >= lower {
+            lower_rank = rank;
+            lower_set = true;
+        }
+        if !upper_set && lower_bound >= upper {
+            upper_rank = rank;
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        if !lower_set && lower_bound < lower && upper_bound > lower {
+            lower_rank = interpolate(lower);
+            lower_set = true;
+        }
+        if !upper_set && lower_bound < upper && upper_bound > upper {
+            upper_rank = interpolate(upper);
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        rank = bucket_count;
+    }
+    if !lower_set || lower_rank > count {
+        lower_rank = count;
+    }
+    if !upper_set || upper_rank > count {
+        upper_rank = count;
+    }
+    (upper_rank - lower_rank) / count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vector::series_rows;
+
+    const INF: f64 = f64::INFINITY;
+
+    fn batch(series: &[(&[(&str, &str)], &[(i64, f64)])]) -> RecordBatch {
+        let mut sorted: Vec<(Labels, &[(i64, f64)])> = series
+            .iter()
+            .map(|(l, p)| (Labels::from_pairs(l.iter().copied()), *p))
+            .collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut b = VectorBuilder::new();
+        for (l, points) in sorted {
+            b.start_series(&l);
+            for (t, v) in points {
+                b.push(*t, *v);
+            }
+        }
+        b.finish()
+    }
+
+    #[test]
+    fn quantile_interpolates_within_buckets() {
+        let mut b = vec![(0.1, 10.0), (0.2, 20.0), (INF, 20.0)];
+        assert_eq!(bucket_quantile(0.5, &mut b.clone()), 0.1);
+        assert!((bucket_quantile(0.75, &mut b) - 0.15).abs() < 1e-12);
+        // First bucket starts at 0 for a positive bound.
+        let mut b = vec![(1.0, 4.0), (INF, 4.0)];
+        assert_eq!(bucket_quantile(0.5, &mut b), 0.5);
+        // ... and is its bound for a bound <= 0.
+        let mut b = vec![(-1.0, 4.0), (INF, 4.0)];
+        assert_eq!(bucket_quantile(0.5, &mut b), -1.0);
+    }
+
+    #[test]
+    fn quantile_edge_cases() {
+        let b = vec![(1.0, 1.0), (INF, 2.0)];
+        assert!(bucket_quantile(f64::NAN, &mut b.clone()).is_nan());
+        assert_eq!(bucket_quantile(-0.1, &mut b.clone()), f64::NEG_INFINITY);
+        assert_eq!(bucket_quantile(1.1, &mut b.clone()), INF);
+        // Rank in the +Inf bucket: the highest finite bound.
+        assert_eq!(bucket_quantile(0.9, &mut b.clone()), 1.0);
+        // No +Inf bucket, only +Inf, or no observations: NaN.
+        assert!(bucket_quantile(0.5, &mut vec![(1.0, 1.0)]).is_nan());
+        assert!(bucket_quantile(0.5, &mut vec![(INF, 3.0)]).is_nan());
+        assert!(bucket_quantile(0.5, &mut vec![(1.0, 0.0), (INF, 0.0)]).is_nan());
+    }
+
+    #[test]
+    fn quantile_forces_monotonicity_and_merges_bounds() {
+        // 2 -> 1 is a decrease: raised to 2.
+        let mut b = vec![(1.0, 2.0), (2.0, 1.0), (3.0, 4.0), (INF, 4.0)];
+        assert!(ensure_monotonic(&mut b.clone()));
+        assert_eq!(bucket_quantile(0.5, &mut b), 1.0);
+        // Same bound twice (e.g. "1" and "1.0"): counts add up.
+        let mut b = vec![(1.0, 1.0), (INF, 4.0), (1.0, 1.0)];
+        assert_eq!(bucket_quantile(0.5, &mut b), 1.0);
+    }
+
+    #[test]
+    fn fraction() {
+        let b = vec![(1.0, 2.0), (2.0, 4.0), (INF, 4.0)];
+        assert_eq!(bucket_fraction(0.0, 1.0, &mut b.clone()), 0.5);
+        assert_eq!(bucket_fraction(0.5, 1.5, &mut b.clone()), 0.5);
+        assert_eq!(bucket_fraction(f64::NEG_INFINITY, INF, &mut b.clone()), 1.0);
+        assert_eq!(bucket_fraction(2.0, 1.0, &mut b.clone()), 0.0);
+        assert!(bucket_fraction(f64::NAN, 1.0, &mut b.clone()).is_nan());
+        // A -Inf lower bound is not interpolated.
+        let b = vec![(-1.0, 2.0), (1.0, 4.0), (INF, 4.0)];
+        assert_eq!(bucket_fraction(-2.0, 0.0, &mut b.clone()), 0.25);
+    }
+
+    #[test]
+    fn groups_by_labels_without_le_and_drops_name() {
+        let input = batch(&[
+            (
+                &[("__name__", "h"), ("le", "1"), ("a", "x")],
+                &[(0, 2.0), (10, 4.0)],
+            ),
+            (
+                &[("__name__", "h"), ("le", "+Inf"), ("a", "x")],
+                &[(0, 4.0), (10, 4.0)],
+            ),
+            (
+                &[("__name__", "h"), ("le", "bad"), ("a", "x")],
+                &[(0, 100.0)],
+            ),
+            (&[("__name__", "h"), ("a", "y")], &[(0, 100.0)]),
+        ]);
+        let out = histogram_function(&[input], HistogramFunc::Quantile(0.5f64.to_bits())).unwrap();
+        let s = series_rows(&out).unwrap();
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].labels, Labels::from_pairs([("a", "x")]));
+        assert_eq!(s[0].ts, &[0, 10]);
+        assert_eq!(s[0].values, &[1.0, 0.5]);
+    }
+
+    #[test]
+    fn same_labelset_after_dropping_name_is_an_error() {
+        let input = batch(&[
+            (&[("__name__", "h1"), ("le", "+Inf")], &[(0, 1.0)]),
+            (&[("__name__", "h2"), ("le", "+Inf")], &[(0, 1.0)]),
+        ]);
+        assert!(histogram_function(&[input], HistogramFunc::Quantile(0.5f64.to_bits())).is_err());
+    }
+
+    #[test]
+    fn parses_bounds_like_go() {
+        assert_eq!(parse_upper_bound("+Inf"), Some(INF));
+        assert_eq!(parse_upper_bound("1e3"), Some(1000.0));
+        assert_eq!(parse_upper_bound("0.5"), Some(0.5));
+        assert_eq!(parse_upper_bound(""), None);
+        assert_eq!(parse_upper_bound("x"), None);
+    }
+}
