@@ -3,8 +3,8 @@
 
 use datafusion::logical_expr::LogicalPlan;
 use hypnos_engine::ops::{
-    AggOp, BinOp, Cardinality, Grouping, InstantFunc, RangeFunc, Relabel, StepValue, Steps,
-    VectorMatching, VectorOp,
+    AggOp, BinOp, Cardinality, Grouping, HistogramFunc, InstantFunc, RangeFunc, Relabel, StepValue,
+    Steps, VectorMatching, VectorOp, valid_count_values_label,
 };
 use hypnos_schemas::labels::METRIC_NAME;
 use hypnos_schemas::{Labels, TenantId};
@@ -237,10 +237,8 @@ impl Lowering<'_> {
                 if step <= 0 {
                     return Err(QueryError::BadData("zero or negative subquery step".into()));
                 }
-                let (start, end) = match self.at_ms(&sq.at) {
-                    Some(t) => (t, t),
-                    None => (steps.start, steps.end),
-                };
+                // `@` was applied by the caller: `steps` is then the single `@` time.
+                let (start, end) = (steps.start, steps.end);
                 // The first step-aligned time after start - offset - range (Go's truncating
                 // division, as Prometheus).
                 let lo = start - offset - range;
@@ -274,7 +272,8 @@ impl Lowering<'_> {
     /// A subquery on its own (an instant query's range-vector result).
     fn subquery(&self, sq: &SubqueryExpr) -> Result<LogicalPlan, QueryError> {
         let expr = Expr::Subquery(sq.clone());
-        Ok(self.range_input(&expr, self.steps, "subquery")?.0)
+        let steps = self.at_ms(&sq.at).map_or(self.steps, Steps::instant);
+        Ok(self.range_input(&expr, steps, "subquery")?.0)
     }
 
     /// The label set `absent` reports: the selector's equality matchers (not the name).
@@ -414,6 +413,18 @@ impl Lowering<'_> {
                     RangeFunc::PredictLinear(self.constant_arg(name, args[1])?.to_bits()),
                     args.first(),
                 ),
+                RangeFunc::DoubleExponentialSmoothing(..) => {
+                    let [_, sf, tf] = args.as_slice() else {
+                        return Err(QueryError::BadData(format!("{name}() takes 3 arguments")));
+                    };
+                    (
+                        RangeFunc::DoubleExponentialSmoothing(
+                            self.constant_arg(name, sf)?.to_bits(),
+                            self.constant_arg(name, tf)?.to_bits(),
+                        ),
+                        args.first(),
+                    )
+                }
                 f => (f, args.first()),
             };
             let Some(arg) = matrix.copied() else {
@@ -421,8 +432,13 @@ impl Lowering<'_> {
                     "{name}() needs a range vector"
                 )));
             };
-            let at = match arg {
+            let mut inner = arg;
+            while let Expr::Paren(p) = inner {
+                inner = &p.expr;
+            }
+            let at = match inner {
                 Expr::MatrixSelector(ms) => self.at_ms(&ms.vs.at),
+                Expr::Subquery(sq) => self.at_ms(&sq.at),
                 _ => None,
             };
             return self.with_at(at, |steps| {
@@ -519,7 +535,39 @@ impl Lowering<'_> {
             };
             return Ok(PromNode::plan(PromLogicalOp::Relabel { rule }, Some(input)));
         }
-        if matches!(name, "sort" | "sort_desc") {
+        if matches!(name, "histogram_quantile" | "histogram_fraction") {
+            let Some((vector, params)) = args.split_last() else {
+                return Err(QueryError::BadData(format!("{name}() needs arguments")));
+            };
+            let params = params
+                .iter()
+                .map(|a| self.constant_arg(name, a))
+                .collect::<Result<Vec<f64>, _>>()?;
+            let func = match (name, params.as_slice()) {
+                ("histogram_quantile", [q]) => HistogramFunc::Quantile(q.to_bits()),
+                ("histogram_fraction", [lo, hi]) => {
+                    HistogramFunc::Fraction(lo.to_bits(), hi.to_bits())
+                }
+                _ => {
+                    return Err(QueryError::BadData(format!(
+                        "wrong number of arguments to {name}()"
+                    )));
+                }
+            };
+            let Lowered::Vector(input) = self.lower(vector)? else {
+                return Err(QueryError::BadData(format!(
+                    "expected an instant vector argument to {name}()"
+                )));
+            };
+            return Ok(PromNode::plan(
+                PromLogicalOp::Histogram { func },
+                Some(input),
+            ));
+        }
+        if matches!(
+            name,
+            "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc"
+        ) {
             // Ordering only: the engine orders the final instant vector (see order.rs).
             return match args.first().map(|a| self.lower(a)).transpose()? {
                 Some(Lowered::Vector(plan)) => Ok(plan),
@@ -566,6 +614,33 @@ impl Lowering<'_> {
                 None => Err(QueryError::BadData(format!("{name} needs a parameter"))),
             }
         };
+        if name == "count_values" {
+            let Some(p) = agg.param.as_deref() else {
+                return Err(QueryError::BadData(
+                    "count_values needs a label name".into(),
+                ));
+            };
+            let label = Self::string_arg(&name, p)?;
+            if !valid_count_values_label(&label) {
+                return Err(QueryError::Execution(format!(
+                    "invalid label name {label:?}"
+                )));
+            }
+            let grouping = match &agg.modifier {
+                None => Grouping::By(Vec::new()),
+                Some(LabelModifier::Include(l)) => Grouping::By(l.labels.clone()),
+                Some(LabelModifier::Exclude(l)) => Grouping::Without(l.labels.clone()),
+            };
+            let Lowered::Vector(input) = self.lower(&agg.expr)? else {
+                return Err(QueryError::BadData(
+                    "expected an instant vector in aggregation count_values".into(),
+                ));
+            };
+            return Ok(PromNode::plan(
+                PromLogicalOp::CountValues { label, grouping },
+                Some(input),
+            ));
+        }
         let op = match name.as_str() {
             "sum" => AggOp::Sum,
             "avg" => AggOp::Avg,
