@@ -33,7 +33,8 @@ pub(crate) enum Lowered {
 
 /// The context of one query.
 pub(crate) struct Lowering<'a> {
-    pub(crate) tenant: &'a TenantId,
+    /// The tenants every selection reads (several for a federated query).
+    pub(crate) tenants: &'a [TenantId],
     pub(crate) steps: Steps,
     pub(crate) lookback: i64,
     /// The whole query's start and end, for `@ start()` and `@ end()`.
@@ -169,7 +170,7 @@ impl Lowering<'_> {
         }
         Ok(PromNode::plan(
             PromLogicalOp::Select {
-                tenant: self.tenant.clone(),
+                tenants: self.tenants.to_vec(),
                 matchers,
                 min,
                 max,
@@ -247,7 +248,7 @@ impl Lowering<'_> {
                     sub_start += step;
                 }
                 let inner = Lowering {
-                    tenant: self.tenant,
+                    tenants: self.tenants,
                     steps: Steps {
                         start: sub_start,
                         end: end - offset,
@@ -441,6 +442,14 @@ impl Lowering<'_> {
                 Expr::Subquery(sq) => self.at_ms(&sq.at),
                 _ => None,
             };
+            // Under `@`, Prometheus evaluates the call once, at the query's start, on data
+            // read at the `@` time: predict_linear's intercept is then the query start.
+            let func = match (func, at) {
+                (RangeFunc::PredictLinear(d), Some(t)) => RangeFunc::PredictLinear(
+                    (f64::from_bits(d) + (self.query_range.0 - t) as f64 / 1000.0).to_bits(),
+                ),
+                (f, _) => f,
+            };
             return self.with_at(at, |steps| {
                 let (input, range, offset) = self.range_input(arg, steps, name)?;
                 Ok(PromNode::plan(
@@ -534,6 +543,27 @@ impl Lowering<'_> {
                 )));
             };
             return Ok(PromNode::plan(PromLogicalOp::Relabel { rule }, Some(input)));
+        }
+        if name == "histogram_quantiles" {
+            let [vector, label, qs @ ..] = args.as_slice() else {
+                return Err(QueryError::BadData(format!("{name}() needs arguments")));
+            };
+            let label = Self::string_arg(name, label)?;
+            let qs = qs
+                .iter()
+                .map(|a| self.constant_arg(name, a).map(f64::to_bits))
+                .collect::<Result<Vec<u64>, _>>()?;
+            let Lowered::Vector(input) = self.lower(vector)? else {
+                return Err(QueryError::BadData(format!(
+                    "expected an instant vector argument to {name}()"
+                )));
+            };
+            return Ok(PromNode::plan(
+                PromLogicalOp::Histogram {
+                    func: HistogramFunc::Quantiles { label, qs },
+                },
+                Some(input),
+            ));
         }
         if matches!(name, "histogram_quantile" | "histogram_fraction") {
             let Some((vector, params)) = args.split_last() else {
