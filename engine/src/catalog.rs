@@ -1,7 +1,7 @@
 //! The blocks of every tenant known to this process: discovered by listing the bucket and
 //! told about by writers ([`BlockSink`]), read through [`BlockReader`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -87,18 +87,28 @@ impl BlockCatalog {
         Ok(())
     }
 
-    /// The blocks of `tenant` overlapping `range`.
+    /// The blocks of `tenant` overlapping `range`, without those replaced by a compacted
+    /// block: a block listed in the `sources` of another known block of the same resolution
+    /// is hidden, so its data is never served twice, even before its deletion mark lands.
     pub fn blocks(&self, tenant: &TenantId, range: TimeRange) -> Vec<Arc<BlockReader>> {
-        self.blocks
-            .read()
-            .get(tenant)
-            .map(|b| {
-                b.values()
-                    .filter(|r| range.overlaps(r.meta().min_time, r.meta().max_time))
-                    .cloned()
-                    .collect()
+        let map = self.blocks.read();
+        let Some(b) = map.get(tenant) else {
+            return Vec::new();
+        };
+        let replaced: HashSet<(i64, Ulid)> = b
+            .values()
+            .flat_map(|r| {
+                let res = r.meta().resolution_ms;
+                r.meta().sources.iter().map(move |u| (res, *u))
             })
-            .unwrap_or_default()
+            .collect();
+        b.values()
+            .filter(|r| {
+                range.overlaps(r.meta().min_time, r.meta().max_time)
+                    && !replaced.contains(&(r.meta().resolution_ms, r.meta().ulid))
+            })
+            .cloned()
+            .collect()
     }
 
     /// The metas of every block, by tenant.

@@ -20,9 +20,11 @@ use hypnos_schemas::{
 };
 
 use crate::ops::{
-    AggOp, BinOp, Grouping, InstantFunc, RangeFunc, Relabel, StepValue, Steps, VectorMatching,
-    VectorOp, absent, aggregate, broadcast, instant_function, instant_sample_times, instant_select,
-    range_function, scalar_binary, step_values, to_scalar, vector_binary,
+    EvalError,
+    AggOp, BinOp, Grouping, HistogramFunc, InstantFunc, RangeFunc, Relabel, StepValue, Steps,
+    VectorMatching, VectorOp, absent, aggregate, broadcast, count_values, histogram_function,
+    instant_function, instant_sample_times, instant_select, range_function, scalar_binary,
+    step_values, to_scalar, vector_binary,
 };
 use crate::vector::{VectorBuilder, vector_schema};
 
@@ -34,11 +36,15 @@ const SELECT_BATCH_ROWS: usize = 8192;
 pub enum PromOp {
     /// Raw samples of the tenant's series matching `matchers` within `range`.
     Select {
-        tenant: TenantId,
+        /// Read one after the other and concatenated: series of different tenants differ by
+        /// their `tenant_id` label, so nothing needs merging.
+        tenants: Vec<TenantId>,
         matchers: Vec<Matcher>,
         range: TimeRange,
         /// Drop staleness markers (for range-vector results, which never show them).
         drop_stale: bool,
+        /// The query fails when the selection holds more samples than this.
+        max_samples: usize,
     },
     Instant {
         steps: Steps,
@@ -54,6 +60,15 @@ pub enum PromOp {
     Aggregate {
         op: AggOp,
         grouping: Grouping,
+    },
+    /// `count_values(label, v)` with its grouping.
+    CountValues {
+        label: String,
+        grouping: Grouping,
+    },
+    /// `histogram_quantile` / `histogram_fraction` over classic buckets.
+    Histogram {
+        func: HistogramFunc,
     },
     InstantFunction {
         func: InstantFunc,
@@ -103,11 +118,14 @@ impl fmt::Display for PromOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PromOp::Select {
-                tenant,
+                tenants,
                 matchers,
                 range,
                 drop_stale,
+                ..
             } => {
+                let tenant: Vec<&str> = tenants.iter().map(TenantId::as_str).collect();
+                let tenant = tenant.join("|");
                 let m: Vec<String> = matchers
                     .iter()
                     .map(|m| format!("{}{}{:?}", m.name, op_str(m.op), m.value))
@@ -145,6 +163,10 @@ impl fmt::Display for PromOp {
             PromOp::Aggregate { op, grouping } => {
                 write!(f, "PromAggregateExec: op={}, {grouping:?}", op.name())
             }
+            PromOp::CountValues { label, grouping } => {
+                write!(f, "PromCountValuesExec: label={label:?}, {grouping:?}")
+            }
+            PromOp::Histogram { func } => write!(f, "PromHistogramExec: {func:?}"),
             PromOp::InstantFunction { func } => write!(f, "PromInstantFunctionExec: {func:?}"),
             PromOp::Broadcast { steps } => write!(
                 f,
@@ -233,6 +255,8 @@ impl PromExec {
             if matches!(
                 op,
                 PromOp::Aggregate { .. }
+                    | PromOp::CountValues { .. }
+                    | PromOp::Histogram { .. }
                     | PromOp::Absent { .. }
                     | PromOp::ToScalar { .. }
                     | PromOp::VectorBinary { .. }
@@ -326,23 +350,45 @@ impl ExecutionPlan for PromExec {
             )));
         }
         if let PromOp::Select {
-            tenant,
+            tenants,
             matchers,
             range,
             drop_stale,
+            max_samples,
         } = &self.op
         {
+            let max_samples = *max_samples;
+            // The caller's budget (series and samples this query may read), if any.
+            let budget = context
+                .session_config()
+                .get_extension::<crate::QueryBudget>();
             let source = self
                 .source
                 .clone()
                 .ok_or_else(|| DataFusionError::Internal("selection without a source".into()))?;
-            let (tenant, matchers, range, drop_stale) =
-                (tenant.clone(), matchers.clone(), *range, *drop_stale);
+            let (tenants, matchers, range, drop_stale) =
+                (tenants.clone(), matchers.clone(), *range, *drop_stale);
             let fut = async move {
-                let mut series = source
-                    .select(&tenant, &matchers, range)
-                    .await
-                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                let mut series = Vec::new();
+                for tenant in &tenants {
+                    let part = source
+                        .select(tenant, &matchers, range)
+                        .await
+                        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                    if let Some(b) = &budget {
+                        let samples = part.iter().map(SeriesData::len).sum();
+                        b.charge(tenant, part.len(), samples)
+                            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                    }
+                    series.extend(part);
+                }
+                let loaded: usize = series.iter().map(|s| s.len()).sum();
+                if loaded > max_samples {
+                    return Err(DataFusionError::External(Box::new(EvalError(
+                        "query processing would load too many samples into memory in query execution"
+                            .into(),
+                    ))));
+                }
                 series.sort_by(|a, b| a.labels.cmp(&b.labels));
                 Ok::<_, DataFusionError>(stream::iter(
                     series_batches(series, drop_stale).into_iter().map(Ok),
@@ -387,6 +433,26 @@ impl ExecutionPlan for PromExec {
             let fut = async move {
                 let batches: Vec<RecordBatch> = input.try_collect().await?;
                 aggregate(&batches, op, &grouping)
+            };
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                stream::once(fut),
+            )));
+        }
+        if let PromOp::CountValues { label, grouping } = op {
+            let fut = async move {
+                let batches: Vec<RecordBatch> = input.try_collect().await?;
+                count_values(&batches, &label, &grouping)
+            };
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                stream::once(fut),
+            )));
+        }
+        if let PromOp::Histogram { func } = op {
+            let fut = async move {
+                let batches: Vec<RecordBatch> = input.try_collect().await?;
+                histogram_function(&batches, &func)
             };
             return Ok(Box::pin(RecordBatchStreamAdapter::new(
                 schema,
@@ -443,6 +509,8 @@ impl ExecutionPlan for PromExec {
                 PromOp::Relabel { rule } => rule.apply(&batch),
                 PromOp::Select { .. }
                 | PromOp::Aggregate { .. }
+                | PromOp::CountValues { .. }
+                | PromOp::Histogram { .. }
                 | PromOp::Absent { .. }
                 | PromOp::ToScalar { .. }
                 | PromOp::StepValues { .. }

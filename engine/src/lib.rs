@@ -1,9 +1,11 @@
 //! DataFusion execution for PromQL: the storage view that merges heads and Parquet blocks
 //! ([`MergedSource`], [`BlockCatalog`]) and the PromQL physical operators.
 
+mod budget;
 mod catalog;
 mod merge;
 
+pub use budget::QueryBudget;
 pub use catalog::BlockCatalog;
 pub use merge::MergedSource;
 pub mod exec;

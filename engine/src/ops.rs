@@ -149,7 +149,9 @@ pub use instant_fn::{InstantFunc, instant_function};
 mod count_values;
 mod histogram;
 pub use count_values::{count_values, format_value, valid_count_values_label};
-pub use histogram::{HistogramFunc, bucket_fraction, bucket_quantile, histogram_function};
+pub use histogram::{
+    HistogramFunc, bucket_fraction, bucket_quantile, format_openmetrics_float, histogram_function,
+};
 pub use misc::{Relabel, absent, broadcast, valid_label_name};
 pub use window::{RangeFunc, quantile};
 

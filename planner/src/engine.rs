@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use datafusion::error::DataFusionError;
+use datafusion::execution::TaskContext;
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::prelude::SessionConfig;
+use hypnos_engine::QueryBudget;
 use hypnos_engine::ops::{EvalError, Steps};
 use hypnos_engine::vector::series_rows;
 use hypnos_schemas::{Labels, SeriesSource, TenantId};
@@ -19,6 +21,33 @@ use crate::lower::{Lowered, Lowering};
 use crate::nodes::PromExtensionPlanner;
 use crate::{InstantSample, QueryError, QueryResult, RangeSeries};
 
+/// The tenants a query reads: one ([`TenantId`]) or several (a slice, for a federated query
+/// whose results carry each series' `tenant_id`).
+pub trait TenantScope {
+    fn tenant_ids(&self) -> &[TenantId];
+}
+
+impl TenantScope for TenantId {
+    fn tenant_ids(&self) -> &[TenantId] {
+        std::slice::from_ref(self)
+    }
+}
+
+impl TenantScope for [TenantId] {
+    fn tenant_ids(&self) -> &[TenantId] {
+        self
+    }
+}
+
+impl TenantScope for Vec<TenantId> {
+    fn tenant_ids(&self) -> &[TenantId] {
+        self
+    }
+}
+
+/// Prometheus' default `--query.max-samples`.
+pub const DEFAULT_MAX_SAMPLES: usize = 50_000_000;
+
 /// Per-query options (from the HTTP parameters).
 #[derive(Clone, Debug)]
 pub struct QueryOptions {
@@ -26,6 +55,8 @@ pub struct QueryOptions {
     pub lookback_delta_ms: i64,
     /// The query fails with [`QueryError::Timeout`] past this.
     pub timeout: Duration,
+    /// What the query may read; charged by every selection (see [`QueryBudget`]).
+    pub budget: Option<Arc<QueryBudget>>,
 }
 
 impl Default for QueryOptions {
@@ -33,6 +64,7 @@ impl Default for QueryOptions {
         Self {
             lookback_delta_ms: 5 * 60 * 1000,
             timeout: Duration::from_secs(120),
+            budget: None,
         }
     }
 }
@@ -63,28 +95,40 @@ fn df_error(e: DataFusionError) -> QueryError {
 
 impl QueryEngine {
     pub fn new(source: Arc<dyn SeriesSource>) -> Self {
+        Self::with_max_samples(source, DEFAULT_MAX_SAMPLES)
+    }
+
+    /// An engine whose queries fail with an execution error (422) when one selection would
+    /// load more than `max_samples` samples.
+    pub fn with_max_samples(source: Arc<dyn SeriesSource>, max_samples: usize) -> Self {
         // PromQL operators work on one ordered stream; parallelism comes from concurrent
         // queries and, later, from partitioning by series.
         let config = SessionConfig::new().with_target_partitions(1);
         Self {
             ctx: SessionContext::new_with_config(config),
             planner: Arc::new(DefaultPhysicalPlanner::with_extension_planners(vec![
-                Arc::new(PromExtensionPlanner { source }),
+                Arc::new(PromExtensionPlanner {
+                    source,
+                    max_samples,
+                }),
             ])),
         }
     }
 
     fn lower(
         &self,
-        tenant: &TenantId,
+        tenants: &[TenantId],
         query: &str,
         steps: Steps,
         opts: &QueryOptions,
     ) -> Result<Lowered, QueryError> {
         let expr = promql_parser::parser::parse(query)
             .map_err(|e| QueryError::BadData(format!("invalid parameter \"query\": {e}")))?;
+        if tenants.is_empty() {
+            return Err(QueryError::BadData("a query needs a tenant".into()));
+        }
         Lowering {
-            tenant,
+            tenants,
             steps,
             lookback: opts.lookback_delta_ms,
             query_range: (steps.start, steps.end),
@@ -113,9 +157,13 @@ impl QueryEngine {
     ) -> Result<Vec<RecordBatch>, QueryError> {
         let work = async {
             let (_, physical) = self.physical(plan).await?;
-            collect(physical, self.ctx.task_ctx())
-                .await
-                .map_err(df_error)
+            let mut task = self.ctx.task_ctx();
+            if let Some(budget) = &opts.budget {
+                let state = self.ctx.state();
+                let config = state.config().clone().with_extension(Arc::clone(budget));
+                task = Arc::new(TaskContext::from(&state).with_session_config(config));
+            }
+            collect(physical, task).await.map_err(df_error)
         };
         tokio::time::timeout(opts.timeout, work)
             .await
@@ -125,12 +173,12 @@ impl QueryEngine {
     /// Evaluates `query` at `time_ms`.
     pub async fn instant_query(
         &self,
-        tenant: &TenantId,
+        tenant: &(impl TenantScope + ?Sized),
         query: &str,
         time_ms: i64,
         opts: &QueryOptions,
     ) -> Result<QueryResult, QueryError> {
-        match self.lower(tenant, query, Steps::instant(time_ms), opts)? {
+        match self.lower(tenant.tenant_ids(), query, Steps::instant(time_ms), opts)? {
             Lowered::Scalar(v) => Ok(QueryResult::Scalar { t: time_ms, v }),
             Lowered::String(v) => Ok(QueryResult::String { t: time_ms, v }),
             Lowered::Vector(plan) => {
@@ -172,7 +220,7 @@ impl QueryEngine {
     /// matrix (or an error when the query is not a scalar or instant vector).
     pub async fn range_query(
         &self,
-        tenant: &TenantId,
+        tenant: &(impl TenantScope + ?Sized),
         query: &str,
         start_ms: i64,
         end_ms: i64,
@@ -180,7 +228,7 @@ impl QueryEngine {
         opts: &QueryOptions,
     ) -> Result<QueryResult, QueryError> {
         let steps = range_steps(start_ms, end_ms, step_ms)?;
-        match self.lower(tenant, query, steps, opts)? {
+        match self.lower(tenant.tenant_ids(), query, steps, opts)? {
             Lowered::Scalar(v) => Ok(QueryResult::Matrix(vec![RangeSeries {
                 labels: Labels::default(),
                 points: steps.iter().map(|t| (t, v)).collect(),
@@ -202,7 +250,7 @@ impl QueryEngine {
     /// The logical and physical plans of `query` as text (for `explain=true`).
     pub async fn explain(
         &self,
-        tenant: &TenantId,
+        tenant: &(impl TenantScope + ?Sized),
         query: &str,
         start_ms: i64,
         end_ms: i64,
@@ -214,7 +262,7 @@ impl QueryEngine {
         } else {
             range_steps(start_ms, end_ms, step_ms)?
         };
-        match self.lower(tenant, query, steps, opts)? {
+        match self.lower(tenant.tenant_ids(), query, steps, opts)? {
             Lowered::Scalar(v) => Ok(format!("constant scalar {v} (folded by the planner)")),
             Lowered::String(v) => Ok(format!("constant string {v:?}")),
             Lowered::Vector(plan) | Lowered::Matrix(plan) | Lowered::ScalarPlan(plan) => {

@@ -12,6 +12,6 @@ mod nodes;
 mod order;
 mod result;
 
-pub use engine::{QueryEngine, QueryOptions};
+pub use engine::{DEFAULT_MAX_SAMPLES, QueryEngine, QueryOptions, TenantScope};
 pub use error::QueryError;
 pub use result::{InstantSample, QueryResult, RangeSeries};

@@ -17,8 +17,8 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 use hypnos_engine::exec::{PromExec, PromOp};
 use hypnos_engine::ops::{
-    AggOp, BinOp, Grouping, InstantFunc, RangeFunc, Relabel, StepValue, Steps, VectorMatching,
-    VectorOp,
+    AggOp, BinOp, Grouping, HistogramFunc, InstantFunc, RangeFunc, Relabel, StepValue, Steps,
+    VectorMatching, VectorOp,
 };
 use hypnos_engine::vector::vector_schema;
 use hypnos_schemas::{Labels, MatchOp, Matcher, SeriesSource, TenantId, TimeRange};
@@ -26,6 +26,12 @@ use hypnos_schemas::{Labels, MatchOp, Matcher, SeriesSource, TenantId, TimeRange
 static VECTOR_DFSCHEMA: LazyLock<DFSchemaRef> = LazyLock::new(|| {
     Arc::new(DFSchema::try_from(vector_schema().as_ref().clone()).expect("valid schema"))
 });
+
+/// Tenants as shown in plans: `a`, or `a|b` for a federated selection.
+pub(crate) fn tenant_list(tenants: &[TenantId]) -> String {
+    let v: Vec<&str> = tenants.iter().map(TenantId::as_str).collect();
+    v.join("|")
+}
 
 /// A label matcher as plain data (the compiled form is built when planning physically).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
@@ -51,7 +57,8 @@ impl MatcherSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
 pub(crate) enum PromLogicalOp {
     Select {
-        tenant: TenantId,
+        /// Read one after the other; series of different tenants differ by `tenant_id`.
+        tenants: Vec<TenantId>,
         matchers: Vec<MatcherSpec>,
         min: i64,
         max: i64,
@@ -71,6 +78,13 @@ pub(crate) enum PromLogicalOp {
     Aggregate {
         op: AggOp,
         grouping: Grouping,
+    },
+    CountValues {
+        label: String,
+        grouping: Grouping,
+    },
+    Histogram {
+        func: HistogramFunc,
     },
     InstantFunction {
         func: InstantFunc,
@@ -159,6 +173,8 @@ impl UserDefinedLogicalNodeCore for PromNode {
             PromLogicalOp::Instant { .. } => "PromInstant",
             PromLogicalOp::RangeFunction { .. } => "PromRangeFunction",
             PromLogicalOp::Aggregate { .. } => "PromAggregate",
+            PromLogicalOp::CountValues { .. } => "PromCountValues",
+            PromLogicalOp::Histogram { .. } => "PromHistogram",
             PromLogicalOp::InstantFunction { .. } => "PromInstantFunction",
             PromLogicalOp::Broadcast { .. } => "PromBroadcast",
             PromLogicalOp::InstantTimes { .. } => "PromInstantTimes",
@@ -187,12 +203,13 @@ impl UserDefinedLogicalNodeCore for PromNode {
         write!(f, "{}: ", UserDefinedLogicalNodeCore::name(self))?;
         match &self.op {
             PromLogicalOp::Select {
-                tenant,
+                tenants,
                 matchers,
                 min,
                 max,
                 drop_stale,
             } => {
+                let tenant = tenant_list(tenants);
                 let m: Vec<String> = matchers
                     .iter()
                     .map(|m| format!("{}{}{:?}", m.name, m.op, m.value))
@@ -226,6 +243,10 @@ impl UserDefinedLogicalNodeCore for PromNode {
                 steps.step
             ),
             PromLogicalOp::Aggregate { op, grouping } => write!(f, "{} {grouping:?}", op.name()),
+            PromLogicalOp::CountValues { label, grouping } => {
+                write!(f, "count_values({label:?}) {grouping:?}")
+            }
+            PromLogicalOp::Histogram { func } => write!(f, "{func:?}"),
             PromLogicalOp::InstantFunction { func } => write!(f, "{func:?}"),
             PromLogicalOp::Broadcast { steps } => {
                 write!(f, "steps={}..{} by {}", steps.start, steps.end, steps.step)
@@ -285,6 +306,8 @@ impl UserDefinedLogicalNodeCore for PromNode {
 #[derive(Debug)]
 pub(crate) struct PromExtensionPlanner {
     pub(crate) source: Arc<dyn SeriesSource>,
+    /// Samples one selection may load before the query fails.
+    pub(crate) max_samples: usize,
 }
 
 #[async_trait]
@@ -303,7 +326,7 @@ impl ExtensionPlanner for PromExtensionPlanner {
         };
         let op = match &node.op {
             PromLogicalOp::Select {
-                tenant,
+                tenants,
                 matchers,
                 min,
                 max,
@@ -315,10 +338,11 @@ impl ExtensionPlanner for PromExtensionPlanner {
                     .collect::<std::result::Result<Vec<_>, _>>()
                     .map_err(|e| DataFusionError::External(Box::new(e)))?;
                 let op = PromOp::Select {
-                    tenant: tenant.clone(),
+                    tenants: tenants.clone(),
                     matchers,
                     range: TimeRange::new(*min, *max),
                     drop_stale: *drop_stale,
+                    max_samples: self.max_samples,
                 };
                 return Ok(Some(Arc::new(PromExec::select(
                     op,
@@ -368,6 +392,11 @@ impl ExtensionPlanner for PromExtensionPlanner {
                     value: *value,
                 }))));
             }
+            PromLogicalOp::CountValues { label, grouping } => PromOp::CountValues {
+                label: label.clone(),
+                grouping: grouping.clone(),
+            },
+            PromLogicalOp::Histogram { func } => PromOp::Histogram { func: func.clone() },
             PromLogicalOp::Aggregate { op, grouping } => PromOp::Aggregate {
                 op: *op,
                 grouping: grouping.clone(),

@@ -12,7 +12,7 @@ use super::binary::{EvalError, without_metadata_labels};
 use crate::vector::{VectorBuilder, series_rows};
 
 /// The label holding a classic bucket's upper bound.
-pub const BUCKET_LABEL: &str = "le";
+const BUCKET_LABEL: &str = "le";
 
 /// Relative difference below which neighbouring bucket counts are taken as equal (floating
 /// point noise), as Prometheus' `smallDeltaTolerance`.
@@ -20,12 +20,14 @@ const SMALL_DELTA_TOLERANCE: f64 = 1e-12;
 
 /// A function of classic histogram buckets. Parameters are kept as bits so the type stays
 /// `Eq + Hash`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd)]
 pub enum HistogramFunc {
     /// `histogram_quantile(φ, v)`: φ as bits.
     Quantile(u64),
     /// `histogram_fraction(lower, upper, v)`: the bounds as bits.
     Fraction(u64, u64),
+    /// `histogram_quantiles(v, label, φ...)`: one result per φ, told apart by `label`.
+    Quantiles { label: String, qs: Vec<u64> },
 }
 
 impl HistogramFunc {
@@ -33,17 +35,61 @@ impl HistogramFunc {
         match self {
             HistogramFunc::Quantile(_) => "histogram_quantile",
             HistogramFunc::Fraction(..) => "histogram_fraction",
+            HistogramFunc::Quantiles { .. } => "histogram_quantiles",
         }
     }
 
-    fn eval(&self, buckets: &mut Vec<(f64, f64)>) -> f64 {
-        match *self {
-            HistogramFunc::Quantile(q) => bucket_quantile(f64::from_bits(q), buckets),
-            HistogramFunc::Fraction(lo, hi) => {
-                bucket_fraction(f64::from_bits(lo), f64::from_bits(hi), buckets)
+    /// The results for one histogram: (label to set, if any, and value).
+    fn eval<'a>(
+        &'a self,
+        buckets: &mut Vec<(f64, f64)>,
+        out: &mut Vec<(Option<(&'a str, String)>, f64)>,
+    ) {
+        match self {
+            HistogramFunc::Quantile(q) => {
+                out.push((None, bucket_quantile(f64::from_bits(*q), buckets)))
+            }
+            HistogramFunc::Fraction(lo, hi) => out.push((
+                None,
+                bucket_fraction(f64::from_bits(*lo), f64::from_bits(*hi), buckets),
+            )),
+            HistogramFunc::Quantiles { label, qs } => {
+                for q in qs {
+                    let q = f64::from_bits(*q);
+                    out.push((
+                        Some((label.as_str(), format_openmetrics_float(q))),
+                        bucket_quantile(q, buckets),
+                    ));
+                }
             }
         }
     }
+}
+
+/// Go's `strconv.FormatFloat(f, 'g', -1, 64)` with ".0" appended when the result has
+/// neither "." nor "e", as Prometheus' `labels.FormatOpenMetricsFloat`.
+pub fn format_openmetrics_float(f: f64) -> String {
+    if f == 0.0 {
+        return "0.0".into();
+    }
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "+Inf" } else { "-Inf" }.into();
+    }
+    // Shortest digits and decimal exponent; Go's 'g' uses an exponent below 1e-4 and from
+    // 1e21 on.
+    let sci = format!("{f:e}");
+    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
+    let exp: i32 = exp.parse().expect("integer exponent");
+    let s = if !(-4..21).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    } else {
+        format!("{f}")
+    };
+    if s.contains(['.', 'e']) { s } else { s + ".0" }
 }
 
 /// Parses an `le` value as Go's `strconv.ParseFloat` does for the forms Prometheus exposes
@@ -56,7 +102,7 @@ fn parse_upper_bound(s: &str) -> Option<f64> {
 /// equal but for `le`, and per timestamp. Series whose `le` is missing or not a number are
 /// ignored. Results drop the metric name; two groups that become the same label set at
 /// the same timestamp are an error, as in Prometheus.
-pub fn histogram_function(inputs: &[RecordBatch], func: HistogramFunc) -> Result<RecordBatch> {
+pub fn histogram_function(inputs: &[RecordBatch], func: &HistogramFunc) -> Result<RecordBatch> {
     let mut groups: HashMap<Labels, BTreeMap<i64, Vec<(f64, f64)>>> = HashMap::new();
     for batch in inputs {
         for s in series_rows(batch)? {
@@ -70,26 +116,34 @@ pub fn histogram_function(inputs: &[RecordBatch], func: HistogramFunc) -> Result
             }
         }
     }
-    // Output label sets (metric name dropped), each with the groups that map to it.
-    let mut outputs: BTreeMap<Labels, Vec<BTreeMap<i64, Vec<(f64, f64)>>>> = BTreeMap::new();
+    // Output label sets (metric name dropped), each with its points; two results with the
+    // same labels at the same time are an error.
+    let mut outputs: BTreeMap<Labels, BTreeMap<i64, f64>> = BTreeMap::new();
+    let mut results = Vec::new();
     for (k, g) in groups {
-        outputs
-            .entry(without_metadata_labels(&k))
-            .or_default()
-            .push(g);
-    }
-    let mut out = VectorBuilder::new();
-    for (labels, group_points) in outputs {
-        let mut points: BTreeMap<i64, f64> = BTreeMap::new();
-        for g in group_points {
-            for (t, mut buckets) in g {
-                if points.insert(t, func.eval(&mut buckets)).is_some() {
+        let base = without_metadata_labels(&k);
+        for (t, mut buckets) in g {
+            results.clear();
+            func.eval(&mut buckets, &mut results);
+            for (set, v) in results.drain(..) {
+                let labels = match set {
+                    None => base.clone(),
+                    Some((name, value)) => {
+                        let mut l = base.clone();
+                        l.set(name, &value);
+                        l
+                    }
+                };
+                if outputs.entry(labels).or_default().insert(t, v).is_some() {
                     return Err(DataFusionError::External(Box::new(EvalError(
                         "vector cannot contain metrics with the same labelset".into(),
                     ))));
                 }
             }
         }
+    }
+    let mut out = VectorBuilder::new();
+    for (labels, points) in outputs {
         out.start_series(&labels);
         for (t, v) in points {
             out.push(t, v);
@@ -297,7 +351,9 @@ mod tests {
 
     const INF: f64 = f64::INFINITY;
 
-    fn batch(series: &[(&[(&str, &str)], &[(i64, f64)])]) -> RecordBatch {
+    type Series<'a> = (&'a [(&'a str, &'a str)], &'a [(i64, f64)]);
+
+    fn batch(series: &[Series]) -> RecordBatch {
         let mut sorted: Vec<(Labels, &[(i64, f64)])> = series
             .iter()
             .map(|(l, p)| (Labels::from_pairs(l.iter().copied()), *p))
@@ -381,7 +437,7 @@ mod tests {
             ),
             (&[("__name__", "h"), ("a", "y")], &[(0, 100.0)]),
         ]);
-        let out = histogram_function(&[input], HistogramFunc::Quantile(0.5f64.to_bits())).unwrap();
+        let out = histogram_function(&[input], &HistogramFunc::Quantile(0.5f64.to_bits())).unwrap();
         let s = series_rows(&out).unwrap();
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].labels, Labels::from_pairs([("a", "x")]));
@@ -395,7 +451,46 @@ mod tests {
             (&[("__name__", "h1"), ("le", "+Inf")], &[(0, 1.0)]),
             (&[("__name__", "h2"), ("le", "+Inf")], &[(0, 1.0)]),
         ]);
-        assert!(histogram_function(&[input], HistogramFunc::Quantile(0.5f64.to_bits())).is_err());
+        assert!(histogram_function(&[input], &HistogramFunc::Quantile(0.5f64.to_bits())).is_err());
+    }
+
+    #[test]
+    fn quantiles_label_each_result() {
+        let input = batch(&[
+            (&[("le", "1"), ("a", "x")], &[(0, 2.0)]),
+            (&[("le", "+Inf"), ("a", "x")], &[(0, 4.0)]),
+        ]);
+        let func = HistogramFunc::Quantiles {
+            label: "q".into(),
+            qs: vec![0.25f64.to_bits(), 1.0f64.to_bits()],
+        };
+        let out = histogram_function(std::slice::from_ref(&input), &func).unwrap();
+        let s = series_rows(&out).unwrap();
+        assert_eq!(s[0].labels, Labels::from_pairs([("a", "x"), ("q", "0.25")]));
+        assert_eq!(s[0].values, &[0.5]);
+        assert_eq!(s[1].labels, Labels::from_pairs([("a", "x"), ("q", "1.0")]));
+        assert_eq!(s[1].values, &[1.0]);
+        // A label that makes results collide.
+        let func = HistogramFunc::Quantiles {
+            label: "a".into(),
+            qs: vec![0.5f64.to_bits(), 0.5f64.to_bits()],
+        };
+        assert!(histogram_function(&[input], &func).is_err());
+    }
+
+    #[test]
+    fn openmetrics_floats() {
+        assert_eq!(format_openmetrics_float(0.0), "0.0");
+        assert_eq!(format_openmetrics_float(-0.0), "0.0");
+        assert_eq!(format_openmetrics_float(1.0), "1.0");
+        assert_eq!(format_openmetrics_float(0.25), "0.25");
+        assert_eq!(format_openmetrics_float(-0.1), "-0.1");
+        assert_eq!(format_openmetrics_float(100.0), "100.0");
+        assert_eq!(format_openmetrics_float(1e21), "1e+21");
+        assert_eq!(format_openmetrics_float(1.5e-5), "1.5e-05");
+        assert_eq!(format_openmetrics_float(0.0001), "0.0001");
+        assert_eq!(format_openmetrics_float(f64::NAN), "NaN");
+        assert_eq!(format_openmetrics_float(f64::NEG_INFINITY), "-Inf");
     }
 
     #[test]

@@ -243,11 +243,11 @@ async fn at_modifier_and_subqueries() {
 
 #[tokio::test]
 async fn errors_name_the_problem() {
-    let e = instant(r#"count_values("v", http_requests_total)"#, 0)
+    let e = instant(r#"histogram_count(http_requests_total)"#, 0)
         .await
         .unwrap_err();
     assert!(matches!(e, QueryError::Unsupported(_)));
-    assert!(e.to_string().contains("count_values"), "{e}");
+    assert!(e.to_string().contains("histogram_count"), "{e}");
     // Both sides hold two series of job "api": Prometheus' many-to-many error, a 422.
     let e = instant("http_requests_total + on(job) http_requests_total", 60_000)
         .await
@@ -262,8 +262,8 @@ async fn errors_name_the_problem() {
     );
     let e = instant("sum(", 0).await.unwrap_err();
     assert_eq!(e.error_type(), "bad_data");
-    let e = instant("histogram_quantile(0.9, x)", 0).await.unwrap_err();
-    assert!(e.to_string().contains("histogram_quantile"), "{e}");
+    let e = instant("histogram_avg(x)", 0).await.unwrap_err();
+    assert!(e.to_string().contains("histogram_avg"), "{e}");
     let e = instant(r#"x{a=~"("}"#, 0).await.unwrap_err();
     assert_eq!(e.http_status(), 400, "{e}");
     // Two series colliding once the name is dropped.
@@ -286,4 +286,21 @@ async fn explain_shows_both_plans() {
         .unwrap();
     assert!(text.contains("PromAggregate"), "{text}");
     assert!(text.contains("PromSelectExec"), "{text}");
+}
+
+#[tokio::test]
+async fn too_many_samples_is_an_execution_error() {
+    let source = || Arc::new(Fixed(vec![counter("a", "api", "1", 1.0)]));
+    let query = "rate(http_requests_total[10m])";
+    let err = QueryEngine::with_max_samples(source(), 10)
+        .instant_query(&tenant("a"), query, 600_000, &QueryOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.http_status(), 422, "{err}");
+    assert!(err.to_string().contains("too many samples"), "{err}");
+    // Within the limit the same query answers.
+    let ok = QueryEngine::with_max_samples(source(), 100)
+        .instant_query(&tenant("a"), query, 600_000, &QueryOptions::default())
+        .await;
+    assert!(ok.is_ok(), "{ok:?}");
 }
