@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::auth::AuthMode;
+
 /// Long-term, multi-tenant storage for Prometheus metrics on Arrow, Parquet and DataFusion.
 #[derive(Debug, Parser)]
 #[command(name = "hypnos", version, about, long_about = None)]
@@ -27,8 +29,11 @@ pub(crate) enum Command {
     Query(Unavailable),
     /// Store gateway serving blocks (not available yet in this build, use `hypnos all`).
     Store(Unavailable),
-    /// Compactor (not available yet in this build, use `hypnos all`).
-    Compact(Unavailable),
+    /// Compactor: merges small blocks into larger ones, deduplicates HA replicas, applies
+    /// retention and deletes replaced blocks. Runs once, or forever with --wait.
+    Compact(CompactArgs),
+    /// Operator tools: `hypnos tools bucket ls|inspect`.
+    Tools(ToolsArgs),
     /// Rule evaluation (not available yet in this build, use `hypnos all`).
     Rule(Unavailable),
 }
@@ -42,6 +47,7 @@ impl Command {
             Command::Query(_) => "query",
             Command::Store(_) => "store",
             Command::Compact(_) => "compact",
+            Command::Tools(_) => "tools",
             Command::Rule(_) => "rule",
         }
     }
@@ -88,6 +94,13 @@ pub(crate) struct AllArgs {
     #[arg(long, env = "HYPNOS_BLOCK_DURATION", default_value = "2h", value_parser = parse_positive_duration)]
     pub(crate) block_duration: Duration,
 
+    /// How often the built-in compactor runs (0s: never; run `hypnos compact` instead).
+    #[arg(long = "compact-interval", env = "HYPNOS_COMPACT_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    pub(crate) compact_interval: Duration,
+
+    #[command(flatten)]
+    pub(crate) compact: CompactFlags,
+
     /// Largest compressed remote-write body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "HYPNOS_MAX_REQUEST_BYTES", default_value_t = 32 << 20)]
     pub(crate) max_request_bytes: usize,
@@ -96,6 +109,125 @@ pub(crate) struct AllArgs {
     /// `info,hypnos_ingest=debug`.
     #[arg(long, env = "HYPNOS_LOG_LEVEL", default_value = "info")]
     pub(crate) log_level: String,
+
+    /// Who may use which tenant: `header` trusts THANOS-TENANT / X-Scope-OrgID (else
+    /// default-tenant), `token` checks bearer tokens against --auth.tokens-file, `none` puts
+    /// everything in default-tenant.
+    #[arg(long, env = "HYPNOS_AUTH", value_enum, default_value_t = AuthMode::Header)]
+    pub(crate) auth: AuthMode,
+
+    /// YAML mapping bearer tokens to the tenants they may write and read (with --auth=token);
+    /// re-read when it changes.
+    #[arg(long = "auth.tokens-file", env = "HYPNOS_AUTH_TOKENS_FILE")]
+    pub(crate) auth_tokens_file: Option<PathBuf>,
+
+    /// YAML of per-tenant limits (defaults and per-tenant overrides); re-read when it
+    /// changes. Without it nothing is limited.
+    #[arg(long, env = "HYPNOS_LIMITS_FILE")]
+    pub(crate) limits_file: Option<PathBuf>,
+}
+
+/// Compaction settings shared by `hypnos compact` and `hypnos all`.
+#[derive(Clone, Debug, Args)]
+pub(crate) struct CompactFlags {
+    /// Label telling HA replicas apart (repeatable): removed by compaction, and the replicas'
+    /// series merged into one.
+    #[arg(
+        long = "dedup.replica-label",
+        env = "HYPNOS_DEDUP_REPLICA_LABEL",
+        value_delimiter = ','
+    )]
+    pub(crate) dedup_replica_labels: Vec<String>,
+
+    /// How long raw blocks are kept after their last sample (0: forever).
+    #[arg(long = "retention.resolution-raw", env = "HYPNOS_RETENTION_RESOLUTION_RAW", default_value = "0s", value_parser = parse_duration)]
+    pub(crate) retention_raw: Duration,
+
+    /// How long 5m-resolution blocks are kept (0: forever).
+    #[arg(long = "retention.resolution-5m", env = "HYPNOS_RETENTION_RESOLUTION_5M", default_value = "0s", value_parser = parse_duration)]
+    pub(crate) retention_5m: Duration,
+
+    /// How long 1h-resolution blocks are kept (0: forever).
+    #[arg(long = "retention.resolution-1h", env = "HYPNOS_RETENTION_RESOLUTION_1H", default_value = "0s", value_parser = parse_duration)]
+    pub(crate) retention_1h: Duration,
+
+    /// How long a replaced block stays after its deletion mark (readers may still use it).
+    #[arg(long = "delete-delay", env = "HYPNOS_DELETE_DELAY", default_value = "48h", value_parser = parse_duration)]
+    pub(crate) delete_delay: Duration,
+}
+
+/// Where the bucket is, for the commands that only need the bucket.
+#[derive(Clone, Debug, Args)]
+pub(crate) struct BucketArgs {
+    /// Directory whose `bucket` folder is the default bucket.
+    #[arg(long, env = "HYPNOS_DATA_DIR", default_value = "./data")]
+    pub(crate) data_dir: PathBuf,
+
+    /// Object store for blocks: `file:///abs/path` or `s3://bucket/prefix`. Default:
+    /// file://<data-dir>/bucket.
+    #[arg(
+        long,
+        env = "HYPNOS_OBJSTORE_URL",
+        conflicts_with = "objstore_config_file"
+    )]
+    pub(crate) objstore_url: Option<String>,
+
+    /// Thanos bucket configuration YAML, instead of --objstore-url.
+    #[arg(long, env = "HYPNOS_OBJSTORE_CONFIG_FILE")]
+    pub(crate) objstore_config_file: Option<PathBuf>,
+
+    /// Log filter: a level or tracing directives.
+    #[arg(long, env = "HYPNOS_LOG_LEVEL", default_value = "info")]
+    pub(crate) log_level: String,
+}
+
+/// Flags of `hypnos compact`.
+#[derive(Clone, Debug, Args)]
+pub(crate) struct CompactArgs {
+    #[command(flatten)]
+    pub(crate) bucket: BucketArgs,
+
+    #[command(flatten)]
+    pub(crate) compact: CompactFlags,
+
+    /// Keep running, compacting every --wait-interval, instead of running once.
+    #[arg(long, env = "HYPNOS_COMPACT_WAIT")]
+    pub(crate) wait: bool,
+
+    /// Pause between runs with --wait.
+    #[arg(long = "wait-interval", env = "HYPNOS_COMPACT_WAIT_INTERVAL", default_value = "5m", value_parser = parse_positive_duration)]
+    pub(crate) wait_interval: Duration,
+}
+
+/// `hypnos tools ...`.
+#[derive(Clone, Debug, Args)]
+pub(crate) struct ToolsArgs {
+    #[command(subcommand)]
+    pub(crate) command: ToolsCommand,
+}
+
+#[derive(Clone, Debug, Subcommand)]
+pub(crate) enum ToolsCommand {
+    /// Blocks in the bucket.
+    #[command(subcommand)]
+    Bucket(BucketCommand),
+}
+
+#[derive(Clone, Debug, Subcommand)]
+pub(crate) enum BucketCommand {
+    /// One line per block: tenant, ULID, time range, resolution, level, series, samples,
+    /// size, bytes per sample, deletion mark.
+    Ls(BucketArgs),
+    /// Every block's meta.json and files, with totals per tenant.
+    Inspect(BucketArgs),
+}
+
+/// A humantime duration; `0s` allowed.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 0s, 2h, 30d)"))
 }
 
 /// A humantime duration (`2h`, `90s`, `1h30m`) that is not zero.
@@ -153,6 +285,45 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn compact_and_tools_flags() {
+        let cli = Cli::try_parse_from([
+            "hypnos",
+            "compact",
+            "--wait",
+            "--dedup.replica-label",
+            "replica",
+            "--dedup.replica-label",
+            "rule_replica",
+            "--retention.resolution-raw",
+            "30d",
+            "--delete-delay",
+            "0s",
+        ])
+        .unwrap();
+        let Command::Compact(c) = cli.command else {
+            panic!("not compact")
+        };
+        assert!(c.wait);
+        assert_eq!(c.wait_interval, Duration::from_secs(300));
+        assert_eq!(
+            c.compact.dedup_replica_labels,
+            vec!["replica", "rule_replica"]
+        );
+        assert_eq!(c.compact.retention_raw, Duration::from_secs(30 * 86400));
+        assert_eq!(c.compact.retention_5m, Duration::ZERO);
+        assert_eq!(c.compact.delete_delay, Duration::ZERO);
+        let cli =
+            Cli::try_parse_from(["hypnos", "tools", "bucket", "ls", "--data-dir", "x"]).unwrap();
+        assert_eq!(cli.command.name(), "tools");
+        let cli = Cli::try_parse_from(["hypnos", "all"]).unwrap();
+        let Command::All(a) = cli.command else {
+            panic!("not all")
+        };
+        assert_eq!(a.compact_interval, Duration::from_secs(300));
+        assert_eq!(a.compact.delete_delay, Duration::from_secs(48 * 3600));
     }
 
     #[test]

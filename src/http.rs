@@ -3,9 +3,14 @@
 //! in the HTTP metrics.
 //!
 //! Handlers are grouped by concern: `remote_write.rs`, `query.rs` (PromQL), `metadata.rs`
-//! (series, labels, label values), `admin.rs` (flush, build info, health, metrics).
-//! `errors.rs` maps every error to a status and `errorType`; `json.rs` writes Prometheus'
-//! JSON; `params.rs` and `tenant.rs` read requests.
+//! (series, labels, label values), `admin.rs` (flush, build info, health, metrics),
+//! `status.rs` (per-tenant usage). `errors.rs` maps every error to a status and `errorType`;
+//! `json.rs` writes Prometheus' JSON; `params.rs` reads requests; `tenant.rs` turns the
+//! caller's identity ([`crate::auth`]) into the tenants a handler may touch and admits
+//! queries under their tenants' limits ([`crate::limits`]).
+//!
+//! Identity applies to every `/api/v1` endpoint except `status/buildinfo`; health,
+//! readiness and `/metrics` are open (probes and scrapers carry no tenant).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,12 +20,16 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use hypnos_engine::BlockCatalog;
 use hypnos_ingest::Ingester;
 use hypnos_planner::QueryEngine;
 use hypnos_schemas::SeriesSource;
 use tracing::Instrument;
 
+use crate::auth::Authenticator;
+use crate::limits::Limits;
 use crate::metrics::HttpMetrics;
+use crate::reload::RELOAD_INTERVAL;
 
 mod admin;
 mod errors;
@@ -29,6 +38,7 @@ mod metadata;
 mod params;
 mod query;
 mod remote_write;
+mod status;
 mod tenant;
 
 pub(crate) use errors::ApiError;
@@ -46,6 +56,26 @@ pub(crate) struct AppState {
     pub(crate) max_request_bytes: usize,
     /// Longest a query may run (a `timeout` parameter can only shorten it).
     pub(crate) query_timeout: Duration,
+    /// Who may use which tenant.
+    pub(crate) auth: Authenticator,
+    /// Per-tenant limits and query concurrency.
+    pub(crate) limits: Limits,
+    /// The blocks of every tenant (stored bytes for usage tracking).
+    pub(crate) catalog: Arc<BlockCatalog>,
+}
+
+impl AppState {
+    /// Starts watching the tokens and limits files; the tasks end when the state is dropped.
+    pub(crate) fn spawn_reloads(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        if let Some(t) = self.auth.tokens() {
+            tasks.push(t.spawn_watch(RELOAD_INTERVAL));
+        }
+        if let Some(l) = self.limits.file() {
+            tasks.push(l.spawn_watch(RELOAD_INTERVAL));
+        }
+        tasks
+    }
 }
 
 type AppRef = Arc<AppState>;
@@ -67,6 +97,7 @@ pub(crate) fn router(state: AppRef) -> Router {
         )
         .route("/api/v1/label/{name}/values", get(metadata::label_values))
         .route("/api/v1/status/buildinfo", get(admin::buildinfo))
+        .route("/api/v1/status/tenants", get(status::tenants))
         .route("/api/v1/admin/flush", post(admin::flush))
         .route("/-/ready", get(admin::ready))
         .route("/-/healthy", get(admin::healthy))
@@ -86,10 +117,8 @@ async fn observe(State(state): State<AppRef>, req: Request, next: Next) -> Respo
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
-    let tenant = match tenant::tenant_from_headers(req.headers()) {
-        Ok(t) => t.to_string(),
-        Err(_) => "invalid".into(),
-    };
+    // The tenants asked for (not yet authenticated: for the log line only).
+    let tenant = tenant::requested_label(req.headers());
     let span = tracing::info_span!(
         "http",
         method = %req.method(),

@@ -1,5 +1,6 @@
 //! The `hypnos` binary: `hypnos all` runs the whole system in one process (see `server.rs`);
-//! the other components are declared but not available in this build yet.
+//! `hypnos compact` runs the compactor alone (`compact.rs`), `hypnos tools bucket ls|inspect`
+//! lists blocks (`tools.rs`); the other components are declared but not available yet.
 //!
 //! Map: `cli.rs` (flags), `objstore.rs` (bucket configuration), `server.rs` (startup and
 //! shutdown), `http.rs` + `http/` (the HTTP API), `grpc.rs`, `metrics.rs`.
@@ -10,22 +11,36 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+mod auth;
 mod cli;
+mod compact;
 mod grpc;
 mod http;
+mod limits;
 mod metrics;
 mod objstore;
+mod reload;
 mod server;
+mod tools;
 
 use cli::{Cli, Command};
+
+/// The command to run, once logging is set up.
+enum Run {
+    All(cli::AllArgs),
+    Compact(cli::CompactArgs),
+    Tools(cli::ToolsArgs),
+}
 
 /// Exit code of usage errors (as clap uses), including components not in this build.
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let args = match cli.command {
-        Command::All(args) => args,
+    let (log_level, run) = match cli.command {
+        Command::All(args) => (args.log_level.clone(), Run::All(args)),
+        Command::Compact(args) => (args.bucket.log_level.clone(), Run::Compact(args)),
+        Command::Tools(args) => (tools::log_level(&args).to_string(), Run::Tools(args)),
         other => {
             eprintln!(
                 "hypnos {}: not available yet in this build, use `hypnos all`",
@@ -34,10 +49,10 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let filter = match EnvFilter::try_new(&args.log_level) {
+    let filter = match EnvFilter::try_new(&log_level) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("hypnos: invalid --log-level {:?}: {e}", args.log_level);
+            eprintln!("hypnos: invalid --log-level {log_level:?}: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -57,7 +72,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(server::run_all(args)) {
+    let outcome = runtime.block_on(async move {
+        match run {
+            Run::All(args) => server::run_all(args).await,
+            Run::Compact(args) => compact::run_compact(args).await,
+            Run::Tools(args) => tools::run_tools(args).await,
+        }
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "hypnos failed");

@@ -1,7 +1,7 @@
-//! The binary's own metrics (HTTP, remote-write rejections, queries), registered into the
-//! shared registry that `/metrics` serves next to the ingester's.
+//! The binary's own metrics (HTTP, remote-write rejections, queries, per-tenant usage),
+//! registered into the shared registry that `/metrics` serves next to the ingester's.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 /// Metrics of the HTTP layer.
 #[derive(Clone, Debug)]
@@ -16,6 +16,18 @@ pub(crate) struct HttpMetrics {
     pub(crate) queries: IntCounterVec,
     /// `hypnos_query_errors_total{tenant,error_type}`.
     pub(crate) query_errors: IntCounterVec,
+    /// `hypnos_query_rejected_total{tenant,reason}`: refused by authentication or a limit.
+    pub(crate) query_rejected: IntCounterVec,
+    /// `hypnos_query_samples_scanned_total{tenant}`.
+    pub(crate) query_samples: IntCounterVec,
+    /// `hypnos_receive_bytes_total{tenant}`: compressed remote-write bodies.
+    pub(crate) receive_bytes: IntCounterVec,
+    /// `hypnos_receive_rejected_samples_total{tenant,reason}`.
+    pub(crate) receive_rejected_samples: IntCounterVec,
+    /// `hypnos_tenant_stored_bytes{tenant,resolution}`: block files in the object store.
+    pub(crate) stored_bytes: IntGaugeVec,
+    /// `hypnos_tenant_blocks{tenant}`.
+    pub(crate) stored_blocks: IntGaugeVec,
 }
 
 impl HttpMetrics {
@@ -37,6 +49,11 @@ impl HttpMetrics {
             &["handler"],
         )?;
         registry.register(Box::new(duration.clone()))?;
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok::<_, prometheus::Error>(g)
+        };
         Ok(Self {
             requests: counter(
                 "hypnos_http_requests_total",
@@ -58,6 +75,36 @@ impl HttpMetrics {
                 "hypnos_query_errors_total",
                 "Queries that failed, by tenant and Prometheus errorType.",
                 &["tenant", "error_type"],
+            )?,
+            query_rejected: counter(
+                "hypnos_query_rejected_total",
+                "Queries refused before or while running, by tenant and reason (unauthenticated, forbidden, invalid_tenant, or the limit's name).",
+                &["tenant", "reason"],
+            )?,
+            query_samples: counter(
+                "hypnos_query_samples_scanned_total",
+                "Samples read by queries, by tenant.",
+                &["tenant"],
+            )?,
+            receive_bytes: counter(
+                "hypnos_receive_bytes_total",
+                "Bytes of remote-write bodies received (compressed), by tenant.",
+                &["tenant"],
+            )?,
+            receive_rejected_samples: counter(
+                "hypnos_receive_rejected_samples_total",
+                "Samples of refused remote-write requests (when the body could be decoded), by tenant and reason.",
+                &["tenant", "reason"],
+            )?,
+            stored_bytes: gauge(
+                "hypnos_tenant_stored_bytes",
+                "Bytes of block files in the object store, by tenant and resolution (raw, 5m, 1h).",
+                &["tenant", "resolution"],
+            )?,
+            stored_blocks: gauge(
+                "hypnos_tenant_blocks",
+                "Blocks in the object store, by tenant.",
+                &["tenant"],
             )?,
         })
     }

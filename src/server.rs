@@ -2,9 +2,10 @@
 //!
 //! Startup order: object store, block catalog (listed once, fatal if the bucket cannot be
 //! read), ingester (replays the WAL), query engine over heads and blocks merged; then the
-//! background tasks (flushes every block duration, catalog sync every 30 s) and the two
-//! servers. Shutdown stops accepting and lets requests in flight finish (for at most
-//! [`SHUTDOWN_GRACE`]); nothing needs flushing because every acknowledged write is in the WAL.
+//! background tasks (flushes every block duration, catalog sync every 30 s, the compactor
+//! every --compact-interval) and the two servers. Shutdown stops accepting and lets requests
+//! in flight finish (for at most [`SHUTDOWN_GRACE`]); nothing needs flushing because every
+//! acknowledged write is in the WAL.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,8 +21,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use crate::auth::Authenticator;
 use crate::cli::AllArgs;
 use crate::http::{self, AppState};
+use crate::limits::Limits;
 use crate::metrics::HttpMetrics;
 use crate::objstore::BucketConfig;
 
@@ -59,6 +62,8 @@ pub(crate) async fn build_state(
         .with_context(|| format!("cannot list blocks in {}", bucket.describe()))?;
     info!(bucket = %bucket.describe(), blocks, "block catalog loaded");
 
+    let auth = Authenticator::new(args.auth, args.auth_tokens_file.as_deref())?;
+    let limits = Limits::new(args.limits_file.as_deref())?;
     let registry = prometheus::Registry::new();
     let cfg = IngestConfig {
         block_duration: args.block_duration,
@@ -79,6 +84,9 @@ pub(crate) async fn build_state(
         registry,
         max_request_bytes: args.max_request_bytes,
         query_timeout: QueryOptions::default().timeout,
+        auth,
+        limits,
+        catalog: Arc::clone(&catalog),
     };
     Ok((Arc::new(state), catalog))
 }
@@ -93,6 +101,13 @@ pub(crate) async fn run_all(args: AllArgs) -> anyhow::Result<()> {
     let (state, catalog) = build_state(&args, &bucket).await?;
 
     let flush_loop = state.ingester.spawn_flush_loop();
+    let reloads = state.spawn_reloads();
+    let compactor = crate::compact::spawn_in_all(
+        bucket.build()?,
+        Arc::clone(&catalog),
+        &args.compact,
+        args.compact_interval,
+    )?;
     let catalog_sync = spawn_catalog_sync(catalog);
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -138,7 +153,11 @@ pub(crate) async fn run_all(args: AllArgs) -> anyhow::Result<()> {
         grpc_server.abort();
     }
     flush_loop.abort();
+    reloads.iter().for_each(JoinHandle::abort);
     catalog_sync.abort();
+    if let Some(c) = compactor {
+        c.abort();
+    }
     drop(state);
     info!("stopped");
     outcome

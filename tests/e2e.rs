@@ -824,11 +824,9 @@ fn unsupported_and_invalid_queries() {
     d.write_all(&s);
     let t = secs(d.t(5));
     for (q, names) in [
-        (
-            "histogram_quantile(0.9, rate(test_counter[1m]))",
-            "histogram_quantile",
-        ),
-        ("rate(test_counter[5m:1m])", "subquer"),
+        // Native-histogram functions and per-step scalar parameters are not supported yet.
+        ("histogram_count(test_counter)", "histogram_count"),
+        ("topk(scalar(test_counter), test_counter)", "topk"),
     ] {
         let (st, v) = s.api(A, "query", &[("query", q.to_string()), ("time", t.clone())]);
         assert_eq!(st, 422, "{q}: {v}");

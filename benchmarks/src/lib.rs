@@ -1,2 +1,12 @@
-//! Whole-system benchmarks of Hypnos against Prometheus and VictoriaMetrics. Empty in this
-//! build: the benchmark binary and data generator come with the benchmarks issue.
+//! Whole-system benchmarks of Hypnos against Prometheus and VictoriaMetrics.
+//!
+//! Start at [`compare::run`], the one entry point (`hypnos-bench compare`): it generates a
+//! data set ([`gen`](r#gen)), encodes it ([`encode`]), starts each system ([`systems`]), runs the
+//! workloads ([`workloads`]) and renders the table ([`report`]).
+
+pub mod compare;
+pub mod encode;
+pub mod r#gen;
+pub mod report;
+pub mod systems;
+pub mod workloads;

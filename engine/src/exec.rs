@@ -20,11 +20,10 @@ use hypnos_schemas::{
 };
 
 use crate::ops::{
-    EvalError,
-    AggOp, BinOp, Grouping, HistogramFunc, InstantFunc, RangeFunc, Relabel, StepValue, Steps,
-    VectorMatching, VectorOp, absent, aggregate, broadcast, count_values, histogram_function,
-    instant_function, instant_sample_times, instant_select, range_function, scalar_binary,
-    step_values, to_scalar, vector_binary,
+    AggOp, BinOp, EvalError, Grouping, HistogramFunc, InstantFunc, RangeFunc, Relabel, StepValue,
+    Steps, VectorMatching, VectorOp, absent, aggregate, broadcast, count_values,
+    histogram_function, instant_function, instant_sample_times, instant_select, range_function,
+    scalar_binary, step_values, to_scalar, vector_binary,
 };
 use crate::vector::{VectorBuilder, vector_schema};
 

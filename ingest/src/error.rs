@@ -3,6 +3,8 @@
 use hypnos_schemas::SchemaError;
 use thiserror::Error;
 
+use crate::limits::LimitError;
+
 /// One failure of the write path.
 #[derive(Debug, Error)]
 pub enum IngestError {
@@ -30,6 +32,10 @@ pub enum IngestError {
     /// The configuration cannot work (a startup error).
     #[error("invalid ingest configuration: {0}")]
     Config(String),
+    /// The request crosses one of its tenant's limits; nothing of it was written (HTTP
+    /// 400, 413 or 429 by [`LimitError::kind`]).
+    #[error(transparent)]
+    Limit(#[from] LimitError),
     /// The WAL writer thread is gone (the ingester is shutting down).
     #[error("ingester is shutting down")]
     ShutDown,
@@ -43,6 +49,7 @@ impl IngestError {
             IngestError::Decode(_) => "decode",
             IngestError::Invalid(_) => "invalid_labels",
             IngestError::TooLarge(_) => "too_large",
+            IngestError::Limit(l) => l.limit,
             IngestError::Wal(_)
             | IngestError::Store(_)
             | IngestError::Metrics(_)

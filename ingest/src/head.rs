@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use hypnos_schemas::labels::METRIC_NAME;
 use hypnos_schemas::matcher::matches_all;
 use hypnos_schemas::remote::Sample;
 use hypnos_schemas::{Labels, Matcher, SeriesData, TimeRange};
@@ -28,6 +29,8 @@ pub(crate) struct Head {
     series: Vec<MemSeries>,
     /// Label-set fingerprint to the series with that fingerprint (several on a collision).
     by_fingerprint: HashMap<u64, Vec<u32>>,
+    /// Series per metric name (for the per-metric series limit).
+    by_metric: HashMap<String, usize>,
     num_samples: usize,
 }
 
@@ -79,8 +82,27 @@ impl Head {
         }
         let idx = self.series.len();
         ids.push(idx as u32);
+        *self
+            .by_metric
+            .entry(labels.get(METRIC_NAME).to_string())
+            .or_default() += 1;
         self.series.push(MemSeries::new(labels));
         idx
+    }
+
+    /// Whether the series `labels` is in this head.
+    pub(crate) fn contains(&self, labels: &Labels) -> bool {
+        self.by_fingerprint
+            .get(&labels.fingerprint())
+            .is_some_and(|ids| {
+                ids.iter()
+                    .any(|i| self.series[*i as usize].labels() == labels)
+            })
+    }
+
+    /// Series of the metric `name` in this head.
+    pub(crate) fn num_series_of_metric(&self, name: &str) -> usize {
+        self.by_metric.get(name).copied().unwrap_or(0)
     }
 
     /// The series matching every matcher that have samples in `range`, with those samples.

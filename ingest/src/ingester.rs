@@ -28,8 +28,11 @@ use tracing::{debug, error, info};
 
 use crate::decode::{DEFAULT_MAX_DECOMPRESSED_BYTES, decode_write_request};
 use crate::head::{AppendStats, Head, merge_selections};
+use crate::limits::{LimitError, LimitKind, RateLimiter, WriteLimits};
 use crate::metrics::Metrics;
-use crate::validate::{ValidRequest, validate};
+#[cfg(test)]
+use crate::validate::validate;
+use crate::validate::{ValidRequest, validate_limited};
 use crate::{IngestError, wal};
 
 mod writer;
@@ -160,6 +163,8 @@ pub struct Ingester {
     wal_tx: mpsc::Sender<WalCmd>,
     wal_thread: Option<std::thread::JoinHandle<()>>,
     flush_lock: tokio::sync::Mutex<()>,
+    /// Ingestion-rate buckets of every tenant.
+    rates: RateLimiter,
 }
 
 impl std::fmt::Debug for Ingester {
@@ -220,6 +225,7 @@ impl Ingester {
             wal_tx,
             wal_thread: Some(thread),
             flush_lock: tokio::sync::Mutex::new(()),
+            rates: RateLimiter::default(),
         }))
     }
 
@@ -248,7 +254,27 @@ impl Ingester {
         tenant: &TenantId,
         req: WriteRequest,
     ) -> Result<WriteStats, IngestError> {
-        let req = validate(tenant, req)?;
+        self.write_limited(tenant, req, &WriteLimits::default(), 0)
+            .await
+    }
+
+    /// [`Self::write`] under the tenant's `limits` (sample ages measured from `now_ms`):
+    /// the request is checked whole against every limit before anything of it is logged, so
+    /// a refused request ([`IngestError::Limit`]) changes nothing. The series limits are
+    /// checked against the active head without holding it across the log write, so
+    /// concurrent requests of one tenant may overshoot them by the series of one request.
+    pub async fn write_limited(
+        &self,
+        tenant: &TenantId,
+        req: WriteRequest,
+        limits: &WriteLimits,
+        now_ms: i64,
+    ) -> Result<WriteStats, IngestError> {
+        let req = validate_limited(tenant, req, limits, now_ms)?;
+        if limits.max_series > 0 || limits.max_series_per_metric > 0 {
+            self.check_series_limits(tenant, &req, limits)?;
+        }
+        self.rates.take(tenant, req.num_samples, limits)?;
         let series = req.series.len();
         if req.num_samples == 0 {
             return Ok(WriteStats {
@@ -387,6 +413,61 @@ impl Ingester {
                 }
             }
         })
+    }
+
+    /// Refuses `req` when the series it would add to `tenant`'s active head take the head
+    /// past `max_series`, or one metric past `max_series_per_metric`.
+    fn check_series_limits(
+        &self,
+        tenant: &TenantId,
+        req: &ValidRequest,
+        limits: &WriteLimits,
+    ) -> Result<(), LimitError> {
+        let head = self.shared.heads.read().active.get(tenant).cloned();
+        let head = head.as_ref().map(|h| h.read());
+        let mut new_series = 0usize;
+        let mut new_by_metric: HashMap<&str, usize> = HashMap::new();
+        for s in &req.series {
+            if head.as_ref().is_some_and(|h| h.contains(&s.labels)) {
+                continue;
+            }
+            new_series += 1;
+            *new_by_metric
+                .entry(s.labels.get(hypnos_schemas::labels::METRIC_NAME))
+                .or_default() += 1;
+        }
+        if new_series == 0 {
+            return Ok(());
+        }
+        let current = head.as_ref().map_or(0, |h| h.num_series());
+        if limits.max_series > 0 && current + new_series > limits.max_series {
+            return Err(LimitError::new(
+                "max_series",
+                LimitKind::Capacity,
+                format!(
+                    "tenant {tenant} has {current} active series, the request adds \
+                     {new_series}, more than the limit of {}",
+                    limits.max_series
+                ),
+            ));
+        }
+        if limits.max_series_per_metric > 0 {
+            for (metric, n) in new_by_metric {
+                let current = head.as_ref().map_or(0, |h| h.num_series_of_metric(metric));
+                if current + n > limits.max_series_per_metric {
+                    return Err(LimitError::new(
+                        "max_series_per_metric",
+                        LimitKind::Capacity,
+                        format!(
+                            "metric {metric:?} of tenant {tenant} has {current} active series, \
+                             the request adds {n}, more than the limit of {}",
+                            limits.max_series_per_metric
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Per tenant: series and samples in memory (heads being flushed included), by tenant.

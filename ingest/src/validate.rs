@@ -8,6 +8,7 @@ use hypnos_schemas::tenant::TENANT_LABEL;
 use hypnos_schemas::{Label, Labels, TenantId};
 
 use crate::IngestError;
+use crate::limits::{LimitError, LimitKind, WriteLimits};
 
 /// Longest series rendering put into an error message.
 const MAX_SERIES_IN_MESSAGE: usize = 512;
@@ -31,9 +32,23 @@ pub(crate) struct ValidRequest {
 /// `tenant_id=<tenant>` to each, replacing a `tenant_id` the sender set. Exemplars are
 /// dropped: the store cannot keep them yet. Label values are valid UTF-8 by construction
 /// (protobuf decoding refuses invalid strings).
+#[cfg(test)]
 pub(crate) fn validate(tenant: &TenantId, req: WriteRequest) -> Result<ValidRequest, IngestError> {
+    validate_limited(tenant, req, &WriteLimits::default(), 0)
+}
+
+/// [`validate`] under `limits`, with sample ages measured from `now_ms`: the request's size
+/// first (413), then every series (400 naming the series and the limit).
+pub(crate) fn validate_limited(
+    tenant: &TenantId,
+    req: WriteRequest,
+    limits: &WriteLimits,
+    now_ms: i64,
+) -> Result<ValidRequest, IngestError> {
+    check_request_size(&req, limits)?;
     for ts in &req.timeseries {
         validate_series(ts)?;
+        check_series_limits(ts, limits, now_ms)?;
     }
     let mut out = ValidRequest::default();
     out.series.reserve(req.timeseries.len());
@@ -55,6 +70,117 @@ pub(crate) fn validate(tenant: &TenantId, req: WriteRequest) -> Result<ValidRequ
         });
     }
     Ok(out)
+}
+
+fn check_request_size(req: &WriteRequest, limits: &WriteLimits) -> Result<(), IngestError> {
+    let series = req.timeseries.len();
+    if limits.max_series_per_request > 0 && series > limits.max_series_per_request {
+        return Err(LimitError::new(
+            "max_series_per_request",
+            LimitKind::TooLarge,
+            format!(
+                "the request has {series} series, more than {}",
+                limits.max_series_per_request
+            ),
+        )
+        .into());
+    }
+    if limits.max_samples_per_request > 0 {
+        let samples: usize = req.timeseries.iter().map(|t| t.samples.len()).sum();
+        if samples > limits.max_samples_per_request {
+            return Err(LimitError::new(
+                "max_samples_per_request",
+                LimitKind::TooLarge,
+                format!(
+                    "the request has {samples} samples, more than {}",
+                    limits.max_samples_per_request
+                ),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// The per-series limits: label count and lengths, sample age and future skew.
+fn check_series_limits(
+    ts: &remote::TimeSeries,
+    limits: &WriteLimits,
+    now_ms: i64,
+) -> Result<(), IngestError> {
+    let invalid = |limit: &'static str, what: String| {
+        IngestError::from(LimitError::new(
+            limit,
+            LimitKind::Invalid,
+            format!("{what} in series {}", render(&ts.labels)),
+        ))
+    };
+    if limits.max_label_names_per_series > 0 {
+        let n = ts.labels.iter().filter(|l| l.name != TENANT_LABEL).count();
+        if n > limits.max_label_names_per_series {
+            return Err(invalid(
+                "max_label_names_per_series",
+                format!(
+                    "{n} label names, more than {}",
+                    limits.max_label_names_per_series
+                ),
+            ));
+        }
+    }
+    for l in &ts.labels {
+        if limits.max_label_name_length > 0 && l.name.len() > limits.max_label_name_length {
+            return Err(invalid(
+                "max_label_name_length",
+                format!(
+                    "label name of {} bytes, longer than {}",
+                    l.name.len(),
+                    limits.max_label_name_length
+                ),
+            ));
+        }
+        if limits.max_label_value_length > 0 && l.value.len() > limits.max_label_value_length {
+            return Err(invalid(
+                "max_label_value_length",
+                format!(
+                    "value of label {:?} of {} bytes, longer than {}",
+                    l.name,
+                    l.value.len(),
+                    limits.max_label_value_length
+                ),
+            ));
+        }
+    }
+    if let Some(age) = limits.max_sample_age_ms
+        && let Some(s) = ts
+            .samples
+            .iter()
+            .find(|s| s.timestamp < now_ms.saturating_sub(age))
+    {
+        return Err(invalid(
+            "max_sample_age",
+            format!(
+                "sample at {} ms older than {}s before now",
+                s.timestamp,
+                age / 1000
+            ),
+        ));
+    }
+    if let Some(skew) = limits.max_future_skew_ms
+        && let Some(s) = ts
+            .samples
+            .iter()
+            .find(|s| s.timestamp > now_ms.saturating_add(skew))
+    {
+        return Err(invalid(
+            "max_future_skew",
+            format!(
+                "sample at {} ms more than {}s in the future",
+                s.timestamp,
+                skew / 1000
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn validate_series(ts: &remote::TimeSeries) -> Result<(), IngestError> {
@@ -236,6 +362,92 @@ mod tests {
         let mut s = ts(&[("__name__", "up")]);
         s.exemplars.push(vec![1]);
         assert_eq!(check(vec![s]).unwrap().num_samples, 1);
+    }
+
+    #[test]
+    fn limits_name_themselves() {
+        let t = TenantId::new("t").unwrap();
+        let check_with = |series: Vec<remote::TimeSeries>, l: &WriteLimits| {
+            validate_limited(
+                &t,
+                WriteRequest {
+                    timeseries: series,
+                    metadata: vec![],
+                },
+                l,
+                1_000_000,
+            )
+        };
+        let limit = |e: IngestError| match e {
+            IngestError::Limit(l) => (l.limit, l.kind, l.to_string()),
+            other => panic!("not a limit: {other}"),
+        };
+        let two = || vec![ts(&[("__name__", "a")]), ts(&[("__name__", "b")])];
+        let l = WriteLimits {
+            max_series_per_request: 1,
+            ..WriteLimits::default()
+        };
+        let (name, kind, msg) = limit(check_with(two(), &l).unwrap_err());
+        assert_eq!(
+            (name, kind),
+            ("max_series_per_request", LimitKind::TooLarge)
+        );
+        assert!(
+            msg.contains("limit max_series_per_request exceeded: the request has 2 series"),
+            "{msg}"
+        );
+        let l = WriteLimits {
+            max_samples_per_request: 1,
+            ..WriteLimits::default()
+        };
+        assert_eq!(
+            limit(check_with(two(), &l).unwrap_err()).0,
+            "max_samples_per_request"
+        );
+        let l = WriteLimits {
+            max_label_names_per_series: 1,
+            ..WriteLimits::default()
+        };
+        // tenant_id does not count.
+        check_with(vec![ts(&[("__name__", "a"), ("tenant_id", "x")])], &l).unwrap();
+        let (name, kind, msg) =
+            limit(check_with(vec![ts(&[("__name__", "a"), ("job", "x")])], &l).unwrap_err());
+        assert_eq!(
+            (name, kind),
+            ("max_label_names_per_series", LimitKind::Invalid)
+        );
+        assert!(msg.contains(r#"__name__="a""#), "{msg}");
+        let l = WriteLimits {
+            max_label_name_length: 3,
+            max_label_value_length: 4,
+            ..WriteLimits::default()
+        };
+        check_with(vec![ts(&[("abc", "abcd")])], &l).unwrap();
+        assert_eq!(
+            limit(check_with(vec![ts(&[("abcd", "a")])], &l).unwrap_err()).0,
+            "max_label_name_length"
+        );
+        assert_eq!(
+            limit(check_with(vec![ts(&[("abc", "abcde")])], &l).unwrap_err()).0,
+            "max_label_value_length"
+        );
+        let mut old = ts(&[("__name__", "a")]);
+        old.samples[0].timestamp = 1_000_000 - 60_001;
+        let mut new = ts(&[("__name__", "a")]);
+        new.samples[0].timestamp = 1_000_000 + 10_001;
+        let l = WriteLimits {
+            max_sample_age_ms: Some(60_000),
+            max_future_skew_ms: Some(10_000),
+            ..WriteLimits::default()
+        };
+        assert_eq!(
+            limit(check_with(vec![old], &l).unwrap_err()).0,
+            "max_sample_age"
+        );
+        assert_eq!(
+            limit(check_with(vec![new], &l).unwrap_err()).0,
+            "max_future_skew"
+        );
     }
 
     #[test]

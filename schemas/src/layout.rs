@@ -18,8 +18,11 @@ pub const META_FILE: &str = "meta.json";
 pub const SERIES_FILE: &str = "series.parquet";
 pub const SAMPLES_FILE: &str = "samples.parquet";
 
-/// The block format this build writes, and the newest it reads.
-pub const BLOCK_SCHEMA_VERSION: u32 = 1;
+/// Marks a block for deletion (written inside the block's folder, Thanos' format).
+pub const DELETION_MARK_FILE: &str = "deletion-mark.json";
+
+/// The block format this build writes, and the newest it reads (it reads every older one).
+pub const BLOCK_SCHEMA_VERSION: u32 = 2;
 
 /// The folder of a tenant's blocks.
 pub fn tenant_dir(tenant: &TenantId) -> Path {
@@ -59,7 +62,22 @@ pub struct BlockMeta {
     pub schema_version: u32,
     /// Who wrote it: "head" or "compactor".
     pub source: String,
+    /// The blocks this one replaces, every ancestor included (empty for a head block).
+    /// Readers hide a block listed here by another block of the same resolution.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<Ulid>,
     pub files: Vec<BlockFile>,
+}
+
+/// `deletion-mark.json`: the block is replaced (or past retention) and will be deleted once
+/// `deletion_time` (Unix seconds) is older than the delete delay.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletionMark {
+    pub id: Ulid,
+    pub deletion_time: i64,
+    pub version: u32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub details: String,
 }
 
 impl BlockMeta {
@@ -71,16 +89,21 @@ impl BlockMeta {
 
 /// Parses `tenants/<tenant>/<ulid>/meta.json` into its tenant and ULID.
 pub fn parse_meta_path(path: &Path) -> Option<(TenantId, Ulid)> {
+    match parse_block_path(path)? {
+        (t, u, f) if f == META_FILE => Some((t, u)),
+        _ => None,
+    }
+}
+
+/// Parses `tenants/<tenant>/<ulid>/<file>` into its tenant, ULID and file name.
+pub fn parse_block_path(path: &Path) -> Option<(TenantId, Ulid, String)> {
     let parts: Vec<_> = path.parts().collect();
     match parts.as_slice() {
-        [root, tenant, block, file]
-            if root.as_ref() == TENANTS_DIR && file.as_ref() == META_FILE =>
-        {
-            Some((
-                TenantId::new(tenant.as_ref()).ok()?,
-                block.as_ref().parse().ok()?,
-            ))
-        }
+        [root, tenant, block, file] if root.as_ref() == TENANTS_DIR => Some((
+            TenantId::new(tenant.as_ref()).ok()?,
+            block.as_ref().parse().ok()?,
+            file.as_ref().to_string(),
+        )),
         _ => None,
     }
 }

@@ -6,13 +6,21 @@ use axum::response::{IntoResponse, Response};
 use prometheus::{Encoder, TextEncoder};
 
 use super::errors::ApiError;
+use super::tenant::AdminScope;
 use super::{AppRef, json};
 
 /// `POST /api/v1/admin/flush`: cuts every head now and answers once the blocks are written,
-/// listing their metas.
-pub(super) async fn flush(State(state): State<AppRef>) -> Result<Response, ApiError> {
+/// listing their metas. It touches every tenant: with `--auth=token` only admin tokens may.
+pub(super) async fn flush(
+    State(state): State<AppRef>,
+    AdminScope(admin): AdminScope,
+) -> Result<Response, ApiError> {
     let blocks = state.ingester.flush().await.map_err(ApiError::Flush)?;
-    tracing::info!(blocks = blocks.len(), "flushed on request");
+    tracing::info!(
+        blocks = blocks.len(),
+        by = admin.principal().unwrap_or("-"),
+        "flushed on request"
+    );
     let data = serde_json::json!({ "blocks": blocks });
     Ok(json::success(&data.to_string(), &[]))
 }
@@ -43,6 +51,7 @@ pub(super) async fn healthy() -> Response {
 pub(super) async fn metrics(State(state): State<AppRef>) -> Response {
     let encoder = TextEncoder::new();
     let mut buf = Vec::new();
+    super::status::refresh_storage_gauges(&state);
     match encoder.encode(&state.registry.gather(), &mut buf) {
         Ok(()) => (
             StatusCode::OK,

@@ -4,25 +4,14 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hypnos_ingest::IngestError;
+use hypnos_ingest::{IngestError, LimitKind};
 use hypnos_planner::QueryError;
 use hypnos_schemas::SchemaError;
 use thiserror::Error;
 
-use super::json;
+use crate::auth::AuthError;
 
-/// A header that names the tenant could not be used.
-#[derive(Debug, Error)]
-pub(crate) enum TenantError {
-    #[error("invalid tenant in header {header}: {source}")]
-    Invalid {
-        header: &'static str,
-        #[source]
-        source: SchemaError,
-    },
-    #[error("invalid tenant in header {header}: the value is not valid UTF-8")]
-    NotUtf8 { header: &'static str },
-}
+use super::json;
 
 /// An error of the JSON API, answered with Prometheus' error envelope.
 #[derive(Debug, Error)]
@@ -30,9 +19,18 @@ pub(crate) enum ApiError {
     /// An invalid parameter or request: 400 `bad_data`.
     #[error("{0}")]
     BadData(String),
-    /// The tenant headers are invalid: 400 `bad_data`.
+    /// Authentication or authorisation failed: 401 (with `WWW-Authenticate: Bearer`), 403,
+    /// or 400 for invalid tenant headers.
     #[error(transparent)]
-    Tenant(#[from] TenantError),
+    Auth(#[from] AuthError),
+    /// A read limit of the tenant: 422 (series, samples, range), 429 (concurrency, with
+    /// `Retry-After`) or 503 (timeout); the message names the limit.
+    #[error("limit {limit} exceeded: {message}")]
+    Limit {
+        limit: &'static str,
+        status: StatusCode,
+        message: String,
+    },
     /// A query failed; status and type come from [`QueryError`].
     #[error(transparent)]
     Query(#[from] QueryError),
@@ -58,7 +56,9 @@ impl ApiError {
 
     pub(crate) fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadData(_) | ApiError::Tenant(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadData(_) => StatusCode::BAD_REQUEST,
+            ApiError::Auth(e) => auth_status(e),
+            ApiError::Limit { status, .. } => *status,
             ApiError::Query(e) => {
                 StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             }
@@ -71,9 +71,15 @@ impl ApiError {
     /// Prometheus' `errorType`.
     pub(crate) fn error_type(&self) -> &'static str {
         match self {
-            ApiError::BadData(_) | ApiError::Tenant(_) | ApiError::MethodNotAllowed(_) => {
-                "bad_data"
-            }
+            ApiError::BadData(_) | ApiError::MethodNotAllowed(_) => "bad_data",
+            ApiError::Auth(AuthError::Unauthenticated(_)) => "unauthorized",
+            ApiError::Auth(AuthError::Forbidden { .. }) => "forbidden",
+            ApiError::Auth(AuthError::Tenant(_)) => "bad_data",
+            ApiError::Limit { status, .. } => match status.as_u16() {
+                429 => "unavailable",
+                503 => "timeout",
+                _ => "execution",
+            },
             ApiError::Query(e) => e.error_type(),
             ApiError::Storage(_) | ApiError::Flush(_) => "internal",
             ApiError::NotFound(_) => "not_found",
@@ -89,10 +95,35 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(error = %self, error_type = self.error_type(), "request refused");
         }
-        json::json_response(
+        let mut resp = json::json_response(
             status,
             json::error_body(self.error_type(), &self.to_string()),
-        )
+        );
+        add_retry_headers(&mut resp, status, 1);
+        resp
+    }
+}
+
+/// The status of an authentication failure.
+pub(crate) fn auth_status(e: &AuthError) -> StatusCode {
+    match e {
+        AuthError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        AuthError::Forbidden { .. } => StatusCode::FORBIDDEN,
+        AuthError::Tenant(_) => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// `WWW-Authenticate: Bearer` on 401, `Retry-After` on 429.
+fn add_retry_headers(resp: &mut Response, status: StatusCode, retry_after_secs: u64) {
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        resp.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(retry_after_secs.max(1)),
+        );
     }
 }
 
@@ -100,7 +131,7 @@ impl IntoResponse for ApiError {
 #[derive(Debug, Error)]
 pub(crate) enum WriteError {
     #[error(transparent)]
-    Tenant(#[from] TenantError),
+    Auth(#[from] AuthError),
     #[error("request body exceeds the limit of {limit} bytes")]
     BodyTooLarge { limit: usize },
     #[error("reading request body: {0}")]
@@ -112,7 +143,7 @@ pub(crate) enum WriteError {
 impl WriteError {
     pub(crate) fn status(&self) -> StatusCode {
         match self {
-            WriteError::Tenant(_) => StatusCode::BAD_REQUEST,
+            WriteError::Auth(e) => auth_status(e),
             WriteError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             WriteError::Body(_) => StatusCode::BAD_REQUEST,
             WriteError::Ingest(e) => ingest_status(e),
@@ -122,7 +153,7 @@ impl WriteError {
     /// The `reason` label of `hypnos_receive_rejected_total`.
     pub(crate) fn reason(&self) -> &'static str {
         match self {
-            WriteError::Tenant(_) => "invalid_tenant",
+            WriteError::Auth(e) => e.reason(),
             WriteError::BodyTooLarge { .. } => "too_large",
             WriteError::Body(_) => "body",
             WriteError::Ingest(e) => e.reason(),
@@ -137,6 +168,11 @@ pub(crate) fn ingest_status(e: &IngestError) -> StatusCode {
         IngestError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         IngestError::Decode(_) | IngestError::Invalid(_) => StatusCode::BAD_REQUEST,
         IngestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        IngestError::Limit(l) => match l.kind {
+            LimitKind::Invalid => StatusCode::BAD_REQUEST,
+            LimitKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            LimitKind::Rate { .. } | LimitKind::Capacity => StatusCode::TOO_MANY_REQUESTS,
+        },
         IngestError::ShutDown => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -150,7 +186,14 @@ impl IntoResponse for WriteError {
         } else {
             tracing::debug!(error = %self, reason = self.reason(), "remote write refused");
         }
-        (
+        let retry_after = match &self {
+            WriteError::Ingest(IngestError::Limit(l)) => match l.kind {
+                LimitKind::Rate { retry_after_secs } => retry_after_secs,
+                _ => 1,
+            },
+            _ => 1,
+        };
+        let mut resp = (
             status,
             [(
                 header::CONTENT_TYPE,
@@ -158,7 +201,9 @@ impl IntoResponse for WriteError {
             )],
             format!("{self}\n"),
         )
-            .into_response()
+            .into_response();
+        add_retry_headers(&mut resp, status, retry_after);
+        resp
     }
 }
 

@@ -1,10 +1,12 @@
 //! `/api/v1/series`, `/api/v1/labels` and `/api/v1/label/<name>/values`, read from the
-//! merged heads and blocks of the caller's tenant through
-//! [`SeriesSource::series`](hypnos_schemas::SeriesSource::series).
+//! merged heads and blocks of the caller's tenants (one after the other; their series differ
+//! by `tenant_id`) through [`SeriesSource::series`](hypnos_schemas::SeriesSource::series),
+//! under the tenants' read limits.
 
 use std::collections::BTreeSet;
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use hypnos_schemas::labels::METRIC_NAME;
 use hypnos_schemas::{Labels, MatchOp, Matcher, TenantId, TimeRange};
@@ -13,40 +15,39 @@ use promql_parser::parser::Expr;
 
 use super::errors::ApiError;
 use super::params::{MAX_TIME_MS, MIN_TIME_MS, Params};
-use super::query::count;
-use super::tenant::Tenant;
+use super::query::guarded;
+use super::tenant::{Admitted, ReadScope};
 use super::{AppRef, json};
 
 const TRUNCATED: &str = "results truncated due to limit";
 
 pub(super) async fn series(
     State(state): State<AppRef>,
-    Tenant(tenant): Tenant,
+    ReadScope(scope): ReadScope,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let r = async {
+    guarded(&state, &scope, "series", async |a| {
         let sets = matcher_sets(&params)?;
         if sets.is_empty() {
             return Err(ApiError::BadData("no match[] parameter provided".into()));
         }
         let (range, limit) = (range(&params)?, limit(&params)?);
-        let mut all = select(&state, &tenant, &sets, range).await?;
+        let mut all = select(&state, scope.tenants(), &sets, range, a).await?;
         let warnings = truncate(&mut all, limit);
         Ok(json::success(&json::labels_array(&all), &warnings))
-    }
-    .await;
-    count(&state, &tenant, "series", r)
+    })
+    .await
 }
 
 pub(super) async fn labels(
     State(state): State<AppRef>,
-    Tenant(tenant): Tenant,
+    ReadScope(scope): ReadScope,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let r = async {
+    guarded(&state, &scope, "labels", async |a| {
         let sets = matcher_sets(&params)?;
         let (range, limit) = (range(&params)?, limit(&params)?);
-        let series = select(&state, &tenant, &sets, range).await?;
+        let series = select(&state, scope.tenants(), &sets, range, a).await?;
         let names: BTreeSet<&str> = series
             .iter()
             .flat_map(|l| l.iter().map(|l| l.name.as_str()))
@@ -54,21 +55,20 @@ pub(super) async fn labels(
         let mut names: Vec<&str> = names.into_iter().collect();
         let warnings = truncate(&mut names, limit);
         Ok(json::success(&json::string_array(names), &warnings))
-    }
-    .await;
-    count(&state, &tenant, "labels", r)
+    })
+    .await
 }
 
 pub(super) async fn label_values(
     State(state): State<AppRef>,
-    Tenant(tenant): Tenant,
+    ReadScope(scope): ReadScope,
     Path(name): Path<String>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let r = async {
+    guarded(&state, &scope, "label_values", async |a| {
         let sets = matcher_sets(&params)?;
         let (range, limit) = (range(&params)?, limit(&params)?);
-        let series = select(&state, &tenant, &sets, range).await?;
+        let series = select(&state, scope.tenants(), &sets, range, a).await?;
         let values: BTreeSet<&str> = series
             .iter()
             .map(|l| l.get(&name))
@@ -77,28 +77,43 @@ pub(super) async fn label_values(
         let mut values: Vec<&str> = values.into_iter().collect();
         let warnings = truncate(&mut values, limit);
         Ok(json::success(&json::string_array(values), &warnings))
-    }
-    .await;
-    count(&state, &tenant, "label_values", r)
+    })
+    .await
 }
 
-/// The label sets of the series matching any of `sets` (every series when there is none),
-/// sorted and unique.
+/// The label sets of the series of `tenants` matching any of `sets` (every series when
+/// there is none), sorted and unique; refused past the query's series budget.
 async fn select(
     state: &AppRef,
-    tenant: &TenantId,
+    tenants: &[TenantId],
     sets: &[Vec<Matcher>],
     range: TimeRange,
+    admitted: &Admitted,
 ) -> Result<Vec<Labels>, ApiError> {
     let mut all = Vec::new();
-    if sets.is_empty() {
-        all = state.source.series(tenant, &[], range).await?;
-    }
-    for set in sets {
-        all.extend(state.source.series(tenant, set, range).await?);
+    let every: [Vec<Matcher>; 1] = [Vec::new()];
+    let sets = if sets.is_empty() { &every[..] } else { sets };
+    for tenant in tenants {
+        let mut mine = Vec::new();
+        for set in sets {
+            mine.extend(state.source.series(tenant, set, range).await?);
+        }
+        mine.sort();
+        mine.dedup();
+        admitted
+            .budget
+            .charge(tenant, mine.len(), 0)
+            .map_err(|e| ApiError::Limit {
+                limit: admitted.budget.exceeded().unwrap_or("max_series_per_query"),
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                message: e
+                    .0
+                    .split_once(": ")
+                    .map_or(e.0.clone(), |(_, m)| m.to_string()),
+            })?;
+        all.extend(mine);
     }
     all.sort();
-    all.dedup();
     Ok(all)
 }
 

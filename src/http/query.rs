@@ -1,18 +1,21 @@
 //! `/api/v1/query` and `/api/v1/query_range`: parameters checked in Prometheus' order and
-//! with its messages, evaluation by the [`QueryEngine`](hypnos_planner::QueryEngine) for the
-//! caller's tenant, answers in Prometheus' JSON.
+//! with its messages, evaluation by the [`QueryEngine`](hypnos_planner::QueryEngine) over the
+//! caller's tenants (several for a federated query) under their read limits, answers in
+//! Prometheus' JSON.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use hypnos_planner::{QueryError, QueryOptions, QueryResult};
-use hypnos_schemas::TenantId;
 
 use super::errors::ApiError;
 use super::params::{Params, now_ms};
-use super::tenant::Tenant;
+use super::tenant::{Admitted, ReadScope, admit};
 use super::{AppRef, json};
+use crate::auth::Scope;
 
 /// Prometheus' limit on the points of one series in a range query.
 const MAX_POINTS: i128 = 11_000;
@@ -21,59 +24,93 @@ const NS_PER_MS: i64 = 1_000_000;
 
 pub(super) async fn instant(
     State(state): State<AppRef>,
-    Tenant(tenant): Tenant,
+    ReadScope(scope): ReadScope,
     params: Params,
 ) -> Result<Response, ApiError> {
-    count(
-        &state,
-        &tenant,
-        "instant",
-        instant_inner(&state, &tenant, &params).await,
-    )
+    guarded(&state, &scope, "instant", async |a| {
+        instant_inner(&state, &scope, &params, a).await
+    })
+    .await
 }
 
 pub(super) async fn range(
     State(state): State<AppRef>,
-    Tenant(tenant): Tenant,
+    ReadScope(scope): ReadScope,
     params: Params,
 ) -> Result<Response, ApiError> {
-    count(
-        &state,
-        &tenant,
-        "range",
-        range_inner(&state, &tenant, &params).await,
-    )
+    guarded(&state, &scope, "range", async |a| {
+        range_inner(&state, &scope, &params, a).await
+    })
+    .await
 }
 
-/// Counts the query and, when it failed, its error type.
-pub(super) fn count<T>(
+/// Admits a read of `scope` under its limits, runs `f` and counts the outcome.
+pub(super) async fn guarded(
     state: &AppRef,
-    tenant: &TenantId,
+    scope: &Scope,
     kind: &str,
+    f: impl AsyncFnOnce(&Admitted) -> Result<Response, ApiError>,
+) -> Result<Response, ApiError> {
+    let admitted = match admit(state, scope) {
+        Ok(a) => a,
+        Err(e) => return count(state, scope, kind, None, Err(e)),
+    };
+    let r = f(&admitted).await;
+    count(state, scope, kind, Some(&admitted), r)
+}
+
+/// Counts the read for each of its tenants: the query, the samples it scanned, and when it
+/// failed, its error type and (for a limit) the rejection.
+fn count<T>(
+    state: &AppRef,
+    scope: &Scope,
+    kind: &str,
+    admitted: Option<&Admitted>,
     r: Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    let t = tenant.as_str();
-    state.metrics.queries.with_label_values(&[t, kind]).inc();
+    let m = &state.metrics;
+    for t in scope.tenants() {
+        m.queries.with_label_values(&[t.as_str(), kind]).inc();
+    }
+    if let Some(a) = admitted {
+        for (t, n) in a.budget.samples_by_tenant() {
+            m.query_samples
+                .with_label_values(&[t.as_str()])
+                .inc_by(n as u64);
+        }
+    }
     if let Err(e) = &r {
-        state
-            .metrics
-            .query_errors
-            .with_label_values(&[t, e.error_type()])
-            .inc();
+        let limit = match e {
+            ApiError::Limit { limit, .. } => Some(*limit),
+            _ => admitted.and_then(|a| a.budget.exceeded()),
+        };
+        for t in scope.tenants() {
+            m.query_errors
+                .with_label_values(&[t.as_str(), e.error_type()])
+                .inc();
+            if let Some(limit) = limit {
+                m.query_rejected
+                    .with_label_values(&[t.as_str(), limit])
+                    .inc();
+            }
+        }
     }
     r
 }
 
 async fn instant_inner(
     state: &AppRef,
-    tenant: &TenantId,
+    tenant: &Scope,
     params: &Params,
+    admitted: &Admitted,
 ) -> Result<Response, ApiError> {
+    let tenant = tenant.tenants();
     let time = params.time("time", now_ms())?;
-    let opts = options(state, params)?;
+    let opts = options(state, params, admitted)?;
     let query = query_param(params)?;
     if explain(params) {
         let plan = run(
+            admitted,
             &opts,
             state.engine.explain(tenant, query, time, time, 0, &opts),
         )
@@ -81,6 +118,7 @@ async fn instant_inner(
         return Ok(plan_response(&plan));
     }
     let result = run(
+        admitted,
         &opts,
         state.engine.instant_query(tenant, query, time, &opts),
     )
@@ -90,9 +128,11 @@ async fn instant_inner(
 
 async fn range_inner(
     state: &AppRef,
-    tenant: &TenantId,
+    tenant: &Scope,
     params: &Params,
+    admitted: &Admitted,
 ) -> Result<Response, ApiError> {
+    let tenant = tenant.tenants();
     // Unlike `time`, Prometheus has no default for these three.
     let start = required_time(params, "start")?;
     let end = required_time(params, "end")?;
@@ -117,12 +157,26 @@ async fn range_inner(
                 .into(),
         ));
     }
+    if let Some(max) = admitted.limits.max_query_range
+        && u128::try_from(end - start).unwrap_or(0) > max.as_millis()
+    {
+        return Err(ApiError::Limit {
+            limit: "max_query_range",
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message: format!(
+                "the query range of {} is longer than {}",
+                humantime::format_duration(Duration::from_millis((end - start) as u64)),
+                humantime::format_duration(max)
+            ),
+        });
+    }
     // The engine works in milliseconds; a sub-millisecond step would not advance.
     let step = (step_ns / NS_PER_MS).max(1);
-    let opts = options(state, params)?;
+    let opts = options(state, params, admitted)?;
     let query = query_param(params)?;
     if explain(params) {
         let plan = run(
+            admitted,
             &opts,
             state.engine.explain(tenant, query, start, end, step, &opts),
         )
@@ -130,6 +184,7 @@ async fn range_inner(
         return Ok(plan_response(&plan));
     }
     let result = run(
+        admitted,
         &opts,
         state
             .engine
@@ -144,12 +199,16 @@ fn required_time(params: &Params, name: &str) -> Result<i64, ApiError> {
         .map_err(|e| ApiError::invalid_param(name, e))
 }
 
-/// `timeout` and `lookback_delta`.
-fn options(state: &AppRef, params: &Params) -> Result<QueryOptions, ApiError> {
+/// `timeout` and `lookback_delta`, under the tenant's timeout and with its budget.
+fn options(state: &AppRef, params: &Params, admitted: &Admitted) -> Result<QueryOptions, ApiError> {
     let mut opts = QueryOptions {
         timeout: state.query_timeout,
+        budget: Some(Arc::clone(&admitted.budget)),
         ..QueryOptions::default()
     };
+    if let Some(t) = admitted.limits.query_timeout {
+        opts.timeout = opts.timeout.min(t);
+    }
     if let Some(ns) = params.duration("timeout")? {
         opts.timeout = opts
             .timeout
@@ -180,13 +239,34 @@ fn explain(params: &Params) -> bool {
 
 /// Awaits `fut`, failing with a timeout shortly after the query's own deadline in case the
 /// engine does not stop by itself.
+/// A timeout that the tenant's `query_timeout` decided names that limit.
 async fn run<T>(
+    admitted: &Admitted,
     opts: &QueryOptions,
     fut: impl Future<Output = Result<T, QueryError>>,
 ) -> Result<T, ApiError> {
-    match tokio::time::timeout(opts.timeout + Duration::from_secs(1), fut).await {
-        Ok(r) => Ok(r?),
-        Err(_) => Err(QueryError::Timeout("query evaluation").into()),
+    let r = match tokio::time::timeout(opts.timeout + Duration::from_secs(1), fut).await {
+        Ok(r) => r,
+        Err(_) => Err(QueryError::Timeout("query evaluation")),
+    };
+    match r {
+        Ok(v) => Ok(v),
+        Err(QueryError::Timeout(_))
+            if admitted
+                .limits
+                .query_timeout
+                .is_some_and(|t| t <= opts.timeout) =>
+        {
+            Err(ApiError::Limit {
+                limit: "query_timeout",
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: format!(
+                    "the query ran longer than {}",
+                    humantime::format_duration(opts.timeout)
+                ),
+            })
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

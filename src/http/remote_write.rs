@@ -14,8 +14,9 @@ use hypnos_ingest::WriteStats;
 use hypnos_schemas::TenantId;
 
 use super::AppRef;
-use super::errors::{TenantError, WriteError};
-use super::tenant::tenant_from_headers;
+use super::errors::WriteError;
+use super::params::now_ms;
+use crate::auth::{Access, AuthError, Scope};
 
 /// Bodies up to this size are decoded on the request's task; larger ones on the blocking
 /// pool, so that a big snappy block does not stall other requests.
@@ -26,14 +27,19 @@ pub(super) async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let tenant = tenant_from_headers(&headers);
-    let tenant_label = match &tenant {
-        Ok(t) => t.to_string(),
-        Err(_) => "invalid".into(),
+    let scope = state.auth.authenticate(&headers, Access::Write);
+    // Unauthenticated callers are not trusted to name a tenant in a metric label.
+    let tenant_label = match &scope {
+        Ok(s) => s.first().to_string(),
+        Err(AuthError::Forbidden { tenant, .. }) => tenant.clone(),
+        Err(AuthError::Unauthenticated(_)) => "unknown".into(),
+        Err(AuthError::Tenant(_)) => "invalid".into(),
     };
-    match write(&state, tenant, &headers, body).await {
+    let mut samples = None;
+    match write(&state, scope, &headers, body, &mut samples).await {
         Ok(stats) => {
             tracing::debug!(
+                tenant = %tenant_label,
                 series = stats.series,
                 samples = stats.samples,
                 duplicates = stats.duplicates,
@@ -42,24 +48,40 @@ pub(super) async fn receive(
             StatusCode::NO_CONTENT.into_response()
         }
         Err(e) => {
+            let labels = [tenant_label.as_str(), e.reason()];
             state
                 .metrics
                 .receive_rejected
-                .with_label_values(&[tenant_label.as_str(), e.reason()])
+                .with_label_values(&labels)
                 .inc();
+            if let Some(n) = samples {
+                state
+                    .metrics
+                    .receive_rejected_samples
+                    .with_label_values(&labels)
+                    .inc_by(n as u64);
+            }
             e.into_response()
         }
     }
 }
 
+/// Authenticates, reads, decodes and writes under the tenant's limits; `samples` is set to
+/// the request's sample count once it is decoded (for the rejection metrics).
 async fn write(
     state: &AppRef,
-    tenant: Result<TenantId, TenantError>,
+    scope: Result<Scope, AuthError>,
     headers: &HeaderMap,
     body: Body,
+    samples: &mut Option<usize>,
 ) -> Result<WriteStats, WriteError> {
-    let tenant = tenant?;
+    let tenant: TenantId = scope?.first().clone();
     let body = read_body(headers, body, state.max_request_bytes).await?;
+    state
+        .metrics
+        .receive_bytes
+        .with_label_values(&[tenant.as_str()])
+        .inc_by(body.len() as u64);
     let encoding = header_str(headers, header::CONTENT_ENCODING);
     let content_type = header_str(headers, header::CONTENT_TYPE);
     let req = if body.len() <= INLINE_DECODE_BYTES {
@@ -74,7 +96,13 @@ async fn write(
         .await
         .map_err(|e| WriteError::Body(format!("decoding task failed: {e}")))??
     };
-    Ok(state.ingester.write(&tenant, req).await?)
+    *samples = Some(req.timeseries.iter().map(|t| t.samples.len()).sum());
+    let limits = state.limits.get();
+    let limits = &limits.for_tenant(&tenant).write;
+    Ok(state
+        .ingester
+        .write_limited(&tenant, req, limits, now_ms())
+        .await?)
 }
 
 /// The body, refused with 413 past `limit` bytes (by `Content-Length` before reading when

@@ -1,11 +1,9 @@
 //! Route-level tests: the real router over a real ingester and block catalog in a temporary
 //! directory, driven with `tower::ServiceExt::oneshot`.
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use clap::Parser as _;
 use hypnos_schemas::remote::{Label, Sample, TimeSeries, WriteRequest};
 use prost::Message;
 use serde_json::Value;
@@ -22,17 +20,24 @@ struct Fixture {
 
 async fn fixture_with(max_request_bytes: usize) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let args = AllArgs {
-        data_dir: dir.path().join("data"),
-        http_address: any,
-        grpc_address: any,
-        objstore_url: None,
-        objstore_config_file: None,
-        block_duration: Duration::from_secs(7200),
-        max_request_bytes,
-        log_level: "info".into(),
+    // Parsed like the command line, so that flags added later take their defaults.
+    let data_dir = dir.path().join("data");
+    let max = max_request_bytes.to_string();
+    let cli = crate::cli::Cli::try_parse_from([
+        "hypnos".as_ref(),
+        "all".as_ref(),
+        "--data-dir".as_ref(),
+        data_dir.as_os_str(),
+        "--http-address=127.0.0.1:0".as_ref(),
+        "--grpc-address=127.0.0.1:0".as_ref(),
+        "--max-request-bytes".as_ref(),
+        std::ffi::OsStr::new(&max),
+    ])
+    .unwrap();
+    let crate::cli::Command::All(args) = cli.command else {
+        panic!("not all")
     };
+    let args: AllArgs = args;
     let bucket = bucket_config(&args).unwrap();
     let (state, _catalog) = build_state(&args, &bucket).await.unwrap();
     Fixture {

@@ -107,10 +107,15 @@ impl VectorMatching {
         }
     }
 
-    /// The matching signature: [`Self::match_labels`] without the tenant label.
-    fn signature(&self, l: &Labels) -> Vec<u8> {
+    /// The matching signature: [`Self::match_labels`], with the tenant label only when
+    /// `keep_tenant` (both sides carry it on every series, so a query over several tenants
+    /// never pairs one tenant's series with another's).
+    fn signature(&self, l: &Labels, keep_tenant: bool) -> Vec<u8> {
         let mut m = self.match_labels(l);
-        m.set(TENANT_LABEL, "");
+        m.set(
+            TENANT_LABEL,
+            if keep_tenant { l.get(TENANT_LABEL) } else { "" },
+        );
         m.encode()
     }
 }
@@ -145,6 +150,7 @@ impl Side {
     fn collect(
         batches: &[RecordBatch],
         matching: &VectorMatching,
+        keep_tenant: bool,
         sigs: &mut HashMap<Vec<u8>, usize>,
     ) -> Result<Side> {
         let mut by_labels: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
@@ -165,8 +171,11 @@ impl Side {
         };
         for (i, (labels, pts)) in series.into_iter().enumerate() {
             let next = sigs.len();
-            side.sig
-                .push(*sigs.entry(matching.signature(&labels)).or_insert(next));
+            side.sig.push(
+                *sigs
+                    .entry(matching.signature(&labels, keep_tenant))
+                    .or_insert(next),
+            );
             side.labels.push(labels);
             side.points.extend(pts.into_iter().map(|(t, v)| (t, i, v)));
         }
@@ -548,9 +557,24 @@ pub fn vector_binary(
             "set operators, and only they, use many-to-many matching".into(),
         ));
     }
+    // Series that lost the tenant label (e.g. `sum by (job)`) match on the other labels, as
+    // in Prometheus; when every series of both sides still has it, it takes part in
+    // matching (unless `on(...)` names the labels), so tenants of a federated query stay
+    // apart.
+    let all_have_tenant = |batches: &[RecordBatch]| -> Result<bool> {
+        for b in batches {
+            for s in series_rows(b)? {
+                if s.labels.get(TENANT_LABEL).is_empty() {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    };
+    let keep_tenant = !matching.on && all_have_tenant(lhs)? && all_have_tenant(rhs)?;
     let mut sigs = HashMap::new();
-    let left = Side::collect(lhs, matching, &mut sigs)?;
-    let right = Side::collect(rhs, matching, &mut sigs)?;
+    let left = Side::collect(lhs, matching, keep_tenant, &mut sigs)?;
+    let right = Side::collect(rhs, matching, keep_tenant, &mut sigs)?;
     let set_ids = [
         vec![None; left.labels.len()],
         vec![None; right.labels.len()],

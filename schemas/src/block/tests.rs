@@ -1,6 +1,13 @@
-use super::*;
-use crate::MatchOp;
+use std::sync::Arc;
+
+use arrow::array::{Float64Array, Int64Array};
 use object_store::local::LocalFileSystem;
+use object_store::{ObjectStore, ObjectStoreExt};
+use proptest::prelude::*;
+
+use super::*;
+use crate::layout::{META_FILE, SAMPLES_FILE, SERIES_FILE, block_file};
+use crate::{Labels, MatchOp, Matcher, SeriesSource, TimeRange};
 
 fn series(name: &str, job: &str, ts: &[i64], vs: &[f64]) -> SeriesData {
     SeriesData::new(
@@ -10,11 +17,20 @@ fn series(name: &str, job: &str, ts: &[i64], vs: &[f64]) -> SeriesData {
     )
 }
 
-#[tokio::test]
-async fn write_then_read_back_bit_exact() {
+fn local() -> (tempfile::TempDir, Arc<dyn ObjectStore>) {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn ObjectStore> =
         Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+    (dir, store)
+}
+
+fn bits(s: &SeriesData) -> Vec<u64> {
+    s.values().values().iter().map(|v| v.to_bits()).collect()
+}
+
+#[tokio::test]
+async fn write_then_read_back_bit_exact() {
+    let (_dir, store) = local();
     let tenant = TenantId::new("t1").unwrap();
     let stale = f64::from_bits(crate::STALE_NAN_BITS);
     let odd_nan = f64::from_bits(0x7ff8_0000_0000_0abc);
@@ -26,6 +42,7 @@ async fn write_then_read_back_bit_exact() {
     let meta = write_block(&store, &tenant, input).await.unwrap();
     assert_eq!((meta.num_series, meta.num_samples), (2, 5));
     assert_eq!((meta.min_time, meta.max_time), (1000, 3000));
+    assert_eq!(meta.schema_version, 2);
 
     let path = block_file(&tenant, meta.ulid, META_FILE);
     let back = read_meta(&store, &path).await.unwrap();
@@ -41,9 +58,8 @@ async fn write_then_read_back_bit_exact() {
     assert_eq!(got[0].labels.get("job"), "a");
     let b = &got[1];
     assert_eq!(b.timestamps().values().to_vec(), vec![1000, 2000, 3000]);
-    let bits: Vec<u64> = b.values().values().iter().map(|v| v.to_bits()).collect();
     assert_eq!(
-        bits,
+        bits(b),
         vec![1.0f64.to_bits(), crate::STALE_NAN_BITS, odd_nan.to_bits()]
     );
     assert_eq!(got[0].values().value(1).to_bits(), (-0.0f64).to_bits());
@@ -72,10 +88,59 @@ async fn write_then_read_back_bit_exact() {
 }
 
 #[tokio::test]
+async fn shared_timestamps_and_scaled_values_read_back_per_series() {
+    let (_dir, store) = local();
+    let tenant = TenantId::new("t1").unwrap();
+    let ts: Vec<i64> = (0..5000)
+        .map(|i| i * 15_000 + (i * 7919) % 51 - 25)
+        .collect();
+    let counter: Vec<f64> = (0..5000).map(|i| (i * 137) as f64 / 100.0).collect();
+    let bytes: Vec<f64> = (0..5000).map(|i| (i * 4096) as f64).collect();
+    let mut floats: Vec<f64> = (0..5000).map(|i| (i as f64).sqrt()).collect();
+    floats[10] = f64::from_bits(crate::STALE_NAN_BITS);
+    let mut with_stale = counter.clone();
+    with_stale[4999] = f64::from_bits(crate::STALE_NAN_BITS);
+    let input = vec![
+        series("a", "x", &ts, &counter),
+        series("b", "x", &ts, &bytes),
+        series("c", "x", &ts, &floats),
+        series("d", "x", &ts[..4000], &with_stale[..4000]),
+        series("e", "x", &ts, &with_stale),
+    ];
+    let meta = write_block(&store, &tenant, input.clone()).await.unwrap();
+    let reader = BlockReader::new(Arc::clone(&store), meta).unwrap();
+    // Each series alone (the ones sharing timestamps need their source's rows).
+    for want in &input {
+        let m = Matcher::new(MatchOp::Equal, "__name__", want.labels.metric_name()).unwrap();
+        for range in [
+            TimeRange::new(i64::MIN, i64::MAX),
+            TimeRange::new(30_000_000, 40_000_000),
+        ] {
+            let got = reader
+                .select(&tenant, std::slice::from_ref(&m), range)
+                .await
+                .unwrap();
+            assert_eq!(got.len(), 1);
+            let lo = want
+                .timestamps()
+                .values()
+                .partition_point(|t| *t < range.min);
+            let hi = want
+                .timestamps()
+                .values()
+                .partition_point(|t| *t <= range.max);
+            assert_eq!(
+                got[0].timestamps().values(),
+                &want.timestamps().values()[lo..hi]
+            );
+            assert_eq!(bits(&got[0]), bits(want)[lo..hi].to_vec());
+        }
+    }
+}
+
+#[tokio::test]
 async fn newer_schema_version_is_refused_clearly() {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn ObjectStore> =
-        Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+    let (_dir, store) = local();
     let tenant = TenantId::new("t1").unwrap();
     let meta = write_block(&store, &tenant, vec![series("up", "a", &[1], &[1.0])])
         .await
@@ -89,4 +154,233 @@ async fn newer_schema_version_is_refused_clearly() {
         .unwrap();
     let err = read_meta(&store, &path).await.unwrap_err().to_string();
     assert!(err.contains("upgrade hypnos"), "{err}");
+    assert!(err.contains("versions up to 2"), "{err}");
+}
+
+/// Writes `input` (sorted by labels) as a version 1 block, exactly as the version 1 writer
+/// did: three non-null sample columns, no encoding columns in `series.parquet`.
+async fn write_v1_block(
+    store: &Arc<dyn ObjectStore>,
+    tenant: &TenantId,
+    input: &[SeriesData],
+) -> crate::layout::BlockMeta {
+    use arrow::array::{MapBuilder, RecordBatch, StringBuilder, UInt32Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use parquet::arrow::ArrowWriter;
+    let ulid = ulid::Ulid::new();
+    let series_schema = Arc::new(Schema::new(vec![
+        Field::new(SERIES_REF, DataType::UInt32, false),
+        Field::new(METRIC_NAME_COL, DataType::Utf8, false),
+        labels_map_field(),
+    ]));
+    let mut labels = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+    for s in input {
+        for l in s.labels.iter() {
+            labels.keys().append_value(&l.name);
+            labels.values().append_value(&l.value);
+        }
+        labels.append(true).unwrap();
+    }
+    let l = labels.finish();
+    let DataType::Map(f, _) = labels_map_field().data_type().clone() else {
+        unreachable!()
+    };
+    let l =
+        arrow::array::MapArray::try_new(f, l.offsets().clone(), l.entries().clone(), None, false)
+            .unwrap();
+    let series_batch = RecordBatch::try_new(
+        Arc::clone(&series_schema),
+        vec![
+            Arc::new(UInt32Array::from_iter_values(0..input.len() as u32)),
+            Arc::new(arrow::array::StringArray::from_iter_values(
+                input.iter().map(|s| s.labels.metric_name().to_string()),
+            )),
+            Arc::new(l),
+        ],
+    )
+    .unwrap();
+    let samples_schema = Arc::new(Schema::new(vec![
+        Field::new(SERIES_REF, DataType::UInt32, false),
+        Field::new(TIMESTAMP, DataType::Int64, false),
+        Field::new(VALUE, DataType::Float64, false),
+    ]));
+    let mut refs = Vec::new();
+    let mut ts = Vec::new();
+    let mut vs = Vec::new();
+    for (i, s) in input.iter().enumerate() {
+        refs.extend(std::iter::repeat_n(i as u32, s.len()));
+        ts.extend_from_slice(s.timestamps().values());
+        vs.extend_from_slice(s.values().values());
+    }
+    let samples_batch = RecordBatch::try_new(
+        Arc::clone(&samples_schema),
+        vec![
+            Arc::new(UInt32Array::from(refs)),
+            Arc::new(Int64Array::from(ts.clone())),
+            Arc::new(Float64Array::from(vs)),
+        ],
+    )
+    .unwrap();
+    let mut files = Vec::new();
+    for (name, batch) in [(SERIES_FILE, series_batch), (SAMPLES_FILE, samples_batch)] {
+        let mut buf = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        files.push(crate::layout::BlockFile {
+            name: name.into(),
+            size_bytes: buf.len() as u64,
+        });
+        store
+            .put(&block_file(tenant, ulid, name), buf.into())
+            .await
+            .unwrap();
+    }
+    let meta = crate::layout::BlockMeta {
+        ulid,
+        tenant: tenant.to_string(),
+        min_time: *ts.iter().min().unwrap(),
+        max_time: *ts.iter().max().unwrap(),
+        resolution_ms: 0,
+        level: 1,
+        num_series: input.len() as u64,
+        num_samples: ts.len() as u64,
+        schema_version: 1,
+        source: "head".into(),
+        sources: Vec::new(),
+        files,
+    };
+    // A version 1 meta.json has no `sources` field.
+    let json = serde_json::to_vec_pretty(&meta).unwrap();
+    assert!(!String::from_utf8_lossy(&json).contains("sources"));
+    store
+        .put(&block_file(tenant, ulid, META_FILE), json.into())
+        .await
+        .unwrap();
+    meta
+}
+
+#[tokio::test]
+async fn version_1_blocks_still_read() {
+    let (_dir, store) = local();
+    let tenant = TenantId::new("t1").unwrap();
+    let stale = f64::from_bits(crate::STALE_NAN_BITS);
+    let input = vec![
+        series("up", "a", &[1500, 2500], &[0.5, -0.0]),
+        series("up", "b", &[1000, 2000, 3000], &[1.0, stale, 2.0]),
+    ];
+    let meta = write_v1_block(&store, &tenant, &input).await;
+    let back = read_meta(&store, &block_file(&tenant, meta.ulid, META_FILE))
+        .await
+        .unwrap();
+    assert_eq!(back.schema_version, 1);
+    let reader = BlockReader::new(Arc::clone(&store), back).unwrap();
+    let got = reader
+        .select(&tenant, &[], TimeRange::new(0, 2000))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].timestamps().values().to_vec(), vec![1500]);
+    assert_eq!(got[1].timestamps().values().to_vec(), vec![1000, 2000]);
+    assert_eq!(bits(&got[1]), vec![1.0f64.to_bits(), crate::STALE_NAN_BITS]);
+}
+
+/// Values that stress the codecs: decimals, integers, NaN payloads, stale markers, -0.0,
+/// infinities, subnormals and arbitrary bit patterns.
+fn value() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        (-1_000_000_000i64..1_000_000_000).prop_map(|c| c as f64 / 100.0),
+        (-1_000_000_000i64..1_000_000_000).prop_map(|c| c as f64),
+        (0i64..1 << 40).prop_map(|p| (p * 4096) as f64),
+        any::<u64>().prop_map(f64::from_bits),
+        Just(f64::from_bits(crate::STALE_NAN_BITS)),
+        Just(-0.0),
+        Just(f64::INFINITY),
+        Just(f64::MIN_POSITIVE / 3.0),
+        Just(9_007_199_254_740_993.0),
+    ]
+}
+
+/// Series of one of a few kinds, with timestamps that are sometimes shared.
+fn series_set() -> impl Strategy<Value = Vec<SeriesData>> {
+    let ts = prop::collection::vec(1i64..40_000, 1..300).prop_map(|deltas| {
+        let mut t = 1_700_000_000_000i64;
+        deltas
+            .into_iter()
+            .map(|d| {
+                t += d;
+                t
+            })
+            .collect::<Vec<i64>>()
+    });
+    (
+        prop::collection::vec(ts, 1..3),
+        prop::collection::vec(
+            (0usize..3, prop::collection::vec(value(), 300), 0u8..3),
+            1..8,
+        ),
+    )
+        .prop_map(|(grids, specs)| {
+            specs
+                .into_iter()
+                .enumerate()
+                .map(|(i, (g, vals, kind))| {
+                    let ts = &grids[g % grids.len()];
+                    let vals: Vec<f64> = match kind {
+                        // all the same kind of value from the strategy
+                        0 => vals[..ts.len()].to_vec(),
+                        // a counter with two decimals, ending stale
+                        1 => (0..ts.len())
+                            .map(|k| {
+                                if k + 1 == ts.len() {
+                                    f64::from_bits(crate::STALE_NAN_BITS)
+                                } else {
+                                    (k as i64 * 1234 + 7) as f64 / 100.0
+                                }
+                            })
+                            .collect(),
+                        // mostly integers with odd values mixed in
+                        _ => (0..ts.len())
+                            .map(|k| if k % 5 == 0 { vals[k] } else { k as f64 })
+                            .collect(),
+                    };
+                    series(&format!("m{i}"), "j", ts, &vals)
+                })
+                .collect()
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn every_bit_round_trips(input in series_set()) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let (_dir, store) = local();
+            let tenant = TenantId::new("p").unwrap();
+            let meta = write_block(&store, &tenant, input.clone()).await.unwrap();
+            let reader = BlockReader::new(Arc::clone(&store), meta).unwrap();
+            let got = reader
+                .select(&tenant, &[], TimeRange::new(i64::MIN, i64::MAX))
+                .await
+                .unwrap();
+            let mut want = input.clone();
+            want.sort_by(|a, b| a.labels.cmp(&b.labels));
+            prop_assert_eq!(got.len(), want.len());
+            for (g, w) in got.iter().zip(&want) {
+                prop_assert_eq!(&g.labels, &w.labels);
+                prop_assert_eq!(g.timestamps().values(), w.timestamps().values());
+                prop_assert_eq!(bits(g), bits(w));
+            }
+            Ok(())
+        })?;
+    }
+
+    #[test]
+    fn scaled_integers_decode_bit_exact(v in value(), scale in 0i8..=codec::MAX_SCALE) {
+        if let Some(m) = codec::encode(v, scale) {
+            prop_assert_eq!(codec::decode(m, scale).to_bits(), v.to_bits());
+        }
+    }
 }

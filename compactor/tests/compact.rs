@@ -1,0 +1,376 @@
+//! Compaction end to end on a local bucket: levels, vertical compaction, replica
+//! deduplication, deletion after the delay, and a crash injected at every mutating step.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use arrow::array::{Float64Array, Int64Array};
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use hypnos_compactor::{CompactError, Compactor, CompactorConfig};
+use hypnos_engine::BlockCatalog;
+use hypnos_schemas::block::write_block;
+use hypnos_schemas::{Labels, SeriesData, SeriesSource, TenantId, TimeRange};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+};
+
+const H: i64 = 3_600_000;
+
+/// Fails every mutating call after the first `budget` ones, like a process killed there.
+#[derive(Debug)]
+struct FaultStore {
+    inner: Arc<dyn ObjectStore>,
+    budget: usize,
+    used: AtomicUsize,
+}
+
+impl FaultStore {
+    fn step(&self) -> object_store::Result<()> {
+        if self.used.fetch_add(1, Ordering::SeqCst) >= self.budget {
+            return Err(object_store::Error::Generic {
+                store: "fault",
+                source: "injected crash".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for FaultStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FaultStore({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FaultStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.step()?;
+        self.inner.put_opts(location, payload, opts).await
+    }
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.step()?;
+        self.inner.put_multipart_opts(location, opts).await
+    }
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        // One step per deletion.
+        let ok = self.step().is_ok();
+        let inner = Arc::clone(&self.inner);
+        if ok {
+            inner.delete_stream(locations)
+        } else {
+            futures::stream::once(async {
+                Err(object_store::Error::Generic {
+                    store: "fault",
+                    source: "injected crash".into(),
+                })
+            })
+            .boxed()
+        }
+    }
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.step()?;
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+fn series(labels: &[(&str, &str)], ts: &[i64], f: impl Fn(i64) -> f64) -> SeriesData {
+    SeriesData::new(
+        Labels::from_pairs(labels.iter().copied()),
+        Int64Array::from(ts.to_vec()),
+        Float64Array::from(ts.iter().map(|t| f(*t)).collect::<Vec<_>>()),
+    )
+}
+
+fn scrape(from: i64, to: i64, phase: i64) -> Vec<i64> {
+    (from / 15_000..to / 15_000)
+        .map(|i| i * 15_000 + phase + (i * 31) % 7)
+        .filter(|t| *t >= from && *t < to)
+        .collect()
+}
+
+/// Four 2h head blocks of 8h window [0, 8h), the third overlapping the second (a retried
+/// write), and one block after the window so that it is closed.
+async fn seed(store: &Arc<dyn ObjectStore>, tenant: &TenantId) {
+    let spans = [
+        (0, 2 * H),
+        (2 * H, 4 * H),
+        (3 * H, 6 * H),
+        (6 * H, 8 * H),
+        (8 * H, 9 * H),
+    ];
+    for (from, to) in spans {
+        let ts = scrape(from, to, 0);
+        let blocks = vec![
+            series(&[("__name__", "c"), ("job", "a")], &ts, |t| {
+                (t / 1000) as f64 / 100.0
+            }),
+            series(&[("__name__", "g"), ("job", "a")], &ts, |t| {
+                ((t / 7) % 4096) as f64
+            }),
+            series(&[("__name__", "f"), ("job", "a")], &ts, |t| {
+                (t as f64).sqrt()
+            }),
+            series(
+                &[("__name__", "stale"), ("job", "b")],
+                &ts[..ts.len() / 2],
+                |_| f64::from_bits(hypnos_schemas::STALE_NAN_BITS),
+            ),
+        ];
+        write_block(store, tenant, blocks).await.unwrap();
+    }
+}
+
+type Snapshot = Vec<(Labels, Vec<i64>, Vec<u64>)>;
+
+async fn query(store: &Arc<dyn ObjectStore>, tenant: &TenantId) -> (Snapshot, u64, usize) {
+    let catalog = BlockCatalog::new(Arc::clone(store));
+    catalog.sync().await.unwrap();
+    let all = TimeRange::new(i64::MIN, i64::MAX);
+    let got = catalog.select(tenant, &[], all).await.unwrap();
+    let blocks = catalog.blocks(tenant, all);
+    let served: u64 = blocks.iter().map(|b| b.meta().num_samples).sum();
+    let snap = got
+        .into_iter()
+        .map(|s| {
+            (
+                s.labels.clone(),
+                s.timestamps().values().to_vec(),
+                s.values().values().iter().map(|v| v.to_bits()).collect(),
+            )
+        })
+        .collect();
+    (snap, served, blocks.len())
+}
+
+fn cfg() -> CompactorConfig {
+    CompactorConfig {
+        delete_delay: Duration::ZERO,
+        partial_age: Duration::ZERO,
+        owner: "test".into(),
+        concurrency: 2,
+        ..CompactorConfig::default()
+    }
+}
+
+fn local(dir: &tempfile::TempDir) -> Arc<dyn ObjectStore> {
+    Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap())
+}
+
+/// Block folders holding any file (the local store leaves empty directories behind).
+fn block_folders(dir: &tempfile::TempDir) -> usize {
+    std::fs::read_dir(dir.path().join("tenants/t"))
+        .unwrap()
+        .filter(|e| {
+            std::fs::read_dir(e.as_ref().unwrap().path())
+                .unwrap()
+                .next()
+                .is_some()
+        })
+        .count()
+}
+
+fn unique_samples(s: &Snapshot) -> u64 {
+    s.iter().map(|x| x.1.len() as u64).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compacts_levels_and_deletes_after_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = local(&dir);
+    let tenant = TenantId::new("t").unwrap();
+    seed(&store, &tenant).await;
+    let (before, served_before, n_before) = query(&store, &tenant).await;
+    assert_eq!(n_before, 5);
+    assert!(
+        served_before > unique_samples(&before),
+        "the overlap is served twice before"
+    );
+
+    let c = Compactor::new(Arc::clone(&store), cfg()).unwrap();
+    let report = c.run_once().await.unwrap();
+    assert_eq!(report.written.len(), 1);
+    let m = &report.written[0];
+    assert_eq!(
+        (m.level, m.source.as_str(), m.sources.len()),
+        (2, "compactor", 4)
+    );
+    assert_eq!(report.marked, 4);
+
+    let (after, served, n) = query(&store, &tenant).await;
+    assert_eq!(after, before);
+    assert_eq!(n, 2, "the compacted block and the newest head block");
+    assert_eq!(served, unique_samples(&after), "nothing served twice");
+
+    // The next run deletes the marked blocks (delay zero); data unchanged.
+    let report = c.run_once().await.unwrap();
+    assert_eq!(report.deleted, 4);
+    assert!(report.written.is_empty());
+    assert_eq!(query(&store, &tenant).await.0, before);
+    assert_eq!(block_folders(&dir), 2);
+    assert!(!dir.path().join("compactor.lock").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_are_deduplicated_into_one_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = local(&dir);
+    let tenant = TenantId::new("t").unwrap();
+    for (from, to) in [(0, 4 * H), (4 * H, 8 * H), (8 * H, 9 * H)] {
+        let a = scrape(from, to, 0);
+        // Replica B misses an hour that A has, and A misses the hour after.
+        let a: Vec<i64> = a
+            .into_iter()
+            .filter(|t| !(2 * H..3 * H).contains(t))
+            .collect();
+        let b: Vec<i64> = scrape(from, to, 5000)
+            .into_iter()
+            .filter(|t| !(3 * H..4 * H).contains(t))
+            .collect();
+        write_block(
+            &store,
+            &tenant,
+            vec![
+                series(&[("__name__", "up"), ("replica", "A")], &a, |_| 1.0),
+                series(&[("__name__", "up"), ("replica", "B")], &b, |_| 2.0),
+            ],
+        )
+        .await
+        .unwrap();
+    }
+    let c = Compactor::new(
+        Arc::clone(&store),
+        CompactorConfig {
+            replica_labels: vec!["replica".into()],
+            ..cfg()
+        },
+    )
+    .unwrap();
+    c.run_once().await.unwrap();
+    let (snap, _, _) = query(&store, &tenant).await;
+    // The compacted window [0, 8h) has one series without the replica label; the newest
+    // block still has both replicas.
+    let up: Vec<_> = snap
+        .iter()
+        .filter(|s| s.0 == Labels::from_pairs([("__name__", "up")]))
+        .collect();
+    assert_eq!(up.len(), 1);
+    let ts = &up[0].1;
+    assert!(
+        ts.windows(2)
+            .all(|w| w[1] - w[0] >= 10_000 && w[1] - w[0] <= 20_000 + 7)
+    );
+    // The gaps of either replica are filled by the other.
+    assert!(ts.iter().any(|t| (2 * H..3 * H).contains(t)));
+    assert!(ts.iter().any(|t| (3 * H..4 * H).contains(t)));
+    assert!(*ts.last().unwrap() < 8 * H);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_at_any_step_is_finished_by_the_next_run() {
+    // Count the mutating steps of a clean run first.
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = TenantId::new("t").unwrap();
+    let store = local(&dir);
+    seed(&store, &tenant).await;
+    let (expected, served_seeded, _) = query(&store, &tenant).await;
+    let counting = Arc::new(FaultStore {
+        inner: Arc::clone(&store),
+        budget: usize::MAX,
+        used: AtomicUsize::new(0),
+    });
+    Compactor::new(Arc::clone(&counting) as Arc<dyn ObjectStore>, cfg())
+        .unwrap()
+        .run_once()
+        .await
+        .unwrap();
+    let steps = counting.used.load(Ordering::SeqCst);
+    assert!(steps > 5, "{steps}");
+
+    for budget in 0..steps {
+        let dir = tempfile::tempdir().unwrap();
+        let store = local(&dir);
+        seed(&store, &tenant).await;
+        let faulty: Arc<dyn ObjectStore> = Arc::new(FaultStore {
+            inner: Arc::clone(&store),
+            budget,
+            used: AtomicUsize::new(0),
+        });
+        let r = Compactor::new(faulty, cfg()).unwrap().run_once().await;
+        // The last step is releasing the lease, whose failure only logs (it expires).
+        assert!(
+            r.is_err() || budget + 1 == steps,
+            "budget {budget}: the fault must hit"
+        );
+        // Readers see the same data right after the crash ...
+        let (snap, served, _) = query(&store, &tenant).await;
+        assert_eq!(snap, expected, "budget {budget}: after the crash");
+        // Either the new block is not there yet, or it hides all of its sources (their
+        // deletion marks may be missing): never both served.
+        assert!(
+            served == served_seeded || served == unique_samples(&snap),
+            "budget {budget}: {served} samples served"
+        );
+        // ... and after the next runs, which finish the work.
+        let c = Compactor::new(Arc::clone(&store), cfg()).unwrap();
+        c.run_once().await.unwrap();
+        c.run_once().await.unwrap();
+        let (snap, served_after, n) = query(&store, &tenant).await;
+        assert_eq!(snap, expected, "budget {budget}: after the rerun");
+        assert_eq!(n, 2, "budget {budget}");
+        assert_eq!(served_after, unique_samples(&snap), "budget {budget}");
+        assert!(served_after <= served);
+        assert_eq!(block_folders(&dir), 2, "budget {budget}: leftovers deleted");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_compactor_is_refused_while_the_lease_is_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = local(&dir);
+    hypnos_compactor::lock::acquire(&store, "other", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let r = Compactor::new(Arc::clone(&store), cfg())
+        .unwrap()
+        .run_once()
+        .await;
+    assert!(matches!(r, Err(CompactError::Locked { .. })), "{r:?}");
+}

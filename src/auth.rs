@@ -1,0 +1,471 @@
+//! Who is calling and which tenants they may use, decided once for every endpoint.
+//!
+//! [`Authenticator::authenticate`] takes the request's headers (an HTTP `HeaderMap`; a gRPC
+//! `MetadataMap` converts into one) and the kind of access, and answers the [`Scope`]: the
+//! tenants the request acts on. Three modes (`--auth`):
+//!
+//! - `header` (default, as Thanos): trust `THANOS-TENANT` / `X-Scope-OrgID`, else
+//!   `default-tenant`. Reads may name several tenants, `a|b` (Cortex style).
+//! - `token`: `Authorization: Bearer <token>`, looked up in the tokens file (re-read when it
+//!   changes), which says which tenants each token may write and read. The tenant headers
+//!   choose among those (default: the token's own tenant). Missing or unknown tokens are
+//!   [`AuthError::Unauthenticated`] (401), a tenant the token may not use
+//!   [`AuthError::Forbidden`] (403). Tokens are kept as SHA-256 digests, compared in constant
+//!   time, and never logged: messages name the token by its `name`.
+//! - `none`: every request belongs to `default-tenant`, whatever its headers say.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use hypnos_schemas::{SchemaError, TenantId};
+use regex::Regex;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+use thiserror::Error;
+
+use crate::reload::Reloading;
+
+/// Thanos' tenant header.
+pub(crate) const THANOS_TENANT: &str = "thanos-tenant";
+/// Cortex' and Mimir's tenant header.
+pub(crate) const SCOPE_ORG_ID: &str = "x-scope-orgid";
+/// Separator of several tenants in one header (Cortex' federation).
+pub(crate) const TENANT_SEPARATOR: char = '|';
+
+/// `--auth`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum AuthMode {
+    /// Trust the tenant headers (`THANOS-TENANT`, `X-Scope-OrgID`), else `default-tenant`.
+    #[default]
+    Header,
+    /// Bearer tokens from `--auth.tokens-file`.
+    Token,
+    /// Everything belongs to `default-tenant`.
+    None,
+}
+
+/// What a request does with its tenants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Remote write: exactly one tenant.
+    Write,
+    /// Queries and metadata: one or more tenants.
+    Read,
+    /// Operations on every tenant (flush, usage of all tenants).
+    Admin,
+}
+
+impl Access {
+    fn verb(self) -> &'static str {
+        match self {
+            Access::Write => "write",
+            Access::Read => "read",
+            Access::Admin => "administer",
+        }
+    }
+}
+
+/// The tenants a request may act on, after authentication: never empty, sorted, unique.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Scope {
+    tenants: Vec<TenantId>,
+    /// The token's name (never the token) in `token` mode.
+    principal: Option<Arc<str>>,
+    /// The caller may see every tenant (admin tokens; `header` and `none` modes trust all).
+    admin: bool,
+}
+
+impl Scope {
+    pub(crate) fn tenants(&self) -> &[TenantId] {
+        &self.tenants
+    }
+
+    /// The tenant of a single-tenant request (the first one otherwise).
+    pub(crate) fn first(&self) -> &TenantId {
+        &self.tenants[0]
+    }
+
+    /// The tenants joined by `|`, as a federated header names them.
+    #[cfg(test)]
+    pub(crate) fn label(&self) -> String {
+        let v: Vec<&str> = self.tenants.iter().map(TenantId::as_str).collect();
+        v.join("|")
+    }
+
+    pub(crate) fn principal(&self) -> Option<&str> {
+        self.principal.as_deref()
+    }
+
+    pub(crate) fn is_admin(&self) -> bool {
+        self.admin
+    }
+}
+
+/// A header that names the tenant could not be used (HTTP 400).
+#[derive(Debug, Error)]
+pub(crate) enum TenantError {
+    #[error("invalid tenant in header {header}: {source}")]
+    Invalid {
+        header: &'static str,
+        #[source]
+        source: SchemaError,
+    },
+    #[error("invalid tenant in header {header}: the value is not valid UTF-8")]
+    NotUtf8 { header: &'static str },
+    #[error("a write goes to one tenant, header {header} names {count}")]
+    SeveralForWrite { header: &'static str, count: usize },
+    #[error(
+        "token {token:?} has no tenant of its own: name one with THANOS-TENANT or X-Scope-OrgID"
+    )]
+    NoDefault { token: Arc<str> },
+}
+
+/// Why a request may not proceed.
+#[derive(Debug, Error)]
+pub(crate) enum AuthError {
+    /// No usable credentials (HTTP 401 with `WWW-Authenticate: Bearer`).
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// Valid credentials that do not cover the tenant (HTTP 403).
+    #[error("token {token:?} may not {verb} tenant {tenant}")]
+    Forbidden {
+        token: Arc<str>,
+        verb: &'static str,
+        tenant: String,
+    },
+    /// The tenant headers are invalid (HTTP 400).
+    #[error(transparent)]
+    Tenant(#[from] TenantError),
+}
+
+impl AuthError {
+    /// The `reason` label of rejection metrics.
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            AuthError::Unauthenticated(_) => "unauthenticated",
+            AuthError::Forbidden { .. } => "forbidden",
+            AuthError::Tenant(_) => "invalid_tenant",
+        }
+    }
+}
+
+/// Decides the [`Scope`] of requests; one per process, shared by every endpoint.
+#[derive(Debug)]
+pub(crate) struct Authenticator {
+    mode: AuthMode,
+    tokens: Option<Arc<Reloading<TokenTable>>>,
+}
+
+impl Authenticator {
+    /// `mode`, with the tokens file read now when `mode` is `token` (it must be given then).
+    pub(crate) fn new(mode: AuthMode, tokens_file: Option<&Path>) -> anyhow::Result<Self> {
+        let tokens = match (mode, tokens_file) {
+            (AuthMode::Token, Some(p)) => {
+                Some(Reloading::load(p, "tokens file", TokenTable::parse)?)
+            }
+            (AuthMode::Token, None) => {
+                anyhow::bail!("--auth=token needs --auth.tokens-file")
+            }
+            (_, Some(_)) => anyhow::bail!("--auth.tokens-file is only used with --auth=token"),
+            (_, None) => None,
+        };
+        Ok(Self { mode, tokens })
+    }
+
+    /// The tokens file, to watch for changes.
+    pub(crate) fn tokens(&self) -> Option<&Arc<Reloading<TokenTable>>> {
+        self.tokens.as_ref()
+    }
+
+    pub(crate) fn mode(&self) -> AuthMode {
+        self.mode
+    }
+
+    /// The scope of a request with `headers` doing `access`.
+    pub(crate) fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        access: Access,
+    ) -> Result<Scope, AuthError> {
+        match self.mode {
+            AuthMode::None => Ok(Scope {
+                tenants: vec![TenantId::default_tenant()],
+                principal: None,
+                admin: true,
+            }),
+            AuthMode::Header => {
+                let tenants = requested_tenants(headers, access)?
+                    .unwrap_or_else(|| vec![TenantId::default_tenant()]);
+                Ok(Scope {
+                    tenants,
+                    principal: None,
+                    admin: true,
+                })
+            }
+            AuthMode::Token => {
+                let table = self
+                    .tokens
+                    .as_ref()
+                    .map(|t| t.get())
+                    .unwrap_or_else(|| Arc::new(TokenTable::default()));
+                let presented = bearer(headers)?;
+                let entry = table
+                    .find(presented)
+                    .ok_or(AuthError::Unauthenticated("unknown bearer token"))?;
+                let tenants = match requested_tenants(headers, access)? {
+                    Some(t) => t,
+                    // Admin tokens without a tenant of their own fall back to the default one.
+                    None => vec![
+                        entry
+                            .default
+                            .clone()
+                            .or_else(|| entry.admin.then(TenantId::default_tenant))
+                            .ok_or_else(|| TenantError::NoDefault {
+                                token: Arc::clone(&entry.name),
+                            })?,
+                    ],
+                };
+                let forbidden = |tenant: &TenantId| AuthError::Forbidden {
+                    token: Arc::clone(&entry.name),
+                    verb: access.verb(),
+                    tenant: tenant.to_string(),
+                };
+                for t in &tenants {
+                    let allowed = match access {
+                        Access::Write => entry.write.contains(t),
+                        Access::Read => entry.may_read(t),
+                        Access::Admin => entry.admin,
+                    };
+                    if !allowed {
+                        return Err(forbidden(t));
+                    }
+                }
+                Ok(Scope {
+                    tenants,
+                    principal: Some(Arc::clone(&entry.name)),
+                    admin: entry.admin,
+                })
+            }
+        }
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`.
+fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
+    let missing = AuthError::Unauthenticated(
+        "missing bearer token: send the header Authorization: Bearer <token>",
+    );
+    let v = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or(missing)?;
+    let v = v
+        .to_str()
+        .map_err(|_| AuthError::Unauthenticated("malformed Authorization header"))?;
+    let (scheme, token) = v
+        .trim()
+        .split_once(' ')
+        .ok_or(AuthError::Unauthenticated("malformed Authorization header"))?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(AuthError::Unauthenticated(
+            "the Authorization header must be Bearer <token>",
+        ));
+    }
+    Ok(token.trim())
+}
+
+/// The tenants the headers name: `THANOS-TENANT`, else `X-Scope-OrgID`; `None` when neither
+/// is present (an empty header counts as absent, as in Thanos). Several tenants, `a|b`, only
+/// for reads.
+pub(crate) fn requested_tenants(
+    headers: &HeaderMap,
+    access: Access,
+) -> Result<Option<Vec<TenantId>>, TenantError> {
+    for (name, shown) in [
+        (THANOS_TENANT, "THANOS-TENANT"),
+        (SCOPE_ORG_ID, "X-Scope-OrgID"),
+    ] {
+        let Some(v) = headers.get(name) else { continue };
+        let v = v
+            .to_str()
+            .map_err(|_| TenantError::NotUtf8 { header: shown })?
+            .trim();
+        if v.is_empty() {
+            continue;
+        }
+        let mut tenants = BTreeSet::new();
+        for part in v.split(TENANT_SEPARATOR) {
+            let t = TenantId::new(part.trim()).map_err(|source| TenantError::Invalid {
+                header: shown,
+                source,
+            })?;
+            tenants.insert(t);
+        }
+        if access == Access::Write && tenants.len() > 1 {
+            return Err(TenantError::SeveralForWrite {
+                header: shown,
+                count: tenants.len(),
+            });
+        }
+        return Ok(Some(tenants.into_iter().collect()));
+    }
+    Ok(None)
+}
+
+/// The tokens file:
+///
+/// ```yaml
+/// tokens:
+///   - name: team-a-prometheus   # shown in logs and errors instead of the token
+///     token: "…"                # the bearer token
+///     tenant: team-a            # default tenant (else the first of write, else of read)
+///     write: [team-a]           # tenants it may write
+///     read: [team-a, shared]    # tenants it may read (a list) …
+///     read_regex: "team-.*"     # … and/or a fully anchored regex over tenant ids
+///     admin: false              # flush, usage of every tenant
+/// ```
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokensFile {
+    tokens: Vec<TokenSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenSpec {
+    name: String,
+    token: String,
+    #[serde(default)]
+    tenant: Option<String>,
+    #[serde(default)]
+    write: Vec<String>,
+    #[serde(default)]
+    read: Vec<String>,
+    #[serde(default)]
+    read_regex: Option<String>,
+    #[serde(default)]
+    admin: bool,
+}
+
+impl std::fmt::Debug for TokenSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSpec")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One token of the file, ready to check.
+#[derive(Debug)]
+pub(crate) struct TokenEntry {
+    name: Arc<str>,
+    /// SHA-256 of the token.
+    digest: [u8; 32],
+    default: Option<TenantId>,
+    write: BTreeSet<TenantId>,
+    read: BTreeSet<TenantId>,
+    read_regex: Option<Regex>,
+    admin: bool,
+}
+
+impl TokenEntry {
+    fn may_read(&self, t: &TenantId) -> bool {
+        self.admin
+            || self.read.contains(t)
+            || self
+                .read_regex
+                .as_ref()
+                .is_some_and(|r| r.is_match(t.as_str()))
+    }
+}
+
+/// Every token of the tokens file.
+#[derive(Debug, Default)]
+pub(crate) struct TokenTable {
+    entries: Vec<TokenEntry>,
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+impl TokenTable {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+        let file: TokensFile = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
+        let mut entries = Vec::with_capacity(file.tokens.len());
+        let tenant =
+            |name: &str, s: &str| TenantId::new(s).map_err(|e| format!("token {name:?}: {e}"));
+        for spec in file.tokens {
+            let name = spec.name.as_str();
+            if spec.token.trim().is_empty() || spec.token.trim() != spec.token {
+                return Err(format!(
+                    "token {name:?}: the token is empty or has surrounding spaces"
+                ));
+            }
+            let d = digest(&spec.token);
+            if entries
+                .iter()
+                .any(|e: &TokenEntry| bool::from(e.digest.ct_eq(&d)))
+            {
+                return Err(format!("token {name:?}: the same token is listed twice"));
+            }
+            let write = spec
+                .write
+                .iter()
+                .map(|s| tenant(name, s))
+                .collect::<Result<BTreeSet<_>, _>>()?;
+            let read = spec
+                .read
+                .iter()
+                .map(|s| tenant(name, s))
+                .collect::<Result<BTreeSet<_>, _>>()?;
+            let read_regex = spec
+                .read_regex
+                .as_deref()
+                .map(|r| {
+                    Regex::new(&format!("^(?:{r})$"))
+                        .map_err(|e| format!("token {name:?}: invalid read_regex: {e}"))
+                })
+                .transpose()?;
+            let default = match &spec.tenant {
+                Some(t) => Some(tenant(name, t)?),
+                None => spec
+                    .write
+                    .first()
+                    .or(spec.read.first())
+                    .map(|s| tenant(name, s))
+                    .transpose()?,
+            };
+            entries.push(TokenEntry {
+                name: Arc::from(name),
+                digest: d,
+                default,
+                write,
+                read,
+                read_regex,
+                admin: spec.admin,
+            });
+        }
+        Ok(Self { entries })
+    }
+
+    /// The entry of `token`: every entry is compared (in constant time, on digests), so the
+    /// time taken says nothing about how close a guess was.
+    fn find(&self, token: &str) -> Option<&TokenEntry> {
+        let d = digest(token);
+        let mut found = None;
+        for e in &self.entries {
+            if bool::from(e.digest.ct_eq(&d)) {
+                found = Some(e);
+            }
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,216 @@
+use axum::http::HeaderValue;
+
+use super::*;
+
+const TOKENS: &str = r#"
+tokens:
+  - name: a-writer
+    token: secret-a
+    write: [a]
+  - name: a-reader
+    token: secret-ra
+    read: [a, shared]
+  - name: team-reader
+    token: secret-team
+    read_regex: "team-.*"
+  - name: ops
+    token: secret-ops
+    admin: true
+"#;
+
+fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.insert(*k, HeaderValue::from_str(v).unwrap());
+    }
+    h
+}
+
+fn token_auth() -> (tempfile::TempDir, Authenticator) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("tokens.yml");
+    std::fs::write(&p, TOKENS).unwrap();
+    let a = Authenticator::new(AuthMode::Token, Some(&p)).unwrap();
+    (dir, a)
+}
+
+fn tenants(s: &Scope) -> Vec<&str> {
+    s.tenants().iter().map(TenantId::as_str).collect()
+}
+
+#[test]
+fn header_mode_precedence_default_and_federation() {
+    let a = Authenticator::new(AuthMode::Header, None).unwrap();
+    let scope = |pairs: &[(&'static str, &str)], access| {
+        a.authenticate(&headers(pairs), access)
+            .map(|s| s.label())
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(scope(&[], Access::Read).unwrap(), "default-tenant");
+    assert_eq!(
+        scope(&[("x-scope-orgid", "mimir")], Access::Write).unwrap(),
+        "mimir"
+    );
+    assert_eq!(
+        scope(
+            &[("thanos-tenant", "thanos"), ("x-scope-orgid", "mimir")],
+            Access::Read
+        )
+        .unwrap(),
+        "thanos"
+    );
+    assert_eq!(
+        scope(
+            &[("THANOS-TENANT", " "), ("X-Scope-OrgID", "b")],
+            Access::Read
+        )
+        .unwrap(),
+        "b"
+    );
+    // Cortex-style federation: sorted, unique; reads only.
+    assert_eq!(
+        scope(&[("x-scope-orgid", "b|a|b")], Access::Read).unwrap(),
+        "a|b"
+    );
+    let e = scope(&[("x-scope-orgid", "a|b")], Access::Write).unwrap_err();
+    assert!(e.contains("one tenant") && e.contains("names 2"), "{e}");
+    let e = scope(&[("thanos-tenant", "a/b")], Access::Read).unwrap_err();
+    assert!(e.contains("THANOS-TENANT") && e.contains("\"a/b\""), "{e}");
+    let e = scope(&[("x-scope-orgid", "a||b")], Access::Read).unwrap_err();
+    assert!(e.contains("X-Scope-OrgID"), "{e}");
+    let e = scope(&[("thanos-tenant", &"x".repeat(151))], Access::Read).unwrap_err();
+    assert!(e.contains("150"), "{e}");
+    let mut h = HeaderMap::new();
+    h.insert("thanos-tenant", HeaderValue::from_bytes(b"\xff").unwrap());
+    assert!(a.authenticate(&h, Access::Read).is_err());
+}
+
+#[test]
+fn none_mode_ignores_headers() {
+    let a = Authenticator::new(AuthMode::None, None).unwrap();
+    let s = a
+        .authenticate(&headers(&[("x-scope-orgid", "other|x")]), Access::Write)
+        .unwrap();
+    assert_eq!(tenants(&s), ["default-tenant"]);
+}
+
+#[test]
+fn flags_must_agree() {
+    assert!(Authenticator::new(AuthMode::Token, None).is_err());
+    assert!(Authenticator::new(AuthMode::Header, Some(Path::new("x"))).is_err());
+}
+
+#[test]
+fn tokens_authenticate_and_authorize() {
+    let (_dir, a) = token_auth();
+    let auth = |pairs: &[(&'static str, &str)], access| a.authenticate(&headers(pairs), access);
+    // No token, a malformed header, an unknown token: 401.
+    for pairs in [
+        vec![],
+        vec![("authorization", "Basic abc")],
+        vec![("authorization", "Bearer")],
+        vec![("authorization", "Bearer wrong")],
+        vec![
+            ("authorization", "Bearer secret-a-"),
+            ("x-scope-orgid", "a"),
+        ],
+    ] {
+        let e = auth(&pairs, Access::Read).unwrap_err();
+        assert!(matches!(e, AuthError::Unauthenticated(_)), "{pairs:?}: {e}");
+    }
+    // The writer writes its own tenant by default, nothing else, and may not read.
+    let s = auth(&[("authorization", "Bearer secret-a")], Access::Write).unwrap();
+    assert_eq!((tenants(&s), s.principal()), (vec!["a"], Some("a-writer")));
+    let e = auth(
+        &[("authorization", "bearer secret-a"), ("thanos-tenant", "b")],
+        Access::Write,
+    )
+    .unwrap_err();
+    assert_eq!(e.to_string(), r#"token "a-writer" may not write tenant b"#);
+    assert!(matches!(
+        auth(&[("authorization", "Bearer secret-a")], Access::Read).unwrap_err(),
+        AuthError::Forbidden { .. }
+    ));
+    // The reader reads a list, several at once, and no other.
+    let s = auth(
+        &[
+            ("authorization", "Bearer secret-ra"),
+            ("x-scope-orgid", "shared|a"),
+        ],
+        Access::Read,
+    )
+    .unwrap();
+    assert_eq!(tenants(&s), ["a", "shared"]);
+    let e = auth(
+        &[
+            ("authorization", "Bearer secret-ra"),
+            ("x-scope-orgid", "a|b"),
+        ],
+        Access::Read,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("may not read tenant b"), "{e}");
+    assert!(!e.to_string().contains("secret"), "{e}");
+    // A regex, anchored: team-x yes, my-team-x no; no default tenant of its own.
+    let t = |h: &'static str| {
+        auth(
+            &[
+                ("authorization", "Bearer secret-team"),
+                ("x-scope-orgid", h),
+            ],
+            Access::Read,
+        )
+    };
+    assert!(t("team-x|team-y").is_ok());
+    assert!(t("my-team-x").is_err());
+    let e = auth(&[("authorization", "Bearer secret-team")], Access::Read).unwrap_err();
+    assert!(
+        matches!(e, AuthError::Tenant(TenantError::NoDefault { .. })),
+        "{e}"
+    );
+    // Admin.
+    assert!(
+        auth(
+            &[
+                ("authorization", "Bearer secret-ops"),
+                ("x-scope-orgid", "x")
+            ],
+            Access::Admin
+        )
+        .is_ok()
+    );
+    assert!(
+        auth(
+            &[
+                ("authorization", "Bearer secret-ra"),
+                ("x-scope-orgid", "a")
+            ],
+            Access::Admin
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn tokens_file_errors_never_show_tokens() {
+    for (bad, want) in [
+        ("tokens: [{name: x, token: ''}]", "empty"),
+        (
+            "tokens: [{name: x, token: abc}, {name: y, token: abc}]",
+            "listed twice",
+        ),
+        ("tokens: [{name: x, token: abc, write: ['a/b']}]", "a/b"),
+        (
+            "tokens: [{name: x, token: abc, read_regex: '('}]",
+            "read_regex",
+        ),
+        (
+            "tokens: [{name: x, token: abc, writes: [a]}]",
+            "unknown field",
+        ),
+    ] {
+        let e = TokenTable::parse(bad).unwrap_err();
+        assert!(e.contains(want), "{bad}: {e}");
+        assert!(!e.contains("abc"), "{e}");
+    }
+}

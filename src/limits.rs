@@ -1,0 +1,325 @@
+//! Per-tenant limits from `--limits-file` (re-read when it changes): defaults and per-tenant
+//! overrides of the write limits ([`WriteLimits`], enforced by the ingester) and of the read
+//! limits ([`ReadLimits`], enforced by the HTTP API and the query engine), plus the
+//! per-tenant concurrency gates of queries.
+//!
+//! ```yaml
+//! defaults:
+//!   ingestion_rate: 100000          # samples/s; 0 or absent: unlimited
+//!   ingestion_burst: 200000         # samples (default: one second of the rate)
+//!   max_series: 1000000             # active series per tenant
+//!   max_series_per_metric: 0
+//!   max_label_names_per_series: 30
+//!   max_label_name_length: 1024
+//!   max_label_value_length: 2048
+//!   max_series_per_request: 0
+//!   max_samples_per_request: 0
+//!   max_sample_age: 2w              # durations: 10s, 5m, 2h, 1d, 2w
+//!   max_future_skew: 10m
+//!   max_series_per_query: 100000
+//!   max_samples_per_query: 50000000
+//!   max_query_range: 32d            # query_range end - start
+//!   max_concurrent_queries: 20
+//!   query_timeout: 2m
+//! tenants:
+//!   team-a: { ingestion_rate: 500000, max_series: 5000000 }
+//! ```
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hypnos_ingest::WriteLimits;
+use hypnos_schemas::TenantId;
+use serde::Deserialize;
+
+use crate::reload::Reloading;
+
+/// The read limits of one tenant; `0` / `None` means unlimited.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct ReadLimits {
+    pub(crate) max_series_per_query: usize,
+    pub(crate) max_samples_per_query: usize,
+    /// Longest `end - start` of a range query (and of series/labels requests).
+    pub(crate) max_query_range: Option<Duration>,
+    pub(crate) max_concurrent_queries: usize,
+    pub(crate) query_timeout: Option<Duration>,
+}
+
+/// Every limit of one tenant.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct TenantLimits {
+    pub(crate) write: WriteLimits,
+    pub(crate) read: ReadLimits,
+}
+
+/// The limits file, resolved: the defaults and each overridden tenant's full limits.
+#[derive(Debug, Default)]
+pub(crate) struct LimitsConfig {
+    defaults: TenantLimits,
+    tenants: HashMap<TenantId, TenantLimits>,
+}
+
+impl LimitsConfig {
+    pub(crate) fn for_tenant(&self, t: &TenantId) -> &TenantLimits {
+        self.tenants.get(t).unwrap_or(&self.defaults)
+    }
+
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+        let file: LimitsFile = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
+        let defaults = file
+            .defaults
+            .resolve(&TenantLimits::default())
+            .map_err(|e| format!("defaults: {e}"))?;
+        let mut tenants = HashMap::new();
+        for (name, spec) in file.tenants {
+            let t = TenantId::new(&name).map_err(|e| format!("tenants: {e}"))?;
+            let l = spec
+                .resolve(&defaults)
+                .map_err(|e| format!("tenant {name}: {e}"))?;
+            tenants.insert(t, l);
+        }
+        Ok(Self { defaults, tenants })
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    #[serde(default)]
+    defaults: LimitsSpec,
+    #[serde(default)]
+    tenants: HashMap<String, LimitsSpec>,
+}
+
+/// One section of the file: every field optional, absent ones inherited.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsSpec {
+    ingestion_rate: Option<f64>,
+    ingestion_burst: Option<u64>,
+    max_series: Option<usize>,
+    max_series_per_metric: Option<usize>,
+    max_label_names_per_series: Option<usize>,
+    max_label_name_length: Option<usize>,
+    max_label_value_length: Option<usize>,
+    max_series_per_request: Option<usize>,
+    max_samples_per_request: Option<usize>,
+    max_sample_age: Option<String>,
+    max_future_skew: Option<String>,
+    max_series_per_query: Option<usize>,
+    max_samples_per_query: Option<usize>,
+    max_query_range: Option<String>,
+    max_concurrent_queries: Option<usize>,
+    query_timeout: Option<String>,
+}
+
+/// A duration field: `0` means unlimited.
+fn duration(
+    name: &str,
+    v: &Option<String>,
+    base: Option<Duration>,
+) -> Result<Option<Duration>, String> {
+    match v {
+        None => Ok(base),
+        Some(s) => {
+            let d = humantime::parse_duration(s.trim())
+                .map_err(|e| format!("{name}: {e} (examples: 10s, 5m, 2h, 1d)"))?;
+            Ok((!d.is_zero()).then_some(d))
+        }
+    }
+}
+
+fn ms(d: Option<Duration>) -> Option<i64> {
+    d.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl LimitsSpec {
+    fn resolve(&self, base: &TenantLimits) -> Result<TenantLimits, String> {
+        let (w, r) = (&base.write, &base.read);
+        if let Some(rate) = self.ingestion_rate
+            && (!rate.is_finite() || rate < 0.0)
+        {
+            return Err(format!("ingestion_rate: {rate} is not a rate"));
+        }
+        let since = |ms: Option<i64>| ms.map(|m| Duration::from_millis(m as u64));
+        Ok(TenantLimits {
+            write: WriteLimits {
+                ingestion_rate: self.ingestion_rate.unwrap_or(w.ingestion_rate),
+                ingestion_burst: self.ingestion_burst.unwrap_or(w.ingestion_burst),
+                max_series: self.max_series.unwrap_or(w.max_series),
+                max_series_per_metric: self
+                    .max_series_per_metric
+                    .unwrap_or(w.max_series_per_metric),
+                max_label_names_per_series: self
+                    .max_label_names_per_series
+                    .unwrap_or(w.max_label_names_per_series),
+                max_label_name_length: self
+                    .max_label_name_length
+                    .unwrap_or(w.max_label_name_length),
+                max_label_value_length: self
+                    .max_label_value_length
+                    .unwrap_or(w.max_label_value_length),
+                max_series_per_request: self
+                    .max_series_per_request
+                    .unwrap_or(w.max_series_per_request),
+                max_samples_per_request: self
+                    .max_samples_per_request
+                    .unwrap_or(w.max_samples_per_request),
+                max_sample_age_ms: ms(duration(
+                    "max_sample_age",
+                    &self.max_sample_age,
+                    since(w.max_sample_age_ms),
+                )?),
+                max_future_skew_ms: ms(duration(
+                    "max_future_skew",
+                    &self.max_future_skew,
+                    since(w.max_future_skew_ms),
+                )?),
+            },
+            read: ReadLimits {
+                max_series_per_query: self.max_series_per_query.unwrap_or(r.max_series_per_query),
+                max_samples_per_query: self
+                    .max_samples_per_query
+                    .unwrap_or(r.max_samples_per_query),
+                max_query_range: duration(
+                    "max_query_range",
+                    &self.max_query_range,
+                    r.max_query_range,
+                )?,
+                max_concurrent_queries: self
+                    .max_concurrent_queries
+                    .unwrap_or(r.max_concurrent_queries),
+                query_timeout: duration("query_timeout", &self.query_timeout, r.query_timeout)?,
+            },
+        })
+    }
+}
+
+/// Where the limits come from: the file (kept current) or nowhere (unlimited).
+#[derive(Debug)]
+pub(crate) struct Limits {
+    file: Option<Arc<Reloading<LimitsConfig>>>,
+    none: Arc<LimitsConfig>,
+    gates: QueryGates,
+}
+
+impl Limits {
+    pub(crate) fn new(file: Option<&Path>) -> anyhow::Result<Self> {
+        Ok(Self {
+            file: file
+                .map(|p| Reloading::load(p, "limits file", LimitsConfig::parse))
+                .transpose()?,
+            none: Arc::new(LimitsConfig::default()),
+            gates: QueryGates::default(),
+        })
+    }
+
+    /// The limits now.
+    pub(crate) fn get(&self) -> Arc<LimitsConfig> {
+        self.file
+            .as_ref()
+            .map_or_else(|| Arc::clone(&self.none), |f| f.get())
+    }
+
+    pub(crate) fn file(&self) -> Option<&Arc<Reloading<LimitsConfig>>> {
+        self.file.as_ref()
+    }
+
+    pub(crate) fn gates(&self) -> &QueryGates {
+        &self.gates
+    }
+}
+
+/// Queries running per tenant.
+#[derive(Debug, Default)]
+pub(crate) struct QueryGates {
+    running: std::sync::Mutex<HashMap<TenantId, Arc<AtomicUsize>>>,
+}
+
+/// A running query of one tenant; leaving the gate when dropped.
+#[derive(Debug)]
+pub(crate) struct GatePass(Arc<AtomicUsize>);
+
+impl Drop for GatePass {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl QueryGates {
+    /// Enters `tenant`'s gate, or `None` when `max` (non-zero) queries already run.
+    pub(crate) fn enter(&self, tenant: &TenantId, max: usize) -> Option<GatePass> {
+        let counter = Arc::clone(
+            self.running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(tenant.clone())
+                .or_default(),
+        );
+        let before = counter.fetch_add(1, Ordering::AcqRel);
+        let pass = GatePass(counter);
+        (max == 0 || before < max).then_some(pass)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_overrides_and_durations() {
+        let c = LimitsConfig::parse(
+            "defaults:\n  ingestion_rate: 10\n  max_sample_age: 1h\n  max_query_range: 1d\n  max_concurrent_queries: 2\n\
+             tenants:\n  big:\n    ingestion_rate: 1000\n    max_query_range: 0s\n",
+        )
+        .unwrap();
+        let small = c.for_tenant(&TenantId::new("small").unwrap());
+        assert_eq!(small.write.ingestion_rate, 10.0);
+        assert_eq!(small.write.max_sample_age_ms, Some(3_600_000));
+        assert_eq!(
+            small.read.max_query_range,
+            Some(Duration::from_secs(86_400))
+        );
+        let big = c.for_tenant(&TenantId::new("big").unwrap());
+        assert_eq!(big.write.ingestion_rate, 1000.0);
+        // Inherited from the defaults; 0 switches a limit off.
+        assert_eq!(big.write.max_sample_age_ms, Some(3_600_000));
+        assert_eq!(big.read.max_concurrent_queries, 2);
+        assert_eq!(big.read.max_query_range, None);
+        assert_eq!(
+            LimitsConfig::parse("").unwrap().defaults,
+            TenantLimits::default()
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        for (bad, want) in [
+            ("defaults: {max_sample_age: soon}", "max_sample_age"),
+            ("defaults: {max_series: -1}", "max_series"),
+            ("defaults: {ingestion_rate: -1}", "ingestion_rate"),
+            ("defaults: {max_seris: 1}", "unknown field"),
+            ("tenants: {'a/b': {}}", "a/b"),
+        ] {
+            let e = LimitsConfig::parse(bad).unwrap_err();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn gates_count_running_queries() {
+        let g = QueryGates::default();
+        let a = TenantId::new("a").unwrap();
+        let b = TenantId::new("b").unwrap();
+        let p1 = g.enter(&a, 2).unwrap();
+        let _p2 = g.enter(&a, 2).unwrap();
+        assert!(g.enter(&a, 2).is_none());
+        assert!(g.enter(&b, 2).is_some());
+        drop(p1);
+        assert!(g.enter(&a, 2).is_some());
+        assert!(g.enter(&a, 0).is_some());
+    }
+}
