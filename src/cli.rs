@@ -36,6 +36,30 @@ pub(crate) enum Command {
     Tools(ToolsArgs),
     /// Rule evaluation (not available yet in this build, use `hypnos all`).
     Rule(Unavailable),
+    /// Prints the DataFusion logical and physical plans of a PromQL query (reads no data).
+    Explain(ExplainArgs),
+}
+
+/// Flags of `hypnos explain`.
+#[derive(Debug, Args)]
+pub(crate) struct ExplainArgs {
+    /// The PromQL query.
+    pub(crate) query: String,
+    /// Evaluation time of an instant query, in Unix seconds (default: now).
+    #[arg(long)]
+    pub(crate) time: Option<f64>,
+    /// Start of a range query, in Unix seconds (with --end and --step).
+    #[arg(long, requires_all = ["end", "step"], conflicts_with = "time")]
+    pub(crate) start: Option<f64>,
+    /// End of a range query, in Unix seconds.
+    #[arg(long, requires_all = ["start", "step"])]
+    pub(crate) end: Option<f64>,
+    /// Step of a range query, in seconds.
+    #[arg(long, requires_all = ["start", "end"])]
+    pub(crate) step: Option<f64>,
+    /// The tenant the plan reads.
+    #[arg(long, default_value = hypnos_schemas::tenant::DEFAULT_TENANT)]
+    pub(crate) tenant: String,
 }
 
 impl Command {
@@ -49,6 +73,7 @@ impl Command {
             Command::Compact(_) => "compact",
             Command::Tools(_) => "tools",
             Command::Rule(_) => "rule",
+            Command::Explain(_) => "explain",
         }
     }
 }

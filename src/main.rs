@@ -1,6 +1,7 @@
 //! The `hypnos` binary: `hypnos all` runs the whole system in one process (see `server.rs`);
 //! `hypnos compact` runs the compactor alone (`compact.rs`), `hypnos tools bucket ls|inspect`
-//! lists blocks (`tools.rs`); the other components are declared but not available yet.
+//! lists blocks (`tools.rs`), `hypnos explain` prints a query's plans (`explain.rs`); the other
+//! components are declared but not available yet.
 //!
 //! Map: `cli.rs` (flags), `objstore.rs` (bucket configuration), `server.rs` (startup and
 //! shutdown), `http.rs` + `http/` (the HTTP API), `grpc.rs`, `metrics.rs`.
@@ -14,6 +15,7 @@ use tracing_subscriber::EnvFilter;
 mod auth;
 mod cli;
 mod compact;
+mod explain;
 mod grpc;
 mod http;
 mod limits;
@@ -30,6 +32,7 @@ enum Run {
     All(cli::AllArgs),
     Compact(cli::CompactArgs),
     Tools(cli::ToolsArgs),
+    Explain(cli::ExplainArgs),
 }
 
 /// Exit code of usage errors (as clap uses), including components not in this build.
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
         Command::All(args) => (args.log_level.clone(), Run::All(args)),
         Command::Compact(args) => (args.bucket.log_level.clone(), Run::Compact(args)),
         Command::Tools(args) => (tools::log_level(&args).to_string(), Run::Tools(args)),
+        Command::Explain(args) => ("warn".to_string(), Run::Explain(args)),
         other => {
             eprintln!(
                 "hypnos {}: not available yet in this build, use `hypnos all`",
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
             Run::All(args) => server::run_all(args).await,
             Run::Compact(args) => compact::run_compact(args).await,
             Run::Tools(args) => tools::run_tools(args).await,
+            Run::Explain(args) => explain::run_explain(args).await,
         }
     });
     match outcome {

@@ -297,3 +297,39 @@ fn max_request_bytes_limits_the_compressed_body() {
     s.write(T, &request(vec![series("small", &[], &[(t0, 1.0)])]));
     assert_eq!(vector(&s.query(T, "small", t0)).len(), 1);
 }
+
+/// `hypnos explain` prints both plans of a query without a server or bucket, and refuses
+/// a query that does not parse.
+#[test]
+fn explain_prints_the_plans() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hypnos"))
+        .args([
+            "explain",
+            "--time",
+            "600",
+            "sum by (job) (rate(http_requests_total[5m]))",
+        ])
+        .output()
+        .expect("run hypnos explain");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for part in [
+        "logical plan",
+        "PromAggregate",
+        "physical plan",
+        "PromSelectExec",
+        "PromRangeFunctionExec",
+    ] {
+        assert!(text.contains(part), "no {part:?} in:\n{text}");
+    }
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_hypnos"))
+        .args(["explain", "sum("])
+        .output()
+        .expect("run hypnos explain");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("query"));
+}
