@@ -493,9 +493,9 @@ fn build_rows(
     rows.push(Row::new(
         "compaction: samples/s per core",
         [
-            Figure::missing("no compactor yet"),
-            Figure::missing("not measured: no Hypnos compactor to compare"),
-            Figure::missing("not measured: no Hypnos compactor to compare"),
+            Figure::missing("compaction workload not built yet"),
+            Figure::missing("not measured: no Hypnos compaction figure to compare"),
+            Figure::missing("not measured: no Hypnos compaction figure to compare"),
         ],
     ));
     let _ = tenant0_series;

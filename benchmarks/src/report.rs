@@ -250,7 +250,7 @@ mod tests {
             Row::new(
                 "compaction samples/s/core",
                 [
-                    Figure::missing("no compactor yet"),
+                    Figure::missing("compaction workload not built yet"),
                     Figure::missing("not measured"),
                     Figure::missing("not measured"),
                 ],
@@ -270,7 +270,7 @@ mod tests {
                 && lines[2].contains("0.5000x")
         );
         assert!(
-            lines[3].contains("missing (no compactor yet)")
+            lines[3].contains("missing (compaction workload not built yet)")
                 && lines[3].contains("missing (no Hypnos figure)")
         );
         let widths: Vec<usize> = lines.iter().map(|l| l.chars().count()).collect();
