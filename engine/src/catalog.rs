@@ -17,7 +17,7 @@ use object_store::path::Path;
 use parking_lot::RwLock;
 use ulid::Ulid;
 
-use crate::merge::merge_parts;
+use crate::merge::{merge_parts, union_labels};
 
 /// Every block of every tenant, by tenant and ULID.
 #[derive(Debug)]
@@ -151,9 +151,6 @@ impl SeriesSource for BlockCatalog {
     ) -> Result<Vec<Labels>, SchemaError> {
         let blocks = self.blocks(tenant, range);
         let parts = try_join_all(blocks.iter().map(|b| b.series(tenant, matchers, range))).await?;
-        let mut all: Vec<Labels> = parts.into_iter().flatten().collect();
-        all.sort();
-        all.dedup();
-        Ok(all)
+        Ok(union_labels(parts))
     }
 }

@@ -50,11 +50,16 @@ impl SeriesSource for MergedSource {
                 .map(|s| s.series(tenant, matchers, range)),
         )
         .await?;
-        let mut all: Vec<Labels> = parts.into_iter().flatten().collect();
-        all.sort();
-        all.dedup();
-        Ok(all)
+        Ok(union_labels(parts))
     }
+}
+
+/// The label sets of several sources, sorted, each once.
+pub(crate) fn union_labels(parts: Vec<Vec<Labels>>) -> Vec<Labels> {
+    let mut all: Vec<Labels> = parts.into_iter().flatten().collect();
+    all.sort();
+    all.dedup();
+    all
 }
 
 /// Groups `parts` by label set and merges each group with [`merge_series`]; the output is

@@ -141,6 +141,21 @@ pub fn series_rows(batch: &RecordBatch) -> Result<Vec<SeriesRows<'_>>> {
     Ok(out)
 }
 
+/// Test helper: each series of a vector batch as (labels in Prometheus notation, points).
+#[cfg(test)]
+pub(crate) fn batch_points(batch: &RecordBatch) -> Vec<(String, Vec<(i64, f64)>)> {
+    series_rows(batch)
+        .expect("a vector batch")
+        .into_iter()
+        .map(|s| {
+            (
+                s.labels.to_string(),
+                s.ts.iter().copied().zip(s.values.iter().copied()).collect(),
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -94,16 +94,7 @@ mod tests {
     }
 
     fn collect(out: &RecordBatch) -> Vec<(String, Vec<(i64, f64)>)> {
-        series_rows(out)
-            .unwrap()
-            .into_iter()
-            .map(|s| {
-                (
-                    s.labels.to_string(),
-                    s.ts.iter().copied().zip(s.values.iter().copied()).collect(),
-                )
-            })
-            .collect()
+        crate::vector::batch_points(out)
     }
 
     #[test]

@@ -1,5 +1,5 @@
 use super::*;
-use crate::vector::{VectorBuilder, series_rows};
+use crate::vector::VectorBuilder;
 use hypnos_schemas::STALE_NAN_BITS;
 
 fn batch(series: &[(&str, &[(i64, f64)])]) -> RecordBatch {
@@ -14,16 +14,7 @@ fn batch(series: &[(&str, &[(i64, f64)])]) -> RecordBatch {
 }
 
 fn points(b: &RecordBatch) -> Vec<(String, Vec<(i64, f64)>)> {
-    series_rows(b)
-        .unwrap()
-        .into_iter()
-        .map(|s| {
-            (
-                s.labels.to_string(),
-                s.ts.iter().copied().zip(s.values.iter().copied()).collect(),
-            )
-        })
-        .collect()
+    crate::vector::batch_points(b)
 }
 
 #[test]

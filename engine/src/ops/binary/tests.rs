@@ -1,5 +1,5 @@
 use super::*;
-use crate::vector::{VectorBuilder, series_rows};
+use crate::vector::VectorBuilder;
 
 type Series<'a> = (&'a [(&'a str, &'a str)], &'a [(i64, f64)]);
 /// Output series as (labels as text, points).
@@ -17,16 +17,7 @@ fn batch(series: &[Series<'_>]) -> Vec<RecordBatch> {
 }
 
 fn points(b: &RecordBatch) -> Points {
-    series_rows(b)
-        .unwrap()
-        .into_iter()
-        .map(|s| {
-            (
-                s.labels.to_string(),
-                s.ts.iter().copied().zip(s.values.iter().copied()).collect(),
-            )
-        })
-        .collect()
+    crate::vector::batch_points(b)
 }
 
 fn run(
