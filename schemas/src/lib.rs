@@ -18,7 +18,10 @@ pub mod tenant;
 pub use error::SchemaError;
 pub use labels::{Label, Labels};
 pub use matcher::{MatchOp, Matcher};
-pub use source::{BlockSink, SeriesData, SeriesSource, TimeRange, sample_schema};
+pub use source::{
+    AGGR_LABEL, BlockSink, RESOLUTION_1H, RESOLUTION_5M, RESOLUTION_RAW, ReadAggregate, ReadHints,
+    SeriesData, SeriesSource, TimeRange, raw_as_aggregate, sample_schema,
+};
 pub use tenant::TenantId;
 
 /// Bit pattern of Prometheus' staleness marker (a NaN with a distinguished payload).

@@ -85,6 +85,85 @@ impl TimeRange {
     }
 }
 
+/// Resolutions of downsampled blocks, in milliseconds (raw data has resolution 0).
+pub const RESOLUTION_RAW: i64 = 0;
+pub const RESOLUTION_5M: i64 = 300_000;
+pub const RESOLUTION_1H: i64 = 3_600_000;
+
+/// The label that tells the aggregate series of a downsampled block apart: a downsampled
+/// block stores, for every raw series, one series per aggregate with this label added
+/// (`count`, `sum`, `min`, `max`, `counter`). Readers remove it before answering.
+pub const AGGR_LABEL: &str = "__hypnos_aggr__";
+
+/// Which value a read wants from each point: raw data has one value per sample, while a
+/// downsampled window has several aggregates. The planner picks the aggregate from the
+/// function that consumes the samples (`max_over_time` wants `Max`, `rate` wants `Counter`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ReadAggregate {
+    /// The sample's value; for a downsampled window, its average (`sum / count`).
+    #[default]
+    Value,
+    /// How many raw samples the point stands for: 1 for a raw sample.
+    Count,
+    /// The sum of the window's samples: the value for a raw sample.
+    Sum,
+    /// The smallest sample of the window: the value for a raw sample.
+    Min,
+    /// The largest sample of the window: the value for a raw sample.
+    Max,
+    /// The counter at the window's last sample, adjusted for resets inside the block: the
+    /// value for a raw sample.
+    Counter,
+}
+
+impl ReadAggregate {
+    /// The value of [`AGGR_LABEL`] that stores this aggregate (`Value` is computed from
+    /// `sum` and `count`, so it has none).
+    pub fn label_value(self) -> Option<&'static str> {
+        match self {
+            ReadAggregate::Value => None,
+            ReadAggregate::Count => Some("count"),
+            ReadAggregate::Sum => Some("sum"),
+            ReadAggregate::Min => Some("min"),
+            ReadAggregate::Max => Some("max"),
+            ReadAggregate::Counter => Some("counter"),
+        }
+    }
+}
+
+/// How a select may read: the coarsest resolution it may use and which aggregate it wants.
+/// The default reads raw data only, as [`SeriesSource::select`] does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ReadHints {
+    /// The coarsest resolution allowed (0: raw only). A source answers from the coarsest
+    /// resolution not coarser than this, and from finer data where that one is missing.
+    pub max_resolution_ms: i64,
+    pub aggregate: ReadAggregate,
+}
+
+/// Turns raw samples into what `aggregate` asks of them: every sample counts 1 for
+/// [`ReadAggregate::Count`] (staleness markers stay markers); other aggregates of one raw
+/// sample are its value, so the series is returned as is.
+pub fn raw_as_aggregate(series: Vec<SeriesData>, aggregate: ReadAggregate) -> Vec<SeriesData> {
+    if aggregate != ReadAggregate::Count {
+        return series;
+    }
+    series
+        .into_iter()
+        .map(|s| {
+            let ones: Float64Array = s
+                .values()
+                .iter()
+                .map(|v| match v {
+                    Some(v) if crate::is_stale_nan(v) => Some(v),
+                    _ => Some(1.0),
+                })
+                .collect();
+            SeriesData::new(s.labels.clone(), s.timestamps().clone(), ones)
+        })
+        .collect()
+}
+
 /// Where a tenant's series can be read from.
 #[async_trait]
 pub trait SeriesSource: Send + Sync + Debug {
@@ -96,6 +175,21 @@ pub trait SeriesSource: Send + Sync + Debug {
         matchers: &[Matcher],
         range: TimeRange,
     ) -> Result<Vec<SeriesData>, SchemaError>;
+
+    /// [`select`](Self::select) with read hints: sources holding downsampled data override
+    /// it; raw-only sources (heads) answer with [`raw_as_aggregate`] of their raw samples.
+    async fn select_hinted(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        range: TimeRange,
+        hints: ReadHints,
+    ) -> Result<Vec<SeriesData>, SchemaError> {
+        Ok(raw_as_aggregate(
+            self.select(tenant, matchers, range).await?,
+            hints.aggregate,
+        ))
+    }
 
     /// The label sets of the series of `tenant` matching `matchers` with samples in `range`
     /// (the metadata path: `/api/v1/series`, labels, label values).
