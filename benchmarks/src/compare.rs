@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde_json::Value;
 
+use crate::compaction::{CompactionResult, compaction};
 use crate::encode::encode_windows;
 use crate::r#gen::{Dataset, GenConfig};
 use crate::report::{Figure, Row, machine, render_table, today};
@@ -54,6 +55,10 @@ pub struct CompareArgs {
     /// Timed runs per query (after one warm-up run).
     #[arg(long, default_value_t = 5)]
     pub query_runs: usize,
+    /// Runs of the ingest, storage and compaction workloads per system, each on a fresh
+    /// data directory; the table shows medians (queries run in the last one).
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
     /// The `hypnos` binary; default: `cargo build [--release] -p hypnos` output.
     #[arg(long, env = "HYPNOS_BIN")]
     pub hypnos_bin: Option<PathBuf>,
@@ -73,14 +78,19 @@ pub struct CompareArgs {
     pub keep: bool,
 }
 
-/// What one system produced.
+/// What one system produced, one entry per repetition for ingest and storage.
 #[derive(Debug, Default)]
 struct Measured {
-    ingest: Option<Result<crate::workloads::IngestResult, String>>,
-    peak_rss: Option<u64>,
-    storage: Option<Result<crate::workloads::StorageResult, String>>,
+    ingest: Vec<Result<crate::workloads::IngestResult, String>>,
+    /// Peak RSS after ingest and storage, per repetition.
+    peak_rss: Vec<u64>,
+    /// Peak RSS at the end of the last repetition, after the queries too.
+    peak_rss_queries: Option<u64>,
+    storage: Vec<Result<crate::workloads::StorageResult, String>>,
     /// Per query of [`SUITE`]: (range, instant).
     queries: Vec<(QueryOutcome, QueryOutcome)>,
+    /// Hypnos only, per repetition.
+    compaction: Vec<Result<CompactionResult, String>>,
     version: String,
 }
 
@@ -172,7 +182,9 @@ pub fn run(args: &CompareArgs) -> Result<PathBuf> {
         args.hours = args.hours.min(0.25);
         args.query_runs = args.query_runs.min(2);
         args.window_minutes = args.window_minutes.min(5);
+        args.repeat = 1;
     }
+    let repeat = args.repeat.max(1);
     let name = args
         .name
         .clone()
@@ -242,90 +254,121 @@ pub fn run(args: &CompareArgs) -> Result<PathBuf> {
     let mut measured: Vec<Result<Measured, String>> = Vec::new();
     for kind in Kind::ALL {
         eprintln!("== {}", kind.name());
-        let server = match kind {
-            Kind::Hypnos => Server::start_hypnos(&hypnos, &work).map_err(|e| format!("{e:#}")),
-            Kind::Prometheus => prometheus
-                .clone()
-                .and_then(|b| Server::start_prometheus(&b, &work).map_err(|e| format!("{e:#}"))),
-            Kind::VictoriaMetrics => victoria
-                .clone()
-                .and_then(|b| Server::start_victoria(&b, &work).map_err(|e| format!("{e:#}"))),
-        };
-        let server = match server {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("   missing: {e}");
-                measured.push(Err(e));
-                continue;
-            }
-        };
-        let mut m = Measured {
-            version: match kind {
-                Kind::Hypnos => version_of(&hypnos, "--version"),
-                Kind::Prometheus => version_of(prometheus.as_ref().expect("started"), "--version"),
-                Kind::VictoriaMetrics => {
-                    let v = version_of(victoria.as_ref().expect("started"), "-version");
-                    if v.is_empty() {
-                        debian_version("victoria-metrics")
-                    } else {
-                        v
-                    }
+        let mut m = Measured::default();
+        let mut missing = None;
+        for rep in 0..repeat {
+            let last = rep + 1 == repeat;
+            let server = match kind {
+                Kind::Hypnos => Server::start_hypnos(&hypnos, &work).map_err(|e| format!("{e:#}")),
+                Kind::Prometheus => prometheus.clone().and_then(|b| {
+                    Server::start_prometheus(&b, &work).map_err(|e| format!("{e:#}"))
+                }),
+                Kind::VictoriaMetrics => victoria
+                    .clone()
+                    .and_then(|b| Server::start_victoria(&b, &work).map_err(|e| format!("{e:#}"))),
+            };
+            let server = match server {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("   missing: {e}");
+                    missing = Some(e);
+                    break;
                 }
-            },
-            ..Measured::default()
-        };
-        let ing = ingest(&server, &windows, args.concurrency.max(1)).map_err(|e| format!("{e:#}"));
-        if let Ok(r) = &ing {
-            eprintln!(
-                "   ingest: {:.0} samples/s, {} failed requests{}",
-                r.samples_per_sec(),
-                r.failed_requests,
-                r.first_error
-                    .as_ref()
-                    .map(|e| format!(" (first: {e})"))
-                    .unwrap_or_default()
-            );
+            };
+            if rep == 0 {
+                m.version = match kind {
+                    Kind::Hypnos => version_of(&hypnos, "--version"),
+                    Kind::Prometheus => {
+                        version_of(prometheus.as_ref().expect("started"), "--version")
+                    }
+                    Kind::VictoriaMetrics => {
+                        let v = version_of(victoria.as_ref().expect("started"), "-version");
+                        if v.is_empty() {
+                            debian_version("victoria-metrics")
+                        } else {
+                            v
+                        }
+                    }
+                };
+            }
+            let ing =
+                ingest(&server, &windows, args.concurrency.max(1)).map_err(|e| format!("{e:#}"));
+            if let Ok(r) = &ing {
+                eprintln!(
+                    "   run {}: ingest {:.0} samples/s, {} failed requests{}",
+                    rep + 1,
+                    r.samples_per_sec(),
+                    r.failed_requests,
+                    r.first_error
+                        .as_ref()
+                        .map(|e| format!(" (first: {e})"))
+                        .unwrap_or_default()
+                );
+            }
+            m.ingest.push(ing);
+            // VictoriaMetrics buffers recent samples for a second or two before they are
+            // searchable.
+            if kind == Kind::VictoriaMetrics {
+                let _ = reqwest::blocking::get(format!("{}/internal/force_flush", server.url));
+            }
+            let st = match kind {
+                Kind::Hypnos => storage_hypnos(&server),
+                Kind::VictoriaMetrics => storage_victoria(&server),
+                Kind::Prometheus => match &promtool {
+                    Ok(p) => storage_prometheus(p, &ds, &work),
+                    Err(e) => Err(anyhow::anyhow!("{e}")),
+                },
+            }
+            .map_err(|e| format!("{e:#}"));
+            if let Ok(s) = &st {
+                eprintln!("   run {}: storage {} bytes", rep + 1, s.bytes);
+            }
+            m.storage.push(st);
+            if let Some(p) = server.peak_rss() {
+                m.peak_rss.push(p);
+            }
+            if last {
+                for q in SUITE {
+                    let range = run_query(
+                        &server,
+                        "/api/v1/query_range",
+                        &range_params(q.expr),
+                        args.query_runs,
+                    );
+                    let instant = run_query(
+                        &server,
+                        "/api/v1/query",
+                        &instant_params(q.expr),
+                        args.query_runs,
+                    );
+                    m.queries.push((range, instant));
+                }
+                m.peak_rss_queries = server.peak_rss();
+            }
+            if let Err(e) = server.stop() {
+                eprintln!("   stop: {e:#}");
+            }
+            if kind == Kind::Hypnos {
+                let c = compaction(&hypnos, &ds, &work).map_err(|e| format!("{e:#}"));
+                match &c {
+                    Ok(c) => eprintln!(
+                        "   run {}: compaction merged {:.0} samples/s per core, downsampled {}",
+                        rep + 1,
+                        c.merge.samples_per_core_sec(),
+                        match &c.downsample {
+                            Ok(d) => format!("{:.0} samples/s per core", d.samples_per_core_sec()),
+                            Err(e) => format!("failed: {e}"),
+                        }
+                    ),
+                    Err(e) => eprintln!("   run {}: compaction failed: {e}", rep + 1),
+                }
+                m.compaction.push(c);
+            }
         }
-        m.ingest = Some(ing);
-        m.peak_rss = server.peak_rss();
-        // VictoriaMetrics buffers recent samples for a second or two before they are
-        // searchable.
-        if kind == Kind::VictoriaMetrics {
-            let _ = reqwest::blocking::get(format!("{}/internal/force_flush", server.url));
+        match missing {
+            Some(e) if m.ingest.is_empty() => measured.push(Err(e)),
+            _ => measured.push(Ok(m)),
         }
-        let st = match kind {
-            Kind::Hypnos => storage_hypnos(&server),
-            Kind::VictoriaMetrics => storage_victoria(&server),
-            Kind::Prometheus => match &promtool {
-                Ok(p) => storage_prometheus(p, &ds, &work),
-                Err(e) => Err(anyhow::anyhow!("{e}")),
-            },
-        }
-        .map_err(|e| format!("{e:#}"));
-        if let Ok(s) = &st {
-            eprintln!("   storage: {} bytes", s.bytes);
-        }
-        m.storage = Some(st);
-        for q in SUITE {
-            let range = run_query(
-                &server,
-                "/api/v1/query_range",
-                &range_params(q.expr),
-                args.query_runs,
-            );
-            let instant = run_query(
-                &server,
-                "/api/v1/query",
-                &instant_params(q.expr),
-                args.query_runs,
-            );
-            m.queries.push((range, instant));
-        }
-        m.peak_rss = server.peak_rss().or(m.peak_rss);
-        if let Err(e) = server.stop() {
-            eprintln!("   stop: {e:#}");
-        }
-        measured.push(Ok(m));
     }
 
     let rows = build_rows(&measured, samples, tenant0_series, ds.series.len());
@@ -345,7 +388,8 @@ pub fn run(args: &CompareArgs) -> Result<PathBuf> {
         md,
         "Data: {} series ({} of tenant-0), {samples} samples, {:.2} h at a 15 s interval \
          (±25 ms jitter), seed {}; {requests} remote-write requests of {} series each \
-         ({body_bytes} bytes snappy), {} concurrent senders, windows of {} min.\n",
+         ({body_bytes} bytes snappy), {} concurrent senders, windows of {} min. Ingest, \
+         storage and compaction ran {repeat} times per system (medians shown).\n",
         ds.series.len(),
         tenant0_series,
         duration_ms as f64 / 3_600_000.0,
@@ -405,61 +449,75 @@ fn build_rows(
             None => Figure::missing("not run"),
         })
     };
-    let ingest_fig =
-        |m: &Measured, f: &dyn Fn(&crate::workloads::IngestResult) -> Figure| match &m.ingest {
-            Some(Ok(r)) if r.failed_requests > 0 && r.samples == 0 => Figure::missing(format!(
-                "every request failed: {}",
-                r.first_error.clone().unwrap_or_default()
-            )),
-            Some(Ok(r)) => f(r),
-            Some(Err(e)) => Figure::missing(e.clone()),
-            None => Figure::missing("not run"),
-        };
+    // The median over repetitions of what `f` takes from each successful one; the first
+    // error when none succeeded.
+    fn median_of<T>(runs: &[Result<T, String>], f: &dyn Fn(&T) -> Option<f64>) -> Figure {
+        let mut v: Vec<f64> = runs.iter().flatten().filter_map(f).collect();
+        if v.is_empty() {
+            return match runs.iter().find_map(|r| r.as_ref().err()) {
+                Some(e) => Figure::missing(shorten(e, 80)),
+                None => Figure::missing("not run"),
+            };
+        }
+        Figure::Value(median(&mut v))
+    }
+    let ingest_fig = |m: &Measured, f: &dyn Fn(&crate::workloads::IngestResult) -> f64| {
+        let runs: Vec<Result<&crate::workloads::IngestResult, String>> = m
+            .ingest
+            .iter()
+            .map(|r| match r {
+                Ok(r) if r.failed_requests > 0 && r.samples == 0 => Err(format!(
+                    "every request failed: {}",
+                    r.first_error.clone().unwrap_or_default()
+                )),
+                Ok(r) => Ok(r),
+                Err(e) => Err(e.clone()),
+            })
+            .collect();
+        median_of(&runs, &|r| Some(f(r)))
+    };
+    let rss = |v: &[u64], per: f64| {
+        let runs: Vec<Result<u64, String>> = v.iter().map(|b| Ok(*b)).collect();
+        if runs.is_empty() {
+            return Figure::missing("no /proc/<pid>/status");
+        }
+        median_of(&runs, &|b| Some(*b as f64 / per))
+    };
     let mut rows = vec![
         Row::new(
             "ingest: samples/s",
-            per(&|m| ingest_fig(m, &|r| Figure::Value(r.samples_per_sec()))),
+            per(&|m| ingest_fig(m, &|r| r.samples_per_sec())),
         ),
         Row::new(
             "ingest: request latency p50 (ms)",
-            per(&|m| {
-                ingest_fig(m, &|r| {
-                    Figure::Value(ms(r.latency_quantile(0.5).unwrap_or_default()))
-                })
-            }),
+            per(&|m| ingest_fig(m, &|r| ms(r.latency_quantile(0.5).unwrap_or_default()))),
         ),
         Row::new(
             "ingest: request latency p99 (ms)",
-            per(&|m| {
-                ingest_fig(m, &|r| {
-                    Figure::Value(ms(r.latency_quantile(0.99).unwrap_or_default()))
-                })
-            }),
+            per(&|m| ingest_fig(m, &|r| ms(r.latency_quantile(0.99).unwrap_or_default()))),
         ),
         Row::new(
             "ingest: failed requests",
-            per(&|m| ingest_fig(m, &|r| Figure::Value(r.failed_requests as f64))),
+            per(&|m| ingest_fig(m, &|r| r.failed_requests as f64)),
         ),
         Row::new(
-            "peak RSS (MiB)",
-            per(&|m| match m.peak_rss {
+            "peak RSS after ingest (MiB)",
+            per(&|m| rss(&m.peak_rss, (1 << 20) as f64)),
+        ),
+        Row::new(
+            "peak RSS per series (KiB)",
+            per(&|m| rss(&m.peak_rss, 1024.0 * all_series.max(1) as f64)),
+        ),
+        Row::new(
+            "peak RSS after queries (MiB)",
+            per(&|m| match m.peak_rss_queries {
                 Some(b) => Figure::Value(b as f64 / (1 << 20) as f64),
                 None => Figure::missing("no /proc/<pid>/status"),
             }),
         ),
-        Row::new(
-            "peak RSS per series (KiB)",
-            per(&|m| match m.peak_rss {
-                Some(b) => Figure::Value(b as f64 / 1024.0 / all_series.max(1) as f64),
-                None => Figure::missing("no /proc/<pid>/status"),
-            }),
-        ),
     ];
-    let storage = |m: &Measured, f: &dyn Fn(u64) -> f64| match &m.storage {
-        Some(Ok(s)) => Figure::Value(f(s.bytes)),
-        Some(Err(e)) => Figure::missing(e.clone()),
-        None => Figure::missing("not run"),
-    };
+    let storage =
+        |m: &Measured, f: &dyn Fn(u64) -> f64| median_of(&m.storage, &|s| Some(f(s.bytes)));
     rows.push(Row::new(
         "storage: on disk (MiB)",
         per(&|m| storage(m, &|b| b as f64 / (1 << 20) as f64)),
@@ -490,16 +548,56 @@ fn build_rows(
             }
         }
     }
-    rows.push(Row::new(
-        "compaction: samples/s per core",
-        [
-            Figure::missing("compaction workload not built yet"),
-            Figure::missing("not measured: no Hypnos compaction figure to compare"),
-            Figure::missing("not measured: no Hypnos compaction figure to compare"),
-        ],
+    let peers = |what: &str| {
+        let why = format!("not comparable: {what}");
+        [Figure::missing(why.clone()), Figure::missing(why)]
+    };
+    let compaction_row = |name: &str, f: &dyn Fn(&CompactionResult) -> Option<f64>| {
+        let hypnos = match measured.first() {
+            Some(Ok(m)) => median_of(&m.compaction, f),
+            Some(Err(e)) => Figure::missing(e.clone()),
+            None => Figure::missing("not run"),
+        };
+        let [p, v] = peers("their compaction runs inside the server, unmeasured");
+        Row::new(name, [hypnos, p, v])
+    };
+    rows.push(compaction_row(
+        "compaction merge: samples/s per core",
+        &|c| Some(c.merge.samples_per_core_sec()),
+    ));
+    rows.push(compaction_row("compaction merge: wall time (s)", &|c| {
+        Some(c.merge.wall.as_secs_f64())
+    }));
+    rows.push(compaction_row("compaction merge: peak RSS (MiB)", &|c| {
+        c.merge.peak_rss.map(|b| b as f64 / (1 << 20) as f64)
+    }));
+    rows.push(compaction_row(
+        "compaction downsample: samples/s per core",
+        &|c| c.downsample.as_ref().ok().map(|d| d.samples_per_core_sec()),
+    ));
+    rows.push(compaction_row(
+        "compaction downsample: peak RSS (MiB)",
+        &|c| {
+            c.downsample
+                .as_ref()
+                .ok()
+                .and_then(|d| d.peak_rss)
+                .map(|b| b as f64 / (1 << 20) as f64)
+        },
     ));
     let _ = tenant0_series;
     rows
+}
+
+/// The median of `v` (the mean of the two middle values for an even count).
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn shorten(e: &str, max: usize) -> String {
@@ -557,9 +655,17 @@ fn method_notes(measured: &[Result<Measured, String>]) -> Vec<String> {
          window, so every series arrives in time order; samples/s = accepted samples / wall \
          time from the first request to the last answer"
             .to_string(),
-        "peak RSS: VmHWM of the server process after ingest and queries; per series = peak RSS \
-         / every series written (all samples of the run are in memory for Hypnos until the \
-         flush)"
+        "peak RSS: VmHWM of the server process after ingest and the storage step (median over \
+         the runs), and again at the end of the last run, after the queries; per series = peak \
+         RSS after ingest / every series written (all samples of the run are in memory for \
+         Hypnos until the flush)"
+            .to_string(),
+        "compaction (Hypnos only): the same data written as 2h raw blocks into a local bucket, \
+         then `hypnos compact --downsampling.disable` (merge in levels), then `hypnos compact` \
+         with the downsampling span thresholds lowered to 1ms so that the merged blocks get 5m \
+         and 1h blocks; samples/s per core = samples read (all raw samples, for both phases) / \
+         CPU seconds of the process (user + system from /proc/<pid>/stat, sampled every 10 ms); \
+         peak RSS is its VmHWM"
             .to_string(),
         "storage: bytes per sample = on-disk bytes (apparent file sizes, everything under the \
          directory) / samples generated"
@@ -570,11 +676,7 @@ fn method_notes(measured: &[Result<Measured, String>]) -> Vec<String> {
             .to_string(),
     ];
     for (kind, m) in Kind::ALL.iter().zip(measured) {
-        if let Ok(Measured {
-            storage: Some(Ok(s)),
-            ..
-        }) = m
-        {
+        if let Some(Ok(s)) = m.as_ref().ok().and_then(|m| m.storage.first()) {
             v.push(format!("storage of {}: {}", kind.name(), s.method));
         }
     }

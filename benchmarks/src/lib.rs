@@ -2,8 +2,9 @@
 //!
 //! Start at [`compare::run`], the one entry point (`hypnos-bench compare`): it generates a
 //! data set ([`gen`](r#gen)), encodes it ([`encode`]), starts each system ([`systems`]), runs the
-//! workloads ([`workloads`]) and renders the table ([`report`]).
+//! workloads ([`workloads`], [`compaction`]) and renders the table ([`report`]).
 
+pub mod compaction;
 pub mod compare;
 pub mod encode;
 pub mod r#gen;

@@ -229,7 +229,7 @@ fn fresh_dir(work: &Path, name: &str) -> Result<PathBuf> {
     Ok(d)
 }
 
-fn proc_status_kib(pid: u32, key: &str) -> Option<u64> {
+pub(crate) fn proc_status_kib(pid: u32, key: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines()
         .find(|l| l.starts_with(key))?

@@ -64,25 +64,33 @@ fn compare_smoke_prints_and_writes_the_table() {
         "ingest: samples/s",
         "storage: bytes per sample",
         "query rate range: median (ms)",
-        "compaction: samples/s per core",
+        "compaction merge: samples/s per core",
+        "compaction downsample: samples/s per core",
         "Hypnos/Prometheus",
         "Hypnos/VictoriaMetrics",
     ] {
         assert!(stdout.contains(row), "no {row:?} in\n{stdout}");
     }
-    // Hypnos measured itself: its ingest figure is a number, not `missing`.
-    let ingest = stdout
-        .lines()
-        .find(|l| l.starts_with("| ingest: samples/s"))
-        .expect("ingest row");
-    let hypnos_cell = ingest.split('|').nth(2).expect("Hypnos column").trim();
-    assert!(
-        hypnos_cell
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_digit()),
-        "Hypnos ingest figure: {hypnos_cell}"
-    );
+    // Hypnos measured itself: its ingest, merge and downsampling figures are numbers, not
+    // `missing`.
+    for row in [
+        "| ingest: samples/s",
+        "| compaction merge: samples/s per core",
+        "| compaction downsample: samples/s per core",
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("no {row} row"));
+        let hypnos_cell = line.split('|').nth(2).expect("Hypnos column").trim();
+        assert!(
+            hypnos_cell
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit()),
+            "Hypnos figure of {row}: {hypnos_cell}"
+        );
+    }
     // Answers that differ from Prometheus' are findings for the engine, reported in the
     // table's notes; the PromQL conformance suite is the gate for them, not this smoke run.
     for l in stdout.lines().filter(|l| l.contains("DIFFERENT")) {

@@ -12,7 +12,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ArrowReaderOptions;
 use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::errors::ParquetError;
-use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 
 use crate::SchemaError;
 
@@ -43,9 +43,18 @@ impl StoreReader {
         self
     }
 
-    /// Reads the footer (with page indexes when present).
+    /// Reads the footer with the offset index when the file has one (every block written
+    /// by Hypnos does), so that row selections fetch and decode only the pages they need.
     pub(super) async fn load_metadata(mut self) -> Result<Arc<ParquetMetaData>, SchemaError> {
-        Ok(self.get_metadata(None).await?)
+        if let Some(m) = &self.metadata {
+            return Ok(Arc::clone(m));
+        }
+        let size = self.size;
+        let m = ParquetMetaDataReader::new()
+            .with_offset_index_policy(PageIndexPolicy::Optional)
+            .load_and_finish(&mut self, size)
+            .await?;
+        Ok(Arc::new(m))
     }
 }
 

@@ -8,6 +8,8 @@ use arrow::array::{
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use object_store::ObjectStore;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::RowSelection;
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::statistics::Statistics;
@@ -49,6 +51,9 @@ pub struct BlockReader {
     tenant: TenantId,
     series: OnceCell<SeriesTable>,
     samples_footer: OnceCell<Arc<ParquetMetaData>>,
+    /// The first row of each series in `samples.parquet` (one more entry than series: the
+    /// row count), found once by reading the `series_ref` column.
+    row_index: OnceCell<Vec<u64>>,
 }
 
 /// Per series being read: timestamps stored inline, values (when wanted).
@@ -67,6 +72,7 @@ impl BlockReader {
             tenant,
             series: OnceCell::new(),
             samples_footer: OnceCell::new(),
+            row_index: OnceCell::new(),
         })
     }
 
@@ -187,6 +193,48 @@ impl BlockReader {
         })
     }
 
+    async fn row_index(&self) -> Result<&[u64], SchemaError> {
+        self.row_index
+            .get_or_try_init(|| async { self.load_row_index().await })
+            .await
+            .map(Vec::as_slice)
+    }
+
+    /// Reads the `series_ref` column alone (delta-encoded runs of one value: cheap) and
+    /// records where each series' rows start.
+    async fn load_row_index(&self) -> Result<Vec<u64>, SchemaError> {
+        let n = self.table().await?.labels.len();
+        let builder = ParquetRecordBatchStreamBuilder::new(self.samples_reader().await?).await?;
+        let mask = ProjectionMask::leaves(builder.parquet_schema(), [0]);
+        let mut stream = builder.with_projection(mask).build()?;
+        let mut counts = vec![0u64; n];
+        let mut last = 0u32;
+        while let Some(batch) = stream.try_next().await? {
+            let r = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<UInt32Array>()
+                .ok_or_else(|| self.corrupt("samples.parquet series_ref is not UInt32"))?;
+            for &x in r.values() {
+                if x < last || x as usize >= n {
+                    return Err(self.corrupt(format!(
+                        "samples.parquet rows are not sorted by known series refs (ref {x})"
+                    )));
+                }
+                last = x;
+                counts[x as usize] += 1;
+            }
+        }
+        let mut first = Vec::with_capacity(n + 1);
+        let mut acc = 0u64;
+        first.push(0);
+        for c in counts {
+            acc += c;
+            first.push(acc);
+        }
+        Ok(first)
+    }
+
     /// Every series of the block, indexed by series ref.
     pub async fn all_series(&self) -> Result<Arc<Vec<Labels>>, SchemaError> {
         Ok(Arc::clone(&self.table().await?.labels))
@@ -230,34 +278,62 @@ impl BlockReader {
             }
         }
         let needed: Vec<u32> = (0..n as u32).filter(|r| need[*r as usize] > 0).collect();
-
+        let first_row = self.row_index().await?;
         let builder = ParquetRecordBatchStreamBuilder::new(self.samples_reader().await?).await?;
-        // Row groups are sorted by series ref, so their statistics prune by series; by time
-        // too, unless a series shares another's timestamps (its rows carry none, and the
-        // positions of the shared vector must all be read).
-        let groups: Vec<usize> = builder
-            .metadata()
-            .row_groups()
-            .iter()
-            .enumerate()
-            .filter(|(_, rg)| {
-                let by_ref = match stat_range_u32(rg.column(0).statistics()) {
-                    Some((lo, hi)) => {
-                        let i = needed.partition_point(|r| *r < lo);
-                        i < needed.len() && needed[i] <= hi
-                    }
+        // Only the rows of the needed series are read: row groups that hold none are
+        // skipped, and within the others a row selection skips (with the offset index:
+        // without fetching or decoding) the pages of other series. Row groups are also
+        // pruned by time, unless a series shares another's timestamps (its rows carry none,
+        // and the positions of the shared vector must all be read).
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        for r in &needed {
+            let (a, b) = (first_row[*r as usize], first_row[*r as usize + 1]);
+            match ranges.last_mut() {
+                Some(last) if last.1 == a => last.1 = b,
+                _ if a < b => ranges.push((a, b)),
+                _ => {}
+            }
+        }
+        let mut groups = Vec::new();
+        let mut selection: Vec<std::ops::Range<usize>> = Vec::new();
+        let (mut group_start, mut selected_rows) = (0u64, 0usize);
+        for (i, rg) in builder.metadata().row_groups().iter().enumerate() {
+            let group_end = group_start + rg.num_rows() as u64;
+            let by_time = shared
+                || match stat_range_i64(rg.column(1).statistics()) {
+                    Some((lo, hi)) => range.overlaps(lo, hi),
                     None => true,
                 };
-                let by_time = shared
-                    || match stat_range_i64(rg.column(1).statistics()) {
-                        Some((lo, hi)) => range.overlaps(lo, hi),
-                        None => true,
-                    };
-                by_ref && by_time
-            })
-            .map(|(i, _)| i)
-            .collect();
-        let mut stream = builder.with_row_groups(groups).build()?;
+            let first = ranges.partition_point(|(_, b)| *b <= group_start);
+            let overlapping = ranges[first..]
+                .iter()
+                .take_while(|(a, _)| *a < group_end)
+                .map(|(a, b)| ((*a).max(group_start), (*b).min(group_end)));
+            if by_time {
+                let mut any = false;
+                for (a, b) in overlapping {
+                    any = true;
+                    let base = selected_rows as u64 - group_start;
+                    selection.push((a + base) as usize..(b + base) as usize);
+                }
+                if any {
+                    groups.push(i);
+                    selected_rows += rg.num_rows() as usize;
+                }
+            }
+            group_start = group_end;
+        }
+        if group_start != first_row[n] {
+            return Err(self.corrupt(format!(
+                "samples.parquet has {group_start} rows, its series_ref column counts {}",
+                first_row[n]
+            )));
+        }
+        let selection = RowSelection::from_consecutive_ranges(selection.into_iter(), selected_rows);
+        let mut stream = builder
+            .with_row_groups(groups)
+            .with_row_selection(selection)
+            .build()?;
         let mut acc: Vec<Option<Acc>> = (0..n).map(|_| None).collect();
         while let Some(batch) = stream.try_next().await? {
             let r = batch
@@ -342,13 +418,6 @@ impl BlockReader {
             }
         }
         Ok(out)
-    }
-}
-
-fn stat_range_u32(s: Option<&Statistics>) -> Option<(u32, u32)> {
-    match s {
-        Some(Statistics::Int32(v)) => Some((*v.min_opt()? as u32, *v.max_opt()? as u32)),
-        _ => None,
     }
 }
 

@@ -110,6 +110,13 @@ impl BlockWriter {
         self.ulid
     }
 
+    /// Widens the block's time range to hold `[min, max]` (a downsampled block keeps the
+    /// range of its source, whose first or last samples may be staleness markers).
+    pub fn cover_time_range(&mut self, min: i64, max: i64) {
+        self.min_time = self.min_time.min(min);
+        self.max_time = self.max_time.max(max);
+    }
+
     /// Series appended so far.
     pub fn num_series(&self) -> usize {
         self.labels.len()
