@@ -155,6 +155,13 @@ fn proc_cpu(pid: u32) -> Option<Duration> {
 /// Sums `num_samples` over the metas of the blocks of one resolution that are not marked
 /// for deletion.
 fn bucket_samples(bucket: &Path, resolution_ms: i64) -> Result<(usize, u64)> {
+    bucket_samples_where(bucket, &|m| m.resolution_ms == resolution_ms)
+}
+
+fn bucket_samples_where(
+    bucket: &Path,
+    keep: &dyn Fn(&hypnos_schemas::layout::BlockMeta) -> bool,
+) -> Result<(usize, u64)> {
     let mut blocks = 0;
     let mut samples = 0;
     for meta in walk_metas(&bucket.join(hypnos_schemas::layout::TENANTS_DIR))? {
@@ -168,7 +175,7 @@ fn bucket_samples(bucket: &Path, resolution_ms: i64) -> Result<(usize, u64)> {
         let m: hypnos_schemas::layout::BlockMeta =
             serde_json::from_slice(&std::fs::read(&meta)?)
                 .with_context(|| format!("parse {}", meta.display()))?;
-        if m.resolution_ms == resolution_ms {
+        if keep(&m) {
             blocks += 1;
             samples += m.num_samples;
         }
@@ -194,8 +201,8 @@ fn walk_metas(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// The whole workload: raw blocks written under `work`, a merge run with downsampling
-/// disabled, then a downsampling run whose span thresholds are lowered so that the merged
-/// blocks of this data set qualify.
+/// disabled, then a downsampling run whose span thresholds are lowered so that every block
+/// qualifies. The data must span at least 16 h, so that a whole 8 h window is merged.
 pub fn compaction(hypnos: &Path, ds: &Dataset, work: &Path) -> Result<CompactionResult> {
     let bucket = work.join("compaction-bucket");
     if bucket.exists() {
@@ -208,11 +215,17 @@ pub fn compaction(hypnos: &Path, ds: &Dataset, work: &Path) -> Result<Compaction
         &["--downsampling.disable"],
         &work.join("compact-merge.log"),
     )?;
-    merge.samples = samples;
     let (_, raw_samples) = bucket_samples(&bucket, 0)?;
     if raw_samples != samples {
         bail!("after compaction the raw blocks hold {raw_samples} samples, {samples} were written");
     }
+    // Samples merged: those now in compacted blocks (the last, open windows stay as they
+    // were).
+    let (merged_blocks, merged) = bucket_samples_where(&bucket, &|m| m.level > 1)?;
+    if merged_blocks == 0 {
+        bail!("nothing was merged: the data must span at least two level-2 windows (16 h)");
+    }
+    merge.samples = merged;
     let downsample = run_compact(
         hypnos,
         &bucket,

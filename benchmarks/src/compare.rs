@@ -237,6 +237,23 @@ pub fn run(args: &CompareArgs) -> Result<PathBuf> {
         ds.series.len()
     );
 
+    // The compaction workload needs a closed 8 h window to merge: short runs (smoke) get
+    // 18 h of one instance for it.
+    let short;
+    let compaction_ds = if duration_ms < 16 * 3_600_000 {
+        short = Dataset::generate(&GenConfig {
+            series: 58,
+            start_ms: end - 18 * 3_600_000,
+            duration_ms: 18 * 3_600_000,
+            tenants: 1,
+            churn_ms: None,
+            ..cfg.clone()
+        });
+        &short
+    } else {
+        &ds
+    };
+
     let (lo, hi) = ds.time_range();
     let range_start = (lo + 59_999) / 60_000 * 60_000;
     let range_end = hi / 60_000 * 60_000;
@@ -349,7 +366,7 @@ pub fn run(args: &CompareArgs) -> Result<PathBuf> {
                 eprintln!("   stop: {e:#}");
             }
             if kind == Kind::Hypnos {
-                let c = compaction(&hypnos, &ds, &work).map_err(|e| format!("{e:#}"));
+                let c = compaction(&hypnos, compaction_ds, &work).map_err(|e| format!("{e:#}"));
                 match &c {
                     Ok(c) => eprintln!(
                         "   run {}: compaction merged {:.0} samples/s per core, downsampled {}",

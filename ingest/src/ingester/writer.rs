@@ -108,15 +108,20 @@ impl WalWriter {
         }
         shared.metrics.wal_fsyncs.inc();
         let mut touched: Vec<TenantId> = Vec::new();
+        let mut replies = Vec::with_capacity(batch.len());
         for a in batch {
             let stats = shared.apply(&a.tenant, a.req);
             if !touched.contains(&a.tenant) {
                 touched.push(a.tenant);
             }
-            let _ = a.reply.send(Ok(stats));
+            replies.push((a.reply, stats));
         }
+        // Gauges first: a writer that has its answer sees its samples counted.
         for t in &touched {
             shared.update_gauges(t);
+        }
+        for (reply, stats) in replies {
+            let _ = reply.send(Ok(stats));
         }
     }
 

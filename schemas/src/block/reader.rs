@@ -10,9 +10,8 @@ use futures::TryStreamExt;
 use object_store::ObjectStore;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::RowSelection;
-use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+use parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
 use parquet::file::metadata::ParquetMetaData;
-use parquet::file::statistics::Statistics;
 use tokio::sync::OnceCell;
 
 use super::codec::decode;
@@ -54,13 +53,6 @@ pub struct BlockReader {
     /// The first row of each series in `samples.parquet` (one more entry than series: the
     /// row count), found once by reading the `series_ref` column.
     row_index: OnceCell<Vec<u64>>,
-}
-
-/// Per series being read: timestamps stored inline, values (when wanted).
-#[derive(Default)]
-struct Acc {
-    ts: Vec<i64>,
-    values: Vec<f64>,
 }
 
 impl BlockReader {
@@ -251,6 +243,12 @@ impl BlockReader {
 
     /// The samples of the series `refs` (sorted, unique) within `range`, in ref order;
     /// series without samples in the range are left out.
+    ///
+    /// Two passes, each reading only the rows it needs (a row selection over the row index;
+    /// with the offset index, pages holding none of them are neither fetched nor decoded):
+    /// first the timestamps of every series whose timestamp vector is needed (a series'
+    /// own, or the one it shares), then, for each wanted series, the values of the rows
+    /// whose timestamps fall in `range`.
     pub async fn read_refs(
         &self,
         refs: &[u32],
@@ -266,32 +264,134 @@ impl BlockReader {
                 "series refs must be sorted, unique and known".into(),
             ));
         }
-        // Series to read: the wanted ones and those holding their timestamps.
-        let mut need = vec![0u8; n]; // 1: timestamps only, 2: timestamps and values
-        let mut shared = false;
-        for r in refs {
-            need[*r as usize] = 2;
-            let t = table.ts_refs[*r as usize];
-            if t != *r {
-                shared = true;
-                need[t as usize] = need[t as usize].max(1);
+        let first_row = self.row_index().await?;
+        let rows_of = |r: u32| (first_row[r as usize], first_row[r as usize + 1]);
+
+        // Pass 1: timestamp vectors.
+        let mut sources: Vec<u32> = refs.iter().map(|r| table.ts_refs[*r as usize]).collect();
+        sources.sort_unstable();
+        sources.dedup();
+        let mut ts_of: Vec<Option<Vec<i64>>> = vec![None; n];
+        let ranges: Vec<(u64, u64)> = sources.iter().map(|r| rows_of(*r)).collect();
+        let mut stream = self.stream_rows(&ranges, &[SERIES_REF, TIMESTAMP]).await?;
+        while let Some(batch) = stream.try_next().await? {
+            let (Some(r), Some(t)) = (
+                column::<UInt32Array>(&batch, SERIES_REF),
+                column::<Int64Array>(&batch, TIMESTAMP),
+            ) else {
+                return Err(self.corrupt("samples.parquet has unexpected column types"));
+            };
+            for (i, sref) in r.values().iter().enumerate() {
+                if t.is_null(i) {
+                    return Err(self.corrupt(format!("series {sref} lacks timestamps")));
+                }
+                ts_of[*sref as usize]
+                    .get_or_insert_with(Vec::new)
+                    .push(t.value(i));
             }
         }
-        let needed: Vec<u32> = (0..n as u32).filter(|r| need[*r as usize] > 0).collect();
-        let first_row = self.row_index().await?;
+
+        // Pass 2: the values of each wanted series within the range.
+        let mut spans: Vec<(u32, usize, usize)> = Vec::with_capacity(refs.len());
+        let mut ranges: Vec<(u64, u64)> = Vec::with_capacity(refs.len());
+        for r in refs {
+            let src = table.ts_refs[*r as usize];
+            let Some(ts) = ts_of[src as usize].as_ref() else {
+                return Err(self.corrupt(format!("series {r} lacks timestamps")));
+            };
+            let (a, b) = rows_of(*r);
+            if b - a != ts.len() as u64 {
+                return Err(self.corrupt(format!(
+                    "series {r} has {} values for {} timestamps",
+                    b - a,
+                    ts.len()
+                )));
+            }
+            let lo = ts.partition_point(|x| *x < range.min);
+            let hi = ts.partition_point(|x| *x <= range.max);
+            if lo < hi {
+                spans.push((*r, lo, hi));
+                ranges.push((a + lo as u64, a + hi as u64));
+            }
+        }
+        let mut values: Vec<Vec<f64>> = spans
+            .iter()
+            .map(|(_, lo, hi)| Vec::with_capacity(hi - lo))
+            .collect();
+        let mut stream = self
+            .stream_rows(&ranges, &[SERIES_REF, VALUE, VALUE_INT_COL])
+            .await?;
+        let mut span = 0usize;
+        while let Some(batch) = stream.try_next().await? {
+            let (Some(r), Some(v)) = (
+                column::<UInt32Array>(&batch, SERIES_REF),
+                column::<Float64Array>(&batch, VALUE),
+            ) else {
+                return Err(self.corrupt("samples.parquet has unexpected column types"));
+            };
+            let vi = column::<Int64Array>(&batch, VALUE_INT_COL);
+            for k in 0..batch.num_rows() {
+                let sref = r.value(k);
+                while span < spans.len() && spans[span].0 != sref {
+                    span += 1;
+                }
+                if span == spans.len() {
+                    return Err(self.corrupt(format!("unexpected row of series {sref}")));
+                }
+                let x = if !v.is_null(k) {
+                    v.value(k)
+                } else {
+                    match vi.filter(|a| !a.is_null(k)) {
+                        Some(a) => decode(a.value(k), table.scales[sref as usize]),
+                        None => return Err(self.corrupt(format!("series {sref} lacks a value"))),
+                    }
+                };
+                values[span].push(x);
+            }
+        }
+        let mut out = Vec::with_capacity(spans.len());
+        for ((r, lo, hi), vals) in spans.into_iter().zip(values) {
+            if vals.len() != hi - lo {
+                return Err(self.corrupt(format!(
+                    "series {r}: read {} values for {} timestamps",
+                    vals.len(),
+                    hi - lo
+                )));
+            }
+            let ts = ts_of[table.ts_refs[r as usize] as usize]
+                .as_ref()
+                .expect("checked above");
+            out.push(RefSamples {
+                series_ref: r,
+                timestamps: Int64Array::from(ts[lo..hi].to_vec()),
+                values: Float64Array::from(vals),
+            });
+        }
+        Ok(out)
+    }
+
+    /// A stream of the rows `ranges` (global row numbers, sorted, disjoint) of
+    /// `samples.parquet`, with the named columns (those the file has).
+    async fn stream_rows(
+        &self,
+        ranges: &[(u64, u64)],
+        columns: &[&str],
+    ) -> Result<ParquetRecordBatchStream<StoreReader>, SchemaError> {
         let builder = ParquetRecordBatchStreamBuilder::new(self.samples_reader().await?).await?;
-        // Only the rows of the needed series are read: row groups that hold none are
-        // skipped, and within the others a row selection skips (with the offset index:
-        // without fetching or decoding) the pages of other series. Row groups are also
-        // pruned by time, unless a series shares another's timestamps (its rows carry none,
-        // and the positions of the shared vector must all be read).
-        let mut ranges: Vec<(u64, u64)> = Vec::new();
-        for r in &needed {
-            let (a, b) = (first_row[*r as usize], first_row[*r as usize + 1]);
-            match ranges.last_mut() {
+        let leaves: Vec<usize> = builder
+            .parquet_schema()
+            .columns()
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| columns.contains(&c.name()))
+            .map(|(i, _)| i)
+            .collect();
+        let mask = ProjectionMask::leaves(builder.parquet_schema(), leaves);
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+        for &(a, b) in ranges.iter().filter(|(a, b)| a < b) {
+            match merged.last_mut() {
                 Some(last) if last.1 == a => last.1 = b,
-                _ if a < b => ranges.push((a, b)),
-                _ => {}
+                _ => merged.push((a, b)),
             }
         }
         let mut groups = Vec::new();
@@ -299,135 +399,34 @@ impl BlockReader {
         let (mut group_start, mut selected_rows) = (0u64, 0usize);
         for (i, rg) in builder.metadata().row_groups().iter().enumerate() {
             let group_end = group_start + rg.num_rows() as u64;
-            let by_time = shared
-                || match stat_range_i64(rg.column(1).statistics()) {
-                    Some((lo, hi)) => range.overlaps(lo, hi),
-                    None => true,
-                };
-            let first = ranges.partition_point(|(_, b)| *b <= group_start);
-            let overlapping = ranges[first..]
+            let first = merged.partition_point(|(_, b)| *b <= group_start);
+            let mut any = false;
+            for (a, b) in merged[first..]
                 .iter()
                 .take_while(|(a, _)| *a < group_end)
-                .map(|(a, b)| ((*a).max(group_start), (*b).min(group_end)));
-            if by_time {
-                let mut any = false;
-                for (a, b) in overlapping {
-                    any = true;
-                    let base = selected_rows as u64 - group_start;
-                    selection.push((a + base) as usize..(b + base) as usize);
-                }
-                if any {
-                    groups.push(i);
-                    selected_rows += rg.num_rows() as usize;
-                }
+                .map(|(a, b)| ((*a).max(group_start), (*b).min(group_end)))
+            {
+                any = true;
+                let local = |x: u64| (x - group_start) as usize + selected_rows;
+                selection.push(local(a)..local(b));
+            }
+            if any {
+                groups.push(i);
+                selected_rows += rg.num_rows() as usize;
             }
             group_start = group_end;
         }
-        if group_start != first_row[n] {
-            return Err(self.corrupt(format!(
-                "samples.parquet has {group_start} rows, its series_ref column counts {}",
-                first_row[n]
-            )));
-        }
         let selection = RowSelection::from_consecutive_ranges(selection.into_iter(), selected_rows);
-        let mut stream = builder
+        Ok(builder
+            .with_projection(mask)
             .with_row_groups(groups)
             .with_row_selection(selection)
-            .build()?;
-        let mut acc: Vec<Option<Acc>> = (0..n).map(|_| None).collect();
-        while let Some(batch) = stream.try_next().await? {
-            let r = batch
-                .column_by_name(SERIES_REF)
-                .and_then(|c| c.as_any().downcast_ref::<UInt32Array>());
-            let t = batch
-                .column_by_name(TIMESTAMP)
-                .and_then(|c| c.as_any().downcast_ref::<Int64Array>());
-            let v = batch
-                .column_by_name(VALUE)
-                .and_then(|c| c.as_any().downcast_ref::<Float64Array>());
-            let vi = batch
-                .column_by_name(VALUE_INT_COL)
-                .and_then(|c| c.as_any().downcast_ref::<Int64Array>());
-            let (Some(r), Some(t), Some(v)) = (r, t, v) else {
-                return Err(self.corrupt("samples.parquet has unexpected column types"));
-            };
-            let mut i = 0;
-            while i < batch.num_rows() {
-                let sref = r.value(i);
-                let mut j = i;
-                while j < batch.num_rows() && r.value(j) == sref {
-                    j += 1;
-                }
-                let s = sref as usize;
-                if s >= n {
-                    return Err(self.corrupt(format!("sample references unknown series {sref}")));
-                }
-                if need[s] > 0 {
-                    let a = acc[s].get_or_insert_with(Acc::default);
-                    if table.ts_refs[s] == sref {
-                        if t.null_count() > 0 && (i..j).any(|k| t.is_null(k)) {
-                            return Err(self.corrupt(format!("series {sref} lacks timestamps")));
-                        }
-                        a.ts.extend_from_slice(&t.values()[i..j]);
-                    }
-                    if need[s] == 2 {
-                        let scale = table.scales[s];
-                        for k in i..j {
-                            let x = if !v.is_null(k) {
-                                v.value(k)
-                            } else {
-                                match vi.filter(|a| !a.is_null(k)) {
-                                    Some(a) => decode(a.value(k), scale),
-                                    None => {
-                                        return Err(
-                                            self.corrupt(format!("series {sref} lacks a value"))
-                                        );
-                                    }
-                                }
-                            };
-                            a.values.push(x);
-                        }
-                    }
-                }
-                i = j;
-            }
-        }
-        let mut out = Vec::with_capacity(refs.len());
-        for r in refs {
-            let s = *r as usize;
-            let Some(a) = acc[s].as_ref() else { continue };
-            let ts = match acc[table.ts_refs[s] as usize].as_ref() {
-                Some(src) => &src.ts,
-                None => return Err(self.corrupt(format!("series {r} lacks timestamps"))),
-            };
-            if ts.len() != a.values.len() {
-                return Err(self.corrupt(format!(
-                    "series {r} has {} values for {} timestamps",
-                    a.values.len(),
-                    ts.len()
-                )));
-            }
-            let lo = ts.partition_point(|x| *x < range.min);
-            let hi = ts.partition_point(|x| *x <= range.max);
-            if lo < hi {
-                out.push(RefSamples {
-                    series_ref: *r,
-                    timestamps: Int64Array::from(ts[lo..hi].to_vec()),
-                    values: Float64Array::from(a.values[lo..hi].to_vec()),
-                });
-            }
-        }
-        Ok(out)
+            .build()?)
     }
 }
 
-fn stat_range_i64(s: Option<&Statistics>) -> Option<(i64, i64)> {
-    match s {
-        Some(Statistics::Int64(v)) if v.null_count_opt() == Some(0) => {
-            Some((*v.min_opt()?, *v.max_opt()?))
-        }
-        _ => None,
-    }
+fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Option<&'a T> {
+    batch.column_by_name(name)?.as_any().downcast_ref::<T>()
 }
 
 #[async_trait]
