@@ -150,6 +150,14 @@ pub(crate) struct AllArgs {
     /// changes. Without it nothing is limited.
     #[arg(long, env = "HYPNOS_LIMITS_FILE")]
     pub(crate) limits_file: Option<PathBuf>,
+
+    /// Queries without a `max_source_resolution` parameter read downsampled data where their
+    /// step allows (`auto`) instead of raw data only.
+    #[arg(
+        long = "query.auto-downsampling",
+        env = "HYPNOS_QUERY_AUTO_DOWNSAMPLING"
+    )]
+    pub(crate) query_auto_downsampling: bool,
 }
 
 /// Compaction settings shared by `hypnos compact` and `hypnos all`.
@@ -179,6 +187,19 @@ pub(crate) struct CompactFlags {
     /// How long a replaced block stays after its deletion mark (readers may still use it).
     #[arg(long = "delete-delay", env = "HYPNOS_DELETE_DELAY", default_value = "48h", value_parser = parse_duration)]
     pub(crate) delete_delay: Duration,
+
+    /// Do not downsample: without it, raw blocks spanning 40h or more get a 5m-resolution
+    /// block and 5m blocks spanning 10 days or more a 1h block.
+    #[arg(long = "downsampling.disable", env = "HYPNOS_DOWNSAMPLING_DISABLE")]
+    pub(crate) downsampling_disable: bool,
+
+    /// Advanced (tests): the shortest raw block that is downsampled to 5m.
+    #[arg(long = "downsample.5m-min-span", env = "HYPNOS_DOWNSAMPLE_5M_MIN_SPAN", default_value = "40h", value_parser = parse_positive_duration, hide = true)]
+    pub(crate) downsample_5m_min_span: Duration,
+
+    /// Advanced (tests): the shortest 5m block that is downsampled to 1h.
+    #[arg(long = "downsample.1h-min-span", env = "HYPNOS_DOWNSAMPLE_1H_MIN_SPAN", default_value = "10d", value_parser = parse_positive_duration, hide = true)]
+    pub(crate) downsample_1h_min_span: Duration,
 }
 
 /// Where the bucket is, for the commands that only need the bucket.
@@ -222,6 +243,11 @@ pub(crate) struct CompactArgs {
     /// Pause between runs with --wait.
     #[arg(long = "wait-interval", env = "HYPNOS_COMPACT_WAIT_INTERVAL", default_value = "5m", value_parser = parse_positive_duration)]
     pub(crate) wait_interval: Duration,
+
+    /// YAML of per-tenant limits, of which the compactor uses the per-tenant retentions
+    /// (`retention_raw`, `retention_5m`, `retention_1h`); re-read at every run.
+    #[arg(long, env = "HYPNOS_LIMITS_FILE")]
+    pub(crate) limits_file: Option<PathBuf>,
 }
 
 /// `hypnos tools ...`.
@@ -340,6 +366,38 @@ mod tests {
         assert_eq!(c.compact.retention_raw, Duration::from_secs(30 * 86400));
         assert_eq!(c.compact.retention_5m, Duration::ZERO);
         assert_eq!(c.compact.delete_delay, Duration::ZERO);
+        assert!(!c.compact.downsampling_disable);
+        assert_eq!(
+            c.compact.downsample_5m_min_span,
+            Duration::from_secs(40 * 3600)
+        );
+        assert_eq!(
+            c.compact.downsample_1h_min_span,
+            Duration::from_secs(240 * 3600)
+        );
+        assert!(c.limits_file.is_none());
+        let cli = Cli::try_parse_from([
+            "hypnos",
+            "compact",
+            "--downsampling.disable",
+            "--downsample.5m-min-span",
+            "10s",
+            "--downsample.1h-min-span",
+            "1m",
+            "--limits-file",
+            "limits.yml",
+        ])
+        .unwrap();
+        let Command::Compact(c) = cli.command else {
+            panic!("not compact")
+        };
+        assert!(c.compact.downsampling_disable);
+        assert_eq!(c.compact.downsample_5m_min_span, Duration::from_secs(10));
+        assert_eq!(c.compact.downsample_1h_min_span, Duration::from_secs(60));
+        assert_eq!(c.limits_file, Some(PathBuf::from("limits.yml")));
+        assert!(
+            Cli::try_parse_from(["hypnos", "compact", "--downsample.5m-min-span", "0s"]).is_err()
+        );
         let cli =
             Cli::try_parse_from(["hypnos", "tools", "bucket", "ls", "--data-dir", "x"]).unwrap();
         assert_eq!(cli.command.name(), "tools");
@@ -349,6 +407,11 @@ mod tests {
         };
         assert_eq!(a.compact_interval, Duration::from_secs(300));
         assert_eq!(a.compact.delete_delay, Duration::from_secs(48 * 3600));
+        let cli = Cli::try_parse_from(["hypnos", "all", "--downsampling.disable"]).unwrap();
+        let Command::All(a) = cli.command else {
+            panic!("not all")
+        };
+        assert!(a.compact.downsampling_disable);
     }
 
     #[test]

@@ -1,18 +1,21 @@
 //! `hypnos compact` (once, or every --wait-interval with --wait) and the compactor loop that
-//! `hypnos all` runs every --compact-interval.
+//! `hypnos all` runs every --compact-interval. Both take per-tenant retentions from
+//! `--limits-file`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use hypnos_compactor::{CompactError, Compactor, CompactorConfig};
+use hypnos_compactor::{CompactError, Compactor, CompactorConfig, TenantRetention};
 use hypnos_engine::BlockCatalog;
 use object_store::ObjectStore;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::cli::{BucketArgs, CompactArgs, CompactFlags};
+use crate::limits::{LimitsConfig, tenant_retention};
 use crate::objstore::BucketConfig;
+use crate::reload::Reloading;
 
 /// The bucket named by --objstore-url, --objstore-config-file or <data-dir>/bucket.
 pub(crate) fn bucket(args: &BucketArgs) -> anyhow::Result<BucketConfig> {
@@ -30,8 +33,9 @@ fn nonzero(d: Duration) -> Option<Duration> {
     (!d.is_zero()).then_some(d)
 }
 
-/// The compactor configuration of the flags.
-pub(crate) fn config(flags: &CompactFlags) -> CompactorConfig {
+/// The compactor configuration of the flags, with the per-tenant retentions of the limits
+/// file when there is one.
+pub(crate) fn config(flags: &CompactFlags, retention: Option<TenantRetention>) -> CompactorConfig {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "hypnos".into());
     CompactorConfig {
         replica_labels: flags.dedup_replica_labels.clone(),
@@ -39,6 +43,10 @@ pub(crate) fn config(flags: &CompactFlags) -> CompactorConfig {
         retention_raw: nonzero(flags.retention_raw),
         retention_5m: nonzero(flags.retention_5m),
         retention_1h: nonzero(flags.retention_1h),
+        tenant_retention: retention,
+        downsample: !flags.downsampling_disable,
+        downsample_5m_min_span: flags.downsample_5m_min_span,
+        downsample_1h_min_span: flags.downsample_1h_min_span,
         owner: format!(
             "{host}/{}/{}",
             std::process::id(),
@@ -54,12 +62,22 @@ pub(crate) fn config(flags: &CompactFlags) -> CompactorConfig {
 pub(crate) async fn run_compact(args: CompactArgs) -> anyhow::Result<()> {
     let bucket = bucket(&args.bucket)?;
     let store = bucket.build()?;
-    let compactor = Compactor::new(store, config(&args.compact))?;
+    let limits = args
+        .limits_file
+        .as_deref()
+        .map(|p| Reloading::load(p, "limits file", LimitsConfig::parse))
+        .transpose()?;
+    let retention = limits.as_ref().map(|l| tenant_retention(Arc::clone(l)));
+    let compactor = Compactor::new(store, config(&args.compact, retention))?;
     info!(bucket = %bucket.describe(), wait = args.wait, "compactor starting");
     loop {
+        if let Some(l) = &limits {
+            l.check();
+        }
         match compactor.run_once().await {
             Ok(r) => info!(
                 written = r.written.len(),
+                downsampled = r.downsampled.len(),
                 marked = r.marked,
                 deleted = r.deleted,
                 "compaction run done"
@@ -87,23 +105,25 @@ pub(crate) fn spawn_in_all(
     catalog: Arc<BlockCatalog>,
     flags: &CompactFlags,
     interval: Duration,
+    limits: Option<Arc<Reloading<LimitsConfig>>>,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
     if interval.is_zero() {
         return Ok(None);
     }
-    let compactor = Compactor::new(store, config(flags))?;
+    let compactor = Compactor::new(store, config(flags, limits.map(tenant_retention)))?;
     Ok(Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             match compactor.run_once().await {
-                Ok(r) if r.written.is_empty() && r.deleted == 0 => {
+                Ok(r) if r.written.is_empty() && r.downsampled.is_empty() && r.deleted == 0 => {
                     debug!("compaction: nothing to do")
                 }
                 Ok(r) => {
                     info!(
                         written = r.written.len(),
+                        downsampled = r.downsampled.len(),
                         marked = r.marked,
                         deleted = r.deleted,
                         "compaction run done"

@@ -21,8 +21,11 @@
 //!   max_query_range: 32d            # query_range end - start
 //!   max_concurrent_queries: 20
 //!   query_timeout: 2m
+//!   retention_raw: 30d              # compactor; absent: --retention.resolution-raw,
+//!   retention_5m: 90d               # 0: kept forever
+//!   retention_1h: 1y
 //! tenants:
-//!   team-a: { ingestion_rate: 500000, max_series: 5000000 }
+//!   team-a: { ingestion_rate: 500000, max_series: 5000000, retention_raw: 0 }
 //! ```
 
 use std::collections::HashMap;
@@ -31,6 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use hypnos_compactor::{RetentionOverride, TenantRetention};
 use hypnos_ingest::WriteLimits;
 use hypnos_schemas::TenantId;
 use serde::Deserialize;
@@ -53,6 +57,9 @@ pub(crate) struct ReadLimits {
 pub(crate) struct TenantLimits {
     pub(crate) write: WriteLimits,
     pub(crate) read: ReadLimits,
+    /// How long the compactor keeps the tenant's blocks, per resolution (`None`: the
+    /// `--retention.*` flag; zero: forever).
+    pub(crate) retention: RetentionOverride,
 }
 
 /// The limits file, resolved: the defaults and each overridden tenant's full limits.
@@ -114,6 +121,24 @@ struct LimitsSpec {
     max_query_range: Option<String>,
     max_concurrent_queries: Option<usize>,
     query_timeout: Option<String>,
+    retention_raw: Option<String>,
+    retention_5m: Option<String>,
+    retention_1h: Option<String>,
+}
+
+/// A retention field: absent inherits `base`, `0` keeps forever (`Some(ZERO)`).
+fn retention(
+    name: &str,
+    v: &Option<String>,
+    base: Option<Duration>,
+) -> Result<Option<Duration>, String> {
+    match v.as_deref().map(str::trim) {
+        None => Ok(base),
+        Some("0") => Ok(Some(Duration::ZERO)),
+        Some(s) => humantime::parse_duration(s)
+            .map(Some)
+            .map_err(|e| format!("{name}: {e} (examples: 0, 30d, 1y)")),
+    }
 }
 
 /// A duration field: `0` means unlimited.
@@ -194,6 +219,11 @@ impl LimitsSpec {
                     .unwrap_or(r.max_concurrent_queries),
                 query_timeout: duration("query_timeout", &self.query_timeout, r.query_timeout)?,
             },
+            retention: RetentionOverride {
+                raw: retention("retention_raw", &self.retention_raw, base.retention.raw)?,
+                res_5m: retention("retention_5m", &self.retention_5m, base.retention.res_5m)?,
+                res_1h: retention("retention_1h", &self.retention_1h, base.retention.res_1h)?,
+            },
         })
     }
 }
@@ -231,6 +261,11 @@ impl Limits {
     pub(crate) fn gates(&self) -> &QueryGates {
         &self.gates
     }
+}
+
+/// The compactor's per-tenant retention lookup over a limits file (re-read by its owner).
+pub(crate) fn tenant_retention(file: Arc<Reloading<LimitsConfig>>) -> TenantRetention {
+    TenantRetention::new(move |t| file.get().for_tenant(t).retention)
 }
 
 /// Queries running per tenant.
@@ -307,6 +342,34 @@ mod tests {
             let e = LimitsConfig::parse(bad).unwrap_err();
             assert!(e.contains(want), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn retention_overrides() {
+        let c = LimitsConfig::parse(
+            "defaults:\n  retention_5m: 90d\n\
+             tenants:\n  short: {retention_raw: 7d}\n  forever: {retention_raw: 0, retention_5m: '0s'}\n",
+        )
+        .unwrap();
+        let day = Duration::from_secs(86_400);
+        let other = c.for_tenant(&TenantId::new("other").unwrap()).retention;
+        assert_eq!(
+            other,
+            RetentionOverride {
+                raw: None,
+                res_5m: Some(90 * day),
+                res_1h: None
+            }
+        );
+        let short = c.for_tenant(&TenantId::new("short").unwrap()).retention;
+        assert_eq!((short.raw, short.res_5m), (Some(7 * day), Some(90 * day)));
+        let forever = c.for_tenant(&TenantId::new("forever").unwrap()).retention;
+        assert_eq!(
+            (forever.raw, forever.res_5m, forever.res_1h),
+            (Some(Duration::ZERO), Some(Duration::ZERO), None)
+        );
+        let e = LimitsConfig::parse("tenants: {a: {retention_1h: later}}").unwrap_err();
+        assert!(e.contains("retention_1h") && e.contains("tenant a"), "{e}");
     }
 
     #[test]

@@ -1,12 +1,21 @@
 //! `hypnos tools bucket ls|inspect`: the blocks of a bucket per tenant, from their metas.
+//!
+//! `RES` is the resolution (`raw`, `5m`, `1h`). `SAMPLES` counts the stored points: for a
+//! downsampled block, one per aggregate and window. `B/SAMPLE` is bytes per raw sample: for
+//! a downsampled block, the bytes divided by the raw samples its windows stand for (the sum
+//! of its `count` series, read from the block), so resolutions compare directly.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use futures::TryStreamExt;
-use hypnos_schemas::block::read_meta;
+use hypnos_schemas::TimeRange;
+use hypnos_schemas::block::{BlockReader, read_meta};
 use hypnos_schemas::layout::{
     BlockMeta, DELETION_MARK_FILE, META_FILE, TENANTS_DIR, parse_block_path,
 };
+use hypnos_schemas::source::{AGGR_LABEL, ReadAggregate};
+use object_store::ObjectStore;
 use object_store::path::Path;
 
 use crate::cli::{BucketArgs, BucketCommand, ToolsArgs, ToolsCommand};
@@ -28,6 +37,32 @@ fn resolution(ms: i64) -> String {
         0 => "raw".into(),
         ms => humantime::format_duration(std::time::Duration::from_millis(ms as u64)).to_string(),
     }
+}
+
+/// The raw samples a block stands for: its samples when raw, the sum of its `count` series
+/// when downsampled.
+async fn raw_samples(store: &Arc<dyn ObjectStore>, m: &BlockMeta) -> anyhow::Result<u64> {
+    if m.resolution_ms == 0 {
+        return Ok(m.num_samples);
+    }
+    let reader = BlockReader::new(Arc::clone(store), m.clone())?;
+    let count = ReadAggregate::Count.label_value();
+    let refs: Vec<u32> = reader
+        .all_series()
+        .await?
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| Some(l.get(AGGR_LABEL)) == count)
+        .map(|(r, _)| r as u32)
+        .collect();
+    let all = TimeRange::new(i64::MIN, i64::MAX);
+    Ok(reader
+        .read_refs(&refs, all)
+        .await?
+        .iter()
+        .flat_map(|s| s.values.values().iter())
+        .map(|v| *v as u64)
+        .sum())
 }
 
 /// Runs `hypnos tools ...`; prints to stdout.
@@ -65,15 +100,17 @@ pub(crate) async fn run_tools(args: ToolsArgs) -> anyhow::Result<()> {
         "{:<16} {:<26} {:<20} {:<20} {:>5} {:>5} {:>9} {:>12} {:>12} {:>8}  {}",
         h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10]
     );
-    let mut totals: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+    // Per tenant and resolution: blocks, stored points, raw samples, bytes.
+    let mut totals: BTreeMap<(String, i64), (u64, u64, u64, u64)> = BTreeMap::new();
     for ((tenant, ulid), (meta, marked)) in &blocks {
         let Some(m) = meta else {
             println!("{tenant:<16} {ulid:<26} (no meta.json: partial upload)");
             continue;
         };
         let bytes = m.data_bytes();
-        let t = totals.entry(tenant.clone()).or_default();
-        *t = (t.0 + 1, t.1 + m.num_samples, t.2 + bytes);
+        let raw = raw_samples(&store, m).await?;
+        let t = totals.entry((tenant.clone(), m.resolution_ms)).or_default();
+        *t = (t.0 + 1, t.1 + m.num_samples, t.2 + raw, t.3 + bytes);
         println!(
             "{:<16} {:<26} {:<20} {:<20} {:>5} {:>5} {:>9} {:>12} {:>12} {:>8.3}  {}",
             tenant,
@@ -85,7 +122,7 @@ pub(crate) async fn run_tools(args: ToolsArgs) -> anyhow::Result<()> {
             m.num_series,
             m.num_samples,
             bytes,
-            bytes as f64 / m.num_samples.max(1) as f64,
+            bytes as f64 / raw.max(1) as f64,
             if *marked { "marked for deletion" } else { "" }
         );
         if inspect {
@@ -107,16 +144,28 @@ pub(crate) async fn run_tools(args: ToolsArgs) -> anyhow::Result<()> {
                     )
                 }
             );
+            if m.resolution_ms != 0 {
+                println!(
+                    "    {} points of 5 aggregates for {raw} raw samples",
+                    m.num_samples
+                );
+            }
             for f in &m.files {
                 println!("    {:<18} {:>12} bytes", f.name, f.size_bytes);
             }
         }
     }
     if inspect {
-        for (tenant, (n, samples, bytes)) in totals {
+        for ((tenant, res), (n, points, raw, bytes)) in totals {
+            let points = if res == 0 {
+                String::new()
+            } else {
+                format!(" in {points} points")
+            };
             println!(
-                "tenant {tenant}: {n} blocks, {samples} samples, {bytes} bytes, {:.3} bytes/sample",
-                bytes as f64 / samples.max(1) as f64
+                "tenant {tenant} {}: {n} blocks, {raw} samples{points}, {bytes} bytes, {:.3} bytes/sample",
+                resolution(res),
+                bytes as f64 / raw.max(1) as f64
             );
         }
     }

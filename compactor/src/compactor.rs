@@ -1,14 +1,17 @@
 //! One compaction run: take the lease, delete what was marked long enough ago, mark what
-//! is replaced or past retention, then plan and merge level by level.
+//! is replaced or past retention, then plan and merge level by level; when nothing is left
+//! to merge, downsample long blocks (raw to 5m, 5m to 1h) and merge again.
 //!
 //! Crash safety: a new block is complete once its `meta.json` exists, and from then on it
 //! hides its sources from readers (they are listed in its `sources`). Deletion marks on the
 //! sources come after, and deletions after the delay. A run killed anywhere leaves either a
 //! folder without `meta.json` (ignored, deleted once older than `partial_age`) or a complete
 //! block whose sources lack their marks: the next run adds them first thing. So a rerun
-//! finishes the work and nothing is lost or served twice.
+//! finishes the work and nothing is lost or served twice. Downsampling writes a new block
+//! of another resolution and marks nothing: a crash leaves a partial folder (deleted later,
+//! and the block made again) or the complete block, which the next run sees and skips.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,9 +28,36 @@ use tracing::{info, warn};
 use ulid::Ulid;
 
 use crate::CompactError;
+use crate::downsample::downsample_block;
 use crate::lock::{self, now_ms};
 use crate::merge::merge_blocks;
-use crate::plan::{DEFAULT_RANGES, plan, replaced};
+use crate::plan::{DEFAULT_RANGES, plan, plan_downsample, replaced};
+
+/// Per-tenant retention overrides (from the limits file): for each resolution, `None`
+/// keeps the compactor's setting and `Some(Duration::ZERO)` keeps blocks forever.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RetentionOverride {
+    pub raw: Option<Duration>,
+    pub res_5m: Option<Duration>,
+    pub res_1h: Option<Duration>,
+}
+
+/// Looks up the retention overrides of a tenant (called at every run, so a reloaded limits
+/// file takes effect at the next run).
+#[derive(Clone)]
+pub struct TenantRetention(pub Arc<dyn Fn(&TenantId) -> RetentionOverride + Send + Sync>);
+
+impl TenantRetention {
+    pub fn new(f: impl Fn(&TenantId) -> RetentionOverride + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for TenantRetention {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TenantRetention(..)")
+    }
+}
 
 /// How a compactor behaves.
 #[derive(Clone, Debug)]
@@ -43,6 +73,14 @@ pub struct CompactorConfig {
     pub retention_raw: Option<Duration>,
     pub retention_5m: Option<Duration>,
     pub retention_1h: Option<Duration>,
+    /// Per-tenant overrides of the three retentions; `None`: the same for every tenant.
+    pub tenant_retention: Option<TenantRetention>,
+    /// Downsample long blocks (raw to 5m, 5m to 1h) once nothing is left to merge.
+    pub downsample: bool,
+    /// A raw block spanning at least this long gets a 5m block (Thanos: 40h).
+    pub downsample_5m_min_span: Duration,
+    /// A 5m block spanning at least this long gets a 1h block (Thanos: 10 days).
+    pub downsample_1h_min_span: Duration,
     /// A block folder without `meta.json` nor a deletion mark (a writer that died) is
     /// deleted once all its files are this old.
     pub partial_age: Duration,
@@ -65,6 +103,10 @@ impl Default for CompactorConfig {
             retention_raw: None,
             retention_5m: None,
             retention_1h: None,
+            tenant_retention: None,
+            downsample: true,
+            downsample_5m_min_span: Duration::from_secs(40 * 3600),
+            downsample_1h_min_span: Duration::from_secs(10 * 24 * 3600),
             partial_age: Duration::from_secs(48 * 3600),
             owner: format!("pid-{}-{}", std::process::id(), Ulid::new()),
             lease: Duration::from_secs(300),
@@ -79,6 +121,8 @@ impl Default for CompactorConfig {
 pub struct CompactReport {
     /// Blocks written by merges.
     pub written: Vec<BlockMeta>,
+    /// Blocks written by downsampling.
+    pub downsampled: Vec<BlockMeta>,
     /// Deletion marks written.
     pub marked: usize,
     /// Blocks (or partial folders) deleted.
@@ -136,12 +180,24 @@ impl Compactor {
     async fn run_locked(&self) -> Result<CompactReport, CompactError> {
         let mut report = CompactReport::default();
         report.deleted += self.delete_marked_and_partial().await?;
+        // Blocks whose downsampling failed on their content: not tried again in this run.
+        let mut failed: HashSet<Ulid> = HashSet::new();
         for _ in 0..self.cfg.max_passes.max(1) {
             let tenants = self.list_blocks().await?;
             let mut jobs: Vec<Vec<Arc<BlockReader>>> = Vec::new();
+            let mut downsample_jobs: Vec<(Arc<BlockReader>, i64)> = Vec::new();
             for (tenant, blocks) in &tenants {
                 let (visible, marks) = self.mark(tenant, blocks).await?;
                 report.marked += marks;
+                if self.cfg.downsample {
+                    for (m, res) in self.plan_downsample(tenant, &visible) {
+                        if failed.contains(&m.ulid) {
+                            continue;
+                        }
+                        let reader = BlockReader::new(Arc::clone(&self.store), m)?;
+                        downsample_jobs.push((Arc::new(reader), res));
+                    }
+                }
                 for group in plan(&visible, &self.cfg.ranges) {
                     let readers = group
                         .into_iter()
@@ -151,7 +207,36 @@ impl Compactor {
                 }
             }
             if jobs.is_empty() {
-                break;
+                // Nothing left to merge: downsample, then merge what that made.
+                if downsample_jobs.is_empty() {
+                    break;
+                }
+                lock::acquire(&self.store, &self.cfg.owner, self.cfg.lease).await?;
+                let written = self.downsample_all(downsample_jobs.clone()).await;
+                for ((input, res), result) in downsample_jobs.iter().zip(written) {
+                    let meta = match result {
+                        Ok(meta) => meta,
+                        // A block that cannot be downsampled (bad input, not IO) does not
+                        // stop the compaction of the others.
+                        Err(e @ CompactError::Downsample(_)) => {
+                            warn!(block = %input.meta().ulid, error = %e, "block not downsampled");
+                            failed.insert(input.meta().ulid);
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    info!(
+                        tenant = %meta.tenant,
+                        block = %meta.ulid,
+                        from = %input.meta().ulid,
+                        resolution_ms = res,
+                        series = meta.num_series,
+                        samples = meta.num_samples,
+                        "downsampled block"
+                    );
+                    report.downsampled.push(meta);
+                }
+                continue;
             }
             lock::acquire(&self.store, &self.cfg.owner, self.cfg.lease).await?;
             let written = self.merge_all(jobs.clone()).await;
@@ -203,6 +288,64 @@ impl Compactor {
         })
     }
 
+    /// Downsamples every block, in parallel on the rayon pool like merges.
+    async fn downsample_all(
+        &self,
+        jobs: Vec<(Arc<BlockReader>, i64)>,
+    ) -> Vec<Result<BlockMeta, CompactError>> {
+        let handle = tokio::runtime::Handle::current();
+        let store = Arc::clone(&self.store);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let n = jobs.len();
+        self.pool.spawn(move || {
+            use rayon::prelude::*;
+            let out: Vec<_> = jobs
+                .par_iter()
+                .map(|(input, res)| handle.block_on(downsample_block(&store, input, *res)))
+                .collect();
+            let _ = tx.send(out);
+        });
+        rx.await.unwrap_or_else(|_| {
+            (0..n)
+                .map(|_| Err(CompactError::Task("downsampling worker panicked".into())))
+                .collect()
+        })
+    }
+
+    /// The downsampling jobs of one tenant's visible blocks, leaving out those whose result
+    /// would be past its retention at once (it would be marked, and made again, every run).
+    fn plan_downsample(&self, tenant: &TenantId, visible: &[BlockMeta]) -> Vec<(BlockMeta, i64)> {
+        let span = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let now = now_ms();
+        plan_downsample(
+            visible,
+            span(self.cfg.downsample_5m_min_span),
+            span(self.cfg.downsample_1h_min_span),
+        )
+        .into_iter()
+        .filter(|(m, res)| {
+            self.retention(tenant, *res)
+                .is_none_or(|d| m.max_time >= now - span(d))
+        })
+        .collect()
+    }
+
+    /// The retention of one tenant's blocks of resolution `res` (`None`: forever).
+    fn retention(&self, tenant: &TenantId, res: i64) -> Option<Duration> {
+        let o = self
+            .cfg
+            .tenant_retention
+            .as_ref()
+            .map(|f| (f.0)(tenant))
+            .unwrap_or_default();
+        match res {
+            0 => o.raw.or(self.cfg.retention_raw),
+            300_000 => o.res_5m.or(self.cfg.retention_5m),
+            _ => o.res_1h.or(self.cfg.retention_1h),
+        }
+        .filter(|d| !d.is_zero())
+    }
+
     /// Lists every block folder by tenant and ULID.
     async fn list_folders(&self) -> Result<BTreeMap<(TenantId, Ulid), Folder>, CompactError> {
         let objects: Vec<ObjectMeta> = self
@@ -246,7 +389,7 @@ impl Compactor {
     /// retention; returns the blocks left to compact and how many marks were written.
     async fn mark(
         &self,
-        _tenant: &TenantId,
+        tenant: &TenantId,
         blocks: &[(BlockMeta, bool)],
     ) -> Result<(Vec<BlockMeta>, usize), CompactError> {
         let metas: Vec<BlockMeta> = blocks.iter().map(|(m, _)| m.clone()).collect();
@@ -255,12 +398,7 @@ impl Compactor {
         let mut visible = Vec::new();
         let mut marks = 0;
         for (m, marked) in blocks {
-            let retention = match m.resolution_ms {
-                0 => self.cfg.retention_raw,
-                300_000 => self.cfg.retention_5m,
-                _ => self.cfg.retention_1h,
-            }
-            .filter(|d| !d.is_zero());
+            let retention = self.retention(tenant, m.resolution_ms);
             let expired = retention.is_some_and(|d| m.max_time < now - d.as_millis() as i64);
             let why = if gone.contains(&m.ulid) {
                 Some("replaced by a compacted block")

@@ -17,6 +17,8 @@ pub enum CompactError {
     },
     #[error("another compactor holds the bucket lock ({owner}, until {expires_at_ms} ms)")]
     Locked { owner: String, expires_at_ms: i64 },
+    #[error("cannot downsample: {0}")]
+    Downsample(String),
     #[error("compaction task failed: {0}")]
     Task(String),
 }

@@ -1,5 +1,6 @@
 //! Compaction end to end on a local bucket: levels, vertical compaction, replica
-//! deduplication, deletion after the delay, and a crash injected at every mutating step.
+//! deduplication, downsampling, deletion after the delay, retention per tenant, and a crash
+//! injected at every mutating step.
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,9 +11,15 @@ use arrow::array::{Float64Array, Int64Array};
 use async_trait::async_trait;
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use hypnos_compactor::{CompactError, Compactor, CompactorConfig};
+use hypnos_compactor::downsample::{AGGREGATES, aggregate_raw, reduce};
+use hypnos_compactor::merge::Part;
+use hypnos_compactor::{
+    CompactError, Compactor, CompactorConfig, RetentionOverride, TenantRetention,
+};
 use hypnos_engine::BlockCatalog;
-use hypnos_schemas::block::write_block;
+use hypnos_schemas::block::{BlockReader, read_meta, write_block};
+use hypnos_schemas::layout::BlockMeta;
+use hypnos_schemas::source::{AGGR_LABEL, RESOLUTION_1H, RESOLUTION_5M};
 use hypnos_schemas::{Labels, SeriesData, SeriesSource, TenantId, TimeRange};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -373,4 +380,319 @@ async fn a_second_compactor_is_refused_while_the_lease_is_held() {
         .run_once()
         .await;
     assert!(matches!(r, Err(CompactError::Locked { .. })), "{r:?}");
+}
+
+/// Every complete block of `tenant` with whether it carries a deletion mark.
+async fn metas(store: &Arc<dyn ObjectStore>, tenant: &TenantId) -> Vec<(BlockMeta, bool)> {
+    let objects: Vec<ObjectMeta> = store
+        .list(Some(&Path::from(format!("tenants/{tenant}"))))
+        .map(|o| o.unwrap())
+        .collect()
+        .await;
+    let mut out = Vec::new();
+    for o in &objects {
+        if o.location.filename() == Some("meta.json") {
+            let meta = read_meta(store, &o.location).await.unwrap();
+            let marked = objects.iter().any(|x| {
+                x.location.filename() == Some("deletion-mark.json")
+                    && x.location
+                        .prefix_matches(&o.location.parts().take(3).collect())
+            });
+            out.push((meta, marked));
+        }
+    }
+    out
+}
+
+type Aggregated = Vec<(Labels, Vec<i64>, Vec<u64>)>;
+
+/// The series of the one unmarked block of resolution `res` (it must be exactly one).
+async fn downsampled(store: &Arc<dyn ObjectStore>, tenant: &TenantId, res: i64) -> Aggregated {
+    let live: Vec<BlockMeta> = metas(store, tenant)
+        .await
+        .into_iter()
+        .filter(|(m, marked)| !marked && m.resolution_ms == res)
+        .map(|(m, _)| m)
+        .collect();
+    assert_eq!(live.len(), 1, "one block of resolution {res}: {live:?}");
+    let r = BlockReader::new(Arc::clone(store), live[0].clone()).unwrap();
+    let labels = r.all_series().await.unwrap();
+    let refs: Vec<u32> = (0..labels.len() as u32).collect();
+    r.read_refs(&refs, TimeRange::new(i64::MIN, i64::MAX))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| {
+            (
+                labels[s.series_ref as usize].clone(),
+                s.timestamps.values().to_vec(),
+                s.values.values().iter().map(|v| v.to_bits()).collect(),
+            )
+        })
+        .collect()
+}
+
+/// Downsampling after 6h: the compacted 8h block gets a 5m block and that one a 1h block.
+fn downsample_cfg() -> CompactorConfig {
+    CompactorConfig {
+        downsample_5m_min_span: Duration::from_secs(6 * 3600),
+        downsample_1h_min_span: Duration::from_secs(6 * 3600),
+        ..cfg()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_blocks_are_downsampled_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = local(&dir);
+    let tenant = TenantId::new("t").unwrap();
+    seed(&store, &tenant).await;
+    let (raw, _, _) = query(&store, &tenant).await;
+
+    let c = Compactor::new(Arc::clone(&store), downsample_cfg()).unwrap();
+    let report = c.run_once().await.unwrap();
+    assert_eq!(report.written.len(), 1);
+    let merged = &report.written[0];
+    let res: Vec<i64> = report.downsampled.iter().map(|m| m.resolution_ms).collect();
+    assert_eq!(res, vec![RESOLUTION_5M, RESOLUTION_1H]);
+    let (m5, h1) = (&report.downsampled[0], &report.downsampled[1]);
+    assert_eq!(m5.sources, vec![merged.ulid]);
+    assert_eq!(h1.sources, vec![m5.ulid]);
+    for m in [m5, h1] {
+        assert_eq!(
+            (m.min_time, m.max_time, m.level, m.source.as_str()),
+            (merged.min_time, merged.max_time, merged.level, "downsample")
+        );
+    }
+    // Raw reads are unchanged.
+    assert_eq!(query(&store, &tenant).await.0, raw);
+
+    // The 5m block holds the aggregates of the raw data of the compacted window (the
+    // all-stale series has none), the 1h block those of the 5m block.
+    let got5 = downsampled(&store, &tenant, RESOLUTION_5M).await;
+    let mut want5 = Vec::new();
+    for (labels, ts, bits) in &raw {
+        let n = ts.iter().filter(|t| **t <= merged.max_time).count();
+        let values: Vec<f64> = bits[..n].iter().map(|b| f64::from_bits(*b)).collect();
+        let aggs = aggregate_raw(&ts[..n], &values, RESOLUTION_5M);
+        for kind in AGGREGATES {
+            let part = aggs.get(kind).unwrap();
+            if part.ts.is_empty() {
+                continue;
+            }
+            let mut l = labels.clone();
+            l.set(AGGR_LABEL, kind.label_value().unwrap());
+            want5.push((
+                l,
+                part.ts.clone(),
+                part.values.iter().map(|v| v.to_bits()).collect(),
+            ));
+        }
+    }
+    want5.sort();
+    assert_eq!(got5, want5);
+    assert_eq!(got5.len(), 15);
+    let got1 = downsampled(&store, &tenant, RESOLUTION_1H).await;
+    let want1: Aggregated = got5
+        .iter()
+        .map(|(l, ts, bits)| {
+            let kind = AGGREGATES
+                .into_iter()
+                .find(|a| a.label_value() == Some(l.get(AGGR_LABEL)))
+                .unwrap();
+            let values = bits.iter().map(|b| f64::from_bits(*b)).collect();
+            let p = reduce(kind, &Part::new(ts.clone(), values), RESOLUTION_1H);
+            (
+                l.clone(),
+                p.ts,
+                p.values.iter().map(|v| v.to_bits()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(got1, want1);
+
+    // The next runs delete the replaced raw blocks and downsample nothing again.
+    let report = c.run_once().await.unwrap();
+    assert!(report.written.is_empty() && report.downsampled.is_empty());
+    assert_eq!(report.deleted, 4);
+    assert!(c.run_once().await.unwrap().downsampled.is_empty());
+    assert_eq!(block_folders(&dir), 4, "two raw blocks, one 5m, one 1h");
+
+    // Switched off: nothing is downsampled.
+    let dir = tempfile::tempdir().unwrap();
+    let store = local(&dir);
+    seed(&store, &tenant).await;
+    let off = CompactorConfig {
+        downsample: false,
+        ..downsample_cfg()
+    };
+    let report = Compactor::new(Arc::clone(&store), off)
+        .unwrap()
+        .run_once()
+        .await
+        .unwrap();
+    assert!(report.downsampled.is_empty() && report.written.len() == 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_while_downsampling_is_finished_by_the_next_run() {
+    let tenant = TenantId::new("t").unwrap();
+    // The reference: a clean run, and the mutating steps it takes.
+    let dir = tempfile::tempdir().unwrap();
+    let store = local(&dir);
+    seed(&store, &tenant).await;
+    let (raw, _, _) = query(&store, &tenant).await;
+    let counting = Arc::new(FaultStore {
+        inner: Arc::clone(&store),
+        budget: usize::MAX,
+        used: AtomicUsize::new(0),
+    });
+    let report = Compactor::new(
+        Arc::clone(&counting) as Arc<dyn ObjectStore>,
+        downsample_cfg(),
+    )
+    .unwrap()
+    .run_once()
+    .await
+    .unwrap();
+    assert_eq!(report.downsampled.len(), 2);
+    let steps = counting.used.load(Ordering::SeqCst);
+    let want5 = downsampled(&store, &tenant, RESOLUTION_5M).await;
+    let want1 = downsampled(&store, &tenant, RESOLUTION_1H).await;
+
+    for budget in 0..steps {
+        let dir = tempfile::tempdir().unwrap();
+        let store = local(&dir);
+        seed(&store, &tenant).await;
+        let faulty: Arc<dyn ObjectStore> = Arc::new(FaultStore {
+            inner: Arc::clone(&store),
+            budget,
+            used: AtomicUsize::new(0),
+        });
+        let r = Compactor::new(faulty, downsample_cfg())
+            .unwrap()
+            .run_once()
+            .await;
+        assert!(r.is_err() || budget + 1 == steps, "budget {budget}");
+        // Never two complete blocks of one resolution for the same data.
+        for res in [RESOLUTION_5M, RESOLUTION_1H] {
+            let n = metas(&store, &tenant)
+                .await
+                .iter()
+                .filter(|(m, marked)| m.resolution_ms == res && !marked)
+                .count();
+            assert!(n <= 1, "budget {budget}: {n} blocks of resolution {res}");
+        }
+        let c = Compactor::new(Arc::clone(&store), downsample_cfg()).unwrap();
+        c.run_once().await.unwrap();
+        c.run_once().await.unwrap();
+        assert_eq!(query(&store, &tenant).await.0, raw, "budget {budget}");
+        assert_eq!(
+            downsampled(&store, &tenant, RESOLUTION_5M).await,
+            want5,
+            "budget {budget}"
+        );
+        assert_eq!(
+            downsampled(&store, &tenant, RESOLUTION_1H).await,
+            want1,
+            "budget {budget}"
+        );
+        assert_eq!(block_folders(&dir), 4, "budget {budget}: leftovers deleted");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_is_overridden_per_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = local(&dir);
+    let names = ["short", "forever", "default"];
+    for name in names {
+        let tenant = TenantId::new(name).unwrap();
+        // Samples of 1970: older than any retention.
+        let ts = scrape(0, H, 0);
+        write_block(
+            &store,
+            &tenant,
+            vec![series(&[("__name__", "up")], &ts, |_| 1.0)],
+        )
+        .await
+        .unwrap();
+    }
+    let overrides = TenantRetention::new(|t: &TenantId| match t.as_str() {
+        "short" => RetentionOverride {
+            raw: Some(Duration::from_secs(3600)),
+            ..RetentionOverride::default()
+        },
+        "forever" => RetentionOverride {
+            raw: Some(Duration::ZERO),
+            ..RetentionOverride::default()
+        },
+        _ => RetentionOverride::default(),
+    });
+    let run = |retention_raw: Option<Duration>| {
+        let store = Arc::clone(&store);
+        let overrides = overrides.clone();
+        async move {
+            let cfg = CompactorConfig {
+                retention_raw,
+                tenant_retention: Some(overrides),
+                ..cfg()
+            };
+            Compactor::new(store, cfg)
+                .unwrap()
+                .run_once()
+                .await
+                .unwrap()
+        }
+    };
+    let marked = |store: Arc<dyn ObjectStore>| async move {
+        let mut out = Vec::new();
+        for name in names {
+            let m = metas(&store, &TenantId::new(name).unwrap()).await;
+            out.push(m.iter().filter(|(_, marked)| *marked).count());
+        }
+        out
+    };
+    // No retention by flag: only the tenant with an override loses its block.
+    assert_eq!(run(None).await.marked, 1);
+    assert_eq!(marked(Arc::clone(&store)).await, vec![1, 0, 0]);
+    // A flag of one day: the neighbour without an override follows it, the tenant whose
+    // override is 0 keeps its block forever.
+    let r = run(Some(Duration::from_secs(86_400))).await;
+    assert_eq!((r.marked, r.deleted), (1, 1));
+    let left: Vec<usize> = {
+        let mut v = Vec::new();
+        for name in names {
+            v.push(metas(&store, &TenantId::new(name).unwrap()).await.len());
+        }
+        v
+    };
+    assert_eq!(left, vec![0, 1, 1]);
+    assert_eq!(marked(Arc::clone(&store)).await, vec![0, 0, 1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_that_cannot_be_downsampled_does_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = local(&dir);
+    let ts = scrape(0, 7 * H, 0);
+    for (tenant, labels) in [
+        ("bad", [("__name__", "up"), (AGGR_LABEL, "sum")]),
+        ("good", [("__name__", "up"), ("job", "a")]),
+    ] {
+        let tenant = TenantId::new(tenant).unwrap();
+        write_block(&store, &tenant, vec![series(&labels, &ts, |_| 1.0)])
+            .await
+            .unwrap();
+    }
+    let c = Compactor::new(Arc::clone(&store), downsample_cfg()).unwrap();
+    let report = c.run_once().await.unwrap();
+    let tenants: Vec<&str> = report
+        .downsampled
+        .iter()
+        .map(|m| m.tenant.as_str())
+        .collect();
+    assert_eq!(tenants, vec!["good", "good"], "5m, then 1h");
+    let bad = metas(&store, &TenantId::new("bad").unwrap()).await;
+    assert_eq!(bad.len(), 1, "the bad block is left as it is");
 }

@@ -200,6 +200,14 @@ fn validate_series(ts: &remote::TimeSeries) -> Result<(), IngestError> {
         if !is_valid_label_name(&l.name) {
             return Err(invalid(format!("invalid label name {:?}", l.name)));
         }
+        if l.name.starts_with(RESERVED_LABEL_PREFIX) {
+            return Err(invalid(format!(
+                "label name {:?} is reserved (the prefix {RESERVED_LABEL_PREFIX} is Hypnos' own, \
+                 as in {})",
+                l.name,
+                hypnos_schemas::source::AGGR_LABEL
+            )));
+        }
         if l.value.is_empty() {
             return Err(invalid(format!("empty value for label {:?}", l.name)));
         }
@@ -224,6 +232,9 @@ fn validate_series(ts: &remote::TimeSeries) -> Result<(), IngestError> {
     }
     Ok(())
 }
+
+/// Label names Hypnos keeps for itself (the aggregate label of downsampled blocks).
+const RESERVED_LABEL_PREFIX: &str = "__hypnos_";
 
 /// Prometheus' legacy label name rule: `[a-zA-Z_][a-zA-Z0-9_]*`.
 fn is_valid_label_name(name: &str) -> bool {
@@ -329,6 +340,19 @@ mod tests {
             assert!(e.contains(&format!("invalid label name {bad:?}")), "{e}");
             assert!(e.contains(r#"__name__="m""#), "names the series: {e}");
         }
+    }
+
+    #[test]
+    fn refuses_reserved_label_names() {
+        for name in ["__hypnos_aggr__", "__hypnos_x"] {
+            let e = err(ts(&[("__name__", "m"), (name, "sum")]));
+            assert!(
+                e.contains(&format!("label name {name:?} is reserved")),
+                "{e}"
+            );
+            assert!(e.starts_with("invalid request:"), "{e}");
+        }
+        assert!(check(vec![ts(&[("__hypnos", "v"), ("__name__", "m")])]).is_ok());
     }
 
     #[test]
