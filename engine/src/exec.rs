@@ -16,14 +16,15 @@ use datafusion::physical_plan::{
 };
 use futures::{StreamExt, TryStreamExt, stream};
 use hypnos_schemas::{
-    Labels, Matcher, SeriesData, SeriesSource, TenantId, TimeRange, is_stale_nan,
+    Labels, Matcher, ReadHints, SeriesData, SeriesSource, TenantId, TimeRange, is_stale_nan,
 };
 
 use crate::ops::{
-    AggOp, BinOp, EvalError, Grouping, HistogramFunc, InstantFunc, RangeFunc, Relabel, StepValue,
-    Steps, VectorMatching, VectorOp, absent, aggregate, broadcast, count_values,
-    histogram_function, instant_function, instant_sample_times, instant_select, range_function,
-    scalar_binary, step_values, to_scalar, vector_binary,
+    AggOp, BinOp, EvalError, Grouping, HistogramFunc, InstantFunc, RangeFunc, Relabel, StepParam,
+    StepValue, Steps, VectorMatching, VectorOp, absent, aggregate, aggregate_per_step, broadcast,
+    count_values, histogram_function, histogram_quantile_per_step, info_join, instant_function,
+    instant_sample_times, instant_select, range_function, range_function_per_step, scalar_binary,
+    step_values, to_scalar, vector_binary,
 };
 use crate::vector::{VectorBuilder, vector_schema};
 
@@ -44,6 +45,8 @@ pub enum PromOp {
         drop_stale: bool,
         /// The query fails when the selection holds more samples than this.
         max_samples: usize,
+        /// The coarsest resolution it may read and the aggregate it wants (default: raw).
+        hints: ReadHints,
     },
     Instant {
         steps: Steps,
@@ -60,12 +63,35 @@ pub enum PromOp {
         op: AggOp,
         grouping: Grouping,
     },
+    /// An aggregation whose parameter (`topk(scalar(x), v)`) is evaluated per step. The
+    /// children: the vector, then the per-step scalar.
+    AggregatePerStep {
+        op: AggOp,
+        grouping: Grouping,
+    },
+    /// A range function whose parameter (`quantile_over_time(scalar(x), m[5m])`) is
+    /// evaluated per step. The children: the samples, then the per-step scalar. `at`: the
+    /// fixed end of every window under `@`.
+    RangeFunctionPerStep {
+        func: RangeFunc,
+        steps: Steps,
+        range: i64,
+        offset: i64,
+        at: Option<i64>,
+    },
+    /// `info(v, {...})`: the children are `v`, then the info series (their sample times
+    /// as values).
+    Info {
+        name_matchers: Vec<Matcher>,
+        data_matchers: Vec<Matcher>,
+    },
     /// `count_values(label, v)` with its grouping.
     CountValues {
         label: String,
         grouping: Grouping,
     },
-    /// `histogram_quantile` / `histogram_fraction` over classic buckets.
+    /// `histogram_quantile` / `histogram_fraction` over classic buckets. A quantile
+    /// evaluated per step is a second child (one label-less series).
     Histogram {
         func: HistogramFunc,
     },
@@ -121,6 +147,7 @@ impl fmt::Display for PromOp {
                 matchers,
                 range,
                 drop_stale,
+                hints,
                 ..
             } => {
                 let tenant: Vec<&str> = tenants.iter().map(TenantId::as_str).collect();
@@ -135,7 +162,15 @@ impl fmt::Display for PromOp {
                     m.join(", "),
                     range.min,
                     range.max
-                )
+                )?;
+                if hints.max_resolution_ms > 0 {
+                    write!(
+                        f,
+                        ", max_resolution={}ms, aggregate={:?}",
+                        hints.max_resolution_ms, hints.aggregate
+                    )?;
+                }
+                Ok(())
             }
             PromOp::Instant {
                 steps,
@@ -161,6 +196,44 @@ impl fmt::Display for PromOp {
             ),
             PromOp::Aggregate { op, grouping } => {
                 write!(f, "PromAggregateExec: op={}, {grouping:?}", op.name())
+            }
+            PromOp::AggregatePerStep { op, grouping } => {
+                write!(
+                    f,
+                    "PromAggregateExec: op={}, {grouping:?}, per-step parameter",
+                    op.name()
+                )
+            }
+            PromOp::RangeFunctionPerStep {
+                func,
+                steps,
+                range,
+                offset,
+                at,
+            } => write!(
+                f,
+                "PromRangeFunctionExec: func={}, range={range}ms, offset={offset}ms, at={at:?}, steps={}..{} by {}, per-step parameter",
+                func.name(),
+                steps.start,
+                steps.end,
+                steps.step
+            ),
+            PromOp::Info {
+                name_matchers,
+                data_matchers,
+            } => {
+                let show = |ms: &[Matcher]| {
+                    ms.iter()
+                        .map(|m| format!("{}{}{:?}", m.name, op_str(m.op), m.value))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                write!(
+                    f,
+                    "PromInfoExec: names=[{}], data=[{}]",
+                    show(name_matchers),
+                    show(data_matchers)
+                )
             }
             PromOp::CountValues { label, grouping } => {
                 write!(f, "PromCountValuesExec: label={label:?}, {grouping:?}")
@@ -254,6 +327,9 @@ impl PromExec {
             if matches!(
                 op,
                 PromOp::Aggregate { .. }
+                    | PromOp::AggregatePerStep { .. }
+                    | PromOp::RangeFunctionPerStep { .. }
+                    | PromOp::Info { .. }
                     | PromOp::CountValues { .. }
                     | PromOp::Histogram { .. }
                     | PromOp::Absent { .. }
@@ -354,6 +430,7 @@ impl ExecutionPlan for PromExec {
             range,
             drop_stale,
             max_samples,
+            hints,
         } = &self.op
         {
             let max_samples = *max_samples;
@@ -365,13 +442,18 @@ impl ExecutionPlan for PromExec {
                 .source
                 .clone()
                 .ok_or_else(|| DataFusionError::Internal("selection without a source".into()))?;
-            let (tenants, matchers, range, drop_stale) =
-                (tenants.clone(), matchers.clone(), *range, *drop_stale);
+            let (tenants, matchers, range, drop_stale, hints) = (
+                tenants.clone(),
+                matchers.clone(),
+                *range,
+                *drop_stale,
+                *hints,
+            );
             let fut = async move {
                 let mut series = Vec::new();
                 for tenant in &tenants {
                     let part = source
-                        .select(tenant, &matchers, range)
+                        .select_hinted(tenant, &matchers, range, hints)
                         .await
                         .map_err(|e| DataFusionError::External(Box::new(e)))?;
                     if let Some(b) = &budget {
@@ -420,6 +502,60 @@ impl ExecutionPlan for PromExec {
             return Ok(Box::pin(RecordBatchStreamAdapter::new(
                 schema,
                 stream::once(fut),
+            )));
+        }
+        if let (
+            PromOp::AggregatePerStep { .. }
+            | PromOp::RangeFunctionPerStep { .. }
+            | PromOp::Info { .. }
+            | PromOp::Histogram {
+                func: HistogramFunc::Quantile(_),
+            },
+            [data, param],
+        ) = (&self.op, self.inputs.as_slice())
+        {
+            let (data, param) = (
+                data.execute(0, Arc::clone(&context))?,
+                param.execute(0, context)?,
+            );
+            let op = self.op.clone();
+            let fut = async move {
+                let (d, p): (Vec<RecordBatch>, Vec<RecordBatch>) =
+                    futures::try_join!(data.try_collect(), param.try_collect())?;
+                let out: Vec<RecordBatch> = match op {
+                    PromOp::AggregatePerStep { op, grouping } => {
+                        vec![aggregate_per_step(&d, &p, op, &grouping)?]
+                    }
+                    PromOp::Info {
+                        name_matchers,
+                        data_matchers,
+                    } => vec![info_join(&d, &p, &name_matchers, &data_matchers)?],
+                    PromOp::Histogram { .. } => vec![histogram_quantile_per_step(&d, &p)?],
+                    PromOp::RangeFunctionPerStep {
+                        func,
+                        steps,
+                        range,
+                        offset,
+                        at,
+                    } => {
+                        let param = StepParam::from_batches(&p)?;
+                        d.iter()
+                            .map(|b| {
+                                range_function_per_step(b, &param, func, steps, range, offset, at)
+                            })
+                            .collect::<Result<Vec<RecordBatch>>>()?
+                    }
+                    _ => {
+                        return Err(DataFusionError::Internal(
+                            "per-step parameter on another operator".into(),
+                        ));
+                    }
+                };
+                Ok::<_, DataFusionError>(stream::iter(out.into_iter().map(Ok)))
+            };
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                stream::once(fut).try_flatten(),
             )));
         }
         let input = self
@@ -508,6 +644,9 @@ impl ExecutionPlan for PromExec {
                 PromOp::Relabel { rule } => rule.apply(&batch),
                 PromOp::Select { .. }
                 | PromOp::Aggregate { .. }
+                | PromOp::AggregatePerStep { .. }
+                | PromOp::RangeFunctionPerStep { .. }
+                | PromOp::Info { .. }
                 | PromOp::CountValues { .. }
                 | PromOp::Histogram { .. }
                 | PromOp::Absent { .. }

@@ -7,7 +7,12 @@ use std::sync::Arc;
 use arrow::array::{Float64Builder, Int64Builder};
 use async_trait::async_trait;
 use futures::future::try_join_all;
-use hypnos_schemas::{Labels, Matcher, SchemaError, SeriesData, SeriesSource, TenantId, TimeRange};
+use hypnos_schemas::{
+    Labels, Matcher, ReadAggregate, ReadHints, SchemaError, SeriesData, SeriesSource, TenantId,
+    TimeRange,
+};
+
+use crate::catalog::{Piece, chain_counters};
 
 /// A [`SeriesSource`] reading several sources and merging what they return.
 #[derive(Debug, Clone)]
@@ -35,6 +40,35 @@ impl SeriesSource for MergedSource {
                 .map(|s| s.select(tenant, matchers, range)),
         )
         .await?;
+        Ok(merge_parts(parts.into_iter().flatten()))
+    }
+
+    /// Every source reads with the hints (heads, raw only, answer through the trait's
+    /// default); parts of one series are merged as in [`select`](Self::select). Counters
+    /// that may come from downsampled data are joined instead where one source's part
+    /// starts below the end of the one before: the catalog's counter is adjusted for resets
+    /// and would otherwise seem to reset where the heads' raw counter takes over.
+    async fn select_hinted(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        range: TimeRange,
+        hints: ReadHints,
+    ) -> Result<Vec<SeriesData>, SchemaError> {
+        let parts = try_join_all(
+            self.sources
+                .iter()
+                .map(|s| s.select_hinted(tenant, matchers, range, hints)),
+        )
+        .await?;
+        if hints.aggregate == ReadAggregate::Counter && hints.max_resolution_ms > 0 {
+            let pieces = parts.into_iter().flatten().map(|series| Piece {
+                series,
+                res: 0,
+                max: None,
+            });
+            return Ok(chain_counters(pieces.collect(), true));
+        }
         Ok(merge_parts(parts.into_iter().flatten()))
     }
 
@@ -131,6 +165,114 @@ mod tests {
         ]);
         assert_eq!(m.timestamps().values().to_vec(), vec![1, 2, 3, 5, 6]);
         assert_eq!(m.values().values().to_vec(), vec![1.0, 2.0, 3.0, 5.0, 6.0]);
+    }
+
+    /// A source answering the same series whatever it is asked.
+    #[derive(Debug)]
+    struct Fixed(Vec<SeriesData>);
+
+    #[async_trait]
+    impl SeriesSource for Fixed {
+        async fn select(
+            &self,
+            _: &TenantId,
+            _: &[Matcher],
+            _: TimeRange,
+        ) -> Result<Vec<SeriesData>, SchemaError> {
+            Ok(self.0.clone())
+        }
+    }
+
+    #[tokio::test]
+    async fn counters_continue_across_sources_when_reading_downsampled_data() {
+        // Blocks (a counter adjusted for resets), then heads (raw, lower, with a reset).
+        let blocks: Arc<dyn SeriesSource> = Arc::new(Fixed(vec![part(&[1, 2], &[100.0, 150.0])]));
+        let heads: Arc<dyn SeriesSource> =
+            Arc::new(Fixed(vec![part(&[3, 4, 5], &[20.0, 30.0, 5.0])]));
+        let m = MergedSource::new(vec![blocks, heads]);
+        let t = TenantId::new("t").unwrap();
+        let read = |max_resolution_ms, aggregate| {
+            let m = &m;
+            let t = &t;
+            async move {
+                let hints = ReadHints {
+                    max_resolution_ms,
+                    aggregate,
+                };
+                let got = m
+                    .select_hinted(t, &[], TimeRange::new(0, 10), hints)
+                    .await
+                    .unwrap();
+                assert_eq!(got.len(), 1);
+                got[0].values().values().to_vec()
+            }
+        };
+        // The heads continue the counter (nothing counted across the boundary, where the
+        // raw counter rose by at most one scrape), and their own reset counts as one.
+        assert_eq!(
+            read(300_000, ReadAggregate::Counter).await,
+            vec![100.0, 150.0, 150.0, 160.0, 165.0]
+        );
+        // Raw reads and other aggregates merge as they are.
+        assert_eq!(
+            read(0, ReadAggregate::Counter).await,
+            vec![100.0, 150.0, 20.0, 30.0, 5.0]
+        );
+        assert_eq!(
+            read(300_000, ReadAggregate::Max).await,
+            vec![100.0, 150.0, 20.0, 30.0, 5.0]
+        );
+    }
+
+    #[tokio::test]
+    async fn counters_of_raw_sources_stay_as_stored_unless_they_seem_to_reset_between() {
+        let t = TenantId::new("t").unwrap();
+        let hints = ReadHints {
+            max_resolution_ms: 300_000,
+            aggregate: ReadAggregate::Counter,
+        };
+        let read = |a: SeriesData, b: SeriesData| {
+            let t = t.clone();
+            async move {
+                let m = MergedSource::new(vec![
+                    Arc::new(Fixed(vec![a])) as Arc<dyn SeriesSource>,
+                    Arc::new(Fixed(vec![b])),
+                ]);
+                let got = m
+                    .select_hinted(&t, &[], TimeRange::new(0, 10), hints)
+                    .await
+                    .unwrap();
+                points(&got[0])
+            }
+        };
+        // Successive raw parts, one with its own reset: exactly as stored.
+        assert_eq!(
+            read(
+                part(&[1, 2], &[10.0, 20.0]),
+                part(&[3, 4, 5], &[30.0, 5.0, 8.0])
+            )
+            .await,
+            vec![(1, 10.0), (2, 20.0), (3, 30.0), (4, 5.0), (5, 8.0)]
+        );
+        // Heads replayed over a block whose counter was joined (higher): the overlap is
+        // read once, from the block, and the heads continue it.
+        assert_eq!(
+            read(
+                part(&[1, 2, 3], &[100.0, 150.0, 200.0]),
+                part(&[2, 3, 4, 5], &[20.0, 30.0, 40.0, 45.0])
+            )
+            .await,
+            vec![(1, 100.0), (2, 150.0), (3, 200.0), (4, 200.0), (5, 205.0)]
+        );
+    }
+
+    fn points(s: &SeriesData) -> Vec<(i64, f64)> {
+        s.timestamps()
+            .values()
+            .iter()
+            .copied()
+            .zip(s.values().values().iter().copied())
+            .collect()
     }
 
     #[test]

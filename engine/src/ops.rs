@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use arrow::array::RecordBatch;
 use datafusion::error::Result;
+use hypnos_schemas::labels::METRIC_NAME;
 use hypnos_schemas::{Labels, is_stale_nan};
 
 use crate::vector::{VectorBuilder, series_rows};
@@ -68,7 +69,7 @@ fn select_at_steps(
     let mut out = VectorBuilder::new();
     for s in series_rows(input)? {
         if sample_times {
-            out.start_series(&s.labels.without_metric_name());
+            out.start_series(&mark_name_dropped(&s.labels));
         } else {
             out.start_series(&s.labels);
         }
@@ -151,6 +152,7 @@ mod histogram;
 pub use count_values::{count_values, format_value, valid_count_values_label};
 pub use histogram::{
     HistogramFunc, bucket_fraction, bucket_quantile, format_openmetrics_float, histogram_function,
+    histogram_quantile_per_step,
 };
 pub use misc::{Relabel, absent, broadcast, valid_label_name};
 pub use window::{RangeFunc, quantile};
@@ -165,6 +167,34 @@ pub fn range_function(
     range: i64,
     offset: i64,
 ) -> Result<RecordBatch> {
+    range_function_with(input, &|_| func, steps, range, offset, None)
+}
+
+/// [`range_function`] with a parameter evaluated per step (`quantile_over_time(scalar(x),
+/// m[5m])`): the one label-less series of `params` replaces the parameter in `func`. With
+/// `at` (an `@` on the range), every step reads the window ending at `at - offset`.
+pub fn range_function_per_step(
+    input: &RecordBatch,
+    params: &StepParam,
+    func: RangeFunc,
+    steps: Steps,
+    range: i64,
+    offset: i64,
+    at: Option<i64>,
+) -> Result<RecordBatch> {
+    let func_at = |t: i64| func.with_param(params.at(t));
+    range_function_with(input, &func_at, steps, range, offset, at)
+}
+
+fn range_function_with(
+    input: &RecordBatch,
+    func_at: &dyn Fn(i64) -> RangeFunc,
+    steps: Steps,
+    range: i64,
+    offset: i64,
+    at: Option<i64>,
+) -> Result<RecordBatch> {
+    let func = func_at(steps.start);
     let mut out = VectorBuilder::new();
     let mut ts_buf: Vec<i64> = Vec::new();
     let mut v_buf: Vec<f64> = Vec::new();
@@ -181,11 +211,12 @@ pub fn range_function(
         if func.keeps_name() {
             out.start_series(&s.labels);
         } else {
-            out.start_series(&s.labels.without_metric_name());
+            out.start_series(&mark_name_dropped(&s.labels));
         }
         let (mut lo, mut hi) = (0, 0);
         for t in steps.iter() {
-            let end = t - offset;
+            let func = func_at(t);
+            let end = at.unwrap_or(t) - offset;
             let start = end - range;
             while hi < ts_buf.len() && ts_buf[hi] <= end {
                 hi += 1;
@@ -228,6 +259,10 @@ pub enum AggOp {
     Topk(i64),
     /// `bottomk(k, v)`.
     Bottomk(i64),
+    /// `limitk(k, v)`.
+    Limitk(i64),
+    /// `limit_ratio(r, v)`: r as bits.
+    LimitRatio(u64),
 }
 
 impl AggOp {
@@ -244,6 +279,8 @@ impl AggOp {
             AggOp::Quantile(_) => "quantile",
             AggOp::Topk(_) => "topk",
             AggOp::Bottomk(_) => "bottomk",
+            AggOp::Limitk(_) => "limitk",
+            AggOp::LimitRatio(_) => "limit_ratio",
         }
     }
 }
@@ -256,12 +293,61 @@ pub enum Grouping {
 }
 
 impl Grouping {
+    /// The group a series belongs to. A name marked dropped still counts for `by
+    /// (__name__)`, as in Prometheus, where the name is removed only at the end.
     pub fn group_labels(&self, labels: &Labels) -> Labels {
         match self {
             Grouping::By(names) => labels.keep(names),
-            Grouping::Without(names) => labels.drop_names(names),
+            Grouping::Without(names) => {
+                let mut l = labels.drop_names(names);
+                l.set(NAME_DROPPED_LABEL, "");
+                l
+            }
         }
     }
+
+    /// A group's output labels: its key, marked when any member's name was marked dropped.
+    pub fn output_labels(&self, key: &Labels, dropped: bool) -> Labels {
+        if dropped {
+            mark_name_dropped(key)
+        } else {
+            key.clone()
+        }
+    }
+}
+
+/// Marks a series whose operation dropped its metric name. Prometheus 3 removes such a
+/// name (with `__type__` and `__unit__`) only at the end of the evaluation, or for good in
+/// an arithmetic between two vectors, so `label_replace`, `label_join`, `by (__name__)`
+/// and set operators still see it. The query result never shows this label (see
+/// [`remove_dropped_name`]).
+pub const NAME_DROPPED_LABEL: &str = "__hypnos_name_dropped__";
+
+const METADATA_LABELS: [&str; 3] = [METRIC_NAME, "__type__", "__unit__"];
+
+/// The labels of a result whose operation drops the metric name: marked, when they have
+/// a name (or type or unit) to drop.
+pub fn mark_name_dropped(l: &Labels) -> Labels {
+    let mut out = l.clone();
+    if METADATA_LABELS.iter().any(|n| !l.get(n).is_empty()) {
+        out.set(NAME_DROPPED_LABEL, "true");
+    }
+    out
+}
+
+/// The labels as the query answers them: a marked series loses its name, type and unit.
+pub fn remove_dropped_name(l: &Labels) -> Labels {
+    if !name_dropped(l) {
+        return l.clone();
+    }
+    let mut out = binary::without_metadata_labels(l);
+    out.set(NAME_DROPPED_LABEL, "");
+    out
+}
+
+/// Whether the series' name is marked dropped.
+pub fn name_dropped(l: &Labels) -> bool {
+    !l.get(NAME_DROPPED_LABEL).is_empty()
 }
 
 /// Kahan-Neumaier compensated summation step, as Prometheus' `kahanSumInc`.
@@ -291,6 +377,8 @@ impl Acc {
         self.count += 1.0;
         if self.count == 1.0 {
             (self.value, self.mean) = match op {
+                // A first value that is not finite makes the deviation NaN, as in Prometheus.
+                AggOp::Stddev | AggOp::Stdvar if !f.is_finite() => (f64::NAN, f),
                 AggOp::Stddev | AggOp::Stdvar => (0.0, f),
                 AggOp::Group => (1.0, f),
                 _ => (f, f),
@@ -318,7 +406,9 @@ impl Acc {
             | AggOp::Group
             | AggOp::Quantile(_)
             | AggOp::Topk(_)
-            | AggOp::Bottomk(_) => {}
+            | AggOp::Bottomk(_)
+            | AggOp::Limitk(_)
+            | AggOp::LimitRatio(_) => {}
             AggOp::Avg => self.add_avg(f),
         }
     }
@@ -358,7 +448,11 @@ impl Acc {
             AggOp::Avg if self.count == 1.0 => self.value,
             AggOp::Avg if self.incremental_mean => self.mean + self.kahan,
             AggOp::Avg => (self.value + self.kahan) / self.count,
-            AggOp::Quantile(_) | AggOp::Topk(_) | AggOp::Bottomk(_) => f64::NAN,
+            AggOp::Quantile(_)
+            | AggOp::Topk(_)
+            | AggOp::Bottomk(_)
+            | AggOp::Limitk(_)
+            | AggOp::LimitRatio(_) => f64::NAN,
         }
     }
 }
@@ -366,15 +460,22 @@ impl Acc {
 /// Aggregates every sample of `inputs` per (group labels, timestamp).
 pub fn aggregate(inputs: &[RecordBatch], op: AggOp, grouping: &Grouping) -> Result<RecordBatch> {
     match op {
-        AggOp::Topk(k) => return select_k(inputs, k, grouping, true),
-        AggOp::Bottomk(k) => return select_k(inputs, k, grouping, false),
-        AggOp::Quantile(q) => return quantiles(inputs, f64::from_bits(q), grouping),
+        AggOp::Topk(k) => return select_k(inputs, &|_| k, grouping, true),
+        AggOp::Bottomk(k) => return select_k(inputs, &|_| k, grouping, false),
+        AggOp::Quantile(q) => return quantiles(inputs, &|_| f64::from_bits(q), grouping),
+        AggOp::Limitk(k) => return limit_k(inputs, &StepParam::Constant(k as f64), grouping),
+        AggOp::LimitRatio(r) => {
+            return limit_ratio(inputs, &StepParam::Constant(f64::from_bits(r)), grouping);
+        }
         _ => {}
     }
     let mut groups: HashMap<Labels, std::collections::BTreeMap<i64, Acc>> = HashMap::new();
+    let mut dropped: HashMap<Labels, bool> = HashMap::new();
     for batch in inputs {
         for s in series_rows(batch)? {
-            let g = groups.entry(grouping.group_labels(&s.labels)).or_default();
+            let key = grouping.group_labels(&s.labels);
+            *dropped.entry(key.clone()).or_default() |= name_dropped(&s.labels);
+            let g = groups.entry(key).or_default();
             for (t, v) in s.ts.iter().zip(s.values) {
                 g.entry(*t).or_default().add(op, *v);
             }
@@ -384,7 +485,7 @@ pub fn aggregate(inputs: &[RecordBatch], op: AggOp, grouping: &Grouping) -> Resu
     keys.sort();
     let mut out = VectorBuilder::new();
     for k in keys {
-        out.start_series(k);
+        out.start_series(&grouping.output_labels(k, dropped[k]));
         for (t, acc) in &groups[k] {
             out.push(*t, acc.result(op));
         }
@@ -392,12 +493,43 @@ pub fn aggregate(inputs: &[RecordBatch], op: AggOp, grouping: &Grouping) -> Resu
     Ok(out.finish())
 }
 
+/// An aggregation whose parameter (`k`, `q`, the ratio) is a scalar evaluated per step: the
+/// one label-less series of `params` (the parameter in `op` is ignored).
+pub fn aggregate_per_step(
+    inputs: &[RecordBatch],
+    params: &[RecordBatch],
+    op: AggOp,
+    grouping: &Grouping,
+) -> Result<RecordBatch> {
+    let param = StepParam::from_batches(params)?;
+    match op {
+        AggOp::Topk(_) | AggOp::Bottomk(_) => {
+            if !param.check_k()? {
+                return Ok(VectorBuilder::new().finish());
+            }
+            let k = |t: i64| param.at(t) as i64;
+            select_k(inputs, &k, grouping, matches!(op, AggOp::Topk(_)))
+        }
+        AggOp::Quantile(_) => quantiles(inputs, &|t| param.at(t), grouping),
+        AggOp::Limitk(_) => limit_k(inputs, &param, grouping),
+        AggOp::LimitRatio(_) => limit_ratio(inputs, &param, grouping),
+        _ => aggregate(inputs, op, grouping),
+    }
+}
+
 /// `quantile(q, v)` per group and timestamp.
-fn quantiles(inputs: &[RecordBatch], q: f64, grouping: &Grouping) -> Result<RecordBatch> {
+fn quantiles(
+    inputs: &[RecordBatch],
+    q: &dyn Fn(i64) -> f64,
+    grouping: &Grouping,
+) -> Result<RecordBatch> {
     let mut groups: HashMap<Labels, std::collections::BTreeMap<i64, Vec<f64>>> = HashMap::new();
+    let mut dropped: HashMap<Labels, bool> = HashMap::new();
     for batch in inputs {
         for s in series_rows(batch)? {
-            let g = groups.entry(grouping.group_labels(&s.labels)).or_default();
+            let key = grouping.group_labels(&s.labels);
+            *dropped.entry(key.clone()).or_default() |= name_dropped(&s.labels);
+            let g = groups.entry(key).or_default();
             for (t, v) in s.ts.iter().zip(s.values) {
                 g.entry(*t).or_default().push(*v);
             }
@@ -407,9 +539,9 @@ fn quantiles(inputs: &[RecordBatch], q: f64, grouping: &Grouping) -> Result<Reco
     keys.sort();
     let mut out = VectorBuilder::new();
     for k in keys {
-        out.start_series(k);
+        out.start_series(&grouping.output_labels(k, dropped[k]));
         for (t, vs) in &groups[k] {
-            out.push(*t, quantile(q, vs));
+            out.push(*t, quantile(q(*t), vs));
         }
     }
     Ok(out.finish())
@@ -418,7 +550,12 @@ fn quantiles(inputs: &[RecordBatch], q: f64, grouping: &Grouping) -> Result<Reco
 /// `topk` / `bottomk`: per group and timestamp, the `k` series with the largest (smallest)
 /// values, keeping their labels. NaN ranks below every number for topk and above for
 /// bottomk, as in Prometheus.
-fn select_k(inputs: &[RecordBatch], k: i64, grouping: &Grouping, top: bool) -> Result<RecordBatch> {
+fn select_k(
+    inputs: &[RecordBatch],
+    k: &dyn Fn(i64) -> i64,
+    grouping: &Grouping,
+    top: bool,
+) -> Result<RecordBatch> {
     let mut series: Vec<Labels> = Vec::new();
     let mut groups: HashMap<Labels, std::collections::BTreeMap<i64, Vec<(usize, f64)>>> =
         HashMap::new();
@@ -433,7 +570,7 @@ fn select_k(inputs: &[RecordBatch], k: i64, grouping: &Grouping, top: bool) -> R
         }
     }
     let mut kept: Vec<Vec<(i64, f64)>> = vec![Vec::new(); series.len()];
-    if k >= 1 {
+    {
         // "Better" for topk: larger, and any number beats NaN.
         let better = |a: f64, b: f64| -> bool {
             if a.is_nan() {
@@ -446,6 +583,10 @@ fn select_k(inputs: &[RecordBatch], k: i64, grouping: &Grouping, top: bool) -> R
         };
         for by_t in groups.values() {
             for (t, cands) in by_t {
+                let k = k(*t);
+                if k < 1 {
+                    continue;
+                }
                 let mut chosen: Vec<(usize, f64)> = Vec::new();
                 for &(i, v) in cands {
                     // Stable: earlier candidates win ties, like Prometheus' heap fill order.
@@ -487,6 +628,10 @@ pub enum BinOp {
     Mod,
     Pow,
     Atan2,
+    /// `min_of(a, b)` (a function, not an operator token).
+    MinOf,
+    /// `max_of(a, b)`.
+    MaxOf,
     Eq,
     Ne,
     Gt,
@@ -533,6 +678,8 @@ impl BinOp {
             BinOp::Mod => (l % r, true),
             BinOp::Pow => (l.powf(r), true),
             BinOp::Atan2 => (l.atan2(r), true),
+            BinOp::MinOf => (go_min_max(l, r, true), true),
+            BinOp::MaxOf => (go_min_max(l, r, false), true),
             BinOp::Eq => (l, l == r),
             BinOp::Ne => (l, l != r),
             BinOp::Gt => (l, l > r),
@@ -541,6 +688,24 @@ impl BinOp {
             BinOp::Le => (l, l <= r),
         }
     }
+}
+
+/// Go's `math.Min` / `math.Max`: NaN when either is NaN, and -0 below +0.
+pub fn go_min_max(a: f64, b: f64, min: bool) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        return f64::NAN;
+    }
+    if a == b && a == 0.0 {
+        // Zeros of both signs: min is -0, max is +0.
+        let neg = a.is_sign_negative() || b.is_sign_negative();
+        let pos = a.is_sign_positive() || b.is_sign_positive();
+        return match (min, neg, pos) {
+            (true, true, _) => -0.0,
+            (false, _, true) => 0.0,
+            _ => a,
+        };
+    }
+    if (a < b) == min { a } else { b }
 }
 
 /// `vector op scalar` (or `scalar op vector` when `scalar_on_left`). Comparisons filter,
@@ -557,7 +722,7 @@ pub fn scalar_binary(
     let drop_name = !op.is_comparison() || return_bool;
     for s in series_rows(input)? {
         if drop_name {
-            out.start_series(&binary::without_metadata_labels(&s.labels));
+            out.start_series(&mark_name_dropped(&s.labels));
         } else {
             out.start_series(&s.labels);
         }
@@ -585,7 +750,11 @@ pub fn scalar_binary(
 }
 
 mod binary;
+mod info;
+mod limit;
 pub use binary::{Cardinality, EvalError, VectorMatching, VectorOp, vector_binary};
+pub use info::info_join;
+pub use limit::{StepParam, limit_k, limit_ratio, prometheus_labels_hash, xxh64};
 
 #[cfg(test)]
 mod tests;

@@ -15,7 +15,9 @@ use datafusion::prelude::SessionConfig;
 use hypnos_engine::QueryBudget;
 use hypnos_engine::ops::{EvalError, Steps};
 use hypnos_engine::vector::series_rows;
-use hypnos_schemas::{Labels, SeriesSource, TenantId};
+use hypnos_schemas::{
+    Labels, RESOLUTION_1H, RESOLUTION_5M, RESOLUTION_RAW, SeriesSource, TenantId,
+};
 
 use crate::lower::{Lowered, Lowering};
 use crate::nodes::PromExtensionPlanner;
@@ -48,6 +50,65 @@ impl TenantScope for Vec<TenantId> {
 /// Prometheus' default `--query.max-samples`.
 pub const DEFAULT_MAX_SAMPLES: usize = 50_000_000;
 
+/// The coarsest resolution a query may read (Thanos' `max_source_resolution`). Where data of
+/// that resolution is missing, finer data (down to raw) answers instead.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MaxSourceResolution {
+    /// Raw data only: every answer is exactly what was written.
+    #[default]
+    Raw,
+    /// 5-minute downsampled data, or finer.
+    FiveMinutes,
+    /// 1-hour downsampled data, or finer.
+    OneHour,
+    /// The coarsest of 1h, 5m and raw not coarser than a fifth of the step, so that every
+    /// step still spans at least five points; instant queries read raw data.
+    Auto,
+}
+
+impl MaxSourceResolution {
+    /// Parses the HTTP parameter: `auto`, `raw`, or a duration that is 0 (`0`, `0s`), `5m`
+    /// or `1h` (also in other spellings of the same duration, such as `300s` or `60m`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "auto" => return Some(Self::Auto),
+            // promql-parser refuses zero durations.
+            "raw" | "0" | "0ms" | "0s" | "0m" | "0h" | "0d" | "0w" | "0y" => {
+                return Some(Self::Raw);
+            }
+            _ => {}
+        }
+        let ms = if let Ok(secs) = s.parse::<f64>() {
+            if !secs.is_finite() {
+                return None;
+            }
+            (secs * 1000.0).round() as i64
+        } else {
+            promql_parser::util::parse_duration(s).ok()?.as_millis() as i64
+        };
+        match ms {
+            RESOLUTION_RAW => Some(Self::Raw),
+            RESOLUTION_5M => Some(Self::FiveMinutes),
+            RESOLUTION_1H => Some(Self::OneHour),
+            _ => None,
+        }
+    }
+
+    /// The coarsest resolution (milliseconds, 0 for raw) a query over `steps` may read.
+    pub fn resolve_ms(self, steps: Steps) -> i64 {
+        match self {
+            Self::Raw => RESOLUTION_RAW,
+            Self::FiveMinutes => RESOLUTION_5M,
+            Self::OneHour => RESOLUTION_1H,
+            Self::Auto if steps.start == steps.end => RESOLUTION_RAW,
+            Self::Auto => [RESOLUTION_1H, RESOLUTION_5M]
+                .into_iter()
+                .find(|r| *r <= steps.step / 5)
+                .unwrap_or(RESOLUTION_RAW),
+        }
+    }
+}
+
 /// Per-query options (from the HTTP parameters).
 #[derive(Clone, Debug)]
 pub struct QueryOptions {
@@ -57,6 +118,8 @@ pub struct QueryOptions {
     pub timeout: Duration,
     /// What the query may read; charged by every selection (see [`QueryBudget`]).
     pub budget: Option<Arc<QueryBudget>>,
+    /// The coarsest resolution selections may read (default: raw).
+    pub max_source_resolution: MaxSourceResolution,
 }
 
 impl Default for QueryOptions {
@@ -65,6 +128,7 @@ impl Default for QueryOptions {
             lookback_delta_ms: 5 * 60 * 1000,
             timeout: Duration::from_secs(120),
             budget: None,
+            max_source_resolution: MaxSourceResolution::Raw,
         }
     }
 }
@@ -122,8 +186,7 @@ impl QueryEngine {
         steps: Steps,
         opts: &QueryOptions,
     ) -> Result<Lowered, QueryError> {
-        let expr = promql_parser::parser::parse(query)
-            .map_err(|e| QueryError::BadData(format!("invalid parameter \"query\": {e}")))?;
+        let expr = promql_parser::parser::parse(query).map_err(|e| QueryError::parse(query, &e))?;
         if tenants.is_empty() {
             return Err(QueryError::BadData("a query needs a tenant".into()));
         }
@@ -132,6 +195,8 @@ impl QueryEngine {
             steps,
             lookback: opts.lookback_delta_ms,
             query_range: (steps.start, steps.end),
+            query_step: steps.step,
+            max_resolution: opts.max_source_resolution.resolve_ms(steps),
         }
         .lower(&expr)
     }
@@ -300,7 +365,9 @@ fn to_series(batches: &[RecordBatch]) -> Result<Vec<RangeSeries>, QueryError> {
     let mut repeated = false;
     for b in batches {
         for s in series_rows(b).map_err(df_error)? {
-            let points = by_labels.entry(s.labels).or_default();
+            let points = by_labels
+                .entry(hypnos_engine::ops::remove_dropped_name(&s.labels))
+                .or_default();
             repeated |= !points.is_empty();
             points.extend(s.ts.iter().copied().zip(s.values.iter().copied()));
         }

@@ -43,3 +43,93 @@ impl QueryError {
         }
     }
 }
+
+/// Longest query for which a lexer error's position is searched (the search lexes
+/// successively shorter prefixes).
+const POSITION_SEARCH_LIMIT: usize = 16 * 1024;
+
+impl QueryError {
+    /// A query that does not parse: 400 `bad_data`, worded as Prometheus does
+    /// (`invalid parameter "query": 1:5: parse error: ...`). promql-parser reports no
+    /// positions; for an error of its lexer the position is found by lexing shorter
+    /// prefixes: the offending character is the first one without which the lexer no longer
+    /// reports the same error. A grammar error carries no position.
+    pub fn parse(query: &str, message: &str) -> QueryError {
+        let position = lexer_error_offset(query, message)
+            .map(|offset| {
+                let (line, col) = line_and_column(query, offset);
+                format!("{line}:{col}: ")
+            })
+            .unwrap_or_default();
+        QueryError::BadData(format!(
+            "invalid parameter \"query\": {position}parse error: {message}"
+        ))
+    }
+}
+
+/// The byte offset of the character at which promql-parser's lexer fails with `message`.
+fn lexer_error_offset(query: &str, message: &str) -> Option<usize> {
+    let same =
+        |end: usize| matches!(promql_parser::parser::lexer(&query[..end]), Err(e) if e == message);
+    if query.len() > POSITION_SEARCH_LIMIT || !same(query.len()) {
+        return None;
+    }
+    let mut end = query.len();
+    while let Some((i, _)) = query[..end].char_indices().next_back() {
+        if !same(i) {
+            return Some(i);
+        }
+        end = i;
+    }
+    Some(0)
+}
+
+/// Prometheus' `line:column` of a byte offset: lines from 1, columns in bytes from 1.
+fn line_and_column(query: &str, offset: usize) -> (usize, usize) {
+    let before = &query[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = offset - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(query: &str) -> String {
+        let e = promql_parser::parser::parse(query).unwrap_err();
+        QueryError::parse(query, &e).to_string()
+    }
+
+    #[test]
+    fn lexer_errors_carry_their_position() {
+        assert_eq!(
+            message("foo{a~\"b\"}"),
+            "invalid parameter \"query\": 1:6: parse error: unexpected character inside braces: '~'"
+        );
+        assert_eq!(
+            message("sum(rate(x[5m])) +\n  foo[5x]"),
+            "invalid parameter \"query\": 2:8: parse error: bad number or duration syntax: 5x"
+        );
+    }
+
+    #[test]
+    fn grammar_errors_have_no_position() {
+        let m = message("foo bar");
+        assert!(
+            m.starts_with("invalid parameter \"query\": parse error: "),
+            "{m}"
+        );
+        // An error the lexer finds at the end points at what is left open.
+        assert_eq!(
+            message("sum(x"),
+            "invalid parameter \"query\": 1:4: parse error: unclosed left parenthesis"
+        );
+    }
+
+    #[test]
+    fn columns_count_from_one() {
+        assert_eq!(line_and_column("abc", 0), (1, 1));
+        assert_eq!(line_and_column("a\nbc", 3), (2, 2));
+    }
+}

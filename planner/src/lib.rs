@@ -12,6 +12,8 @@ mod nodes;
 mod order;
 mod result;
 
-pub use engine::{DEFAULT_MAX_SAMPLES, QueryEngine, QueryOptions, TenantScope};
+pub use engine::{
+    DEFAULT_MAX_SAMPLES, MaxSourceResolution, QueryEngine, QueryOptions, TenantScope,
+};
 pub use error::QueryError;
 pub use result::{InstantSample, QueryResult, RangeSeries};

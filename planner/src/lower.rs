@@ -7,7 +7,7 @@ use hypnos_engine::ops::{
     Steps, VectorMatching, VectorOp, valid_count_values_label,
 };
 use hypnos_schemas::labels::METRIC_NAME;
-use hypnos_schemas::{Labels, TenantId};
+use hypnos_schemas::{Labels, ReadAggregate, TenantId};
 use promql_parser::label::MatchOp as PMatchOp;
 use promql_parser::parser::{
     AggregateExpr, AtModifier, BinModifier, BinaryExpr, Call, Expr, LabelModifier, MatrixSelector,
@@ -15,7 +15,7 @@ use promql_parser::parser::{
 };
 
 use crate::QueryError;
-use crate::nodes::{MatcherSpec, PromLogicalOp, PromNode};
+use crate::nodes::{MatcherSpec, PromLogicalOp, PromNode, SelectHints};
 
 /// What an expression lowers to.
 #[derive(Debug)]
@@ -39,6 +39,10 @@ pub(crate) struct Lowering<'a> {
     pub(crate) lookback: i64,
     /// The whole query's start and end, for `@ start()` and `@ end()`.
     pub(crate) query_range: (i64, i64),
+    /// The whole query's step (ignored for an instant query, whose step is 0), for `step()`.
+    pub(crate) query_step: i64,
+    /// The coarsest resolution selections may read (0: raw only).
+    pub(crate) max_resolution: i64,
 }
 
 /// Subquery step when the query gives none (Prometheus' default evaluation interval).
@@ -134,6 +138,95 @@ impl Lowering<'_> {
         max: i64,
         drop_stale: bool,
     ) -> Result<LogicalPlan, QueryError> {
+        self.select_as(vs, min, max, drop_stale, ReadAggregate::Value)
+    }
+
+    /// The aggregate of downsampled data that the range function `fname` reads from its
+    /// selector (raw data reads the sample values whatever this says). `count_over_time` and
+    /// `avg_over_time` are rewritten in [`Self::downsampled_window`] to sum counts and sums;
+    /// anywhere else they read values, so a count never counts windows.
+    fn aggregate_for(&self, fname: &str) -> ReadAggregate {
+        if self.max_resolution <= 0 {
+            return ReadAggregate::Value;
+        }
+        match fname {
+            "min_over_time" => ReadAggregate::Min,
+            "max_over_time" => ReadAggregate::Max,
+            "sum_over_time" => ReadAggregate::Sum,
+            "rate" | "increase" | "irate" | "resets" => ReadAggregate::Counter,
+            _ => ReadAggregate::Value,
+        }
+    }
+
+    /// `count_over_time` and `avg_over_time` of a range selector that may read downsampled
+    /// data, where a point stands for a whole window: the count is the sum of the windows'
+    /// `count`s, the average the sum of their `sum`s divided by the sum of their `count`s
+    /// (both exact, raw samples counting one). `None` for everything else.
+    fn downsampled_window(
+        &self,
+        func: RangeFunc,
+        arg: &Expr,
+        at: Option<i64>,
+    ) -> Result<Option<LogicalPlan>, QueryError> {
+        let Expr::MatrixSelector(ms) = arg else {
+            return Ok(None);
+        };
+        let reads: &[ReadAggregate] = match func {
+            _ if self.max_resolution <= 0 => return Ok(None),
+            RangeFunc::CountOverTime => &[ReadAggregate::Count],
+            RangeFunc::AvgOverTime => &[ReadAggregate::Sum, ReadAggregate::Count],
+            _ => return Ok(None),
+        };
+        let offset = Self::offset_ms(&ms.vs)?;
+        let range = ms.range.as_millis() as i64;
+        self.with_at(at, |steps| {
+            let mut sums = reads
+                .iter()
+                .map(|a| {
+                    let scan = self.select_as(
+                        &ms.vs,
+                        steps.start - offset - range + 1,
+                        steps.end - offset,
+                        false,
+                        *a,
+                    )?;
+                    Ok(PromNode::plan(
+                        PromLogicalOp::RangeFunction {
+                            func: RangeFunc::SumOverTime,
+                            steps,
+                            range,
+                            offset,
+                        },
+                        Some(scan),
+                    ))
+                })
+                .collect::<Result<Vec<LogicalPlan>, QueryError>>()?;
+            let first = sums.remove(0);
+            Ok(match sums.pop() {
+                None => first,
+                Some(counts) => PromNode::plan_binary(
+                    PromLogicalOp::VectorBinary {
+                        op: VectorOp::Binary(BinOp::Div),
+                        matching: VectorMatching::new(Cardinality::OneToOne),
+                        return_bool: false,
+                    },
+                    first,
+                    counts,
+                ),
+            })
+        })
+        .map(Some)
+    }
+
+    /// [`Self::select`] reading `aggregate` where the data is downsampled.
+    fn select_as(
+        &self,
+        vs: &VectorSelector,
+        min: i64,
+        max: i64,
+        drop_stale: bool,
+        aggregate: ReadAggregate,
+    ) -> Result<LogicalPlan, QueryError> {
         if !vs.matchers.or_matchers.is_empty() {
             return Err(unsupported("'or' between label matchers"));
         }
@@ -175,6 +268,7 @@ impl Lowering<'_> {
                 min,
                 max,
                 drop_stale,
+                hints: SelectHints::new(self.max_resolution, aggregate),
             },
             None,
         ))
@@ -221,11 +315,12 @@ impl Lowering<'_> {
             Expr::MatrixSelector(ms) => {
                 let offset = Self::offset_ms(&ms.vs)?;
                 let range = ms.range.as_millis() as i64;
-                let scan = self.select(
+                let scan = self.select_as(
                     &ms.vs,
                     steps.start - offset - range + 1,
                     steps.end - offset,
                     false,
+                    self.aggregate_for(fname),
                 )?;
                 Ok((scan, range, offset))
             }
@@ -256,6 +351,8 @@ impl Lowering<'_> {
                     },
                     lookback: self.lookback,
                     query_range: self.query_range,
+                    query_step: self.query_step,
+                    max_resolution: self.max_resolution,
                 };
                 match inner.lower(&sq.expr)? {
                     Lowered::Vector(plan) => Ok((plan, range, offset)),
@@ -284,20 +381,24 @@ impl Lowering<'_> {
             Expr::MatrixSelector(ms) => &ms.vs,
             _ => return Labels::default(),
         };
-        let eq: Vec<(&str, &str)> = vs
+        // In matcher order, as Prometheus: the first equality on a label sets it, any later
+        // matcher on the same label (or a non-equality one) removes it again.
+        let mut out = Labels::default();
+        let mut seen: Vec<&str> = Vec::new();
+        for m in vs
             .matchers
             .matchers
             .iter()
-            .filter(|m| matches!(m.op, PMatchOp::Equal) && m.name != METRIC_NAME)
-            .map(|m| (m.name.as_str(), m.value.as_str()))
-            .collect();
-        // A label constrained twice is left out, as in Prometheus.
-        let once: Vec<(&str, &str)> = eq
-            .iter()
-            .filter(|(n, _)| eq.iter().filter(|(m, _)| m == n).count() == 1)
-            .copied()
-            .collect();
-        Labels::from_pairs(once)
+            .filter(|m| m.name != METRIC_NAME)
+        {
+            if matches!(m.op, PMatchOp::Equal) && !seen.contains(&m.name.as_str()) {
+                out.set(&m.name, &m.value);
+                seen.push(&m.name);
+            } else {
+                out.set(&m.name, "");
+            }
+        }
+        out
     }
 
     fn string_arg(name: &str, arg: &Expr) -> Result<String, QueryError> {
@@ -338,6 +439,45 @@ impl Lowering<'_> {
         let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
         match (name, args.as_slice()) {
             ("pi", []) => Ok(Lowered::Scalar(std::f64::consts::PI)),
+            // The query's own time parameters, in seconds; an instant query has a zero step
+            // and a zero range.
+            ("step", []) => Ok(Lowered::Scalar(
+                if self.query_range.0 == self.query_range.1 {
+                    0.0
+                } else {
+                    self.query_step as f64 / 1000.0
+                },
+            )),
+            ("range", []) => Ok(Lowered::Scalar(
+                (self.query_range.1 - self.query_range.0) as f64 / 1000.0,
+            )),
+            ("start", []) => Ok(Lowered::Scalar(self.query_range.0 as f64 / 1000.0)),
+            ("end", []) => Ok(Lowered::Scalar(self.query_range.1 as f64 / 1000.0)),
+            ("min_of" | "max_of", [a, b]) => {
+                let op = if name == "min_of" {
+                    BinOp::MinOf
+                } else {
+                    BinOp::MaxOf
+                };
+                match (self.lower(a)?, self.lower(b)?) {
+                    (Lowered::Scalar(a), Lowered::Scalar(b)) => {
+                        Ok(Lowered::Scalar(op.apply(a, b).0))
+                    }
+                    // Per-step scalars: evaluated at each step like a scalar operator.
+                    (Lowered::ScalarPlan(p), Lowered::Scalar(s)) => {
+                        Ok(Lowered::ScalarPlan(scalar_binary(p, op, s, false, true)))
+                    }
+                    (Lowered::Scalar(s), Lowered::ScalarPlan(p)) => {
+                        Ok(Lowered::ScalarPlan(scalar_binary(p, op, s, true, true)))
+                    }
+                    (Lowered::ScalarPlan(l), Lowered::ScalarPlan(r)) => Ok(Lowered::ScalarPlan(
+                        scalar_plan_binary(op, false, Cardinality::OneToOne, l, r),
+                    )),
+                    _ => Err(QueryError::BadData(format!(
+                        "expected two scalar arguments to {name}()"
+                    ))),
+                }
+            }
             ("time", []) => Ok(Lowered::ScalarPlan(self.step_values(StepValue::Time))),
             ("vector", [arg]) => match self.lower(arg)? {
                 Lowered::Scalar(c) => Ok(Lowered::Vector(
@@ -405,6 +545,11 @@ impl Lowering<'_> {
         let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
         if let Some(func) = RangeFunc::from_name(name) {
             // The range vector is the first argument, except for quantile_over_time.
+            if let (RangeFunc::QuantileOverTime(_), [q, arg]) = (func, args.as_slice())
+                && let Lowered::ScalarPlan(param) = self.lower(q)?
+            {
+                return self.range_function_per_step(func, arg, param);
+            }
             let (func, matrix) = match func {
                 RangeFunc::QuantileOverTime(_) => (
                     RangeFunc::QuantileOverTime(self.constant_arg(name, args[0])?.to_bits()),
@@ -450,6 +595,9 @@ impl Lowering<'_> {
                 ),
                 (f, _) => f,
             };
+            if let Some(plan) = self.downsampled_window(func, inner, at)? {
+                return Ok(plan);
+            }
             return self.with_at(at, |steps| {
                 let (input, range, offset) = self.range_input(arg, steps, name)?;
                 Ok(PromNode::plan(
@@ -462,6 +610,9 @@ impl Lowering<'_> {
                     Some(input),
                 ))
             });
+        }
+        if name == "info" {
+            return self.info(&args);
         }
         if name == "absent_over_time" {
             let Some(arg) = args.first().copied() else {
@@ -565,6 +716,22 @@ impl Lowering<'_> {
                 Some(input),
             ));
         }
+        if let ("histogram_quantile", [q, vector]) = (name, args.as_slice())
+            && let Lowered::ScalarPlan(param) = self.lower(q)?
+        {
+            let Lowered::Vector(input) = self.lower(vector)? else {
+                return Err(QueryError::BadData(format!(
+                    "expected an instant vector argument to {name}()"
+                )));
+            };
+            return Ok(PromNode::plan_binary(
+                PromLogicalOp::Histogram {
+                    func: HistogramFunc::Quantile(0),
+                },
+                input,
+                param,
+            ));
+        }
         if matches!(name, "histogram_quantile" | "histogram_fraction") {
             let Some((vector, params)) = args.split_last() else {
                 return Err(QueryError::BadData(format!("{name}() needs arguments")));
@@ -636,6 +803,139 @@ impl Lowering<'_> {
         ))
     }
 
+    /// `info(v, {selector})`: `v` joined with the info series (by default `target_info`)
+    /// that share its identifying labels, read at the time and offset of `v`'s first
+    /// selector, as Prometheus does.
+    fn info(&self, args: &[&Expr]) -> Result<LogicalPlan, QueryError> {
+        let (base_expr, selector) = match args {
+            [b] => (*b, None),
+            [b, s] => (*b, Some(*s)),
+            _ => return Err(QueryError::BadData("info() takes 1 or 2 arguments".into())),
+        };
+        let mut names: Vec<promql_parser::label::Matcher> = Vec::new();
+        let mut data: Vec<promql_parser::label::Matcher> = Vec::new();
+        match selector {
+            None => {}
+            Some(Expr::VectorSelector(vs)) => {
+                if let Some(n) = &vs.name {
+                    names.push(promql_parser::label::Matcher::new(
+                        PMatchOp::Equal,
+                        METRIC_NAME,
+                        n,
+                    ));
+                }
+                for m in &vs.matchers.matchers {
+                    if m.name == METRIC_NAME {
+                        names.push(m.clone());
+                    } else {
+                        data.push(m.clone());
+                    }
+                }
+            }
+            Some(_) => {
+                return Err(QueryError::BadData(
+                    "expected a label selector as the second argument to info()".into(),
+                ));
+            }
+        }
+        // Prometheus' effective name matchers: the given ones if one of them is positive,
+        // otherwise any `*_info` metric but those excluded, or `target_info` by default.
+        let positive = names
+            .iter()
+            .any(|m| matches!(m.op, PMatchOp::Equal | PMatchOp::Re(_)));
+        let default = |q: &str| -> Result<promql_parser::label::Matcher, QueryError> {
+            match promql_parser::parser::parse(q) {
+                Ok(Expr::VectorSelector(vs)) => vs
+                    .matchers
+                    .matchers
+                    .into_iter()
+                    .find(|m| m.name == METRIC_NAME)
+                    .ok_or_else(|| QueryError::Internal(format!("no name matcher in {q}"))),
+                _ => Err(QueryError::Internal(format!("cannot parse {q}"))),
+            }
+        };
+        let effective = if positive {
+            names
+        } else if !names.is_empty() {
+            let mut all = vec![default(r#"{__name__=~".+_info"}"#)?];
+            all.extend(names);
+            all
+        } else {
+            vec![default(r#"{__name__="target_info"}"#)?]
+        };
+        let Lowered::Vector(base) = self.lower(base_expr)? else {
+            return Err(QueryError::BadData(
+                "expected an instant vector argument to info()".into(),
+            ));
+        };
+        let (at, offset) = first_selector_time(base_expr, &mut Vec::new());
+        let at = at.and_then(|a| self.at_ms(&Some(a)));
+        let mut matchers = data.clone();
+        matchers.extend(effective.iter().cloned());
+        let info_vs = VectorSelector {
+            name: None,
+            matchers: promql_parser::label::Matchers::new(matchers),
+            offset: None,
+            at: None,
+        };
+        let infos = self.with_at(at, |steps| {
+            let scan = self.select(
+                &info_vs,
+                steps.start - offset - self.lookback + 1,
+                steps.end - offset,
+                false,
+            )?;
+            Ok(PromNode::plan(
+                PromLogicalOp::InstantTimes {
+                    steps,
+                    lookback: self.lookback,
+                    offset,
+                },
+                Some(scan),
+            ))
+        })?;
+        Ok(PromNode::plan_binary(
+            PromLogicalOp::Info {
+                name_matchers: effective.iter().map(matcher_spec).collect(),
+                data_matchers: data.iter().map(matcher_spec).collect(),
+            },
+            base,
+            infos,
+        ))
+    }
+
+    /// A range function whose parameter is a scalar evaluated per step: every step reads
+    /// its own window (or, under `@`, the window at the `@` time) with that step's parameter.
+    fn range_function_per_step(
+        &self,
+        func: RangeFunc,
+        arg: &Expr,
+        param: LogicalPlan,
+    ) -> Result<LogicalPlan, QueryError> {
+        let mut inner = arg;
+        while let Expr::Paren(p) = inner {
+            inner = &p.expr;
+        }
+        let at = match inner {
+            Expr::MatrixSelector(ms) => self.at_ms(&ms.vs.at),
+            Expr::Subquery(sq) => self.at_ms(&sq.at),
+            _ => None,
+        };
+        let read_steps = at.map_or(self.steps, Steps::instant);
+        let (input, range, offset) = self.range_input(arg, read_steps, func.name())?;
+        Ok(PromNode::plan_binary(
+            PromLogicalOp::RangeFunctionPerStep {
+                func,
+                steps: self.steps,
+                range,
+                offset,
+                at,
+            },
+            input,
+            param,
+        ))
+    }
+
     fn aggregate(&self, agg: &AggregateExpr) -> Result<LogicalPlan, QueryError> {
         let name = agg.op.to_string();
         let param = || -> Result<f64, QueryError> {
@@ -671,6 +971,40 @@ impl Lowering<'_> {
                 Some(input),
             ));
         }
+        // A parameter that is not a constant (`topk(scalar(x), v)`) is evaluated per step.
+        let per_step = match (name.as_str(), agg.param.as_deref()) {
+            ("topk" | "bottomk" | "limitk" | "limit_ratio" | "quantile", Some(p)) => {
+                match self.lower(p)? {
+                    Lowered::ScalarPlan(plan) => Some(plan),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if let Some(param_plan) = per_step {
+            let op = match name.as_str() {
+                "topk" => AggOp::Topk(0),
+                "bottomk" => AggOp::Bottomk(0),
+                "limitk" => AggOp::Limitk(0),
+                "limit_ratio" => AggOp::LimitRatio(0),
+                _ => AggOp::Quantile(0),
+            };
+            let grouping = match &agg.modifier {
+                None => Grouping::By(Vec::new()),
+                Some(LabelModifier::Include(l)) => Grouping::By(l.labels.clone()),
+                Some(LabelModifier::Exclude(l)) => Grouping::Without(l.labels.clone()),
+            };
+            let Lowered::Vector(input) = self.lower(&agg.expr)? else {
+                return Err(QueryError::BadData(format!(
+                    "expected an instant vector in aggregation {name}"
+                )));
+            };
+            return Ok(PromNode::plan_binary(
+                PromLogicalOp::AggregatePerStep { op, grouping },
+                input,
+                param_plan,
+            ));
+        }
         let op = match name.as_str() {
             "sum" => AggOp::Sum,
             "avg" => AggOp::Avg,
@@ -681,18 +1015,25 @@ impl Lowering<'_> {
             "stddev" => AggOp::Stddev,
             "stdvar" => AggOp::Stdvar,
             "quantile" => AggOp::Quantile(param()?.to_bits()),
-            "topk" | "bottomk" => {
+            "topk" | "bottomk" | "limitk" => {
                 let k = param()?;
                 if k.is_nan() {
                     return Err(QueryError::Execution("Parameter value is NaN".into()));
                 }
                 // Prometheus converts with int64(k), saturating at the int64 range.
                 let k = k.clamp(i64::MIN as f64, i64::MAX as f64) as i64;
-                if name == "topk" {
-                    AggOp::Topk(k)
-                } else {
-                    AggOp::Bottomk(k)
+                match name.as_str() {
+                    "topk" => AggOp::Topk(k),
+                    "bottomk" => AggOp::Bottomk(k),
+                    _ => AggOp::Limitk(k),
                 }
+            }
+            "limit_ratio" => {
+                let r = param()?;
+                if r.is_nan() {
+                    return Err(QueryError::Execution("Ratio value is NaN".into()));
+                }
+                AggOp::LimitRatio(r.to_bits())
             }
             _ => return Err(unsupported(format!("aggregation {name}"))),
         };
@@ -780,8 +1121,10 @@ impl Lowering<'_> {
             (Lowered::Scalar(s), Lowered::ScalarPlan(p)) => {
                 Ok(Lowered::ScalarPlan(scalar_binary(p, op, s, true, true)))
             }
+            // Between two per-step scalars `bool` only applies to comparisons (arithmetic
+            // keeps its value).
             (Lowered::ScalarPlan(l), Lowered::ScalarPlan(r)) => Ok(Lowered::ScalarPlan(
-                scalar_plan_binary(op, true, Cardinality::OneToOne, l, r),
+                scalar_plan_binary(op, op.is_comparison(), Cardinality::OneToOne, l, r),
             )),
             // A vector and a per-step scalar: the scalar (one label-less series) matches
             // every sample of its step, as `on() group_left` / `group_right` would.
@@ -795,6 +1138,80 @@ impl Lowering<'_> {
                 "binary operator {token} needs scalar or instant vector operands"
             ))),
         }
+    }
+}
+
+/// A promql-parser label matcher as plain data.
+fn matcher_spec(m: &promql_parser::label::Matcher) -> MatcherSpec {
+    MatcherSpec {
+        name: m.name.clone(),
+        op: match m.op {
+            PMatchOp::Equal => "=",
+            PMatchOp::NotEqual => "!=",
+            PMatchOp::Re(_) => "=~",
+            PMatchOp::NotRe(_) => "!~",
+        },
+        value: m.value.clone(),
+    }
+}
+
+/// The `@` and offset of the first vector selector of `expr` (depth first), as Prometheus'
+/// `info()` reads its info series: without an `@` of its own, the selector takes that of
+/// the innermost enclosing subquery that has one, adding the offsets on the way.
+fn first_selector_time<'e>(
+    expr: &'e Expr,
+    subqueries: &mut Vec<&'e SubqueryExpr>,
+) -> (Option<AtModifier>, i64) {
+    let found = |vs: &VectorSelector, subqueries: &[&SubqueryExpr]| {
+        let mut at = vs.at.clone();
+        let mut offset = Lowering::offset_of(&vs.offset);
+        for sq in subqueries.iter().rev() {
+            if at.is_some() {
+                break;
+            }
+            offset += Lowering::offset_of(&sq.offset);
+            at = sq.at.clone();
+        }
+        (at, offset)
+    };
+    let children: Vec<&Expr> = match expr {
+        Expr::VectorSelector(vs) => return found(vs, subqueries),
+        Expr::MatrixSelector(ms) => return found(&ms.vs, subqueries),
+        Expr::Subquery(sq) => {
+            subqueries.push(sq);
+            let r = first_selector_time(&sq.expr, subqueries);
+            subqueries.pop();
+            return r;
+        }
+        Expr::Paren(p) => vec![&p.expr],
+        Expr::Unary(u) => vec![&u.expr],
+        Expr::Binary(b) => vec![&b.lhs, &b.rhs],
+        Expr::Aggregate(a) => {
+            let mut c = vec![a.expr.as_ref()];
+            c.extend(a.param.as_deref());
+            c
+        }
+        Expr::Call(c) => c.args.args.iter().map(|a| a.as_ref()).collect(),
+        _ => Vec::new(),
+    };
+    match children.into_iter().find(|c| contains_selector(c)) {
+        Some(c) => first_selector_time(c, subqueries),
+        None => (None, 0),
+    }
+}
+
+fn contains_selector(expr: &Expr) -> bool {
+    match expr {
+        Expr::VectorSelector(_) | Expr::MatrixSelector(_) => true,
+        Expr::Subquery(sq) => contains_selector(&sq.expr),
+        Expr::Paren(p) => contains_selector(&p.expr),
+        Expr::Unary(u) => contains_selector(&u.expr),
+        Expr::Binary(b) => contains_selector(&b.lhs) || contains_selector(&b.rhs),
+        Expr::Aggregate(a) => {
+            contains_selector(&a.expr) || a.param.as_deref().is_some_and(contains_selector)
+        }
+        Expr::Call(c) => c.args.args.iter().any(|a| contains_selector(a)),
+        _ => false,
     }
 }
 

@@ -21,7 +21,9 @@ use hypnos_engine::ops::{
     VectorMatching, VectorOp,
 };
 use hypnos_engine::vector::vector_schema;
-use hypnos_schemas::{Labels, MatchOp, Matcher, SeriesSource, TenantId, TimeRange};
+use hypnos_schemas::{
+    Labels, MatchOp, Matcher, ReadAggregate, ReadHints, SeriesSource, TenantId, TimeRange,
+};
 
 static VECTOR_DFSCHEMA: LazyLock<DFSchemaRef> = LazyLock::new(|| {
     Arc::new(DFSchema::try_from(vector_schema().as_ref().clone()).expect("valid schema"))
@@ -53,6 +55,29 @@ impl MatcherSpec {
     }
 }
 
+/// The read hints of a selection, ordered so that the logical node stays `PartialOrd`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub(crate) struct SelectHints(pub(crate) ReadHints);
+
+impl SelectHints {
+    pub(crate) fn new(max_resolution_ms: i64, aggregate: ReadAggregate) -> Self {
+        Self(ReadHints {
+            max_resolution_ms,
+            aggregate,
+        })
+    }
+
+    fn key(&self) -> (i64, Option<&'static str>) {
+        (self.0.max_resolution_ms, self.0.aggregate.label_value())
+    }
+}
+
+impl PartialOrd for SelectHints {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.key().cmp(&other.key()))
+    }
+}
+
 /// One PromQL step of a logical plan.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
 pub(crate) enum PromLogicalOp {
@@ -63,6 +88,8 @@ pub(crate) enum PromLogicalOp {
         min: i64,
         max: i64,
         drop_stale: bool,
+        /// Which resolution and aggregate to read (default: raw values).
+        hints: SelectHints,
     },
     Instant {
         steps: Steps,
@@ -78,6 +105,26 @@ pub(crate) enum PromLogicalOp {
     Aggregate {
         op: AggOp,
         grouping: Grouping,
+    },
+    /// An aggregation with a per-step parameter: the node's two inputs, the vector then the
+    /// per-step scalar.
+    AggregatePerStep {
+        op: AggOp,
+        grouping: Grouping,
+    },
+    /// A range function with a per-step parameter: the node's two inputs, the samples then
+    /// the per-step scalar; `at` fixes every window's end (`@`).
+    RangeFunctionPerStep {
+        func: RangeFunc,
+        steps: Steps,
+        range: i64,
+        offset: i64,
+        at: Option<i64>,
+    },
+    /// `info(v, {...})`: the node's two inputs, `v` then the info series' sample times.
+    Info {
+        name_matchers: Vec<MatcherSpec>,
+        data_matchers: Vec<MatcherSpec>,
     },
     CountValues {
         label: String,
@@ -173,6 +220,9 @@ impl UserDefinedLogicalNodeCore for PromNode {
             PromLogicalOp::Instant { .. } => "PromInstant",
             PromLogicalOp::RangeFunction { .. } => "PromRangeFunction",
             PromLogicalOp::Aggregate { .. } => "PromAggregate",
+            PromLogicalOp::AggregatePerStep { .. } => "PromAggregatePerStep",
+            PromLogicalOp::RangeFunctionPerStep { .. } => "PromRangeFunctionPerStep",
+            PromLogicalOp::Info { .. } => "PromInfo",
             PromLogicalOp::CountValues { .. } => "PromCountValues",
             PromLogicalOp::Histogram { .. } => "PromHistogram",
             PromLogicalOp::InstantFunction { .. } => "PromInstantFunction",
@@ -208,6 +258,7 @@ impl UserDefinedLogicalNodeCore for PromNode {
                 min,
                 max,
                 drop_stale,
+                hints,
             } => {
                 let tenant = tenant_list(tenants);
                 let m: Vec<String> = matchers
@@ -218,7 +269,15 @@ impl UserDefinedLogicalNodeCore for PromNode {
                     f,
                     "tenant={tenant}, matchers=[{}], time=[{min}, {max}], drop_stale={drop_stale}",
                     m.join(", ")
-                )
+                )?;
+                if hints.0.max_resolution_ms > 0 {
+                    write!(
+                        f,
+                        ", max_resolution={}ms, aggregate={:?}",
+                        hints.0.max_resolution_ms, hints.0.aggregate
+                    )?;
+                }
+                Ok(())
             }
             PromLogicalOp::Instant {
                 steps,
@@ -243,6 +302,40 @@ impl UserDefinedLogicalNodeCore for PromNode {
                 steps.step
             ),
             PromLogicalOp::Aggregate { op, grouping } => write!(f, "{} {grouping:?}", op.name()),
+            PromLogicalOp::AggregatePerStep { op, grouping } => {
+                write!(f, "{} {grouping:?}, per-step parameter", op.name())
+            }
+            PromLogicalOp::Info {
+                name_matchers,
+                data_matchers,
+            } => {
+                let show = |ms: &[MatcherSpec]| {
+                    ms.iter()
+                        .map(|m| format!("{}{}{:?}", m.name, m.op, m.value))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                write!(
+                    f,
+                    "names=[{}], data=[{}]",
+                    show(name_matchers),
+                    show(data_matchers)
+                )
+            }
+            PromLogicalOp::RangeFunctionPerStep {
+                func,
+                steps,
+                range,
+                offset,
+                at,
+            } => write!(
+                f,
+                "{}[{range}ms], offset={offset}ms, at={at:?}, steps={}..{} by {}, per-step parameter",
+                func.name(),
+                steps.start,
+                steps.end,
+                steps.step
+            ),
             PromLogicalOp::CountValues { label, grouping } => {
                 write!(f, "count_values({label:?}) {grouping:?}")
             }
@@ -331,6 +424,7 @@ impl ExtensionPlanner for PromExtensionPlanner {
                 min,
                 max,
                 drop_stale,
+                hints,
             } => {
                 let matchers = matchers
                     .iter()
@@ -343,6 +437,7 @@ impl ExtensionPlanner for PromExtensionPlanner {
                     range: TimeRange::new(*min, *max),
                     drop_stale: *drop_stale,
                     max_samples: self.max_samples,
+                    hints: hints.0,
                 };
                 return Ok(Some(Arc::new(PromExec::select(
                     op,
@@ -396,7 +491,18 @@ impl ExtensionPlanner for PromExtensionPlanner {
                 label: label.clone(),
                 grouping: grouping.clone(),
             },
-            PromLogicalOp::Histogram { func } => PromOp::Histogram { func: func.clone() },
+            PromLogicalOp::Histogram { func } => {
+                let op = PromOp::Histogram { func: func.clone() };
+                // A quantile evaluated per step is the second input.
+                if let [data, param] = physical_inputs {
+                    return Ok(Some(Arc::new(PromExec::binary(
+                        op,
+                        Arc::clone(data),
+                        Arc::clone(param),
+                    ))));
+                }
+                op
+            }
             PromLogicalOp::Aggregate { op, grouping } => PromOp::Aggregate {
                 op: *op,
                 grouping: grouping.clone(),
@@ -412,6 +518,55 @@ impl ExtensionPlanner for PromExtensionPlanner {
                 scalar_on_left: *scalar_on_left,
                 return_bool: *return_bool,
             },
+            PromLogicalOp::AggregatePerStep { .. }
+            | PromLogicalOp::RangeFunctionPerStep { .. }
+            | PromLogicalOp::Info { .. } => {
+                let [data, param] = physical_inputs else {
+                    return Err(DataFusionError::Internal(
+                        "a per-step parameter node needs two inputs".into(),
+                    ));
+                };
+                let op = match &node.op {
+                    PromLogicalOp::AggregatePerStep { op, grouping } => PromOp::AggregatePerStep {
+                        op: *op,
+                        grouping: grouping.clone(),
+                    },
+                    PromLogicalOp::RangeFunctionPerStep {
+                        func,
+                        steps,
+                        range,
+                        offset,
+                        at,
+                    } => PromOp::RangeFunctionPerStep {
+                        func: *func,
+                        steps: *steps,
+                        range: *range,
+                        offset: *offset,
+                        at: *at,
+                    },
+                    PromLogicalOp::Info {
+                        name_matchers,
+                        data_matchers,
+                    } => {
+                        let compile = |ms: &[MatcherSpec]| {
+                            ms.iter()
+                                .map(MatcherSpec::compile)
+                                .collect::<std::result::Result<Vec<_>, _>>()
+                                .map_err(|e| DataFusionError::External(Box::new(e)))
+                        };
+                        PromOp::Info {
+                            name_matchers: compile(name_matchers)?,
+                            data_matchers: compile(data_matchers)?,
+                        }
+                    }
+                    _ => unreachable!("matched above"),
+                };
+                return Ok(Some(Arc::new(PromExec::binary(
+                    op,
+                    Arc::clone(data),
+                    Arc::clone(param),
+                ))));
+            }
             PromLogicalOp::VectorBinary {
                 op,
                 matching,

@@ -103,7 +103,9 @@ impl VectorMatching {
         if self.on {
             l.keep(&self.labels)
         } else {
-            l.drop_names(&self.labels)
+            let mut m = l.drop_names(&self.labels);
+            m.set(super::NAME_DROPPED_LABEL, "");
+            m
         }
     }
 
@@ -132,7 +134,12 @@ fn shown(l: &Labels) -> String {
 pub(crate) fn without_metadata_labels(l: &Labels) -> Labels {
     Labels::from_sorted(
         l.iter()
-            .filter(|l| !matches!(l.name.as_str(), METRIC_NAME | "__type__" | "__unit__"))
+            .filter(|l| {
+                !matches!(
+                    l.name.as_str(),
+                    METRIC_NAME | "__type__" | "__unit__" | super::NAME_DROPPED_LABEL
+                )
+            })
             .cloned()
             .collect(),
     )

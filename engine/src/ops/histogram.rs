@@ -103,6 +103,23 @@ fn parse_upper_bound(s: &str) -> Option<f64> {
 /// ignored. Results drop the metric name; two groups that become the same label set at
 /// the same timestamp are an error, as in Prometheus.
 pub fn histogram_function(inputs: &[RecordBatch], func: &HistogramFunc) -> Result<RecordBatch> {
+    histogram_function_with(inputs, &|_| func.clone())
+}
+
+/// `histogram_quantile` whose quantile is a scalar evaluated per step: the one label-less
+/// series of `params` gives the quantile at each step.
+pub fn histogram_quantile_per_step(
+    inputs: &[RecordBatch],
+    params: &[RecordBatch],
+) -> Result<RecordBatch> {
+    let param = super::StepParam::from_batches(params)?;
+    histogram_function_with(inputs, &|t| HistogramFunc::Quantile(param.at(t).to_bits()))
+}
+
+fn histogram_function_with(
+    inputs: &[RecordBatch],
+    func_at: &dyn Fn(i64) -> HistogramFunc,
+) -> Result<RecordBatch> {
     let mut groups: HashMap<Labels, BTreeMap<i64, Vec<(f64, f64)>>> = HashMap::new();
     for batch in inputs {
         for s in series_rows(batch)? {
@@ -119,11 +136,11 @@ pub fn histogram_function(inputs: &[RecordBatch], func: &HistogramFunc) -> Resul
     // Output label sets (metric name dropped), each with its points; two results with the
     // same labels at the same time are an error.
     let mut outputs: BTreeMap<Labels, BTreeMap<i64, f64>> = BTreeMap::new();
-    let mut results = Vec::new();
     for (k, g) in groups {
         let base = without_metadata_labels(&k);
         for (t, mut buckets) in g {
-            results.clear();
+            let func = func_at(t);
+            let mut results = Vec::new();
             func.eval(&mut buckets, &mut results);
             for (set, v) in results.drain(..) {
                 let labels = match set {

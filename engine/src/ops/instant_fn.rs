@@ -205,7 +205,7 @@ impl InstantFunc {
 pub fn instant_function(input: &RecordBatch, func: InstantFunc) -> Result<RecordBatch> {
     let mut out = VectorBuilder::new();
     for s in series_rows(input)? {
-        out.start_series(&s.labels.without_metric_name());
+        out.start_series(&super::mark_name_dropped(&s.labels));
         for (t, v) in s.ts.iter().zip(s.values) {
             let v = if func == InstantFunc::StepTimestamp {
                 *t as f64 / 1000.0

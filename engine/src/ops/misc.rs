@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use arrow::array::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
 use hypnos_schemas::Labels;
+use hypnos_schemas::labels::METRIC_NAME;
 use regex::Regex;
 
 use super::Steps;
@@ -103,7 +104,15 @@ impl Relabel {
         };
         let mut out = VectorBuilder::new();
         for s in series_rows(input)? {
+            // The rules see a name marked dropped; writing `__name__` keeps the new name.
+            let visible = &s.labels;
             let mut labels = s.labels.clone();
+            let mut set = |dst: &str, value: &str| {
+                if dst == METRIC_NAME {
+                    labels.set(super::NAME_DROPPED_LABEL, "");
+                }
+                labels.set(dst, value);
+            };
             match self {
                 Relabel::Replace {
                     dst,
@@ -111,11 +120,11 @@ impl Relabel {
                     src,
                     ..
                 } => {
-                    let value = s.labels.get(src);
+                    let value = visible.get(src);
                     if let Some(caps) = re.as_ref().and_then(|r| r.captures(value)) {
                         let mut res = String::new();
                         caps.expand(replacement, &mut res);
-                        labels.set(dst, &res);
+                        set(dst, &res);
                     }
                 }
                 Relabel::Join {
@@ -123,8 +132,8 @@ impl Relabel {
                     separator,
                     srcs,
                 } => {
-                    let joined: Vec<&str> = srcs.iter().map(|n| s.labels.get(n)).collect();
-                    labels.set(dst, &joined.join(separator));
+                    let joined: Vec<&str> = srcs.iter().map(|n| visible.get(n)).collect();
+                    set(dst, &joined.join(separator));
                 }
             }
             out.start_series(&labels);

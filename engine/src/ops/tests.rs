@@ -52,7 +52,10 @@ fn rate_matches_prometheus_extrapolation() {
     let got =
         points(&range_function(&b, RangeFunc::Rate, Steps::instant(60_000), 60_000, 0).unwrap());
     assert!((got[0].1[0].1 - 40.0 / 60.0).abs() < 1e-12, "{got:?}");
-    assert_eq!(got[0].0, r#"{i="a"}"#, "rate drops the metric name");
+    assert_eq!(
+        got[0].0, r#"{__hypnos_name_dropped__="true", __name__="m", i="a"}"#,
+        "rate marks the metric name dropped"
+    );
     let inc = points(
         &range_function(&b, RangeFunc::Increase, Steps::instant(120_000), 60_000, 0).unwrap(),
     );
@@ -134,7 +137,10 @@ fn avg_survives_overflow() {
 fn scalar_binary_semantics() {
     let b = batch(&[("a", &[(0, 1.0), (1, f64::NAN), (2, -0.0)])]);
     let mul = points(&scalar_binary(&b, BinOp::Mul, 2.0, false, false).unwrap());
-    assert_eq!(mul[0].0, r#"{i="a"}"#);
+    assert_eq!(
+        mul[0].0,
+        r#"{__hypnos_name_dropped__="true", __name__="m", i="a"}"#
+    );
     assert_eq!(mul[0].1[0], (0, 2.0));
     let gt = points(&scalar_binary(&b, BinOp::Gt, 0.5, false, false).unwrap());
     assert_eq!(
@@ -148,4 +154,255 @@ fn scalar_binary_semantics() {
     assert_eq!(lt[0].1, vec![(0, 1.0)], "0.5 < v keeps v");
     let sub = points(&scalar_binary(&b, BinOp::Sub, 10.0, true, false).unwrap());
     assert_eq!(sub[0].1[0], (0, 9.0));
+}
+
+#[test]
+fn xxh64_matches_reference_vectors() {
+    assert_eq!(xxh64(b"", 0), 0xef46db3751d8e999);
+    assert_eq!(xxh64(b"a", 0), 0xd24ec4f1a98c6e5b);
+    assert_eq!(xxh64(b"abc", 0), 0x44bc2cf5ad770999);
+    assert_eq!(
+        xxh64(b"0123456789abcdef0123456789abcdef0123456789", 0),
+        0xa76190c3acf08a1c
+    );
+    // Prometheus' label layout: length-prefixed names and values in name order; the
+    // tenant label is no part of it.
+    let mut l = Labels::from_pairs([("__name__", "http_requests"), ("group", "canary")]);
+    assert_eq!(prometheus_labels_hash(&l), 0x9210ff155d481858);
+    l.set(hypnos_schemas::tenant::TENANT_LABEL, "t1");
+    assert_eq!(prometheus_labels_hash(&l), 0x9210ff155d481858);
+}
+
+#[test]
+fn stddev_of_non_finite_values_is_nan() {
+    let b = batch(&[("a", &[(0, 1.0)]), ("b", &[(0, f64::INFINITY)])]);
+    for op in [AggOp::Stddev, AggOp::Stdvar] {
+        let all = points(&aggregate(std::slice::from_ref(&b), op, &Grouping::By(vec![])).unwrap());
+        assert!(all[0].1[0].1.is_nan(), "{all:?}");
+        let by_i = points(
+            &aggregate(
+                std::slice::from_ref(&b),
+                op,
+                &Grouping::By(vec!["i".into()]),
+            )
+            .unwrap(),
+        );
+        assert_eq!(by_i[0].1[0].1, 0.0);
+        assert!(
+            by_i[1].1[0].1.is_nan(),
+            "a lone Inf has no deviation: {by_i:?}"
+        );
+    }
+}
+
+#[test]
+fn per_step_k_and_quantile() {
+    let b = batch(&[
+        ("a", &[(0, 1.0), (1, 1.0)]),
+        ("b", &[(0, 2.0), (1, 2.0)]),
+        ("c", &[(0, 3.0), (1, 3.0)]),
+    ]);
+    let mut p = VectorBuilder::new();
+    p.start_series(&Labels::default());
+    p.push(0, 1.0);
+    p.push(1, 2.0);
+    let params = [p.finish()];
+    let top = points(
+        &aggregate_per_step(
+            std::slice::from_ref(&b),
+            &params,
+            AggOp::Topk(0),
+            &Grouping::By(vec![]),
+        )
+        .unwrap(),
+    );
+    // k=1 at t=0 keeps c; k=2 at t=1 keeps b and c.
+    let kept: Vec<(String, Vec<i64>)> = top
+        .iter()
+        .map(|(l, pts)| (l.clone(), pts.iter().map(|p| p.0).collect()))
+        .collect();
+    assert_eq!(
+        kept,
+        vec![
+            (r#"{__name__="m", i="b"}"#.to_string(), vec![1]),
+            (r#"{__name__="m", i="c"}"#.to_string(), vec![0, 1]),
+        ]
+    );
+    let limited = points(
+        &aggregate_per_step(
+            std::slice::from_ref(&b),
+            &params,
+            AggOp::Limitk(0),
+            &Grouping::By(vec![]),
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        limited[0].1.len(),
+        2,
+        "a is first in input order: {limited:?}"
+    );
+    assert_eq!(limited[1].1, vec![(1, 2.0)]);
+    let q = points(
+        &aggregate_per_step(
+            std::slice::from_ref(&b),
+            &params,
+            AggOp::Quantile(0),
+            &Grouping::By(vec![]),
+        )
+        .unwrap(),
+    );
+    assert_eq!(q[0].1, vec![(0, 3.0), (1, f64::INFINITY)]);
+    // A NaN k anywhere is an error, as in Prometheus.
+    let mut nan = VectorBuilder::new();
+    nan.start_series(&Labels::default());
+    nan.push(0, 5.0);
+    nan.push(1, f64::NAN);
+    let err = aggregate_per_step(&[b], &[nan.finish()], AggOp::Topk(0), &Grouping::By(vec![]))
+        .unwrap_err();
+    assert!(err.to_string().contains("Parameter value is NaN"), "{err}");
+}
+
+#[test]
+fn limit_ratio_complements() {
+    let series: Vec<(String, Vec<(i64, f64)>)> = (0..20)
+        .map(|i| (format!("s{i}"), vec![(0, i as f64)]))
+        .collect();
+    let refs: Vec<(&str, &[(i64, f64)])> = series
+        .iter()
+        .map(|(n, p)| (n.as_str(), p.as_slice()))
+        .collect();
+    let b = batch(&refs);
+    let run = |r: f64| {
+        points(
+            &aggregate(
+                std::slice::from_ref(&b),
+                AggOp::LimitRatio(r.to_bits()),
+                &Grouping::By(vec![]),
+            )
+            .unwrap(),
+        )
+        .into_iter()
+        .map(|s| s.0)
+        .collect::<Vec<String>>()
+    };
+    let (a, c) = (run(0.3), run(-0.7));
+    assert_eq!(a.len() + c.len(), 20, "{a:?} {c:?}");
+    assert!(a.iter().all(|s| !c.contains(s)));
+    assert_eq!(run(1.0).len(), 20);
+    assert!(run(0.0).is_empty());
+}
+
+#[test]
+fn dropped_names_wait_for_the_end() {
+    let b = batch(&[("a", &[(0, 1.0)]), ("b", &[(0, 2.0)])]);
+    let renamed = Relabel::Replace {
+        dst: "__name__".into(),
+        replacement: "x_$1".into(),
+        src: "__name__".into(),
+        regex: "(.*)".into(),
+    };
+    let neg = scalar_binary(&b, BinOp::Mul, -1.0, false, false).unwrap();
+    let kept = points(&renamed.apply(&neg).unwrap());
+    assert_eq!(
+        kept[0].0, r#"{__name__="x_m", i="a"}"#,
+        "label_replace reads the name and writing it keeps it"
+    );
+    // by (__name__) still sees the name; a group with a marked member is marked.
+    let mut both = VectorBuilder::new();
+    both.start_series(&Labels::from_pairs([("__name__", "m"), ("i", "a")]));
+    both.push(0, 1.0);
+    both.start_series(&mark_name_dropped(&Labels::from_pairs([
+        ("__name__", "m"),
+        ("i", "b"),
+    ])));
+    both.push(0, 2.0);
+    let sum = points(
+        &aggregate(
+            &[both.finish()],
+            AggOp::Sum,
+            &Grouping::By(vec!["__name__".into()]),
+        )
+        .unwrap(),
+    );
+    assert_eq!(sum.len(), 1);
+    assert_eq!(
+        sum[0].0,
+        r#"{__hypnos_name_dropped__="true", __name__="m"}"#
+    );
+    assert_eq!(sum[0].1, vec![(0, 3.0)]);
+    // The end of the evaluation removes name, type and unit of a marked series only.
+    let l = Labels::from_pairs([("__name__", "m"), ("__type__", "counter"), ("i", "b")]);
+    assert_eq!(remove_dropped_name(&l), l);
+    assert_eq!(
+        remove_dropped_name(&mark_name_dropped(&l)).to_string(),
+        r#"{i="b"}"#
+    );
+    // A series without a name is not marked.
+    let bare = Labels::from_pairs([("i", "b")]);
+    assert_eq!(mark_name_dropped(&bare), bare);
+}
+
+#[test]
+fn info_adds_data_labels_of_matching_info_series() {
+    let mut base = VectorBuilder::new();
+    base.start_series(&Labels::from_pairs([
+        ("__name__", "m"),
+        ("instance", "a"),
+        ("job", "j"),
+    ]));
+    base.push(0, 1.0);
+    base.push(1, 2.0);
+    base.start_series(&Labels::from_pairs([("__name__", "m"), ("instance", "z")]));
+    base.push(0, 3.0);
+    // The info series' values are the times of their samples: the newer one wins.
+    let mut infos = VectorBuilder::new();
+    infos.start_series(&Labels::from_pairs([
+        ("__name__", "target_info"),
+        ("instance", "a"),
+        ("job", "j"),
+        ("version", "old"),
+    ]));
+    infos.push(0, 0.0);
+    infos.push(1, 0.0);
+    infos.start_series(&Labels::from_pairs([
+        ("__name__", "target_info"),
+        ("instance", "a"),
+        ("job", "j"),
+        ("version", "new"),
+    ]));
+    infos.push(1, 1.0);
+    let names =
+        [
+            hypnos_schemas::Matcher::new(hypnos_schemas::MatchOp::Equal, "__name__", "target_info")
+                .unwrap(),
+        ];
+    let out = points(&info_join(&[base.finish()], &[infos.finish()], &names, &[]).unwrap());
+    assert_eq!(
+        out,
+        vec![
+            (
+                r#"{__name__="m", instance="a", job="j", version="new"}"#.to_string(),
+                vec![(1, 2.0)]
+            ),
+            (
+                r#"{__name__="m", instance="a", job="j", version="old"}"#.to_string(),
+                vec![(0, 1.0)]
+            ),
+            (
+                r#"{__name__="m", instance="z"}"#.to_string(),
+                vec![(0, 3.0)]
+            ),
+        ]
+    );
+}
+
+#[test]
+fn min_of_and_max_of_follow_go() {
+    assert!(BinOp::MinOf.apply(f64::NAN, 1.0).0.is_nan());
+    assert!(BinOp::MaxOf.apply(1.0, f64::NAN).0.is_nan());
+    assert!(BinOp::MinOf.apply(0.0, -0.0).0.is_sign_negative());
+    assert!(BinOp::MaxOf.apply(-0.0, 0.0).0.is_sign_positive());
+    assert_eq!(BinOp::MinOf.apply(3.0, 5.0).0, 3.0);
+    assert_eq!(BinOp::MaxOf.apply(3.0, 5.0).0, 5.0);
 }

@@ -102,6 +102,16 @@ impl RangeFunc {
         }
     }
 
+    /// The function with its scalar parameter replaced by `p` (`quantile_over_time`'s
+    /// quantile, `predict_linear`'s seconds); functions without one are unchanged.
+    pub fn with_param(&self, p: f64) -> RangeFunc {
+        match self {
+            RangeFunc::QuantileOverTime(_) => RangeFunc::QuantileOverTime(p.to_bits()),
+            RangeFunc::PredictLinear(_) => RangeFunc::PredictLinear(p.to_bits()),
+            f => *f,
+        }
+    }
+
     /// Whether the result keeps the metric name (only the functions that return a sample
     /// of the series unchanged do).
     pub fn keeps_name(&self) -> bool {

@@ -304,3 +304,142 @@ async fn too_many_samples_is_an_execution_error() {
         .await;
     assert!(ok.is_ok(), "{ok:?}");
 }
+
+#[test]
+fn max_source_resolution_takes_thanos_values() {
+    use MaxSourceResolution as R;
+    for (s, want) in [
+        ("raw", Some(R::Raw)),
+        ("0", Some(R::Raw)),
+        ("0s", Some(R::Raw)),
+        ("5m", Some(R::FiveMinutes)),
+        ("300s", Some(R::FiveMinutes)),
+        ("300", Some(R::FiveMinutes)),
+        ("1h", Some(R::OneHour)),
+        ("60m", Some(R::OneHour)),
+        ("auto", Some(R::Auto)),
+        ("10m", None),
+        ("1d", None),
+        ("-5m", None),
+        ("NaN", None),
+        ("", None),
+        ("5M", None),
+    ] {
+        assert_eq!(R::parse(s), want, "{s:?}");
+    }
+    let steps = |step| Steps {
+        start: 0,
+        end: 86_400_000,
+        step,
+    };
+    // Auto: the coarsest resolution not coarser than a fifth of the step.
+    assert_eq!(R::Auto.resolve_ms(steps(60_000)), 0);
+    assert_eq!(R::Auto.resolve_ms(steps(1_499_999)), 0);
+    assert_eq!(R::Auto.resolve_ms(steps(1_500_000)), 300_000);
+    assert_eq!(R::Auto.resolve_ms(steps(17_999_999)), 300_000);
+    assert_eq!(R::Auto.resolve_ms(steps(18_000_000)), 3_600_000);
+    assert_eq!(R::Auto.resolve_ms(Steps::instant(86_400_000)), 0);
+    assert_eq!(R::OneHour.resolve_ms(Steps::instant(0)), 3_600_000);
+    assert_eq!(R::Raw.resolve_ms(steps(18_000_000)), 0);
+}
+
+/// The logical plan of `query` over two hours at 1h steps.
+async fn logical_plan(query: &str, res: MaxSourceResolution) -> String {
+    let opts = QueryOptions {
+        max_source_resolution: res,
+        ..QueryOptions::default()
+    };
+    let text = engine()
+        .explain(&tenant("a"), query, 0, 7_200_000, 3_600_000, &opts)
+        .await
+        .unwrap();
+    let end = text.find("physical plan:").unwrap();
+    text[..end].to_string()
+}
+
+#[tokio::test]
+async fn each_selection_reads_the_aggregate_its_consumer_needs() {
+    let m5 = MaxSourceResolution::FiveMinutes;
+    for (query, aggregates) in [
+        ("min_over_time(http_requests_total[1h])", &["Min"][..]),
+        ("max_over_time(http_requests_total[1h])", &["Max"]),
+        ("sum_over_time(http_requests_total[1h])", &["Sum"]),
+        ("count_over_time(http_requests_total[1h])", &["Count"]),
+        ("avg_over_time(http_requests_total[1h])", &["Sum", "Count"]),
+        ("rate(http_requests_total[1h])", &["Counter"]),
+        ("increase(http_requests_total[1h])", &["Counter"]),
+        ("irate(http_requests_total[1h])", &["Counter"]),
+        ("resets(http_requests_total[1h])", &["Counter"]),
+        ("http_requests_total", &["Value"]),
+        ("changes(http_requests_total[1h])", &["Value"]),
+        ("last_over_time(http_requests_total[1h])", &["Value"]),
+        ("max_over_time(http_requests_total[1h:5m])", &["Value"]),
+        (
+            "sum(rate(http_requests_total[1h])) / sum(http_requests_total)",
+            &["Counter", "Value"],
+        ),
+    ] {
+        let plan = logical_plan(query, m5).await;
+        let got: Vec<&str> = plan
+            .match_indices("aggregate=")
+            .map(|(i, _)| {
+                let rest = &plan[i + "aggregate=".len()..];
+                &rest[..rest
+                    .find(|c: char| !c.is_alphanumeric())
+                    .unwrap_or(rest.len())]
+            })
+            .collect();
+        assert_eq!(got, aggregates, "{query}: {plan}");
+        assert!(plan.contains("max_resolution=300000ms"), "{plan}");
+        // Counting sums the counts; an average divides the sums by the counts.
+        if query.starts_with("count_over_time") || query.starts_with("avg_over_time") {
+            assert!(plan.contains("sum_over_time"), "{plan}");
+            assert!(!plan.contains("count_over_time"), "{plan}");
+        }
+        // Raw reads stay as they always were.
+        let raw = logical_plan(query, MaxSourceResolution::Raw).await;
+        assert!(!raw.contains("max_resolution"), "{raw}");
+        assert!(
+            !raw.contains("PromVectorBinary") || query.contains('/'),
+            "{raw}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn rewritten_functions_answer_like_raw_over_raw_data() {
+    for query in [
+        "count_over_time(http_requests_total[2m])",
+        "avg_over_time(http_requests_total[2m])",
+        "rate(http_requests_total[2m])",
+    ] {
+        let mut answers = Vec::new();
+        for res in [MaxSourceResolution::Raw, MaxSourceResolution::OneHour] {
+            let opts = QueryOptions {
+                max_source_resolution: res,
+                ..QueryOptions::default()
+            };
+            let r = engine()
+                .range_query(&tenant("a"), query, 120_000, 600_000, 60_000, &opts)
+                .await
+                .unwrap();
+            let QueryResult::Matrix(m) = r else {
+                panic!("{query}: not a matrix")
+            };
+            answers.push(m);
+        }
+        assert!(!answers[0].is_empty(), "{query}");
+        assert_eq!(answers[0].len(), answers[1].len(), "{query}");
+        for (a, b) in answers[0].iter().zip(&answers[1]) {
+            assert_eq!(a.labels, b.labels, "{query}");
+            assert_eq!(a.points.len(), b.points.len(), "{query}");
+            for (p, q) in a.points.iter().zip(&b.points) {
+                assert_eq!(p.0, q.0, "{query}");
+                assert!(
+                    (p.1 - q.1).abs() <= 1e-12 * p.1.abs().max(1.0),
+                    "{query}: {p:?} {q:?}"
+                );
+            }
+        }
+    }
+}

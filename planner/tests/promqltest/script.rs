@@ -125,11 +125,9 @@ fn expand_item(item: &str, out: &mut Vec<Point>) -> Result<(), String> {
     if item.starts_with("{{") {
         return Err("native histogram samples are not supported by this runner yet".into());
     }
+    // `0x59` is 0 repeated (upstream's series lexer reads `x` as the repeat sign there too).
     let repeat = item.rfind('x').filter(|&pos| {
-        pos > 0
-            && !item.starts_with("0x")
-            && pos + 1 < item.len()
-            && item[pos + 1..].chars().all(|c| c.is_ascii_digit())
+        pos > 0 && pos + 1 < item.len() && item[pos + 1..].chars().all(|c| c.is_ascii_digit())
     });
     if let Some(pos) = repeat {
         let n: u64 = item[pos + 1..]
