@@ -13,6 +13,19 @@
 //!   [`AuthError::Forbidden`] (403). Tokens are kept as SHA-256 digests, compared in constant
 //!   time, and never logged: messages name the token by its `name`.
 //! - `none`: every request belongs to `default-tenant`, whatever its headers say.
+//!
+//! Reads granted by a regular expression (`read_regex` in the tokens file): a read that
+//! names its tenants gets exactly those, each checked against the grant (403 for one
+//! outside it). A read that names none, by a token without an explicit `tenant`, reads every
+//! *known* tenant the token may read: the tenants of its `read` list and the tenants holding
+//! data (heads in the ingester or blocks in the catalog, listed by the [`KnownTenants`]
+//! provider) that the expression matches. The headers take tenant ids only, never patterns
+//! (as in Cortex and Mimir, `|` separates literal ids); to see fewer tenants, name them, or
+//! narrow in the query with a `tenant_id` matcher, which can only narrow, never widen.
+//!
+//! The input is transport-neutral: an `http::HeaderMap`, which axum hands over as is and
+//! tonic's `MetadataMap` converts to (`as_ref`, `into_headers`); [`crate::grpc`] maps the
+//! errors to gRPC codes.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -120,6 +133,11 @@ pub(crate) enum TenantError {
         "token {token:?} has no tenant of its own: name one with THANOS-TENANT or X-Scope-OrgID"
     )]
     NoDefault { token: Arc<str> },
+    #[error(
+        "token {token:?} reads the tenants its read_regex matches, and none of them holds data \
+         yet: name one with THANOS-TENANT or X-Scope-OrgID"
+    )]
+    NoneKnown { token: Arc<str> },
 }
 
 /// Why a request may not proceed.
@@ -151,11 +169,34 @@ impl AuthError {
     }
 }
 
+/// Lists the tenants that hold data now: the tenants a read granted by a regular
+/// expression covers when it names none.
+#[derive(Clone)]
+pub(crate) struct KnownTenants(Arc<dyn Fn() -> BTreeSet<TenantId> + Send + Sync>);
+
+impl KnownTenants {
+    pub(crate) fn new(f: impl Fn() -> BTreeSet<TenantId> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    fn list(&self) -> BTreeSet<TenantId> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for KnownTenants {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KnownTenants")
+    }
+}
+
 /// Decides the [`Scope`] of requests; one per process, shared by every endpoint.
 #[derive(Debug)]
 pub(crate) struct Authenticator {
     mode: AuthMode,
     tokens: Option<Arc<Reloading<TokenTable>>>,
+    /// Where the tenants of regex-granted reads come from (none known without it).
+    known: Option<KnownTenants>,
 }
 
 impl Authenticator {
@@ -171,7 +212,19 @@ impl Authenticator {
             (_, Some(_)) => anyhow::bail!("--auth.tokens-file is only used with --auth=token"),
             (_, None) => None,
         };
-        Ok(Self { mode, tokens })
+        Ok(Self {
+            mode,
+            tokens,
+            known: None,
+        })
+    }
+
+    /// The same, listing the tenants that hold data with `known`.
+    pub(crate) fn with_known_tenants(self, known: KnownTenants) -> Self {
+        Self {
+            known: Some(known),
+            ..self
+        }
     }
 
     /// The tokens file, to watch for changes.
@@ -216,6 +269,12 @@ impl Authenticator {
                     .ok_or(AuthError::Unauthenticated("unknown bearer token"))?;
                 let tenants = match requested_tenants(headers, access)? {
                     Some(t) => t,
+                    None if access == Access::Read
+                        && entry.read_regex.is_some()
+                        && !entry.explicit_tenant =>
+                    {
+                        self.granted_known(entry)?
+                    }
                     // Admin tokens without a tenant of their own fall back to the default one.
                     None => vec![
                         entry
@@ -249,6 +308,21 @@ impl Authenticator {
                 })
             }
         }
+    }
+
+    /// Every tenant `entry` may read among its `read` list and the known tenants; refused
+    /// when there is none (a scope is never empty).
+    fn granted_known(&self, entry: &TokenEntry) -> Result<Vec<TenantId>, TenantError> {
+        let mut tenants = entry.read.clone();
+        if let Some(known) = &self.known {
+            tenants.extend(known.list().into_iter().filter(|t| entry.may_read(t)));
+        }
+        if tenants.is_empty() {
+            return Err(TenantError::NoneKnown {
+                token: Arc::clone(&entry.name),
+            });
+        }
+        Ok(tenants.into_iter().collect())
     }
 }
 
@@ -322,7 +396,9 @@ pub(crate) fn requested_tenants(
 ///     tenant: team-a            # default tenant (else the first of write, else of read)
 ///     write: [team-a]           # tenants it may write
 ///     read: [team-a, shared]    # tenants it may read (a list) …
-///     read_regex: "team-.*"     # … and/or a fully anchored regex over tenant ids
+///     read_regex: "team-.*"     # … and/or a fully anchored regex over tenant ids; without
+///                               # an explicit `tenant`, reads naming no tenant see every
+///                               # known tenant it matches (and the `read` list)
 ///     admin: false              # flush, usage of every tenant
 /// ```
 #[derive(Debug, Deserialize)]
@@ -363,6 +439,8 @@ pub(crate) struct TokenEntry {
     /// SHA-256 of the token.
     digest: [u8; 32],
     default: Option<TenantId>,
+    /// `default` was given as `tenant` (not taken from the lists).
+    explicit_tenant: bool,
     write: BTreeSet<TenantId>,
     read: BTreeSet<TenantId>,
     read_regex: Option<Regex>,
@@ -444,6 +522,7 @@ impl TokenTable {
                 name: Arc::from(name),
                 digest: d,
                 default,
+                explicit_tenant: spec.tenant.is_some(),
                 write,
                 read,
                 read_regex,

@@ -113,6 +113,7 @@ fn no_read_path_ever_shows_another_tenants_series() {
             let w = written.entry(tenant).or_default();
             let own_label = format!("only_{tenant}");
             let mut batch = Vec::new();
+            let mut families = Vec::new();
             for i in 0..(2 + rng.below(5)) {
                 let metric = *rng.pick(&METRICS);
                 let inst = format!("{tenant}-{round}-{i}");
@@ -133,6 +134,8 @@ fn no_read_path_ever_shows_another_tenants_series() {
                 ];
                 labels.extend(forged);
                 batch.push(series(metric, &labels, &samples));
+                // Metric metadata whose help names the tenant.
+                families.push(metadata(metric, 2, &format!("help of {tenant}")));
                 for v in [metric, inst.as_str(), job.as_str(), tenant, "1"] {
                     w.values.insert(v.to_string());
                 }
@@ -141,7 +144,9 @@ fn no_read_path_ever_shows_another_tenants_series() {
                 }
                 w.series += 1;
             }
-            s.write(Tenant::Thanos(tenant), &request(batch));
+            let mut req = request(batch);
+            req.metadata = families;
+            s.write(Tenant::Thanos(tenant), &req);
         }
         if round == 0 {
             s.flush();
@@ -253,6 +258,26 @@ fn no_read_path_ever_shows_another_tenants_series() {
         let (st, _, body) = call(&s, "GET", "/api/v1/series", &h, &m, vec![]);
         assert_eq!(st, 200, "{}: {body}", what("series"));
         check_labels(&caller, &label_sets(&json(&body)["data"]), &what("series"));
+        let metric = [("metric", (*rng.pick(&METRICS)).to_string())];
+        for params in [&metric[..], &[]] {
+            let (st, _, body) = call(&s, "GET", "/api/v1/metadata", &h, params, vec![]);
+            assert_eq!(st, 200, "{}: {body}", what("metadata"));
+            let data = json(&body)["data"].clone();
+            if params.is_empty() {
+                // Every tenant wrote metadata: the caller sees its own.
+                assert!(!data.as_object().unwrap().is_empty(), "{body}");
+            }
+            for (name, entries) in data.as_object().unwrap() {
+                for e in entries.as_array().unwrap() {
+                    let help = e["help"].as_str().unwrap();
+                    assert!(
+                        caller.iter().any(|c| help == format!("help of {c}")),
+                        "{}: {name} {help:?}",
+                        what("metadata")
+                    );
+                }
+            }
+        }
         for params in [&m[..], &[]] {
             let (st, _, body) = call(&s, "GET", "/api/v1/labels", &h, params, vec![]);
             assert_eq!(st, 200, "{}: {body}", what("labels"));
@@ -403,6 +428,7 @@ fn tokens_are_checked_on_every_path() {
         ("/api/v1/label/job/values", vec![]),
         ("/api/v1/label/job/values", vec![("match[]", "up".into())]),
         ("/api/v1/status/tenants", vec![]),
+        ("/api/v1/metadata", vec![]),
     ];
     for (path, params) in &reads {
         let get = |headers: &[(&str, &str)]| call(&s, "GET", path, headers, params, vec![]);
@@ -831,4 +857,477 @@ fn each_limit_refuses_the_crossing_request_only() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+const REGEX_TOKENS: &str = r#"
+tokens:
+  - name: ingest
+    token: tok-ingest-0123456789
+    write: [team-a, team-b, team-c, other]
+  - name: teams
+    token: tok-teams-0123456789
+    read_regex: "team-.*"
+  - name: ops
+    token: tok-ops-0123456789
+    admin: true
+"#;
+
+/// The `tenant_id`s of a query or metadata answer.
+fn tenant_ids(body: &str) -> BTreeSet<String> {
+    label_sets(&json(body)["data"])
+        .into_iter()
+        .map(|s| s.get("tenant_id").cloned().unwrap_or_default())
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn a_regex_token_reads_its_matching_tenants_and_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.yml");
+    std::fs::write(&tokens, REGEX_TOKENS).unwrap();
+    let s = TestServer::with(
+        Options::default()
+            .arg("--auth=token")
+            .arg(format!("--auth.tokens-file={}", tokens.display())),
+    );
+    let t = now_ms() - 60_000;
+    let write = |tenant: &str| {
+        let own = format!("only_{}", tenant.replace('-', "_"));
+        let batch = (0..2)
+            .map(|i| {
+                let inst = format!("{tenant}-{i}");
+                series("up", &[("inst", &inst), (&own, "1")], &[(t, 1.0)])
+            })
+            .collect();
+        let mut h = RW_HEADERS.to_vec();
+        h.push(("Authorization", "Bearer tok-ingest-0123456789"));
+        h.push(("THANOS-TENANT", tenant));
+        let (st, _, b) = call(
+            &s,
+            "POST",
+            "/api/v1/receive",
+            &h,
+            &[],
+            encode(&request(batch)),
+        );
+        assert_eq!(st, 204, "{tenant}: {b}");
+    };
+    // team-b and other only in blocks, team-a in a block and in its head.
+    for tenant in ["team-a", "team-b", "other"] {
+        write(tenant);
+    }
+    let ops = [("Authorization", "Bearer tok-ops-0123456789")];
+    assert_eq!(
+        call(&s, "POST", "/api/v1/admin/flush", &ops, &[], vec![]).0,
+        200
+    );
+    write("team-a");
+
+    let teams = |tenant: Option<&str>, path: &str, params: &[(&str, String)]| {
+        let mut h = vec![("Authorization", "Bearer tok-teams-0123456789")];
+        if let Some(t) = tenant {
+            h.push(("X-Scope-OrgID", t));
+        }
+        call(&s, "GET", path, &h, params, vec![])
+    };
+    let at = |q: &str| vec![("query", q.to_string()), ("time", secs(t))];
+    let ok = |(st, _, b): (u16, reqwest::header::HeaderMap, String)| {
+        assert_eq!(st, 200, "{b}");
+        b
+    };
+    // Naming no tenant: every known tenant the expression matches, on every read path.
+    let both = set(&["team-a", "team-b"]);
+    let b = ok(teams(None, "/api/v1/query", &at("up")));
+    assert_eq!(tenant_ids(&b), both, "{b}");
+    assert_eq!(vector(&json(&b)["data"]).len(), 4, "{b}");
+    let b = ok(teams(
+        None,
+        "/api/v1/query",
+        &at("count by (tenant_id) (up)"),
+    ));
+    assert_eq!(tenant_ids(&b), both, "{b}");
+    let b = ok(teams(
+        None,
+        "/api/v1/query_range",
+        &[
+            ("query", "up".into()),
+            ("start", secs(t - 60_000)),
+            ("end", secs(t)),
+            ("step", "15".into()),
+        ],
+    ));
+    assert_eq!(tenant_ids(&b), both, "{b}");
+    let every = [("match[]", r#"{__name__=~".+"}"#.to_string())];
+    let b = ok(teams(None, "/api/v1/series", &every));
+    assert_eq!(tenant_ids(&b), both, "{b}");
+    let b = ok(teams(None, "/api/v1/label/tenant_id/values", &[]));
+    assert_eq!(strings(&json(&b)["data"]), ["team-a", "team-b"], "{b}");
+    let b = ok(teams(None, "/api/v1/labels", &[]));
+    let names = strings(&json(&b)["data"]);
+    assert!(
+        names.contains(&"only_team_b".to_string()) && !names.contains(&"only_other".to_string()),
+        "{b}"
+    );
+    let b = ok(teams(None, "/api/v1/status/tenants", &[]));
+    let v = json(&b);
+    let rows: Vec<&str> = v["data"]["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["tenant"].as_str().unwrap())
+        .collect();
+    assert_eq!(rows, ["team-a", "team-b"], "{b}");
+    // A tenant_id matcher narrows, never widens.
+    let b = ok(teams(
+        None,
+        "/api/v1/query",
+        &at(r#"up{tenant_id="other"}"#),
+    ));
+    assert_eq!(json(&b)["data"]["result"], serde_json::json!([]), "{b}");
+    let b = ok(teams(
+        None,
+        "/api/v1/query",
+        &at(r#"up{tenant_id=~"team-b|other"}"#),
+    ));
+    assert_eq!(tenant_ids(&b), set(&["team-b"]), "{b}");
+    // Naming tenants: exactly those, each within the grant; outside it, 403.
+    let b = ok(teams(Some("team-a"), "/api/v1/query", &at("up")));
+    assert_eq!(tenant_ids(&b), set(&["team-a"]), "{b}");
+    for named in ["other", "team-a|other"] {
+        for path in ["/api/v1/query", "/api/v1/series", "/api/v1/labels"] {
+            let params = if path == "/api/v1/query" {
+                at("up")
+            } else {
+                every.to_vec()
+            };
+            let (st, _, b) = teams(Some(named), path, &params);
+            assert_eq!(st, 403, "{named} {path}: {b}");
+            assert!(b.contains("teams") && b.contains("other"), "{b}");
+        }
+    }
+    // A pattern is not a tenant id.
+    let (st, _, b) = teams(Some("team-.*"), "/api/v1/query", &at("up"));
+    assert_eq!(st, 400, "{b}");
+    // A tenant that appears later is read without a restart.
+    write("team-c");
+    let b = ok(teams(None, "/api/v1/query", &at("up")));
+    assert_eq!(tenant_ids(&b), set(&["team-a", "team-b", "team-c"]), "{b}");
+}
+
+/// The blocks of `tenant` in a local bucket and the bytes of their data files (`meta.json`
+/// and marks excluded).
+fn bytes_on_disk(bucket: &std::path::Path, tenant: &str) -> (usize, u64) {
+    let mut total = 0;
+    let metas = find_meta_files(&bucket.join("tenants").join(tenant));
+    for meta in &metas {
+        for f in std::fs::read_dir(meta.parent().unwrap()).unwrap().flatten() {
+            let name = f.file_name().to_string_lossy().to_string();
+            if name.ends_with(".parquet") {
+                total += f.metadata().unwrap().len();
+            }
+        }
+    }
+    (metas.len(), total)
+}
+
+#[test]
+fn query_cpu_and_stored_bytes_are_counted_per_tenant() {
+    let s = TestServer::start();
+    let t0 = now_ms() - 20 * 60_000;
+    for tenant in ["cpu-a", "cpu-b", "idle"] {
+        let batch = (0..5)
+            .map(|i| {
+                let samples: Vec<(i64, f64)> = (0..100)
+                    .map(|k| (t0 + k * 10_000, (k * i) as f64))
+                    .collect();
+                series("work_total", &[("i", &i.to_string())], &samples)
+            })
+            .collect();
+        s.write(Tenant::Thanos(tenant), &request(batch));
+    }
+    s.flush();
+    let cpu = |m: &str, tenant: &str| {
+        metric_value(m, "hypnos_query_cpu_seconds_total", &[("tenant", tenant)])
+    };
+    let range = |tenant: Tenant<'_>| {
+        s.query_range(
+            tenant,
+            "sum(rate(work_total[5m]))",
+            t0,
+            t0 + 990_000,
+            15_000,
+        );
+    };
+    for _ in 0..3 {
+        range(Tenant::Thanos("cpu-a"));
+    }
+    let m = s.metrics();
+    let a1 = cpu(&m, "cpu-a").expect("cpu-a has CPU time");
+    assert!(a1 > 0.0, "{a1}");
+    assert_eq!(cpu(&m, "cpu-b"), None, "cpu-b ran nothing");
+    // cpu-b's query is cpu-b's: cpu-a's figure does not move.
+    range(Tenant::Thanos("cpu-b"));
+    let m = s.metrics();
+    assert!(cpu(&m, "cpu-b").unwrap() > 0.0);
+    assert_eq!(cpu(&m, "cpu-a"), Some(a1));
+    // A federated read is shared by its tenants; metadata reads count too.
+    let b1 = cpu(&m, "cpu-b").unwrap();
+    range(Tenant::OrgId("cpu-a|cpu-b"));
+    let (st, _) = s.api(
+        Tenant::Thanos("cpu-a"),
+        "series",
+        &[("match[]", "work_total".into())],
+    );
+    assert_eq!(st, 200);
+    let m = s.metrics();
+    let (a2, b2) = (cpu(&m, "cpu-a").unwrap(), cpu(&m, "cpu-b").unwrap());
+    assert!(a2 > a1 && b2 > b1, "{a1} -> {a2}, {b1} -> {b2}");
+    assert_eq!(cpu(&m, "idle"), None);
+
+    // Bytes stored per resolution: what the bucket holds, on /metrics and in the usage.
+    for tenant in ["cpu-a", "idle"] {
+        let (blocks, on_disk) = bytes_on_disk(&s.bucket_dir(), tenant);
+        assert!(blocks > 0 && on_disk > 0, "{tenant}");
+        let stored = metric_value(
+            &m,
+            "hypnos_tenant_stored_bytes",
+            &[("tenant", tenant), ("resolution", "raw")],
+        );
+        assert_eq!(stored, Some(on_disk as f64), "{tenant}");
+        for res in ["5m", "1h"] {
+            let v = metric_value(
+                &m,
+                "hypnos_tenant_stored_bytes",
+                &[("tenant", tenant), ("resolution", res)],
+            );
+            assert_eq!(v, None, "no {res} blocks yet");
+        }
+        let (st, _, b) = call(
+            &s,
+            "GET",
+            "/api/v1/status/tenants",
+            &[("X-Scope-OrgID", tenant)],
+            &[],
+            vec![],
+        );
+        assert_eq!(st, 200, "{b}");
+        let v = json(&b);
+        let r = &v["data"]["tenants"][0];
+        assert_eq!(r["tenant"], tenant, "{b}");
+        assert_eq!(r["bytes_stored"], on_disk, "{b}");
+        assert_eq!(
+            r["bytes_stored_by_resolution"],
+            serde_json::json!({ "raw": on_disk }),
+            "{b}"
+        );
+        assert_eq!(r["blocks"], blocks, "{b}");
+        let cpu_seconds = r["query_cpu_seconds"].as_f64().unwrap();
+        if tenant == "cpu-a" {
+            assert!((cpu_seconds - a2).abs() <= 1e-9 * a2.max(1.0), "{b}");
+        } else {
+            assert_eq!(cpu_seconds, 0.0, "{b}");
+        }
+    }
+}
+
+const READ_LIMITS: &str = r#"
+defaults:
+  max_concurrent_queries: 1
+tenants:
+  slow:
+    query_timeout: 1ms
+"#;
+
+/// Read limits that need a query in flight. The server's test hook (the environment variable
+/// `HYPNOS_TEST_HOLD_QUERIES_DIR`) holds an admitted query of a tenant for as long as a file
+/// of that tenant's name exists in the directory, so the query in flight is there for sure,
+/// however loaded the machine.
+#[test]
+fn concurrency_and_timeout_limits_refuse_only_that_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = dir.path().join("limits.yml");
+    std::fs::write(&limits, READ_LIMITS).unwrap();
+    let hold = dir.path().join("hold");
+    std::fs::create_dir(&hold).unwrap();
+    let s = TestServer::with(
+        Options::default()
+            .arg(format!("--limits-file={}", limits.display()))
+            .env("HYPNOS_TEST_HOLD_QUERIES_DIR", hold.display().to_string()),
+    );
+    let t = now_ms() - 60_000;
+    for tenant in ["busy", "calm", "slow"] {
+        s.write(
+            Tenant::Thanos(tenant),
+            &request(vec![series("up", &[("job", tenant)], &[(t, 1.0)])]),
+        );
+    }
+    let query = |tenant: &str| {
+        call(
+            &s,
+            "GET",
+            "/api/v1/query",
+            &[("THANOS-TENANT", tenant)],
+            &[("query", "up".into()), ("time", secs(t))],
+            vec![],
+        )
+    };
+    let running = |tenant: &str| {
+        metric_value(
+            &s.metrics(),
+            "hypnos_queries_running",
+            &[("tenant", tenant)],
+        )
+        .unwrap_or(0.0)
+    };
+
+    // One query of busy in flight (held): the next one of busy is refused, calm's is not.
+    std::fs::write(hold.join("busy"), "").unwrap();
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| query("busy"));
+        eventually(Duration::from_secs(30), "busy's query in flight", || {
+            (running("busy") == 1.0).then_some(())
+        });
+        let (st, h, b) = query("busy");
+        assert_eq!(st, 429, "{b}");
+        assert_eq!(json(&b)["errorType"], "unavailable", "{b}");
+        assert!(
+            b.contains("limit max_concurrent_queries exceeded") && b.contains("busy"),
+            "{b}"
+        );
+        assert!(h.contains_key("retry-after"), "{h:?}");
+        let (st, _, b) = call(
+            &s,
+            "GET",
+            "/api/v1/series",
+            &[("THANOS-TENANT", "busy")],
+            &[("match[]", "up".into())],
+            vec![],
+        );
+        assert_eq!(st, 429, "{b}");
+        let (st, _, b) = query("calm");
+        assert_eq!(st, 200, "{b}");
+        assert_eq!(vector(&json(&b)["data"]).len(), 1, "{b}");
+        std::fs::remove_file(hold.join("busy")).unwrap();
+        let (st, _, b) = first.join().unwrap();
+        assert_eq!(st, 200, "the held query: {b}");
+        assert_eq!(vector(&json(&b)["data"]).len(), 1, "{b}");
+    });
+    // The slot is free again and the data intact.
+    assert_eq!(running("busy"), 0.0);
+    let (st, _, b) = query("busy");
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(vector(&json(&b)["data"]).len(), 1, "{b}");
+
+    // A query of slow that outlives its 1ms timeout: 503 `timeout`, naming the limit.
+    std::fs::write(hold.join("slow"), "").unwrap();
+    let (st, _, b) = query("slow");
+    std::fs::remove_file(hold.join("slow")).unwrap();
+    assert_eq!(st, 503, "{b}");
+    assert_eq!(json(&b)["errorType"], "timeout", "{b}");
+    assert!(b.contains("limit query_timeout exceeded"), "{b}");
+    assert_eq!(query("calm").0, 200);
+
+    let m = s.metrics();
+    for (tenant, reason, at_least) in [
+        ("busy", "max_concurrent_queries", 2.0),
+        ("slow", "query_timeout", 1.0),
+    ] {
+        let v = metric_value(
+            &m,
+            "hypnos_query_rejected_total",
+            &[("tenant", tenant), ("reason", reason)],
+        );
+        assert!(v.unwrap_or(0.0) >= at_least, "{tenant} {reason}: {v:?}");
+    }
+    assert_eq!(
+        metric_value(&m, "hypnos_query_rejected_total", &[("tenant", "calm")]),
+        None
+    );
+}
+
+fn metadata(name: &str, kind: i32, help: &str) -> hypnos_schemas::remote::MetricMetadata {
+    hypnos_schemas::remote::MetricMetadata {
+        r#type: kind,
+        metric_family_name: name.into(),
+        help: help.into(),
+        unit: String::new(),
+    }
+}
+
+#[test]
+fn metric_metadata_is_kept_per_tenant() {
+    let s = TestServer::start();
+    let t = now_ms() - 60_000;
+    // As Prometheus sends it: metadata in requests of its own, without samples.
+    let send_md = |tenant: &str, md: Vec<hypnos_schemas::remote::MetricMetadata>| {
+        let req = hypnos_schemas::remote::WriteRequest {
+            timeseries: vec![],
+            metadata: md,
+        };
+        s.write(Tenant::Thanos(tenant), &req);
+    };
+    send_md(
+        "md-a",
+        vec![
+            metadata("http_requests_total", 1, "Requests served by a."),
+            metadata("up", 2, "a's targets"),
+        ],
+    );
+    send_md(
+        "md-b",
+        vec![
+            metadata("queue_bytes", 2, "Bytes queued by b."),
+            metadata("up", 2, "b's targets"),
+        ],
+    );
+    // A refused write keeps none of its metadata.
+    let mut refused = request(vec![series("x", &[("", "bad")], &[(t, 1.0)])]);
+    refused.metadata = vec![metadata("leaked_total", 1, "must not be kept")];
+    assert_eq!(s.send(Tenant::Thanos("md-a"), &refused).0, 400);
+
+    let get = |tenant: &str, params: &[(&str, String)]| -> Value {
+        let (st, v) = s.api(Tenant::OrgId(tenant), "metadata", params);
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["status"], "success", "{v}");
+        v["data"].clone()
+    };
+    let names = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    let a = get("md-a", &[]);
+    assert_eq!(names(&a), ["http_requests_total", "up"], "{a}");
+    assert_eq!(
+        a["http_requests_total"],
+        serde_json::json!([{"type": "counter", "help": "Requests served by a.", "unit": ""}])
+    );
+    assert_eq!(a["up"][0]["help"], "a's targets", "{a}");
+    let b = get("md-b", &[]);
+    assert_eq!(names(&b), ["queue_bytes", "up"], "{b}");
+    assert_eq!(b["up"].as_array().unwrap().len(), 1, "{b}");
+    assert_eq!(get("md-c", &[]), serde_json::json!({}));
+    // A federated read sees both; filters and limits as Prometheus.
+    let both = get("md-a|md-b", &[]);
+    assert_eq!(names(&both), ["http_requests_total", "queue_bytes", "up"]);
+    assert_eq!(both["up"].as_array().unwrap().len(), 2, "{both}");
+    let up = get("md-a|md-b", &[("metric", "up".into())]);
+    assert_eq!(names(&up), ["up"]);
+    assert_eq!(
+        get("md-a|md-b", &[("limit_per_metric", "1".into())])["up"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        get("md-a|md-b", &[("limit", "2".into())])
+            .as_object()
+            .unwrap()
+            .len(),
+        2
+    );
+    let (st, v) = s.api(Tenant::OrgId("md-a"), "metadata", &[("limit", "x".into())]);
+    assert_eq!(st, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("limit"), "{v}");
 }

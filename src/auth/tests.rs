@@ -163,7 +163,15 @@ fn tokens_authenticate_and_authorize() {
     };
     assert!(t("team-x|team-y").is_ok());
     assert!(t("my-team-x").is_err());
+    // Naming no tenant reads the known tenants it matches: none without a provider.
     let e = auth(&[("authorization", "Bearer secret-team")], Access::Read).unwrap_err();
+    assert!(
+        matches!(e, AuthError::Tenant(TenantError::NoneKnown { .. })),
+        "{e}"
+    );
+    assert!(e.to_string().contains("X-Scope-OrgID"), "{e}");
+    // It has no tenant to write to.
+    let e = auth(&[("authorization", "Bearer secret-team")], Access::Write).unwrap_err();
     assert!(
         matches!(e, AuthError::Tenant(TenantError::NoDefault { .. })),
         "{e}"
@@ -213,4 +221,91 @@ fn tokens_file_errors_never_show_tokens() {
         assert!(e.contains(want), "{bad}: {e}");
         assert!(!e.contains("abc"), "{e}");
     }
+}
+
+const REGEX_TOKENS: &str = r#"
+tokens:
+  - name: team-reader
+    token: secret-team
+    read_regex: "team-.*"
+  - name: team-and-shared
+    token: secret-ts
+    read: [shared]
+    read_regex: "team-a.*"
+  - name: pinned
+    token: secret-pinned
+    tenant: team-a
+    read_regex: "team-.*"
+"#;
+
+fn known(names: &[&str]) -> KnownTenants {
+    let set: BTreeSet<TenantId> = names.iter().map(|n| TenantId::new(n).unwrap()).collect();
+    KnownTenants::new(move || set.clone())
+}
+
+#[test]
+fn regex_grants_read_the_known_tenants_they_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("tokens.yml");
+    std::fs::write(&p, REGEX_TOKENS).unwrap();
+    let a = Authenticator::new(AuthMode::Token, Some(&p))
+        .unwrap()
+        .with_known_tenants(known(&[
+            "other",
+            "my-team-x",
+            "team-b",
+            "team-a",
+            "team-ab",
+        ]));
+    let read = |token: &str, tenant: Option<&str>| {
+        let bearer = format!("Bearer {token}");
+        let mut pairs: Vec<(&'static str, &str)> = vec![("authorization", bearer.as_str())];
+        if let Some(t) = tenant {
+            pairs.push(("x-scope-orgid", t));
+        }
+        a.authenticate(&headers(&pairs), Access::Read)
+            .map(|s| s.label())
+    };
+    // No tenant named: every known tenant matching the anchored expression, never others.
+    assert_eq!(read("secret-team", None).unwrap(), "team-a|team-ab|team-b");
+    // With a list too: the list (known or not) and the matching known tenants.
+    assert_eq!(read("secret-ts", None).unwrap(), "shared|team-a|team-ab");
+    // An explicit tenant stays the default; the grant is used by naming tenants.
+    assert_eq!(read("secret-pinned", None).unwrap(), "team-a");
+    assert_eq!(
+        read("secret-pinned", Some("team-b|team-zz")).unwrap(),
+        "team-b|team-zz"
+    );
+    // Named tenants are checked one by one: unknown but matching is allowed (it reads
+    // nothing), outside the grant is 403, and a pattern is no tenant id (400).
+    assert_eq!(read("secret-team", Some("team-new")).unwrap(), "team-new");
+    let e = read("secret-team", Some("team-a|other")).unwrap_err();
+    assert!(
+        matches!(&e, AuthError::Forbidden { tenant, .. } if tenant == "other"),
+        "{e}"
+    );
+    let e = read("secret-team", Some("team-.*")).unwrap_err();
+    assert!(
+        matches!(e, AuthError::Tenant(TenantError::Invalid { .. })),
+        "{e}"
+    );
+    // The known tenants are asked at each request: a new tenant shows up at once.
+    let set = Arc::new(std::sync::Mutex::new(BTreeSet::from([TenantId::new(
+        "other",
+    )
+    .unwrap()])));
+    let b = Authenticator::new(AuthMode::Token, Some(&p))
+        .unwrap()
+        .with_known_tenants(KnownTenants::new({
+            let set = Arc::clone(&set);
+            move || set.lock().unwrap().clone()
+        }));
+    let h = headers(&[("authorization", "Bearer secret-team")]);
+    let e = b.authenticate(&h, Access::Read).unwrap_err();
+    assert!(
+        matches!(e, AuthError::Tenant(TenantError::NoneKnown { .. })),
+        "{e}"
+    );
+    set.lock().unwrap().insert(TenantId::new("team-c").unwrap());
+    assert_eq!(b.authenticate(&h, Access::Read).unwrap().label(), "team-c");
 }

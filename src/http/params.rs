@@ -6,6 +6,8 @@ use axum::body::Body;
 use axum::extract::FromRequest;
 use axum::http::{Method, Request, header};
 
+use hypnos_planner::MaxSourceResolution;
+
 use super::errors::ApiError;
 
 /// Largest form-encoded body read (queries are small; this only guards memory).
@@ -59,6 +61,24 @@ impl Params {
         match self.get(name) {
             None => Ok(default),
             Some(s) => parse_time(s).map_err(|e| ApiError::invalid_param(name, e)),
+        }
+    }
+
+    /// `max_source_resolution` (Thanos' parameter): `auto`, `raw`, `0`, `0s`, `5m` or `1h`;
+    /// `default` when absent.
+    pub(crate) fn max_source_resolution(
+        &self,
+        default: MaxSourceResolution,
+    ) -> Result<MaxSourceResolution, ApiError> {
+        const NAME: &str = "max_source_resolution";
+        match self.get(NAME) {
+            None => Ok(default),
+            Some(s) => MaxSourceResolution::parse(s).ok_or_else(|| {
+                ApiError::invalid_param(
+                    NAME,
+                    format!("{s:?} is not one of auto, raw, 0s, 5m or 1h"),
+                )
+            }),
         }
     }
 

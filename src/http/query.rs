@@ -44,7 +44,8 @@ pub(super) async fn range(
     .await
 }
 
-/// Admits a read of `scope` under its limits, runs `f` and counts the outcome.
+/// Admits a read of `scope` under its limits, runs `f` and counts the outcome and the CPU
+/// time it took ([`crate::metrics::cpu_time_of`]).
 pub(super) async fn guarded(
     state: &AppRef,
     scope: &Scope,
@@ -55,7 +56,8 @@ pub(super) async fn guarded(
         Ok(a) => a,
         Err(e) => return count(state, scope, kind, None, Err(e)),
     };
-    let r = f(&admitted).await;
+    let (r, cpu) = crate::metrics::cpu_time_of(f(&admitted)).await;
+    super::tenant::count_cpu(state, &admitted, cpu);
     count(state, scope, kind, Some(&admitted), r)
 }
 
@@ -199,7 +201,8 @@ fn required_time(params: &Params, name: &str) -> Result<i64, ApiError> {
         .map_err(|e| ApiError::invalid_param(name, e))
 }
 
-/// `timeout` and `lookback_delta`, under the tenant's timeout and with its budget.
+/// `timeout`, `lookback_delta` and `max_source_resolution`, under the tenant's timeout and
+/// with its budget.
 fn options(state: &AppRef, params: &Params, admitted: &Admitted) -> Result<QueryOptions, ApiError> {
     let mut opts = QueryOptions {
         timeout: state.query_timeout,
@@ -209,6 +212,8 @@ fn options(state: &AppRef, params: &Params, admitted: &Admitted) -> Result<Query
     if let Some(t) = admitted.limits.query_timeout {
         opts.timeout = opts.timeout.min(t);
     }
+    opts.max_source_resolution =
+        params.max_source_resolution(state.default_max_source_resolution)?;
     if let Some(ns) = params.duration("timeout")? {
         opts.timeout = opts
             .timeout
@@ -245,7 +250,11 @@ async fn run<T>(
     opts: &QueryOptions,
     fut: impl Future<Output = Result<T, QueryError>>,
 ) -> Result<T, ApiError> {
-    let r = match tokio::time::timeout(opts.timeout + Duration::from_secs(1), fut).await {
+    let held = async {
+        super::tenant::test_hold(admitted.tenants()).await;
+        fut.await
+    };
+    let r = match tokio::time::timeout(opts.timeout + Duration::from_secs(1), held).await {
         Ok(r) => r,
         Err(_) => Err(QueryError::Timeout("query evaluation")),
     };

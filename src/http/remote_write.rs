@@ -84,7 +84,7 @@ async fn write(
         .inc_by(body.len() as u64);
     let encoding = header_str(headers, header::CONTENT_ENCODING);
     let content_type = header_str(headers, header::CONTENT_TYPE);
-    let req = if body.len() <= INLINE_DECODE_BYTES {
+    let mut req = if body.len() <= INLINE_DECODE_BYTES {
         state.ingester.decode(encoding, content_type, &body)?
     } else {
         let ingester = Arc::clone(&state.ingester);
@@ -97,12 +97,16 @@ async fn write(
         .map_err(|e| WriteError::Body(format!("decoding task failed: {e}")))??
     };
     *samples = Some(req.timeseries.iter().map(|t| t.samples.len()).sum());
+    let metadata = std::mem::take(&mut req.metadata);
     let limits = state.limits.get();
     let limits = &limits.for_tenant(&tenant).write;
-    Ok(state
+    let stats = state
         .ingester
         .write_limited(&tenant, req, limits, now_ms())
-        .await?)
+        .await?;
+    // Only an accepted request's metadata is kept.
+    state.metric_metadata.record(&tenant, &metadata);
+    Ok(stats)
 }
 
 /// The body, refused with 413 past `limit` bytes (by `Content-Length` before reading when

@@ -1,7 +1,12 @@
 //! `GET /api/v1/status/tenants`: usage per tenant (samples and bytes received, rejections by
-//! reason, active series, bytes stored per resolution, queries, samples scanned), the same
-//! figures `/metrics` exports with a `tenant` label. [`usage`] returns them as plain rows so
-//! that other front ends (a later Flight SQL `tenant_usage` table) can serve them too.
+//! reason, active series, bytes stored per resolution, queries, samples scanned, query CPU
+//! seconds), the same figures `/metrics` exports with a `tenant` label. [`usage`] returns
+//! them as plain rows so that other front ends (a later Flight SQL `tenant_usage` table) can
+//! serve them too.
+//!
+//! Bytes stored are the sizes of the data files (`series.parquet`, `samples.parquet`) of
+//! every block in the catalog, by resolution (`raw`, `5m`, `1h`), blocks replaced by a
+//! compaction and not yet deleted included (they take space until they are deleted).
 //!
 //! A caller sees the tenants of its scope; with `--auth=token`, admin tokens see every tenant.
 
@@ -10,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use axum::extract::State;
 use axum::response::Response;
 use hypnos_schemas::TenantId;
+use hypnos_schemas::layout::BlockMeta;
 use prometheus::proto::MetricFamily;
 use serde::Serialize;
 
@@ -37,6 +43,8 @@ pub(crate) struct TenantUsage {
     /// Reads refused, by reason.
     pub(crate) queries_rejected: BTreeMap<String, u64>,
     pub(crate) samples_scanned: u64,
+    /// Thread CPU time of the tenant's reads (see [`crate::metrics`] for what counts).
+    pub(crate) query_cpu_seconds: f64,
 }
 
 pub(super) async fn tenants(
@@ -113,14 +121,16 @@ pub(crate) fn usage(state: &AppRef, only: Option<&BTreeSet<TenantId>>) -> Vec<Te
             r.head_samples = samples as u64;
         }
     }
-    for m in state.catalog.metas() {
-        if let Some(r) = row(&mut rows, only, &m.tenant) {
-            let bytes: u64 = m.files.iter().map(|f| f.size_bytes).sum();
-            r.blocks += 1;
-            r.bytes_stored += bytes;
-            *r.bytes_stored_by_resolution
-                .entry(resolution(m.resolution_ms))
-                .or_default() += bytes;
+    for_each_f64(&families, "hypnos_query_cpu_seconds_total", |t, _, v| {
+        if let Some(r) = row(&mut rows, only, t) {
+            r.query_cpu_seconds += v;
+        }
+    });
+    for ((t, res), s) in stored(&state.catalog.metas()) {
+        if let Some(r) = row(&mut rows, only, &t) {
+            r.blocks += s.blocks;
+            r.bytes_stored += s.bytes;
+            *r.bytes_stored_by_resolution.entry(res).or_default() += s.bytes;
         }
     }
     // Label values that are not tenants ("unknown", "invalid") are no tenant's usage.
@@ -148,9 +158,16 @@ fn row<'a>(
     }))
 }
 
-/// Calls `f(tenant, reason, value)` for every series of the counter family `name`
+/// Calls `f(tenant, reason, value)` for every series of the integer counter family `name`
 /// (`reason` is "" when the family has no such label).
 fn for_each(families: &[MetricFamily], name: &str, mut f: impl FnMut(&str, &str, u64)) {
+    for_each_f64(families, name, |t, reason, v| {
+        f(t, reason, v.max(0.0) as u64)
+    });
+}
+
+/// [`for_each`] for a float counter.
+fn for_each_f64(families: &[MetricFamily], name: &str, mut f: impl FnMut(&str, &str, f64)) {
     let Some(fam) = families.iter().find(|f| f.name() == name) else {
         return;
     };
@@ -162,7 +179,7 @@ fn for_each(families: &[MetricFamily], name: &str, mut f: impl FnMut(&str, &str,
                 .map_or("", |l| l.value())
         };
         let v = m.get_counter().get_value();
-        f(label("tenant"), label("reason"), v.max(0.0) as u64);
+        f(label("tenant"), label("reason"), v);
     }
 }
 
@@ -176,26 +193,89 @@ fn resolution(ms: i64) -> String {
     }
 }
 
+/// Blocks and data bytes of one tenant at one resolution.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Stored {
+    pub(crate) blocks: u64,
+    pub(crate) bytes: u64,
+}
+
+/// What `metas` store, by tenant and resolution name ([`resolution`]).
+pub(crate) fn stored(metas: &[BlockMeta]) -> BTreeMap<(String, String), Stored> {
+    let mut out: BTreeMap<(String, String), Stored> = BTreeMap::new();
+    for m in metas {
+        let s = out
+            .entry((m.tenant.clone(), resolution(m.resolution_ms)))
+            .or_default();
+        s.blocks += 1;
+        s.bytes += m.data_bytes();
+    }
+    out
+}
+
 /// Sets the stored-bytes and block gauges from the catalog (called before `/metrics` is
 /// encoded, so tenants whose blocks are gone disappear).
 pub(crate) fn refresh_storage_gauges(state: &AppRef) {
     let m = &state.metrics;
     m.stored_bytes.reset();
     m.stored_blocks.reset();
-    for meta in state.catalog.metas() {
-        let bytes: u64 = meta.files.iter().map(|f| f.size_bytes).sum();
+    for ((tenant, res), s) in stored(&state.catalog.metas()) {
         m.stored_bytes
-            .with_label_values(&[meta.tenant.as_str(), &resolution(meta.resolution_ms)])
-            .add(bytes as i64);
+            .with_label_values(&[tenant.as_str(), res.as_str()])
+            .set(i64::try_from(s.bytes).unwrap_or(i64::MAX));
         m.stored_blocks
-            .with_label_values(&[meta.tenant.as_str()])
-            .inc();
+            .with_label_values(&[tenant.as_str()])
+            .add(i64::try_from(s.blocks).unwrap_or(i64::MAX));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn meta(tenant: &str, resolution_ms: i64, sizes: &[u64]) -> BlockMeta {
+        let files: Vec<serde_json::Value> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| serde_json::json!({"name": format!("f{i}"), "size_bytes": s}))
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "ulid": "01ARZ3NDEKTSV4RRFFQ69G5FAV",
+            "tenant": tenant,
+            "min_time": 0,
+            "max_time": 1,
+            "resolution_ms": resolution_ms,
+            "level": 1,
+            "num_series": 1,
+            "num_samples": 1,
+            "schema_version": 1,
+            "source": "head",
+            "files": files,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn stored_bytes_by_tenant_and_resolution() {
+        let got = stored(&[
+            meta("a", 0, &[10, 5]),
+            meta("a", 0, &[1]),
+            meta("a", 300_000, &[7]),
+            meta("a", 3_600_000, &[3, 3]),
+            meta("b", 300_000, &[100]),
+        ]);
+        let key = |t: &str, r: &str| (t.to_string(), r.to_string());
+        let s = |blocks, bytes| Stored { blocks, bytes };
+        assert_eq!(
+            got,
+            BTreeMap::from([
+                (key("a", "raw"), s(2, 16)),
+                (key("a", "5m"), s(1, 7)),
+                (key("a", "1h"), s(1, 6)),
+                (key("b", "5m"), s(1, 100)),
+            ])
+        );
+    }
 
     #[test]
     fn resolutions() {

@@ -2,14 +2,26 @@
 //! [`Authenticator`](crate::auth::Authenticator), and the admission of reads under their
 //! tenants' limits. Handlers take [`ReadScope`] or [`AdminScope`] as extractors; remote write
 //! authenticates itself (its errors are plain text).
+//!
+//! An admitted read counts in `hypnos_queries_running{tenant}` until it is answered.
+//!
+//! Test hook: when the environment variable [`HOLD_ENV`] names a directory, a query
+//! (`/api/v1/query`, `/api/v1/query_range`) of a tenant for which that directory holds a
+//! file of the tenant's name waits, once admitted (holding its concurrency slot, its timeout
+//! running), until the file is removed (at most [`MAX_HOLD`]). The end-to-end tests use it
+//! to hold a query in flight without depending on how fast the machine is; it is not meant
+//! for production and nothing happens when the variable is unset.
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use hypnos_engine::QueryBudget;
+use hypnos_schemas::TenantId;
+use prometheus::IntGaugeVec;
 
 use super::AppRef;
 use super::errors::ApiError;
@@ -74,6 +86,41 @@ pub(crate) struct Admitted {
     pub(crate) limits: ReadLimits,
     pub(crate) budget: Arc<QueryBudget>,
     _passes: Vec<GatePass>,
+    running: Running,
+}
+
+impl Admitted {
+    /// The tenants of the read.
+    pub(crate) fn tenants(&self) -> &[TenantId] {
+        &self.running.tenants
+    }
+}
+
+/// Counts a read in `hypnos_queries_running` while it lives.
+#[derive(Debug)]
+struct Running {
+    gauge: IntGaugeVec,
+    tenants: Vec<TenantId>,
+}
+
+impl Running {
+    fn new(gauge: &IntGaugeVec, tenants: &[TenantId]) -> Self {
+        for t in tenants {
+            gauge.with_label_values(&[t.as_str()]).inc();
+        }
+        Self {
+            gauge: gauge.clone(),
+            tenants: tenants.to_vec(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for t in &self.tenants {
+            self.gauge.with_label_values(&[t.as_str()]).dec();
+        }
+    }
 }
 
 /// The smaller of two limits where `0` means unlimited.
@@ -133,7 +180,48 @@ pub(crate) fn admit(state: &AppRef, scope: &Scope) -> Result<Admitted, ApiError>
         limits,
         budget,
         _passes: passes,
+        running: Running::new(&state.metrics.queries_running, scope.tenants()),
     })
+}
+
+/// Adds `cpu` to the read's tenants, split by the samples it scanned of each.
+pub(crate) fn count_cpu(state: &AppRef, admitted: &Admitted, cpu: Duration) {
+    let scanned = admitted.budget.samples_by_tenant();
+    let weights: Vec<(&str, u64)> = admitted
+        .tenants()
+        .iter()
+        .map(|t| {
+            let n = scanned.iter().find(|(s, _)| s == t).map_or(0, |(_, n)| *n);
+            (t.as_str(), n as u64)
+        })
+        .collect();
+    for (t, secs) in crate::metrics::split_by_weight(cpu, &weights) {
+        state
+            .metrics
+            .query_cpu
+            .with_label_values(&[*t])
+            .inc_by(secs);
+    }
+}
+
+/// The environment variable of the test hook (see the module).
+pub(crate) const HOLD_ENV: &str = "HYPNOS_TEST_HOLD_QUERIES_DIR";
+
+/// The longest the test hook holds a query.
+pub(crate) const MAX_HOLD: Duration = Duration::from_secs(60);
+
+/// Waits while the test hook holds one of `tenants` (see the module); returns at once when
+/// [`HOLD_ENV`] is unset.
+pub(crate) async fn test_hold(tenants: &[TenantId]) {
+    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let Some(dir) = DIR.get_or_init(|| std::env::var_os(HOLD_ENV).map(PathBuf::from)) else {
+        return;
+    };
+    let held = || tenants.iter().any(|t| dir.join(t.as_str()).exists());
+    let until = tokio::time::Instant::now() + MAX_HOLD;
+    while held() && tokio::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// The tenant label for logs when no scope could be established.

@@ -324,6 +324,88 @@ async fn written_series_are_served_per_tenant_before_and_after_flush() {
 }
 
 #[tokio::test]
+async fn max_source_resolution_is_parsed_and_reaches_the_selections() {
+    let f = fixture().await;
+    for bad in ["10m", "x", "-5m", "5", "1d", "auto5m"] {
+        for path in [
+            "/api/v1/query?query=up&time=1",
+            "/api/v1/query_range?query=up&start=0&end=60&step=15",
+        ] {
+            let uri = format!("{path}&max_source_resolution={bad}");
+            let (s, v) = f.get_json(&uri, None).await;
+            assert_error(s, &v, 400, "bad_data");
+            assert_eq!(
+                v["error"],
+                format!(
+                    r#"invalid parameter "max_source_resolution": "{bad}" is not one of auto, raw, 0s, 5m or 1h"#
+                ),
+                "{uri}"
+            );
+        }
+    }
+    // What each value lets `rate` read, seen in the plan of a range query with a 1h step
+    // (auto: a fifth of the step is 12m, so 5m data).
+    for (param, want) in [
+        ("", None),
+        ("&max_source_resolution=raw", None),
+        ("&max_source_resolution=0", None),
+        ("&max_source_resolution=0s", None),
+        ("&max_source_resolution=5m", Some(300_000)),
+        ("&max_source_resolution=300s", Some(300_000)),
+        ("&max_source_resolution=1h", Some(3_600_000)),
+        ("&max_source_resolution=auto", Some(300_000)),
+    ] {
+        let uri = format!(
+            "/api/v1/query_range?query=rate(up[1h])&start=0&end=7200&step=3600&explain=true{param}"
+        );
+        let (s, v) = f.get_json(&uri, None).await;
+        assert_eq!(s, StatusCode::OK, "{uri}: {v}");
+        let plan = v["data"]["plan"].as_str().unwrap();
+        match want {
+            None => assert!(!plan.contains("max_resolution"), "{param}: {plan}"),
+            Some(ms) => assert!(
+                plan.contains(&format!("max_resolution={ms}ms, aggregate=Counter")),
+                "{param}: {plan}"
+            ),
+        }
+    }
+}
+
+#[tokio::test]
+async fn auto_downsampling_flag_makes_auto_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let cli = crate::cli::Cli::try_parse_from([
+        "hypnos".as_ref(),
+        "all".as_ref(),
+        "--data-dir".as_ref(),
+        data_dir.as_os_str(),
+        "--query.auto-downsampling".as_ref(),
+    ])
+    .unwrap();
+    let crate::cli::Command::All(args) = cli.command else {
+        panic!("not all")
+    };
+    let bucket = bucket_config(&args).unwrap();
+    let (state, _catalog) = build_state(&args, &bucket).await.unwrap();
+    let f = Fixture {
+        app: router(state),
+        _dir: dir,
+    };
+    let uri = "/api/v1/query_range?query=rate(up[1h])&start=0&end=7200&step=3600&explain=true";
+    let (s, v) = f.get_json(uri, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let plan = v["data"]["plan"].as_str().unwrap();
+    assert!(plan.contains("max_resolution=300000ms"), "{plan}");
+    // The parameter still wins.
+    let (_, v) = f
+        .get_json(&format!("{uri}&max_source_resolution=raw"), None)
+        .await;
+    let plan = v["data"]["plan"].as_str().unwrap();
+    assert!(!plan.contains("max_resolution"), "{plan}");
+}
+
+#[tokio::test]
 async fn explain_and_query_answer_envelopes() {
     let f = fixture().await;
     // Whatever the engine answers, it is one of Prometheus' envelopes.
