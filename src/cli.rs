@@ -119,6 +119,11 @@ pub(crate) struct AllArgs {
     #[arg(long, env = "HYPNOS_BLOCK_DURATION", default_value = "2h", value_parser = parse_positive_duration)]
     pub(crate) block_duration: Duration,
 
+    /// Exemplars kept in memory per tenant, in a circular buffer (the oldest are overwritten
+    /// first; 0: exemplars are dropped at ingest).
+    #[arg(long = "exemplars.max-per-tenant", env = "HYPNOS_EXEMPLARS_MAX_PER_TENANT", default_value_t = hypnos_ingest::DEFAULT_MAX_EXEMPLARS_PER_TENANT)]
+    pub(crate) exemplars_max_per_tenant: usize,
+
     /// How often the built-in compactor runs (0s: never; run `hypnos compact` instead).
     #[arg(long = "compact-interval", env = "HYPNOS_COMPACT_INTERVAL", default_value = "5m", value_parser = parse_duration)]
     pub(crate) compact_interval: Duration,
@@ -310,6 +315,7 @@ mod tests {
         assert_eq!(a.http_address.to_string(), "127.0.0.1:10902");
         assert_eq!(a.grpc_address.to_string(), "127.0.0.1:10901");
         assert_eq!(a.block_duration, Duration::from_secs(7200));
+        assert_eq!(a.exemplars_max_per_tenant, 100_000);
         assert_eq!(a.max_request_bytes, 32 << 20);
         assert_eq!(a.log_level, "info");
         assert!(a.objstore_url.is_none() && a.objstore_config_file.is_none());

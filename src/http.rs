@@ -3,7 +3,9 @@
 //! in the HTTP metrics.
 //!
 //! Handlers are grouped by concern: `remote_write.rs`, `query.rs` (PromQL), `metadata.rs`
-//! (series, labels, label values), `admin.rs` (flush, build info, health, metrics),
+//! (series, labels, label values), `exemplars.rs` (exemplars of a query's selectors),
+//! `metric_metadata.rs` (metric metadata from remote write),
+//! `admin.rs` (flush, build info, health, metrics),
 //! `status.rs` (per-tenant usage). `errors.rs` maps every error to a status and `errorType`;
 //! `json.rs` writes Prometheus' JSON; `params.rs` reads requests; `tenant.rs` turns the
 //! caller's identity ([`crate::auth`]) into the tenants a handler may touch and admits
@@ -22,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use hypnos_engine::BlockCatalog;
 use hypnos_ingest::Ingester;
-use hypnos_planner::QueryEngine;
+use hypnos_planner::{MaxSourceResolution, QueryEngine};
 use hypnos_schemas::SeriesSource;
 use tracing::Instrument;
 
@@ -33,8 +35,10 @@ use crate::reload::RELOAD_INTERVAL;
 
 mod admin;
 mod errors;
+mod exemplars;
 mod json;
 mod metadata;
+mod metric_metadata;
 mod params;
 mod query;
 mod remote_write;
@@ -56,10 +60,14 @@ pub(crate) struct AppState {
     pub(crate) max_request_bytes: usize,
     /// Longest a query may run (a `timeout` parameter can only shorten it).
     pub(crate) query_timeout: Duration,
-    /// Who may use which tenant.
-    pub(crate) auth: Authenticator,
+    /// The `max_source_resolution` of queries that do not give one.
+    pub(crate) default_max_source_resolution: MaxSourceResolution,
+    /// Who may use which tenant (shared with the gRPC services).
+    pub(crate) auth: Arc<Authenticator>,
     /// Per-tenant limits and query concurrency.
     pub(crate) limits: Limits,
+    /// Metric metadata from remote write, per tenant (`/api/v1/metadata`).
+    pub(crate) metric_metadata: metric_metadata::MetricMetadataStore,
     /// The blocks of every tenant (stored bytes for usage tracking).
     pub(crate) catalog: Arc<BlockCatalog>,
 }
@@ -88,6 +96,10 @@ pub(crate) fn router(state: AppRef) -> Router {
         .route("/api/v1/query", get(query::instant).post(query::instant))
         .route("/api/v1/query_range", get(query::range).post(query::range))
         .route(
+            "/api/v1/query_exemplars",
+            get(exemplars::query_exemplars).post(exemplars::query_exemplars),
+        )
+        .route(
             "/api/v1/series",
             get(metadata::series).post(metadata::series),
         )
@@ -96,6 +108,7 @@ pub(crate) fn router(state: AppRef) -> Router {
             get(metadata::labels).post(metadata::labels),
         )
         .route("/api/v1/label/{name}/values", get(metadata::label_values))
+        .route("/api/v1/metadata", get(metric_metadata::metadata))
         .route("/api/v1/status/buildinfo", get(admin::buildinfo))
         .route("/api/v1/status/tenants", get(status::tenants))
         .route("/api/v1/admin/flush", post(admin::flush))

@@ -14,14 +14,14 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use hypnos_engine::{BlockCatalog, MergedSource};
 use hypnos_ingest::{IngestConfig, Ingester};
-use hypnos_planner::{QueryEngine, QueryOptions};
+use hypnos_planner::{MaxSourceResolution, QueryEngine, QueryOptions};
 use hypnos_schemas::{BlockSink, SeriesSource};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, KnownTenants};
 use crate::cli::AllArgs;
 use crate::http::{self, AppState};
 use crate::limits::Limits;
@@ -70,9 +70,24 @@ pub(crate) async fn build_state(
         ..IngestConfig::new(&args.data_dir)
     };
     let sink: Arc<dyn BlockSink> = Arc::clone(&catalog) as Arc<dyn BlockSink>;
-    let ingester = Ingester::open(cfg, store, sink, &registry)
-        .await
-        .context("cannot open the ingester")?;
+    let ingester = Ingester::open_with_exemplar_limit(
+        cfg,
+        args.exemplars_max_per_tenant,
+        store,
+        sink,
+        &registry,
+    )
+    .await
+    .context("cannot open the ingester")?;
+    // Regex-granted reads that name no tenant read the tenants holding data.
+    let auth = auth.with_known_tenants(KnownTenants::new({
+        let (ingester, catalog) = (Arc::clone(&ingester), Arc::clone(&catalog));
+        move || {
+            let mut known = ingester.tenants();
+            known.extend(catalog.tenants());
+            known
+        }
+    }));
     let heads: Arc<dyn SeriesSource> = Arc::clone(&ingester) as Arc<dyn SeriesSource>;
     let blocks: Arc<dyn SeriesSource> = Arc::clone(&catalog) as Arc<dyn SeriesSource>;
     let source: Arc<dyn SeriesSource> = Arc::new(MergedSource::new(vec![heads, blocks]));
@@ -84,7 +99,13 @@ pub(crate) async fn build_state(
         registry,
         max_request_bytes: args.max_request_bytes,
         query_timeout: QueryOptions::default().timeout,
-        auth,
+        default_max_source_resolution: if args.query_auto_downsampling {
+            MaxSourceResolution::Auto
+        } else {
+            MaxSourceResolution::Raw
+        },
+        auth: Arc::new(auth),
+        metric_metadata: Default::default(),
         limits,
         catalog: Arc::clone(&catalog),
     };
@@ -107,6 +128,7 @@ pub(crate) async fn run_all(args: AllArgs) -> anyhow::Result<()> {
         Arc::clone(&catalog),
         &args.compact,
         args.compact_interval,
+        state.limits.file().cloned(),
     )?;
     let catalog_sync = spawn_catalog_sync(catalog);
 

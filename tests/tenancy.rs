@@ -133,7 +133,17 @@ fn no_read_path_ever_shows_another_tenants_series() {
                     (own_label.as_str(), "1"),
                 ];
                 labels.extend(forged);
-                batch.push(series(metric, &labels, &samples));
+                // An exemplar whose trace id names the tenant.
+                let mut ts = series(metric, &labels, &samples);
+                ts.exemplars.push(hypnos_schemas::remote::Exemplar {
+                    labels: vec![hypnos_schemas::remote::Label {
+                        name: "trace_id".into(),
+                        value: format!("trace-{tenant}"),
+                    }],
+                    value: 1.0,
+                    timestamp: samples[0].0,
+                });
+                batch.push(ts);
                 // Metric metadata whose help names the tenant.
                 families.push(metadata(metric, 2, &format!("help of {tenant}")));
                 for v in [metric, inst.as_str(), job.as_str(), tenant, "1"] {
@@ -206,6 +216,7 @@ fn no_read_path_ever_shows_another_tenants_series() {
         vec!["gold"],
         vec!["green", "blue"],
     ];
+    let mut exemplars_seen = 0;
     for iteration in 0..60 {
         let caller = rng.pick(&callers).clone();
         let header = caller.join("|");
@@ -258,6 +269,28 @@ fn no_read_path_ever_shows_another_tenants_series() {
         let (st, _, body) = call(&s, "GET", "/api/v1/series", &h, &m, vec![]);
         assert_eq!(st, 200, "{}: {body}", what("series"));
         check_labels(&caller, &label_sets(&json(&body)["data"]), &what("series"));
+        let (st, _, body) = call(
+            &s,
+            "GET",
+            "/api/v1/query_exemplars",
+            &h,
+            &[("query", format!("rate({sel}[5m])"))],
+            vec![],
+        );
+        assert_eq!(st, 200, "{}: {body}", what("query_exemplars"));
+        for item in json(&body)["data"].as_array().unwrap() {
+            let series = label_sets(&Value::Array(vec![item["seriesLabels"].clone()]));
+            check_labels(&caller, &series, &what("query_exemplars"));
+            for e in item["exemplars"].as_array().unwrap() {
+                let trace = e["labels"]["trace_id"].as_str().unwrap();
+                exemplars_seen += 1;
+                assert!(
+                    caller.iter().any(|c| trace == format!("trace-{c}")),
+                    "{}: exemplar {trace} shown to {caller:?}",
+                    what("query_exemplars")
+                );
+            }
+        }
         let metric = [("metric", (*rng.pick(&METRICS)).to_string())];
         for params in [&metric[..], &[]] {
             let (st, _, body) = call(&s, "GET", "/api/v1/metadata", &h, params, vec![]);
@@ -295,6 +328,7 @@ fn no_read_path_ever_shows_another_tenants_series() {
             }
         }
     }
+    assert!(exemplars_seen > 0, "no query_exemplars answer had exemplars");
     // A federated read sees exactly the union, each series with its tenant_id.
     let h = [("X-Scope-OrgID", "green|blue")];
     let (st, _, body) = call(

@@ -27,6 +27,9 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info};
 
 use crate::decode::{DEFAULT_MAX_DECOMPRESSED_BYTES, decode_write_request};
+use crate::exemplars::{
+    DEFAULT_MAX_EXEMPLARS_PER_TENANT, ExemplarStats, ExemplarStore, SeriesExemplars,
+};
 use crate::head::{AppendStats, Head, merge_selections};
 use crate::limits::{LimitError, LimitKind, RateLimiter, WriteLimits};
 use crate::metrics::Metrics;
@@ -96,16 +99,32 @@ struct HeadSet {
 #[derive(Debug)]
 struct Shared {
     heads: RwLock<HeadSet>,
+    /// Exemplars of every tenant; not cut with the heads.
+    exemplars: ExemplarStore,
     metrics: Metrics,
 }
 
 impl Shared {
     /// Applies a logged request to its tenant's active head.
-    fn apply(&self, tenant: &TenantId, req: ValidRequest) -> AppendStats {
+    fn apply(&self, tenant: &TenantId, mut req: ValidRequest) -> AppendStats {
         let head = self.heads.read().active.get(tenant).cloned();
         let head = head.unwrap_or_else(|| {
             Arc::clone(self.heads.write().active.entry(tenant.clone()).or_default())
         });
+        let mut ex = ExemplarStats::default();
+        if req.num_exemplars > 0 {
+            for s in &mut req.series {
+                if !s.exemplars.is_empty() {
+                    let a = self
+                        .exemplars
+                        .add(tenant, &s.labels, std::mem::take(&mut s.exemplars));
+                    ex.stored += a.stored;
+                    ex.duplicates += a.duplicates;
+                    ex.out_of_order += a.out_of_order;
+                }
+            }
+            self.count_exemplars(tenant, ex);
+        }
         let mut head = head.write();
         let mut stats = AppendStats::default();
         for s in req.series {
@@ -114,6 +133,24 @@ impl Shared {
             stats.duplicates += a.duplicates;
         }
         stats
+    }
+
+    fn count_exemplars(&self, tenant: &TenantId, ex: ExemplarStats) {
+        let m = &self.metrics;
+        let t = tenant.as_str();
+        if ex.stored > 0 {
+            m.exemplars.with_label_values(&[t]).inc_by(ex.stored as u64);
+        }
+        for (reason, n) in [
+            ("duplicate", ex.duplicates),
+            ("out_of_order", ex.out_of_order),
+        ] {
+            if n > 0 {
+                m.exemplars_dropped
+                    .with_label_values(&[t, reason])
+                    .inc_by(n as u64);
+            }
+        }
     }
 
     /// The heads of `tenant`, oldest first.
@@ -149,6 +186,12 @@ impl Shared {
             .head_samples
             .with_label_values(&t)
             .set(samples as i64);
+        if self.exemplars.enabled() {
+            self.metrics
+                .head_exemplars
+                .with_label_values(&t)
+                .set(self.exemplars.len(tenant) as i64);
+        }
     }
 }
 
@@ -179,9 +222,24 @@ impl std::fmt::Debug for Ingester {
 impl Ingester {
     /// Opens the WAL under `data_dir/wal`, replays it into heads (a torn or corrupt tail
     /// record is truncated with a warning; everything before it is kept) and starts the WAL
-    /// writer thread. Metrics are registered into `registry`.
+    /// writer thread. Metrics are registered into `registry`. Keeps up to
+    /// [`DEFAULT_MAX_EXEMPLARS_PER_TENANT`] exemplars per tenant.
     pub async fn open(
         cfg: IngestConfig,
+        store: Arc<dyn ObjectStore>,
+        sink: Arc<dyn BlockSink>,
+        registry: &prometheus::Registry,
+    ) -> Result<Arc<Self>, IngestError> {
+        Self::open_with_exemplar_limit(cfg, DEFAULT_MAX_EXEMPLARS_PER_TENANT, store, sink, registry)
+            .await
+    }
+
+    /// [`Self::open`] keeping at most `max_exemplars_per_tenant` exemplars per tenant in
+    /// memory (the oldest are overwritten first); 0 drops every exemplar at ingest. The
+    /// exemplars in the WAL are restored by the replay.
+    pub async fn open_with_exemplar_limit(
+        cfg: IngestConfig,
+        max_exemplars_per_tenant: usize,
         store: Arc<dyn ObjectStore>,
         sink: Arc<dyn BlockSink>,
         registry: &prometheus::Registry,
@@ -193,6 +251,7 @@ impl Ingester {
         }
         let shared = Arc::new(Shared {
             heads: RwLock::new(HeadSet::default()),
+            exemplars: ExemplarStore::new(max_exemplars_per_tenant),
             metrics: Metrics::new(registry)?,
         });
         let wal_dir = cfg.data_dir.join("wal");
@@ -202,7 +261,14 @@ impl Ingester {
                 .await
                 .map_err(|e| IngestError::Wal(std::io::Error::other(e)))??
         };
-        let tenants: Vec<TenantId> = heads.keys().cloned().collect();
+        let mut tenants: Vec<TenantId> = heads.keys().cloned().collect();
+        tenants.extend(
+            shared
+                .exemplars
+                .tenants()
+                .into_iter()
+                .filter(|t| !heads.contains_key(t)),
+        );
         shared.heads.write().active = writer::into_shared_heads(heads);
         for t in &tenants {
             shared.update_gauges(t);
@@ -266,17 +332,29 @@ impl Ingester {
     pub async fn write_limited(
         &self,
         tenant: &TenantId,
-        req: WriteRequest,
+        mut req: WriteRequest,
         limits: &WriteLimits,
         now_ms: i64,
     ) -> Result<WriteStats, IngestError> {
+        if !self.shared.exemplars.enabled() {
+            for ts in &mut req.timeseries {
+                ts.exemplars.clear();
+            }
+        }
         let req = validate_limited(tenant, req, limits, now_ms)?;
+        if req.exemplars_too_long > 0 {
+            self.shared
+                .metrics
+                .exemplars_dropped
+                .with_label_values(&[tenant.as_str(), "label_length"])
+                .inc_by(req.exemplars_too_long as u64);
+        }
         if limits.max_series > 0 || limits.max_series_per_metric > 0 {
             self.check_series_limits(tenant, &req, limits)?;
         }
         self.rates.take(tenant, req.num_samples, limits)?;
-        let series = req.series.len();
-        if req.num_samples == 0 {
+        let series = req.series.iter().filter(|s| !s.samples.is_empty()).count();
+        if req.num_samples == 0 && req.num_exemplars == 0 {
             return Ok(WriteStats {
                 series,
                 ..WriteStats::default()
@@ -428,7 +506,7 @@ impl Ingester {
         let mut new_series = 0usize;
         let mut new_by_metric: HashMap<&str, usize> = HashMap::new();
         for s in &req.series {
-            if head.as_ref().is_some_and(|h| h.contains(&s.labels)) {
+            if s.samples.is_empty() || head.as_ref().is_some_and(|h| h.contains(&s.labels)) {
                 continue;
             }
             new_series += 1;
@@ -470,9 +548,9 @@ impl Ingester {
         Ok(())
     }
 
-    /// Per tenant: series and samples in memory (heads being flushed included), by tenant.
-    pub fn head_stats(&self) -> Vec<(TenantId, usize, usize)> {
-        let tenants: BTreeSet<TenantId> = {
+    /// Every tenant with a head in memory (heads being flushed included) or exemplars.
+    pub fn tenants(&self) -> BTreeSet<TenantId> {
+        let mut out: BTreeSet<TenantId> = {
             let hs = self.shared.heads.read();
             hs.active
                 .keys()
@@ -480,7 +558,13 @@ impl Ingester {
                 .cloned()
                 .collect()
         };
-        tenants
+        out.extend(self.shared.exemplars.tenants());
+        out
+    }
+
+    /// Per tenant: series and samples in memory (heads being flushed included), by tenant.
+    pub fn head_stats(&self) -> Vec<(TenantId, usize, usize)> {
+        self.tenants()
             .into_iter()
             .map(|t| {
                 let (series, samples) = self.shared.tenant_stats(&t);
@@ -488,6 +572,18 @@ impl Ingester {
             })
             .filter(|(_, _, samples)| *samples > 0)
             .collect()
+    }
+
+    /// The exemplars of `tenant` in `[start_ms, end_ms]` of the series matching any of the
+    /// matcher `sets`, sorted by series labels (`tenant_id` included).
+    pub fn query_exemplars(
+        &self,
+        tenant: &TenantId,
+        sets: &[Vec<Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Vec<SeriesExemplars> {
+        self.shared.exemplars.select(tenant, sets, start_ms, end_ms)
     }
 
     fn select_heads(

@@ -6,10 +6,12 @@
 //!
 //! Start reading at [`Ingester`] (`ingester.rs`): `open` replays the log, `write` is the
 //! acknowledged path, `flush` the cut-and-persist protocol. `decode.rs` and `validate.rs` are
-//! the edge checks, `head.rs` the in-memory store, `wal.rs` the on-disk log format.
+//! the edge checks, `head.rs` the in-memory store, `exemplars.rs` the per-tenant exemplar
+//! buffers, `wal.rs` the on-disk log format.
 
 mod decode;
 mod error;
+mod exemplars;
 mod head;
 mod ingester;
 mod limits;
@@ -19,5 +21,8 @@ mod wal;
 
 pub use decode::{DEFAULT_MAX_DECOMPRESSED_BYTES, decode_write_request};
 pub use error::IngestError;
+pub use exemplars::{
+    DEFAULT_MAX_EXEMPLARS_PER_TENANT, Exemplar, MAX_EXEMPLAR_LABEL_RUNES, SeriesExemplars,
+};
 pub use ingester::{IngestConfig, Ingester, WriteStats};
 pub use limits::{LimitError, LimitKind, RateLimiter, WriteLimits};

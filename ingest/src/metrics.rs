@@ -7,6 +7,9 @@ pub(crate) struct Metrics {
     pub(crate) samples: IntCounterVec,
     pub(crate) series: IntCounterVec,
     pub(crate) duplicates: IntCounterVec,
+    pub(crate) exemplars: IntCounterVec,
+    pub(crate) exemplars_dropped: IntCounterVec,
+    pub(crate) head_exemplars: IntGaugeVec,
     pub(crate) head_series: IntGaugeVec,
     pub(crate) head_samples: IntGaugeVec,
     pub(crate) flushes: IntCounterVec,
@@ -55,6 +58,28 @@ impl Metrics {
                 "hypnos_receive_duplicate_samples_total",
                 "Samples dropped because their series already had a sample at that timestamp.",
                 "tenant",
+            )?,
+            exemplars: counter_vec(
+                "hypnos_receive_exemplars_total",
+                "Exemplars received in valid remote-write requests and kept in memory.",
+                "tenant",
+            )?,
+            exemplars_dropped: {
+                let c = IntCounterVec::new(
+                    Opts::new(
+                        "hypnos_receive_exemplars_dropped_total",
+                        "Exemplars dropped (the request is still accepted), by reason: \
+                         label_length (label set over 128 runes), out_of_order (older than \
+                         the newest of its series), duplicate.",
+                    ),
+                    &["tenant", "reason"],
+                )?;
+                registry.register(Box::new(c.clone()))?;
+                c
+            },
+            head_exemplars: gauge_vec(
+                "hypnos_head_exemplars",
+                "Exemplars in memory (bounded by --exemplars.max-per-tenant).",
             )?,
             head_series: gauge_vec(
                 "hypnos_head_series",

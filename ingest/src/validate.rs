@@ -8,29 +8,37 @@ use hypnos_schemas::tenant::TENANT_LABEL;
 use hypnos_schemas::{Label, Labels, TenantId};
 
 use crate::IngestError;
+use crate::exemplars::{Exemplar, MAX_EXEMPLAR_LABEL_RUNES};
 use crate::limits::{LimitError, LimitKind, WriteLimits};
 
 /// Longest series rendering put into an error message.
 const MAX_SERIES_IN_MESSAGE: usize = 512;
 
-/// One validated series: sorted unique labels with the tenant label attached, and its samples
-/// as sent (any order; the head sorts and dedupes).
+/// One validated series: sorted unique labels with the tenant label attached, its samples
+/// as sent (any order; the head sorts and dedupes) and its valid exemplars.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct ValidSeries {
     pub(crate) labels: Labels,
     pub(crate) samples: Vec<Sample>,
+    pub(crate) exemplars: Vec<Exemplar>,
 }
 
-/// A validated request; series without samples are dropped.
+/// A validated request; series without samples nor exemplars are dropped.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct ValidRequest {
     pub(crate) series: Vec<ValidSeries>,
     pub(crate) num_samples: usize,
+    pub(crate) num_exemplars: usize,
+    /// Exemplars dropped because their label set is longer than
+    /// [`MAX_EXEMPLAR_LABEL_RUNES`] (as Prometheus, they do not fail the request).
+    pub(crate) exemplars_too_long: usize,
 }
 
 /// Validates every series of `req` (nothing is returned when any is invalid) and attaches
-/// `tenant_id=<tenant>` to each, replacing a `tenant_id` the sender set. Exemplars are
-/// dropped: the store cannot keep them yet. Label values are valid UTF-8 by construction
+/// `tenant_id=<tenant>` to each, replacing a `tenant_id` the sender set. Invalid exemplars
+/// are dropped and counted, never failing the request (as in Prometheus): labels with empty
+/// values are left out, and an exemplar whose label set is longer than
+/// [`MAX_EXEMPLAR_LABEL_RUNES`] is dropped. Label values are valid UTF-8 by construction
 /// (protobuf decoding refuses invalid strings).
 #[cfg(test)]
 pub(crate) fn validate(tenant: &TenantId, req: WriteRequest) -> Result<ValidRequest, IngestError> {
@@ -53,7 +61,8 @@ pub(crate) fn validate_limited(
     let mut out = ValidRequest::default();
     out.series.reserve(req.timeseries.len());
     for ts in req.timeseries {
-        if ts.samples.is_empty() {
+        let exemplars = valid_exemplars(ts.exemplars, &mut out.exemplars_too_long);
+        if ts.samples.is_empty() && exemplars.is_empty() {
             continue;
         }
         let mut labels = Labels::from_sorted(
@@ -64,12 +73,40 @@ pub(crate) fn validate_limited(
         );
         labels.set(TENANT_LABEL, tenant.as_str());
         out.num_samples += ts.samples.len();
+        out.num_exemplars += exemplars.len();
         out.series.push(ValidSeries {
             labels,
             samples: ts.samples,
+            exemplars,
         });
     }
     Ok(out)
+}
+
+/// The exemplars that Prometheus would keep, labels sorted and without empty values;
+/// `too_long` counts the others.
+fn valid_exemplars(exemplars: Vec<remote::Exemplar>, too_long: &mut usize) -> Vec<Exemplar> {
+    if exemplars.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(exemplars.len());
+    for e in exemplars {
+        let labels = Labels::from_pairs(e.labels.into_iter().map(|l| (l.name, l.value)));
+        let runes: usize = labels
+            .iter()
+            .map(|l| l.name.chars().count() + l.value.chars().count())
+            .sum();
+        if runes > MAX_EXEMPLAR_LABEL_RUNES {
+            *too_long += 1;
+            continue;
+        }
+        out.push(Exemplar {
+            labels,
+            value: e.value,
+            timestamp: e.timestamp,
+        });
+    }
+    out
 }
 
 fn check_request_size(req: &WriteRequest, limits: &WriteLimits) -> Result<(), IngestError> {
@@ -381,11 +418,49 @@ mod tests {
         assert!(e.contains(r#"__name__="h""#), "{e}");
     }
 
+    fn exemplar(labels: &[(&str, &str)], ts: i64) -> remote::Exemplar {
+        remote::Exemplar {
+            labels: labels
+                .iter()
+                .map(|(n, v)| remote::Label {
+                    name: n.to_string(),
+                    value: v.to_string(),
+                })
+                .collect(),
+            value: 2.5,
+            timestamp: ts,
+        }
+    }
+
     #[test]
-    fn drops_exemplars() {
+    fn keeps_exemplars_and_drops_long_ones_without_failing() {
         let mut s = ts(&[("__name__", "up")]);
-        s.exemplars.push(vec![1]);
-        assert_eq!(check(vec![s]).unwrap().num_samples, 1);
+        // 8 + 120 runes: exactly the limit.
+        let at_limit = "é".repeat(120);
+        s.exemplars.push(exemplar(&[("trace_id", &at_limit)], 1));
+        s.exemplars
+            .push(exemplar(&[("trace_id", &format!("{at_limit}x"))], 2));
+        s.exemplars
+            .push(exemplar(&[("z", "1"), ("span_id", ""), ("a", "2")], 3));
+        // Exemplars alone keep a series without samples.
+        let mut only = ts(&[("__name__", "other")]);
+        only.samples.clear();
+        only.exemplars.push(exemplar(&[], 4));
+        let v = check(vec![s, only]).unwrap();
+        assert_eq!(
+            (v.num_samples, v.num_exemplars, v.exemplars_too_long),
+            (1, 3, 1)
+        );
+        let kept = &v.series[0].exemplars;
+        assert_eq!(
+            kept.iter().map(|e| e.timestamp).collect::<Vec<_>>(),
+            vec![1, 3]
+        );
+        assert_eq!(kept[1].labels.to_string(), r#"{a="2", z="1"}"#);
+        assert_eq!(kept[1].value, 2.5);
+        assert!(v.series[1].samples.is_empty());
+        assert_eq!(v.series[1].labels.get("tenant_id"), "t");
+        assert!(v.series[1].exemplars[0].labels.is_empty());
     }
 
     #[test]

@@ -6,11 +6,19 @@
 //! wal/checkpoint                "5\n": segments <= 5 are in blocks; skipped and deleted
 //!
 //! record  = len: u32 LE | crc32(payload): u32 LE | payload (len bytes)
-//! payload = version: u8 (1) | tenant_len: u16 LE | tenant
+//! payload = version: u8 (1 or 2) | tenant_len: u16 LE | tenant
 //!           | n_series: u32 LE | n_series x series
 //! series  = labels_len: u32 LE | labels (Labels::encode) | n: u32 LE
 //!           | n x timestamp: i64 LE | n x value bits: u64 LE
+//!           | version 2 only: n_ex: u32 LE | n_ex x exemplar
+//! exemplar = labels_len: u32 LE | labels (Labels::encode) | timestamp: i64 LE
+//!           | value bits: u64 LE
 //! ```
+//!
+//! A request without exemplars is written as version 1, byte for byte as before exemplars
+//! were kept; records of either version replay (a version 1 record has no exemplars). A
+//! cut starts the new segment with the exemplars held, one version 2 record per tenant
+//! whose series have exemplars and no samples.
 //!
 //! A segment holds every record appended between two cuts. A record that is cut short or
 //! fails its checksum ends the segment on replay: it and anything after it are truncated.
@@ -23,12 +31,16 @@ use hypnos_schemas::remote::Sample;
 use hypnos_schemas::{Labels, TenantId};
 
 use crate::IngestError;
+use crate::exemplars::Exemplar;
 use crate::validate::{ValidRequest, ValidSeries};
 
 const CHECKPOINT: &str = "checkpoint";
 const CHECKPOINT_TMP: &str = "checkpoint.tmp";
 const HEADER_LEN: usize = 8;
+/// Records without exemplars.
 const PAYLOAD_VERSION: u8 = 1;
+/// Records with exemplars: every series ends with its exemplars.
+const PAYLOAD_VERSION_EXEMPLARS: u8 = 2;
 /// Longest payload a record can frame.
 const MAX_PAYLOAD: usize = u32::MAX as usize;
 
@@ -210,6 +222,7 @@ pub(crate) fn encode_payload(
     tenant: &TenantId,
     req: &ValidRequest,
 ) -> Result<Vec<u8>, IngestError> {
+    let with_exemplars = req.num_exemplars > 0;
     let size = 1
         + 2
         + tenant.as_str().len()
@@ -224,6 +237,15 @@ pub(crate) fn encode_payload(
                     .map(|l| l.name.len() + l.value.len() + 2)
                     .sum::<usize>()
                     + 16 * s.samples.len()
+                    + if with_exemplars {
+                        4 + s
+                            .exemplars
+                            .iter()
+                            .map(|e| 16 + labels_size(&e.labels))
+                            .sum::<usize>()
+                    } else {
+                        0
+                    }
             })
             .sum::<usize>();
     if size > MAX_PAYLOAD {
@@ -232,7 +254,11 @@ pub(crate) fn encode_payload(
         )));
     }
     let mut out = Vec::with_capacity(size);
-    out.push(PAYLOAD_VERSION);
+    out.push(if with_exemplars {
+        PAYLOAD_VERSION_EXEMPLARS
+    } else {
+        PAYLOAD_VERSION
+    });
     out.extend_from_slice(&(tenant.as_str().len() as u16).to_le_bytes());
     out.extend_from_slice(tenant.as_str().as_bytes());
     out.extend_from_slice(&(req.series.len() as u32).to_le_bytes());
@@ -249,17 +275,44 @@ pub(crate) fn encode_payload(
         for x in &s.samples {
             out.extend_from_slice(&x.value.to_bits().to_le_bytes());
         }
+        if with_exemplars {
+            out.extend_from_slice(&(s.exemplars.len() as u32).to_le_bytes());
+            for e in &s.exemplars {
+                push_labels(&mut out, &e.labels);
+                out.extend_from_slice(&e.timestamp.to_le_bytes());
+                out.extend_from_slice(&e.value.to_bits().to_le_bytes());
+            }
+        }
     }
     debug_assert_eq!(out.len(), size);
     Ok(out)
 }
 
+/// Bytes of `labels_len` and `labels` in a record.
+fn labels_size(labels: &Labels) -> usize {
+    4 + labels
+        .iter()
+        .map(|l| l.name.len() + l.value.len() + 2)
+        .sum::<usize>()
+}
+
+/// Appends `labels_len: u32 LE | labels`.
+fn push_labels(out: &mut Vec<u8>, labels: &Labels) {
+    let len_at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    labels.encode_into(out);
+    let len = (out.len() - len_at - 4) as u32;
+    out[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+}
+
 /// Decodes [`encode_payload`]'s output; `None` when `b` is not such a payload.
 pub(crate) fn decode_payload(b: &[u8]) -> Option<(TenantId, ValidRequest)> {
     let mut r = Cursor(b);
-    if r.take(1)?[0] != PAYLOAD_VERSION {
-        return None;
-    }
+    let with_exemplars = match r.take(1)?[0] {
+        PAYLOAD_VERSION => false,
+        PAYLOAD_VERSION_EXEMPLARS => true,
+        _ => return None,
+    };
     let tenant_len = u16::from_le_bytes(r.take(2)?.try_into().ok()?) as usize;
     let tenant = TenantId::new(std::str::from_utf8(r.take(tenant_len)?).ok()?).ok()?;
     let n_series = r.u32()? as usize;
@@ -279,8 +332,29 @@ pub(crate) fn decode_payload(b: &[u8]) -> Option<(TenantId, ValidRequest)> {
                 value: f64::from_bits(u64::from_le_bytes(v.try_into().expect("8 bytes"))),
             })
             .collect();
+        let mut exemplars = Vec::new();
+        if with_exemplars {
+            let n_ex = r.u32()? as usize;
+            exemplars.reserve(n_ex.min(r.0.len() / 24));
+            for _ in 0..n_ex {
+                let labels_len = r.u32()? as usize;
+                let labels = Labels::decode(r.take(labels_len)?)?;
+                let timestamp = i64::from_le_bytes(r.take(8)?.try_into().ok()?);
+                let value = f64::from_bits(u64::from_le_bytes(r.take(8)?.try_into().ok()?));
+                exemplars.push(Exemplar {
+                    labels,
+                    value,
+                    timestamp,
+                });
+            }
+        }
         req.num_samples += samples.len();
-        req.series.push(ValidSeries { labels, samples });
+        req.num_exemplars += exemplars.len();
+        req.series.push(ValidSeries {
+            labels,
+            samples,
+            exemplars,
+        });
     }
     r.0.is_empty().then_some((tenant, req))
 }

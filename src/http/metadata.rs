@@ -170,6 +170,13 @@ pub(super) fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
             "{s:?} is not a series selector: offset and @ are not allowed"
         ));
     }
+    selector_sets(&vs)
+}
+
+/// The matcher sets of a vector selector (one per `or` branch); offset and @ are ignored.
+pub(super) fn selector_sets(
+    vs: &promql_parser::parser::VectorSelector,
+) -> Result<Vec<Vec<Matcher>>, String> {
     let mut base = Vec::new();
     if let Some(name) = &vs.name {
         base.push(new_matcher(MatchOp::Equal, METRIC_NAME, name)?);

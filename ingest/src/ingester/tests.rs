@@ -717,6 +717,7 @@ fn queued_appends_share_one_fsync_and_a_cut_splits_them_in_log_order() {
     let registry = prometheus::Registry::new();
     let shared = Arc::new(Shared {
         heads: RwLock::new(HeadSet::default()),
+        exemplars: ExemplarStore::new(10),
         metrics: Metrics::new(&registry).unwrap(),
     });
     let w = writer::WalWriter::create(dir.path(), 1).unwrap();
@@ -771,4 +772,220 @@ fn queued_appends_share_one_fsync_and_a_cut_splits_them_in_log_order() {
             .records
     };
     assert_eq!((count(1), count(2)), (5, 3));
+}
+
+fn with_exemplars(mut ts: TimeSeries, exemplars: &[(i64, f64, &str)]) -> TimeSeries {
+    ts.exemplars = exemplars
+        .iter()
+        .map(|&(timestamp, value, trace)| remote::Exemplar {
+            labels: vec![remote::Label {
+                name: "trace_id".into(),
+                value: trace.into(),
+            }],
+            value,
+            timestamp,
+        })
+        .collect();
+    ts
+}
+
+/// `(timestamp, value, trace_id)` of an exemplar.
+type ExemplarRow = (i64, f64, String);
+
+/// `(series, [(ts, value, trace_id)])` of a tenant's exemplars.
+fn exemplars_of(i: &Ingester, t: &str) -> Vec<(String, Vec<ExemplarRow>)> {
+    i.query_exemplars(&tenant(t), &[vec![]], i64::MIN, i64::MAX)
+        .into_iter()
+        .map(|s| {
+            (
+                s.series.to_string(),
+                s.exemplars
+                    .iter()
+                    .map(|e| (e.timestamp, e.value, e.labels.get("trace_id").to_string()))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn exemplars_are_kept_per_tenant_counted_and_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = open(dir.path()).await;
+    let long = "x".repeat(200);
+    env.ingester
+        .write(
+            &tenant("a"),
+            req(vec![
+                with_exemplars(
+                    up("x", &[(10, 1.0)]),
+                    &[(10, 1.5, "aa"), (11, 2.5, &long), (12, 3.0, "bb")],
+                ),
+                // Exemplars without samples, as Prometheus sends them.
+                with_exemplars(up("y", &[]), &[(20, 4.0, "cc")]),
+            ]),
+        )
+        .await
+        .unwrap();
+    env.ingester
+        .write(
+            &tenant("b"),
+            req(vec![with_exemplars(
+                up("x", &[(10, 1.0)]),
+                &[(10, 9.0, "zz")],
+            )]),
+        )
+        .await
+        .unwrap();
+    // A retry adds nothing, an older exemplar is out of order.
+    let stats = env
+        .ingester
+        .write(
+            &tenant("a"),
+            req(vec![with_exemplars(
+                up("x", &[(10, 1.0)]),
+                &[(10, 1.5, "aa"), (5, 0.5, "old")],
+            )]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stats.duplicates, 1);
+    let a = exemplars_of(&env.ingester, "a");
+    assert_eq!(
+        a,
+        vec![
+            (
+                r#"{__name__="up", job="x", tenant_id="a"}"#.to_string(),
+                vec![(10, 1.5, "aa".into()), (12, 3.0, "bb".into())]
+            ),
+            (
+                r#"{__name__="up", job="y", tenant_id="a"}"#.to_string(),
+                vec![(20, 4.0, "cc".into())]
+            ),
+        ]
+    );
+    let b = exemplars_of(&env.ingester, "b");
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].1, vec![(10, 9.0, "zz".to_string())]);
+    // The exemplar-only series did not become a series of the head.
+    assert_eq!(dump(env.ingester.as_ref(), &tenant("a")).await.len(), 1);
+    let dropped = |reason| {
+        env.registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "hypnos_receive_exemplars_dropped_total")
+            .flat_map(|f| f.get_metric().iter())
+            .filter(|m| {
+                let has = |k: &str, v: &str| {
+                    m.get_label()
+                        .iter()
+                        .any(|l| l.name() == k && l.value() == v)
+                };
+                has("tenant", "a") && has("reason", reason)
+            })
+            .map(|m| m.get_counter().get_value())
+            .sum::<f64>()
+    };
+    assert_eq!(dropped("label_length"), 1.0);
+    assert_eq!(dropped("duplicate"), 1.0);
+    assert_eq!(dropped("out_of_order"), 1.0);
+    assert_eq!(
+        metric(
+            &env.registry,
+            "hypnos_receive_exemplars_total",
+            Some(("tenant", "a"))
+        ),
+        3.0
+    );
+    assert_eq!(
+        metric(
+            &env.registry,
+            "hypnos_head_exemplars",
+            Some(("tenant", "b"))
+        ),
+        1.0
+    );
+    // A restart restores them from the WAL, per tenant.
+    drop(env);
+    let env = open(dir.path()).await;
+    assert_eq!(exemplars_of(&env.ingester, "a"), a);
+    assert_eq!(exemplars_of(&env.ingester, "b"), b);
+    assert!(exemplars_of(&env.ingester, "c").is_empty());
+    assert_eq!(
+        metric(
+            &env.registry,
+            "hypnos_head_exemplars",
+            Some(("tenant", "a"))
+        ),
+        3.0
+    );
+}
+
+#[tokio::test]
+async fn a_zero_exemplar_limit_drops_them_at_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    std::fs::create_dir_all(&bucket).unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(bucket).unwrap());
+    let i = Ingester::open_with_exemplar_limit(
+        IngestConfig::new(dir.path()),
+        0,
+        store,
+        Arc::new(RecordingSink::default()),
+        &prometheus::Registry::new(),
+    )
+    .await
+    .unwrap();
+    let stats = i
+        .write(
+            &tenant("a"),
+            req(vec![with_exemplars(up("x", &[(1, 1.0)]), &[(1, 1.0, "t")])]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stats.samples, 1);
+    assert!(exemplars_of(&i, "a").is_empty());
+    // Nothing of them is logged: the record is the one of a request without exemplars.
+    let seg = wal::segment_path(&dir.path().join("wal"), 1);
+    let bytes = std::fs::read(seg).unwrap();
+    assert_eq!(bytes[8], 1, "payload version");
+}
+
+#[tokio::test]
+async fn exemplars_outlive_a_flush_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = open(dir.path()).await;
+    env.ingester
+        .write(
+            &tenant("a"),
+            req(vec![with_exemplars(
+                up("x", &[(10, 1.0)]),
+                &[(10, 1.5, "aa"), (11, 2.5, "bb")],
+            )]),
+        )
+        .await
+        .unwrap();
+    env.ingester.flush().await.unwrap();
+    // The segments of the flushed heads are gone; the exemplars were logged again.
+    assert_eq!(wal_segments(dir.path()), vec![2]);
+    env.ingester
+        .write(
+            &tenant("a"),
+            req(vec![with_exemplars(
+                up("x", &[(12, 1.0)]),
+                &[(12, 3.5, "cc")],
+            )]),
+        )
+        .await
+        .unwrap();
+    let before = exemplars_of(&env.ingester, "a");
+    assert_eq!(before[0].1.len(), 3);
+    drop(env);
+    let env = open(dir.path()).await;
+    assert_eq!(exemplars_of(&env.ingester, "a"), before);
+    // A second flush and restart: still there, once.
+    env.ingester.flush().await.unwrap();
+    drop(env);
+    let env = open(dir.path()).await;
+    assert_eq!(exemplars_of(&env.ingester, "a"), before);
 }

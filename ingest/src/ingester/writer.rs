@@ -134,6 +134,38 @@ impl WalWriter {
         seg.write_synced(&self.buf)
     }
 
+    /// Logs every exemplar held at the start of the new segment: the segments before it
+    /// go once the cut heads are in blocks, and the exemplars must outlive them. A failure
+    /// only costs the exemplars at the next restart, so it is logged, not returned.
+    fn log_exemplars(&mut self, shared: &Shared) {
+        let snapshot = shared.exemplars.snapshot();
+        if snapshot.is_empty() {
+            return;
+        }
+        self.buf.clear();
+        let mut exemplars = 0;
+        for (tenant, req) in &snapshot {
+            match wal::encode_payload(tenant, req) {
+                Ok(p) => {
+                    wal::frame_record(&mut self.buf, &p);
+                    exemplars += req.num_exemplars;
+                }
+                Err(e) => error!(tenant = %tenant, error = %e, "cannot log the exemplars"),
+            }
+        }
+        match self.write_synced() {
+            Ok(()) => {
+                shared.metrics.wal_fsyncs.inc();
+                info!(segment = self.last, exemplars, "logged the exemplars held");
+            }
+            Err(e) => {
+                error!(segment = self.last, error = %e, "logging the exemplars failed; they are lost at the next restart");
+                // The segment may end in a partial record now: never append behind it.
+                self.current = None;
+            }
+        }
+    }
+
     fn cut(&mut self, shared: &Shared) -> Result<u64, IngestError> {
         let sealed = self.last;
         let next = SegmentWriter::create(&self.dir, sealed + 1).map_err(|e| {
@@ -143,6 +175,7 @@ impl WalWriter {
         })?;
         self.last = next.number();
         self.current = Some(next);
+        self.log_exemplars(shared);
         let mut heads = shared.heads.write();
         let mut cut: Vec<_> = std::mem::take(&mut heads.active).into_iter().collect();
         cut.sort_by(|a, b| a.0.cmp(&b.0));
@@ -176,12 +209,23 @@ pub(super) fn replay(
             continue;
         }
         let report = wal::replay_segment(&path, |payload| {
-            let Some((tenant, req)) = wal::decode_payload(payload) else {
+            let Some((tenant, mut req)) = wal::decode_payload(payload) else {
                 return false;
             };
-            let head = heads.entry(tenant).or_default();
-            for s in req.series {
-                head.append(s.labels, &s.samples);
+            if req.num_exemplars > 0 {
+                for s in &mut req.series {
+                    if !s.exemplars.is_empty() {
+                        shared
+                            .exemplars
+                            .add(&tenant, &s.labels, std::mem::take(&mut s.exemplars));
+                    }
+                }
+            }
+            if req.num_samples > 0 {
+                let head = heads.entry(tenant).or_default();
+                for s in req.series {
+                    head.append(s.labels, &s.samples);
+                }
             }
             true
         })

@@ -25,6 +25,7 @@ fn request(n_series: usize, base: i64) -> ValidRequest {
                 ("tenant_id", "t"),
             ]),
             samples,
+            exemplars: vec![],
         });
     }
     req
@@ -95,8 +96,107 @@ fn payload_roundtrip_is_bit_exact() {
     longer.push(0);
     assert!(decode_payload(&longer).is_none());
     let mut other_version = payload;
-    other_version[0] = 2;
+    other_version[0] = 3;
     assert!(decode_payload(&other_version).is_none());
+}
+
+/// `request` with exemplars on its first series.
+fn with_exemplars(n_series: usize, base: i64) -> ValidRequest {
+    let mut req = request(n_series, base);
+    req.series[0].exemplars = vec![
+        Exemplar {
+            labels: Labels::from_pairs([("trace_id", "abc")]),
+            value: f64::from_bits(STALE_NAN_BITS),
+            timestamp: base,
+        },
+        Exemplar {
+            labels: Labels::default(),
+            value: -1.5,
+            timestamp: base + 1,
+        },
+    ];
+    req.num_exemplars = 2;
+    req
+}
+
+#[test]
+fn exemplars_roundtrip_in_version_2() {
+    let tenant = TenantId::new("team-a").unwrap();
+    let req = with_exemplars(2, 1000);
+    let payload = encode_payload(&tenant, &req).unwrap();
+    assert_eq!(payload[0], 2);
+    let (t, back) = decode_payload(&payload).unwrap();
+    assert_eq!(t, tenant);
+    assert_eq!(bits(&back), bits(&req));
+    assert_eq!(back.num_exemplars, 2);
+    assert_eq!(back.series[0].exemplars.len(), 2);
+    assert_eq!(
+        back.series[0].exemplars[0].labels,
+        req.series[0].exemplars[0].labels
+    );
+    assert_eq!(
+        back.series[0].exemplars[0].value.to_bits(),
+        STALE_NAN_BITS,
+        "exemplar values are bit exact"
+    );
+    assert_eq!(back.series[0].exemplars[1], req.series[0].exemplars[1]);
+    assert!(back.series[1].exemplars.is_empty());
+    for cut in 0..payload.len() {
+        assert!(decode_payload(&payload[..cut]).is_none(), "cut at {cut}");
+    }
+}
+
+#[test]
+fn records_written_before_exemplars_still_replay() {
+    // A version 1 payload as the log wrote it before exemplars were kept, byte by byte:
+    // tenant "t", one series {__name__="m"} with one sample (5, 1.0).
+    let mut old = vec![1u8, 1, 0, b't', 1, 0, 0, 0];
+    let labels = b"__name__\xffm\xff";
+    old.extend_from_slice(&(labels.len() as u32).to_le_bytes());
+    old.extend_from_slice(labels);
+    old.extend_from_slice(&1u32.to_le_bytes());
+    old.extend_from_slice(&5i64.to_le_bytes());
+    old.extend_from_slice(&1.0f64.to_bits().to_le_bytes());
+    let (t, req) = decode_payload(&old).unwrap();
+    assert_eq!(t.as_str(), "t");
+    assert_eq!(req.series[0].labels.to_string(), r#"{__name__="m"}"#);
+    assert_eq!(req.num_samples, 1);
+    assert_eq!(req.num_exemplars, 0);
+    assert!(req.series[0].exemplars.is_empty());
+    // And a request without exemplars is still written exactly so.
+    let mut same = ValidRequest::default();
+    same.series.push(ValidSeries {
+        labels: Labels::from_pairs([("__name__", "m")]),
+        samples: vec![Sample {
+            timestamp: 5,
+            value: 1.0,
+        }],
+        exemplars: vec![],
+    });
+    same.num_samples = 1;
+    assert_eq!(encode_payload(&t, &same).unwrap(), old);
+    // A segment mixing both versions replays both records.
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = SegmentWriter::create(dir.path(), 1).unwrap();
+    let mut buf = Vec::new();
+    frame_record(&mut buf, &old);
+    frame_record(
+        &mut buf,
+        &encode_payload(&t, &with_exemplars(1, 7)).unwrap(),
+    );
+    w.write_synced(&buf).unwrap();
+    let mut exemplars = Vec::new();
+    let report = replay_segment(&segment_path(dir.path(), 1), |p| {
+        let Some((_, req)) = decode_payload(p) else {
+            return false;
+        };
+        exemplars.push(req.num_exemplars);
+        true
+    })
+    .unwrap();
+    assert_eq!(report.records, 2);
+    assert_eq!(report.truncated_at, None);
+    assert_eq!(exemplars, vec![0, 2]);
 }
 
 #[test]

@@ -182,7 +182,7 @@ async fn row_selection_across_row_groups_and_pages() {
     // series 262 straddle row 1,048,576), last.
     for k in [0usize, 1, 131, 262, 263, 299] {
         for range in [all, late] {
-            let m = Matcher::new(MatchOp::Equal, "__name__", &format!("m{k:03}")).unwrap();
+            let m = Matcher::new(MatchOp::Equal, "__name__", format!("m{k:03}")).unwrap();
             let got = reader.select(&tenant, &[m], range).await.unwrap();
             check(got, &[k], range);
         }
