@@ -19,12 +19,14 @@ use hypnos_schemas::{
     Labels, Matcher, ReadHints, SeriesData, SeriesSource, TenantId, TimeRange, is_stale_nan,
 };
 
+use crate::ops::annotations::{Annotations, QueryPos};
 use crate::ops::{
-    AggOp, BinOp, EvalError, Grouping, HistogramFunc, InstantFunc, RangeFunc, Relabel, StepParam,
-    StepValue, Steps, VectorMatching, VectorOp, absent, aggregate, aggregate_per_step, broadcast,
-    count_values, histogram_function, histogram_quantile_per_step, info_join, instant_function,
-    instant_sample_times, instant_select, range_function, range_function_per_step, scalar_binary,
-    step_values, to_scalar, vector_binary,
+    AggOp, BinOp, EvalError, Grouping, HistogramFunc, HistogramNotes, InstantFunc, RangeFunc,
+    Relabel, StepParam, StepValue, Steps, VectorMatching, VectorOp, absent, aggregate_annotated,
+    aggregate_per_step_annotated, broadcast, count_values, histogram_function_annotated,
+    histogram_quantile_per_step_annotated, info_join, instant_function, instant_sample_times,
+    instant_select, range_function_annotated, range_function_per_step, scalar_binary, step_values,
+    to_scalar, vector_binary,
 };
 use crate::vector::{VectorBuilder, vector_schema};
 
@@ -58,16 +60,22 @@ pub enum PromOp {
         steps: Steps,
         range: i64,
         offset: i64,
+        /// Where the call's first argument is in the query (for annotations; `rate` and
+        /// `increase` give their counter hint only with one).
+        pos: Option<QueryPos>,
     },
     Aggregate {
         op: AggOp,
         grouping: Grouping,
+        /// Where the aggregation's parameter is in the query (for annotations).
+        pos: Option<QueryPos>,
     },
     /// An aggregation whose parameter (`topk(scalar(x), v)`) is evaluated per step. The
     /// children: the vector, then the per-step scalar.
     AggregatePerStep {
         op: AggOp,
         grouping: Grouping,
+        pos: Option<QueryPos>,
     },
     /// A range function whose parameter (`quantile_over_time(scalar(x), m[5m])`) is
     /// evaluated per step. The children: the samples, then the per-step scalar. `at`: the
@@ -78,6 +86,7 @@ pub enum PromOp {
         range: i64,
         offset: i64,
         at: Option<i64>,
+        pos: Option<QueryPos>,
     },
     /// `info(v, {...})`: the children are `v`, then the info series (their sample times
     /// as values).
@@ -94,6 +103,9 @@ pub enum PromOp {
     /// evaluated per step is a second child (one label-less series).
     Histogram {
         func: HistogramFunc,
+        /// Where the quantile parameter and the vector argument are in the query.
+        param_pos: Option<QueryPos>,
+        vector_pos: Option<QueryPos>,
     },
     InstantFunction {
         func: InstantFunc,
@@ -186,6 +198,7 @@ impl fmt::Display for PromOp {
                 steps,
                 range,
                 offset,
+                ..
             } => write!(
                 f,
                 "PromRangeFunctionExec: func={}, range={range}ms, offset={offset}ms, steps={}..{} by {}",
@@ -194,10 +207,10 @@ impl fmt::Display for PromOp {
                 steps.end,
                 steps.step
             ),
-            PromOp::Aggregate { op, grouping } => {
+            PromOp::Aggregate { op, grouping, .. } => {
                 write!(f, "PromAggregateExec: op={}, {grouping:?}", op.name())
             }
-            PromOp::AggregatePerStep { op, grouping } => {
+            PromOp::AggregatePerStep { op, grouping, .. } => {
                 write!(
                     f,
                     "PromAggregateExec: op={}, {grouping:?}, per-step parameter",
@@ -210,6 +223,7 @@ impl fmt::Display for PromOp {
                 range,
                 offset,
                 at,
+                ..
             } => write!(
                 f,
                 "PromRangeFunctionExec: func={}, range={range}ms, offset={offset}ms, at={at:?}, steps={}..{} by {}, per-step parameter",
@@ -238,7 +252,7 @@ impl fmt::Display for PromOp {
             PromOp::CountValues { label, grouping } => {
                 write!(f, "PromCountValuesExec: label={label:?}, {grouping:?}")
             }
-            PromOp::Histogram { func } => write!(f, "PromHistogramExec: {func:?}"),
+            PromOp::Histogram { func, .. } => write!(f, "PromHistogramExec: {func:?}"),
             PromOp::InstantFunction { func } => write!(f, "PromInstantFunctionExec: {func:?}"),
             PromOp::Broadcast { steps } => write!(
                 f,
@@ -417,6 +431,11 @@ impl ExecutionPlan for PromExec {
             )));
         }
         let schema = vector_schema();
+        // The query's annotations collector; a plan run without one annotates into the void.
+        let notes = context
+            .session_config()
+            .get_extension::<Annotations>()
+            .unwrap_or_default();
         if let PromOp::StepValues { steps, value } = &self.op {
             let batch = step_values(*steps, *value);
             return Ok(Box::pin(RecordBatchStreamAdapter::new(
@@ -510,6 +529,7 @@ impl ExecutionPlan for PromExec {
             | PromOp::Info { .. }
             | PromOp::Histogram {
                 func: HistogramFunc::Quantile(_),
+                ..
             },
             [data, param],
         ) = (&self.op, self.inputs.as_slice())
@@ -519,29 +539,47 @@ impl ExecutionPlan for PromExec {
                 param.execute(0, context)?,
             );
             let op = self.op.clone();
+            let notes = Arc::clone(&notes);
             let fut = async move {
                 let (d, p): (Vec<RecordBatch>, Vec<RecordBatch>) =
                     futures::try_join!(data.try_collect(), param.try_collect())?;
                 let out: Vec<RecordBatch> = match op {
-                    PromOp::AggregatePerStep { op, grouping } => {
-                        vec![aggregate_per_step(&d, &p, op, &grouping)?]
+                    PromOp::AggregatePerStep { op, grouping, pos } => {
+                        vec![aggregate_per_step_annotated(
+                            &d, &p, op, &grouping, &notes, pos,
+                        )?]
                     }
                     PromOp::Info {
                         name_matchers,
                         data_matchers,
                     } => vec![info_join(&d, &p, &name_matchers, &data_matchers)?],
-                    PromOp::Histogram { .. } => vec![histogram_quantile_per_step(&d, &p)?],
+                    PromOp::Histogram {
+                        param_pos,
+                        vector_pos,
+                        ..
+                    } => vec![histogram_quantile_per_step_annotated(
+                        &d,
+                        &p,
+                        HistogramNotes {
+                            notes: Some(&notes),
+                            param_pos,
+                            vector_pos,
+                        },
+                    )?],
                     PromOp::RangeFunctionPerStep {
                         func,
                         steps,
                         range,
                         offset,
                         at,
+                        pos,
                     } => {
                         let param = StepParam::from_batches(&p)?;
                         d.iter()
                             .map(|b| {
-                                range_function_per_step(b, &param, func, steps, range, offset, at)
+                                range_function_per_step(
+                                    b, &param, func, steps, range, offset, at, &notes, pos,
+                                )
                             })
                             .collect::<Result<Vec<RecordBatch>>>()?
                     }
@@ -564,10 +602,10 @@ impl ExecutionPlan for PromExec {
             .ok_or_else(|| DataFusionError::Internal("operator without input".into()))?
             .execute(0, context)?;
         let op = self.op.clone();
-        if let PromOp::Aggregate { op, grouping } = op {
+        if let PromOp::Aggregate { op, grouping, pos } = op {
             let fut = async move {
                 let batches: Vec<RecordBatch> = input.try_collect().await?;
-                aggregate(&batches, op, &grouping)
+                aggregate_annotated(&batches, op, &grouping, &notes, pos)
             };
             return Ok(Box::pin(RecordBatchStreamAdapter::new(
                 schema,
@@ -584,10 +622,23 @@ impl ExecutionPlan for PromExec {
                 stream::once(fut),
             )));
         }
-        if let PromOp::Histogram { func } = op {
+        if let PromOp::Histogram {
+            func,
+            param_pos,
+            vector_pos,
+        } = op
+        {
             let fut = async move {
                 let batches: Vec<RecordBatch> = input.try_collect().await?;
-                histogram_function(&batches, &func)
+                histogram_function_annotated(
+                    &batches,
+                    &func,
+                    HistogramNotes {
+                        notes: Some(&notes),
+                        param_pos,
+                        vector_pos,
+                    },
+                )
             };
             return Ok(Box::pin(RecordBatchStreamAdapter::new(
                 schema,
@@ -627,7 +678,8 @@ impl ExecutionPlan for PromExec {
                     steps,
                     range,
                     offset,
-                } => range_function(&batch, *func, *steps, *range, *offset),
+                    pos,
+                } => range_function_annotated(&batch, *func, *steps, *range, *offset, &notes, *pos),
                 PromOp::ScalarBinary {
                     op,
                     scalar,

@@ -10,6 +10,7 @@ use hypnos_schemas::labels::METRIC_NAME;
 use hypnos_schemas::{Labels, is_stale_nan};
 
 use crate::vector::{VectorBuilder, series_rows};
+use annotations::{Annotations, QueryPos};
 
 /// The evaluation timestamps of a query: `start`, `start + step`, ... up to `end` inclusive.
 /// An instant query has `start == end`.
@@ -151,8 +152,9 @@ mod count_values;
 mod histogram;
 pub use count_values::{count_values, format_value, valid_count_values_label};
 pub use histogram::{
-    HistogramFunc, bucket_fraction, bucket_quantile, format_openmetrics_float, histogram_function,
-    histogram_quantile_per_step,
+    HistogramFunc, HistogramNotes, bucket_fraction, bucket_quantile, format_openmetrics_float,
+    histogram_function, histogram_function_annotated, histogram_quantile_per_step,
+    histogram_quantile_per_step_annotated,
 };
 pub use misc::{Relabel, absent, broadcast, valid_label_name};
 pub use window::{RangeFunc, quantile};
@@ -167,12 +169,38 @@ pub fn range_function(
     range: i64,
     offset: i64,
 ) -> Result<RecordBatch> {
-    range_function_with(input, &|_| func, steps, range, offset, None)
+    let notes = Annotations::new();
+    range_function_annotated(input, func, steps, range, offset, &notes, None)
+}
+
+/// [`range_function`] adding its annotations to `notes`; `pos` is the position of the
+/// call's first argument (the range vector, or `quantile_over_time`'s quantile). `rate` and
+/// `increase` hint at non-counter names only with a position: the planner leaves it out
+/// where the argument is not a range selector (a subquery), as Prometheus says nothing there.
+pub fn range_function_annotated(
+    input: &RecordBatch,
+    func: RangeFunc,
+    steps: Steps,
+    range: i64,
+    offset: i64,
+    notes: &Annotations,
+    pos: Option<QueryPos>,
+) -> Result<RecordBatch> {
+    range_function_with(
+        input,
+        &|_| func,
+        steps,
+        range,
+        offset,
+        None,
+        Notes { notes, pos },
+    )
 }
 
 /// [`range_function`] with a parameter evaluated per step (`quantile_over_time(scalar(x),
 /// m[5m])`): the one label-less series of `params` replaces the parameter in `func`. With
 /// `at` (an `@` on the range), every step reads the window ending at `at - offset`.
+#[allow(clippy::too_many_arguments)] // the window, the parameter and where to annotate
 pub fn range_function_per_step(
     input: &RecordBatch,
     params: &StepParam,
@@ -181,9 +209,26 @@ pub fn range_function_per_step(
     range: i64,
     offset: i64,
     at: Option<i64>,
+    notes: &Annotations,
+    pos: Option<QueryPos>,
 ) -> Result<RecordBatch> {
     let func_at = |t: i64| func.with_param(params.at(t));
-    range_function_with(input, &func_at, steps, range, offset, at)
+    range_function_with(
+        input,
+        &func_at,
+        steps,
+        range,
+        offset,
+        at,
+        Notes { notes, pos },
+    )
+}
+
+/// Where an operator adds its annotations, and the query position they point at.
+#[derive(Clone, Copy)]
+struct Notes<'a> {
+    notes: &'a Annotations,
+    pos: Option<QueryPos>,
 }
 
 fn range_function_with(
@@ -193,8 +238,12 @@ fn range_function_with(
     range: i64,
     offset: i64,
     at: Option<i64>,
+    notes: Notes<'_>,
 ) -> Result<RecordBatch> {
     let func = func_at(steps.start);
+    // Prometheus' hint that rate() and increase() are meant for counters: a named series
+    // whose name does not end like a counter's, when the function gave it some value.
+    let counter_only = matches!(func, RangeFunc::Rate | RangeFunc::Increase);
     let mut out = VectorBuilder::new();
     let mut ts_buf: Vec<i64> = Vec::new();
     let mut v_buf: Vec<f64> = Vec::new();
@@ -214,6 +263,7 @@ fn range_function_with(
             out.start_series(&mark_name_dropped(&s.labels));
         }
         let (mut lo, mut hi) = (0, 0);
+        let mut produced = false;
         for t in steps.iter() {
             let func = func_at(t);
             let end = at.unwrap_or(t) - offset;
@@ -232,13 +282,36 @@ fn range_function_with(
                     EvalError(msg),
                 )));
             }
+            if !wt.is_empty()
+                && let RangeFunc::QuantileOverTime(q) = func
+            {
+                annotations::check_quantile(notes.notes, f64::from_bits(q), notes.pos);
+            }
             let value = func.eval(wt, wv, start, end, t);
             if let Some(v) = value {
                 out.push(t, v);
+                produced = true;
+            }
+        }
+        if counter_only && produced && notes.pos.is_some() {
+            let name = metric_name(&s.labels);
+            if !name.is_empty() && !annotations::counter_like_name(name) {
+                notes
+                    .notes
+                    .info(&annotations::possible_non_counter(name), notes.pos);
             }
         }
     }
     Ok(out.finish())
+}
+
+/// The series' metric name, or "" when it has none or an earlier operation dropped it.
+pub fn metric_name(l: &Labels) -> &str {
+    if name_dropped(l) {
+        ""
+    } else {
+        l.get(METRIC_NAME)
+    }
 }
 
 /// Aggregation operators. Parameters are kept as bits / integers so the type stays
@@ -459,6 +532,23 @@ impl Acc {
 
 /// Aggregates every sample of `inputs` per (group labels, timestamp).
 pub fn aggregate(inputs: &[RecordBatch], op: AggOp, grouping: &Grouping) -> Result<RecordBatch> {
+    aggregate_annotated(inputs, op, grouping, &Annotations::new(), None)
+}
+
+/// [`aggregate`] adding its annotations to `notes`; `pos` is the position of the
+/// aggregation's parameter.
+pub fn aggregate_annotated(
+    inputs: &[RecordBatch],
+    op: AggOp,
+    grouping: &Grouping,
+    notes: &Annotations,
+    pos: Option<QueryPos>,
+) -> Result<RecordBatch> {
+    match op {
+        AggOp::Quantile(q) => annotations::check_quantile(notes, f64::from_bits(q), pos),
+        AggOp::LimitRatio(r) => annotations::check_ratio(notes, f64::from_bits(r), pos),
+        _ => {}
+    }
     match op {
         AggOp::Topk(k) => return select_k(inputs, &|_| k, grouping, true),
         AggOp::Bottomk(k) => return select_k(inputs, &|_| k, grouping, false),
@@ -501,7 +591,27 @@ pub fn aggregate_per_step(
     op: AggOp,
     grouping: &Grouping,
 ) -> Result<RecordBatch> {
+    aggregate_per_step_annotated(inputs, params, op, grouping, &Annotations::new(), None)
+}
+
+/// [`aggregate_per_step`] adding its annotations to `notes`; `pos` is the position of the
+/// aggregation's parameter.
+pub fn aggregate_per_step_annotated(
+    inputs: &[RecordBatch],
+    params: &[RecordBatch],
+    op: AggOp,
+    grouping: &Grouping,
+    notes: &Annotations,
+    pos: Option<QueryPos>,
+) -> Result<RecordBatch> {
     let param = StepParam::from_batches(params)?;
+    for p in param.values() {
+        match op {
+            AggOp::Quantile(_) => annotations::check_quantile(notes, p, pos),
+            AggOp::LimitRatio(_) => annotations::check_ratio(notes, p, pos),
+            _ => {}
+        }
+    }
     match op {
         AggOp::Topk(_) | AggOp::Bottomk(_) => {
             if !param.check_k()? {
@@ -749,6 +859,7 @@ pub fn scalar_binary(
     Ok(out.finish())
 }
 
+pub mod annotations;
 mod binary;
 mod info;
 mod limit;

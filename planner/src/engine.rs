@@ -13,6 +13,7 @@ use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::prelude::SessionConfig;
 use hypnos_engine::QueryBudget;
+use hypnos_engine::ops::annotations::{AnnotationKind, Annotations};
 use hypnos_engine::ops::{EvalError, Steps};
 use hypnos_engine::vector::series_rows;
 use hypnos_schemas::{
@@ -21,7 +22,10 @@ use hypnos_schemas::{
 
 use crate::lower::{Lowered, Lowering};
 use crate::nodes::PromExtensionPlanner;
-use crate::{InstantSample, QueryError, QueryResult, RangeSeries};
+use crate::positions::Positions;
+use crate::{
+    AnnotatedResult, InstantSample, QueryAnnotations, QueryError, QueryResult, RangeSeries,
+};
 
 /// The tenants a query reads: one ([`TenantId`]) or several (a slice, for a federated query
 /// whose results carry each series' `tenant_id`).
@@ -185,11 +189,13 @@ impl QueryEngine {
         query: &str,
         steps: Steps,
         opts: &QueryOptions,
+        notes: &Annotations,
     ) -> Result<Lowered, QueryError> {
         let expr = promql_parser::parser::parse(query).map_err(|e| QueryError::parse(query, &e))?;
         if tenants.is_empty() {
             return Err(QueryError::BadData("a query needs a tenant".into()));
         }
+        let positions = Positions::new(query, &expr);
         Lowering {
             tenants,
             steps,
@@ -197,6 +203,8 @@ impl QueryEngine {
             query_range: (steps.start, steps.end),
             query_step: steps.step,
             max_resolution: opts.max_source_resolution.resolve_ms(steps),
+            positions: &positions,
+            notes,
         }
         .lower(&expr)
     }
@@ -219,15 +227,17 @@ impl QueryEngine {
         &self,
         plan: &LogicalPlan,
         opts: &QueryOptions,
+        notes: &Arc<Annotations>,
     ) -> Result<Vec<RecordBatch>, QueryError> {
         let work = async {
             let (_, physical) = self.physical(plan).await?;
-            let mut task = self.ctx.task_ctx();
+            // The operators find the query's budget and annotations collector here.
+            let state = self.ctx.state();
+            let mut config = state.config().clone().with_extension(Arc::clone(notes));
             if let Some(budget) = &opts.budget {
-                let state = self.ctx.state();
-                let config = state.config().clone().with_extension(Arc::clone(budget));
-                task = Arc::new(TaskContext::from(&state).with_session_config(config));
+                config = config.with_extension(Arc::clone(budget));
             }
+            let task = Arc::new(TaskContext::from(&state).with_session_config(config));
             collect(physical, task).await.map_err(df_error)
         };
         tokio::time::timeout(opts.timeout, work)
@@ -243,11 +253,46 @@ impl QueryEngine {
         time_ms: i64,
         opts: &QueryOptions,
     ) -> Result<QueryResult, QueryError> {
-        match self.lower(tenant.tenant_ids(), query, Steps::instant(time_ms), opts)? {
+        Ok(self
+            .instant_query_annotated(tenant, query, time_ms, opts)
+            .await?
+            .result)
+    }
+
+    /// [`Self::instant_query`] with the query's warnings and infos.
+    pub async fn instant_query_annotated(
+        &self,
+        tenant: &(impl TenantScope + ?Sized),
+        query: &str,
+        time_ms: i64,
+        opts: &QueryOptions,
+    ) -> Result<AnnotatedResult, QueryError> {
+        let notes = Arc::new(Annotations::new());
+        let result = self
+            .instant_inner(tenant, query, time_ms, opts, &notes)
+            .await?;
+        Ok(annotated(result, &notes))
+    }
+
+    async fn instant_inner(
+        &self,
+        tenant: &(impl TenantScope + ?Sized),
+        query: &str,
+        time_ms: i64,
+        opts: &QueryOptions,
+        notes: &Arc<Annotations>,
+    ) -> Result<QueryResult, QueryError> {
+        match self.lower(
+            tenant.tenant_ids(),
+            query,
+            Steps::instant(time_ms),
+            opts,
+            notes,
+        )? {
             Lowered::Scalar(v) => Ok(QueryResult::Scalar { t: time_ms, v }),
             Lowered::String(v) => Ok(QueryResult::String { t: time_ms, v }),
             Lowered::Vector(plan) => {
-                let series = to_series(&self.run(&plan, opts).await?)?;
+                let series = to_series(&self.run(&plan, opts, notes).await?)?;
                 let mut samples: Vec<InstantSample> = series
                     .into_iter()
                     .flat_map(|s| {
@@ -268,10 +313,10 @@ impl QueryEngine {
                 Ok(QueryResult::Vector(samples))
             }
             Lowered::Matrix(plan) => Ok(QueryResult::Matrix(to_series(
-                &self.run(&plan, opts).await?,
+                &self.run(&plan, opts, notes).await?,
             )?)),
             Lowered::ScalarPlan(plan) => {
-                let series = to_series(&self.run(&plan, opts).await?)?;
+                let series = to_series(&self.run(&plan, opts, notes).await?)?;
                 let v = series
                     .first()
                     .and_then(|s| s.points.iter().find(|p| p.0 == time_ms))
@@ -292,14 +337,43 @@ impl QueryEngine {
         step_ms: i64,
         opts: &QueryOptions,
     ) -> Result<QueryResult, QueryError> {
+        Ok(self
+            .range_query_annotated(tenant, query, start_ms, end_ms, step_ms, opts)
+            .await?
+            .result)
+    }
+
+    /// [`Self::range_query`] with the query's warnings and infos.
+    pub async fn range_query_annotated(
+        &self,
+        tenant: &(impl TenantScope + ?Sized),
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        opts: &QueryOptions,
+    ) -> Result<AnnotatedResult, QueryError> {
+        let notes = Arc::new(Annotations::new());
         let steps = range_steps(start_ms, end_ms, step_ms)?;
-        match self.lower(tenant.tenant_ids(), query, steps, opts)? {
+        let result = self.range_inner(tenant, query, steps, opts, &notes).await?;
+        Ok(annotated(result, &notes))
+    }
+
+    async fn range_inner(
+        &self,
+        tenant: &(impl TenantScope + ?Sized),
+        query: &str,
+        steps: Steps,
+        opts: &QueryOptions,
+        notes: &Arc<Annotations>,
+    ) -> Result<QueryResult, QueryError> {
+        match self.lower(tenant.tenant_ids(), query, steps, opts, notes)? {
             Lowered::Scalar(v) => Ok(QueryResult::Matrix(vec![RangeSeries {
                 labels: Labels::default(),
                 points: steps.iter().map(|t| (t, v)).collect(),
             }])),
             Lowered::Vector(plan) | Lowered::ScalarPlan(plan) => Ok(QueryResult::Matrix(
-                to_series(&self.run(&plan, opts).await?)?,
+                to_series(&self.run(&plan, opts, notes).await?)?,
             )),
             Lowered::String(_) => Err(QueryError::BadData(
                 "invalid expression type \"string\" for range query, must be Scalar or instant Vector"
@@ -327,7 +401,8 @@ impl QueryEngine {
         } else {
             range_steps(start_ms, end_ms, step_ms)?
         };
-        match self.lower(tenant.tenant_ids(), query, steps, opts)? {
+        let notes = Annotations::new();
+        match self.lower(tenant.tenant_ids(), query, steps, opts, &notes)? {
             Lowered::Scalar(v) => Ok(format!("constant scalar {v} (folded by the planner)")),
             Lowered::String(v) => Ok(format!("constant string {v:?}")),
             Lowered::Vector(plan) | Lowered::Matrix(plan) | Lowered::ScalarPlan(plan) => {
@@ -339,6 +414,17 @@ impl QueryEngine {
                 ))
             }
         }
+    }
+}
+
+/// The result with the annotations `notes` collected.
+fn annotated(result: QueryResult, notes: &Annotations) -> AnnotatedResult {
+    AnnotatedResult {
+        result,
+        annotations: QueryAnnotations {
+            warnings: notes.texts(AnnotationKind::Warning),
+            infos: notes.texts(AnnotationKind::Info),
+        },
     }
 }
 

@@ -10,10 +10,11 @@ mod error;
 mod lower;
 mod nodes;
 mod order;
+mod positions;
 mod result;
 
 pub use engine::{
     DEFAULT_MAX_SAMPLES, MaxSourceResolution, QueryEngine, QueryOptions, TenantScope,
 };
 pub use error::QueryError;
-pub use result::{InstantSample, QueryResult, RangeSeries};
+pub use result::{AnnotatedResult, InstantSample, QueryAnnotations, QueryResult, RangeSeries};

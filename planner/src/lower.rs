@@ -2,6 +2,7 @@
 //! describes what to read (tenant, matchers, time range) and how to evaluate it.
 
 use datafusion::logical_expr::LogicalPlan;
+use hypnos_engine::ops::annotations::{self, Annotations, QueryPos};
 use hypnos_engine::ops::{
     AggOp, BinOp, Cardinality, Grouping, HistogramFunc, InstantFunc, RangeFunc, Relabel, StepValue,
     Steps, VectorMatching, VectorOp, valid_count_values_label,
@@ -16,6 +17,7 @@ use promql_parser::parser::{
 
 use crate::QueryError;
 use crate::nodes::{MatcherSpec, PromLogicalOp, PromNode, SelectHints};
+use crate::positions::Positions;
 
 /// What an expression lowers to.
 #[derive(Debug)]
@@ -43,6 +45,10 @@ pub(crate) struct Lowering<'a> {
     pub(crate) query_step: i64,
     /// The coarsest resolution selections may read (0: raw only).
     pub(crate) max_resolution: i64,
+    /// Where the query's calls and aggregations are, for the annotations' positions.
+    pub(crate) positions: &'a Positions,
+    /// The query's annotations, for those the planner can tell from the query alone.
+    pub(crate) notes: &'a Annotations,
 }
 
 /// Subquery step when the query gives none (Prometheus' default evaluation interval).
@@ -196,6 +202,7 @@ impl Lowering<'_> {
                             steps,
                             range,
                             offset,
+                            pos: None,
                         },
                         Some(scan),
                     ))
@@ -353,6 +360,8 @@ impl Lowering<'_> {
                     query_range: self.query_range,
                     query_step: self.query_step,
                     max_resolution: self.max_resolution,
+                    positions: self.positions,
+                    notes: self.notes,
                 };
                 match inner.lower(&sq.expr)? {
                     Lowered::Vector(plan) => Ok((plan, range, offset)),
@@ -548,7 +557,12 @@ impl Lowering<'_> {
             if let (RangeFunc::QuantileOverTime(_), [q, arg]) = (func, args.as_slice())
                 && let Lowered::ScalarPlan(param) = self.lower(q)?
             {
-                return self.range_function_per_step(func, arg, param);
+                return self.range_function_per_step(
+                    func,
+                    arg,
+                    param,
+                    self.positions.call_arg(call, 0),
+                );
             }
             let (func, matrix) = match func {
                 RangeFunc::QuantileOverTime(_) => (
@@ -598,6 +612,15 @@ impl Lowering<'_> {
             if let Some(plan) = self.downsampled_window(func, inner, at)? {
                 return Ok(plan);
             }
+            // Prometheus hints that rate/increase want counters only over a range selector.
+            let pos = match (func, inner) {
+                (RangeFunc::Rate | RangeFunc::Increase, e)
+                    if !matches!(e, Expr::MatrixSelector(_)) =>
+                {
+                    None
+                }
+                _ => self.positions.call_arg(call, 0),
+            };
             return self.with_at(at, |steps| {
                 let (input, range, offset) = self.range_input(arg, steps, name)?;
                 Ok(PromNode::plan(
@@ -606,6 +629,7 @@ impl Lowering<'_> {
                         steps,
                         range,
                         offset,
+                        pos,
                     },
                     Some(input),
                 ))
@@ -712,6 +736,8 @@ impl Lowering<'_> {
             return Ok(PromNode::plan(
                 PromLogicalOp::Histogram {
                     func: HistogramFunc::Quantiles { label, qs },
+                    param_pos: self.positions.call_arg(call, 2),
+                    vector_pos: self.positions.call_arg(call, 0),
                 },
                 Some(input),
             ));
@@ -727,6 +753,8 @@ impl Lowering<'_> {
             return Ok(PromNode::plan_binary(
                 PromLogicalOp::Histogram {
                     func: HistogramFunc::Quantile(0),
+                    param_pos: self.positions.call_arg(call, 0),
+                    vector_pos: self.positions.call_arg(call, 1),
                 },
                 input,
                 param,
@@ -757,7 +785,11 @@ impl Lowering<'_> {
                 )));
             };
             return Ok(PromNode::plan(
-                PromLogicalOp::Histogram { func },
+                PromLogicalOp::Histogram {
+                    func,
+                    param_pos: self.positions.call_arg(call, 0),
+                    vector_pos: self.positions.call_arg(call, params.len()),
+                },
                 Some(input),
             ));
         }
@@ -766,6 +798,10 @@ impl Lowering<'_> {
             "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc"
         ) {
             // Ordering only: the engine orders the final instant vector (see order.rs).
+            if self.query_range.0 != self.query_range.1 {
+                let pos = self.positions.call(call).map(|s| s.start);
+                self.notes.warn(annotations::SORT_IN_RANGE_QUERY, pos);
+            }
             return match args.first().map(|a| self.lower(a)).transpose()? {
                 Some(Lowered::Vector(plan)) => Ok(plan),
                 _ => Err(QueryError::BadData(format!(
@@ -911,6 +947,7 @@ impl Lowering<'_> {
         func: RangeFunc,
         arg: &Expr,
         param: LogicalPlan,
+        pos: Option<QueryPos>,
     ) -> Result<LogicalPlan, QueryError> {
         let mut inner = arg;
         while let Expr::Paren(p) = inner {
@@ -930,6 +967,7 @@ impl Lowering<'_> {
                 range,
                 offset,
                 at,
+                pos,
             },
             input,
             param,
@@ -1000,7 +1038,11 @@ impl Lowering<'_> {
                 )));
             };
             return Ok(PromNode::plan_binary(
-                PromLogicalOp::AggregatePerStep { op, grouping },
+                PromLogicalOp::AggregatePerStep {
+                    op,
+                    grouping,
+                    pos: self.positions.aggregate_param(agg),
+                },
                 input,
                 param_plan,
             ));
@@ -1051,7 +1093,11 @@ impl Lowering<'_> {
             }
         };
         Ok(PromNode::plan(
-            PromLogicalOp::Aggregate { op, grouping },
+            PromLogicalOp::Aggregate {
+                op,
+                grouping,
+                pos: self.positions.aggregate_param(agg),
+            },
             Some(input),
         ))
     }

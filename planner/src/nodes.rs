@@ -16,6 +16,7 @@ use datafusion::logical_expr::{
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 use hypnos_engine::exec::{PromExec, PromOp};
+use hypnos_engine::ops::annotations::QueryPos;
 use hypnos_engine::ops::{
     AggOp, BinOp, Grouping, HistogramFunc, InstantFunc, RangeFunc, Relabel, StepValue, Steps,
     VectorMatching, VectorOp,
@@ -101,16 +102,21 @@ pub(crate) enum PromLogicalOp {
         steps: Steps,
         range: i64,
         offset: i64,
+        /// Where the call's first argument is in the query (for annotations).
+        pos: Option<QueryPos>,
     },
     Aggregate {
         op: AggOp,
         grouping: Grouping,
+        /// Where the parameter is in the query (for annotations).
+        pos: Option<QueryPos>,
     },
     /// An aggregation with a per-step parameter: the node's two inputs, the vector then the
     /// per-step scalar.
     AggregatePerStep {
         op: AggOp,
         grouping: Grouping,
+        pos: Option<QueryPos>,
     },
     /// A range function with a per-step parameter: the node's two inputs, the samples then
     /// the per-step scalar; `at` fixes every window's end (`@`).
@@ -120,6 +126,7 @@ pub(crate) enum PromLogicalOp {
         range: i64,
         offset: i64,
         at: Option<i64>,
+        pos: Option<QueryPos>,
     },
     /// `info(v, {...})`: the node's two inputs, `v` then the info series' sample times.
     Info {
@@ -132,6 +139,9 @@ pub(crate) enum PromLogicalOp {
     },
     Histogram {
         func: HistogramFunc,
+        /// Where the quantile parameter and the vector argument are in the query.
+        param_pos: Option<QueryPos>,
+        vector_pos: Option<QueryPos>,
     },
     InstantFunction {
         func: InstantFunc,
@@ -293,6 +303,7 @@ impl UserDefinedLogicalNodeCore for PromNode {
                 steps,
                 range,
                 offset,
+                ..
             } => write!(
                 f,
                 "{}[{range}ms], offset={offset}ms, steps={}..{} by {}",
@@ -301,8 +312,10 @@ impl UserDefinedLogicalNodeCore for PromNode {
                 steps.end,
                 steps.step
             ),
-            PromLogicalOp::Aggregate { op, grouping } => write!(f, "{} {grouping:?}", op.name()),
-            PromLogicalOp::AggregatePerStep { op, grouping } => {
+            PromLogicalOp::Aggregate { op, grouping, .. } => {
+                write!(f, "{} {grouping:?}", op.name())
+            }
+            PromLogicalOp::AggregatePerStep { op, grouping, .. } => {
                 write!(f, "{} {grouping:?}, per-step parameter", op.name())
             }
             PromLogicalOp::Info {
@@ -328,6 +341,7 @@ impl UserDefinedLogicalNodeCore for PromNode {
                 range,
                 offset,
                 at,
+                ..
             } => write!(
                 f,
                 "{}[{range}ms], offset={offset}ms, at={at:?}, steps={}..{} by {}, per-step parameter",
@@ -339,7 +353,7 @@ impl UserDefinedLogicalNodeCore for PromNode {
             PromLogicalOp::CountValues { label, grouping } => {
                 write!(f, "count_values({label:?}) {grouping:?}")
             }
-            PromLogicalOp::Histogram { func } => write!(f, "{func:?}"),
+            PromLogicalOp::Histogram { func, .. } => write!(f, "{func:?}"),
             PromLogicalOp::InstantFunction { func } => write!(f, "{func:?}"),
             PromLogicalOp::Broadcast { steps } => {
                 write!(f, "steps={}..{} by {}", steps.start, steps.end, steps.step)
@@ -458,11 +472,13 @@ impl ExtensionPlanner for PromExtensionPlanner {
                 steps,
                 range,
                 offset,
+                pos,
             } => PromOp::RangeFunction {
                 func: *func,
                 steps: *steps,
                 range: *range,
                 offset: *offset,
+                pos: *pos,
             },
             PromLogicalOp::InstantFunction { func } => PromOp::InstantFunction { func: *func },
             PromLogicalOp::Broadcast { steps } => PromOp::Broadcast { steps: *steps },
@@ -491,8 +507,16 @@ impl ExtensionPlanner for PromExtensionPlanner {
                 label: label.clone(),
                 grouping: grouping.clone(),
             },
-            PromLogicalOp::Histogram { func } => {
-                let op = PromOp::Histogram { func: func.clone() };
+            PromLogicalOp::Histogram {
+                func,
+                param_pos,
+                vector_pos,
+            } => {
+                let op = PromOp::Histogram {
+                    func: func.clone(),
+                    param_pos: *param_pos,
+                    vector_pos: *vector_pos,
+                };
                 // A quantile evaluated per step is the second input.
                 if let [data, param] = physical_inputs {
                     return Ok(Some(Arc::new(PromExec::binary(
@@ -503,9 +527,10 @@ impl ExtensionPlanner for PromExtensionPlanner {
                 }
                 op
             }
-            PromLogicalOp::Aggregate { op, grouping } => PromOp::Aggregate {
+            PromLogicalOp::Aggregate { op, grouping, pos } => PromOp::Aggregate {
                 op: *op,
                 grouping: grouping.clone(),
+                pos: *pos,
             },
             PromLogicalOp::ScalarBinary {
                 op,
@@ -527,22 +552,27 @@ impl ExtensionPlanner for PromExtensionPlanner {
                     ));
                 };
                 let op = match &node.op {
-                    PromLogicalOp::AggregatePerStep { op, grouping } => PromOp::AggregatePerStep {
-                        op: *op,
-                        grouping: grouping.clone(),
-                    },
+                    PromLogicalOp::AggregatePerStep { op, grouping, pos } => {
+                        PromOp::AggregatePerStep {
+                            op: *op,
+                            grouping: grouping.clone(),
+                            pos: *pos,
+                        }
+                    }
                     PromLogicalOp::RangeFunctionPerStep {
                         func,
                         steps,
                         range,
                         offset,
                         at,
+                        pos,
                     } => PromOp::RangeFunctionPerStep {
                         func: *func,
                         steps: *steps,
                         range: *range,
                         offset: *offset,
                         at: *at,
+                        pos: *pos,
                     },
                     PromLogicalOp::Info {
                         name_matchers,

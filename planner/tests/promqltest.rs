@@ -8,6 +8,11 @@
 //! - `PROMQLTEST_WRITE_BASELINE=1`: raise `tests/promqltest/baseline.txt` to the current counts
 //!   (a count is never lowered).
 //!
+//! Annotations (warnings and infos) are checked as upstream's framework checks them, on the
+//! query itself (not on the range-mode repetition of an instant eval). Where a load could not
+//! store all of its samples (native histograms), the annotations those samples would cause
+//! cannot appear; such evals are counted apart and listed with `PROMQLTEST_VERBOSE=1`.
+//!
 //! The run fails only when a file passes fewer evals than its baseline.
 
 #[path = "promqltest/script.rs"]
@@ -19,13 +24,15 @@ use std::sync::Arc;
 
 use hypnos_engine::{BlockCatalog, MergedSource};
 use hypnos_ingest::{IngestConfig, Ingester};
-use hypnos_planner::{QueryEngine, QueryError, QueryOptions, QueryResult};
+use hypnos_planner::{
+    AnnotatedResult, QueryAnnotations, QueryEngine, QueryError, QueryOptions, QueryResult,
+};
 use hypnos_schemas::remote::{Label, Sample, TimeSeries, WriteRequest};
 use hypnos_schemas::tenant::TENANT_LABEL;
 use hypnos_schemas::{BlockSink, Labels, SeriesSource, TenantId};
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
-use script::{Command, Eval, Expect, FailMsg, Point, SeriesDesc, Timing};
+use script::{AnnotationExpect, Command, Eval, Expect, FailMsg, Point, SeriesDesc, Timing};
 
 /// A fresh store: ingester, block catalog and query engine over a temporary directory.
 struct Env {
@@ -213,7 +220,10 @@ fn normalise(r: QueryResult) -> Result<Got, String> {
     })
 }
 
-async fn run_eval(env: &Env, ev: &Eval) -> Result<(), String> {
+/// Runs one eval. `data_missing`: an earlier load of this script section could not store
+/// everything (native histogram samples, start timestamps); see [`check_annotations`].
+/// `Ok(true)` when it passed but some expected annotations could not be checked for that.
+async fn run_eval(env: &Env, ev: &Eval, data_missing: bool) -> Result<bool, String> {
     if let Some(why) = &ev.unreadable {
         return Err(format!(
             "line {}: {}\n    expected result not readable: {why}",
@@ -221,16 +231,16 @@ async fn run_eval(env: &Env, ev: &Eval) -> Result<(), String> {
         ));
     }
     let opts = QueryOptions::default();
-    let (result, grid): (Result<QueryResult, QueryError>, Vec<i64>) = match ev.timing {
+    let (result, grid): (Result<AnnotatedResult, QueryError>, Vec<i64>) = match ev.timing {
         Timing::Instant(t) => (
             env.engine
-                .instant_query(&env.tenant, &ev.query, t, &opts)
+                .instant_query_annotated(&env.tenant, &ev.query, t, &opts)
                 .await,
             vec![t],
         ),
         Timing::Range { start, end, step } => (
             env.engine
-                .range_query(&env.tenant, &ev.query, start, end, step, &opts)
+                .range_query_annotated(&env.tenant, &ev.query, start, end, step, &opts)
                 .await,
             (0..)
                 .map(|i| start + i * step)
@@ -250,7 +260,7 @@ async fn run_eval(env: &Env, ev: &Eval) -> Result<(), String> {
                     }
                 };
                 if matches {
-                    Ok(())
+                    Ok(false)
                 } else {
                     Err(format!(
                         "line {}: {}\n    expected error {:?}, got {text:?}",
@@ -259,12 +269,29 @@ async fn run_eval(env: &Env, ev: &Eval) -> Result<(), String> {
                 }
             }
             Ok(r) => Err(format!(
-                "line {}: {}\n    expected an error, got {r:?}",
-                ev.line, ev.query
+                "line {}: {}\n    expected an error, got {:?}",
+                ev.line, ev.query, r.result
             )),
         };
     }
     let result = result.map_err(|e| format!("line {}: {}\n    error: {e}", ev.line, ev.query))?;
+    // As upstream: the annotations of the query itself (not of the range-mode check below)
+    // are checked before its value.
+    let unchecked = check_annotations(&ev.annotations, &result.annotations, data_missing)
+        .map_err(|e| format!("line {}: {}\n    {e}", ev.line, ev.query))?;
+    run_eval_value(env, ev, result.result, grid, &opts)
+        .await
+        .map(|()| unchecked)
+}
+
+/// The value half of [`run_eval`]: the result, then the range-mode check of an instant eval.
+async fn run_eval_value(
+    env: &Env,
+    ev: &Eval,
+    result: QueryResult,
+    grid: Vec<i64>,
+    opts: &QueryOptions,
+) -> Result<(), String> {
     match (&ev.expect, &result) {
         (Expect::String(s), QueryResult::String { v, .. }) if s == v => return Ok(()),
         (Expect::String(s), _) => {
@@ -340,14 +367,7 @@ async fn run_eval(env: &Env, ev: &Eval) -> Result<(), String> {
     {
         let r = env
             .engine
-            .range_query(
-                &env.tenant,
-                &ev.query,
-                t - 60_000,
-                t + 60_000,
-                60_000,
-                &opts,
-            )
+            .range_query(&env.tenant, &ev.query, t - 60_000, t + 60_000, 60_000, opts)
             .await
             .map_err(|e| {
                 format!(
@@ -363,6 +383,73 @@ async fn run_eval(env: &Env, ev: &Eval) -> Result<(), String> {
             .map_err(|e| format!("{e}\n    (in range mode)"))?;
     }
     Ok(())
+}
+
+/// Checks a query's annotations against an eval's expectations exactly as upstream's
+/// `checkAnnotations`: `eval_warn`/`eval_info` want at least one; `expect warn`/`expect info`
+/// lines want at least one, every line matched by some annotation and every annotation of
+/// that kind matched by some line; `expect no_warn`/`no_info` want none. Annotations an
+/// eval says nothing about are allowed.
+///
+/// With `data_missing` (an earlier load of the section could not store all its samples, e.g.
+/// native histograms), the annotations that data would have caused cannot appear: expected
+/// ones that are missing are then not counted against the eval (returns `Ok(true)`), while
+/// unexpected annotations and `no_warn`/`no_info` are still checked.
+fn check_annotations(
+    want: &AnnotationExpect,
+    got: &QueryAnnotations,
+    data_missing: bool,
+) -> Result<bool, String> {
+    let mut unchecked = false;
+    let mut missing = |what: String| {
+        if data_missing {
+            unchecked = true;
+            Ok(())
+        } else {
+            Err(what)
+        }
+    };
+    if want.some_warning && got.warnings.is_empty() {
+        missing("expected warnings but got none".into())?;
+    }
+    if want.some_info && got.infos.is_empty() {
+        missing("expected info annotations but got none".into())?;
+    }
+    let all = || format!("{:?}", [&got.warnings[..], &got.infos[..]].concat());
+    for (kind, expected, actual) in [
+        ("warn", &want.warnings, &got.warnings),
+        ("info", &want.infos, &got.infos),
+    ] {
+        if expected.is_empty() {
+            continue;
+        }
+        if actual.is_empty() {
+            missing(format!("expected {kind} annotations but none were found"))?;
+            continue;
+        }
+        if let Some(e) = expected
+            .iter()
+            .find(|e| !actual.iter().any(|a| e.matches(a)))
+        {
+            missing(format!(
+                "expected {kind} annotation matching {e} but no matching annotation was found, found: {}",
+                all()
+            ))?;
+        }
+        if let Some(a) = actual
+            .iter()
+            .find(|a| !expected.iter().any(|e| e.matches(a)))
+        {
+            return Err(format!("unexpected {kind} annotation {a:?}"));
+        }
+    }
+    if want.no_warnings && !got.warnings.is_empty() {
+        return Err(format!("unexpected warning annotations: {}", all()));
+    }
+    if want.no_infos && !got.infos.is_empty() {
+        return Err(format!("unexpected info annotations: {}", all()));
+    }
+    Ok(unchecked)
 }
 
 /// Whether a query calls `step()`, `range()`, `start()` or `end()` (not the `@` modifiers of
@@ -388,7 +475,7 @@ fn uses_query_parameters(query: &str) -> bool {
 }
 
 /// Runs a script in one mode; returns each eval's line and outcome.
-async fn run_script(cmds: &[Command], flush: bool) -> Vec<(usize, Result<(), String>)> {
+async fn run_script(cmds: &[Command], flush: bool) -> Vec<(usize, Result<bool, String>)> {
     let mut env = Env::new().await;
     let mut load_error: Option<String> = None;
     let mut out = Vec::new();
@@ -412,7 +499,7 @@ async fn run_script(cmds: &[Command], flush: bool) -> Vec<(usize, Result<(), Str
                 }
             }
             Command::Eval(ev) => {
-                let r = match run_eval(&env, ev).await {
+                let r = match run_eval(&env, ev, load_error.is_some()).await {
                     Err(e) => Err(match &load_error {
                         Some(le) => format!("{e}\n    (after a failed {le})"),
                         None => e,
@@ -429,6 +516,9 @@ async fn run_script(cmds: &[Command], flush: bool) -> Vec<(usize, Result<(), Str
 struct FileOutcome {
     passed: usize,
     failures: Vec<String>,
+    /// Passing evals whose expected annotations could not all be checked because their
+    /// data could not be loaded (see `check_annotations`).
+    unchecked_annotations: Vec<usize>,
 }
 
 async fn run_file(path: &Path) -> FileOutcome {
@@ -440,6 +530,7 @@ async fn run_file(path: &Path) -> FileOutcome {
             return FileOutcome {
                 passed: 0,
                 failures: vec![format!("script does not parse: {e}")],
+                unchecked_annotations: Vec::new(),
             };
         }
     };
@@ -447,14 +538,24 @@ async fn run_file(path: &Path) -> FileOutcome {
     let blocks = run_script(&cmds, true).await;
     let mut passed = 0;
     let mut failures = Vec::new();
-    for ((_, h), (_, b)) in heads.into_iter().zip(blocks) {
+    let mut unchecked_annotations = Vec::new();
+    for ((line, h), (_, b)) in heads.into_iter().zip(blocks) {
         match (h, b) {
-            (Ok(()), Ok(())) => passed += 1,
+            (Ok(u), Ok(v)) => {
+                passed += 1;
+                if u || v {
+                    unchecked_annotations.push(line);
+                }
+            }
             (Err(e), _) => failures.push(e),
-            (Ok(()), Err(e)) => failures.push(format!("{e}\n    (from Parquet blocks only)")),
+            (Ok(_), Err(e)) => failures.push(format!("{e}\n    (from Parquet blocks only)")),
         }
     }
-    FileOutcome { passed, failures }
+    FileOutcome {
+        passed,
+        failures,
+        unchecked_annotations,
+    }
 }
 
 fn read_baseline(path: &Path) -> BTreeMap<String, usize> {
@@ -478,7 +579,73 @@ fn test_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// The annotation checks themselves, on made-up answers: what must fail fails.
+fn check_annotation_rules() {
+    let eval = |lines: &str| -> AnnotationExpect {
+        let text = format!("load 1m\n  x 1\n\neval instant at 0 x\n{lines}  x 1\n");
+        match script::parse(&text).expect("script parses").pop() {
+            Some(Command::Eval(ev)) => ev.annotations,
+            _ => unreachable!("the last command is the eval"),
+        }
+    };
+    let got = |warnings: &[&str], infos: &[&str]| QueryAnnotations {
+        warnings: warnings.iter().map(ToString::to_string).collect(),
+        infos: infos.iter().map(ToString::to_string).collect(),
+    };
+    let w = "PromQL warning: w (1:1)";
+    let i = "PromQL info: i (1:5)";
+    let cases: &[(&str, QueryAnnotations, bool)] = &[
+        // Annotations nobody asked about are fine; asked-for ones must be there.
+        ("", got(&[w], &[i]), true),
+        ("  expect warn\n", got(&[w], &[]), true),
+        ("  expect warn\n", got(&[], &[i]), false),
+        ("  expect info\n", got(&[w], &[]), false),
+        ("  expect no_warn\n", got(&[w], &[]), false),
+        ("  expect no_warn\n", got(&[], &[i]), true),
+        ("  expect no_info\n", got(&[], &[i]), false),
+        (&format!("  expect warn msg: {w}\n"), got(&[w], &[]), true),
+        (
+            "  expect warn msg: PromQL warning: w (1:2)\n",
+            got(&[w], &[]),
+            false,
+        ),
+        // Every warning must match some expected line.
+        (
+            &format!("  expect warn msg: {w}\n"),
+            got(&[w, "PromQL warning: v"], &[]),
+            false,
+        ),
+        (
+            "  expect info regex: ^PromQL info: i \\(1:[0-9]+\\)$\n",
+            got(&[], &[i]),
+            true,
+        ),
+        ("  expect info regex: \\(2:\n", got(&[], &[i]), false),
+    ];
+    for (lines, answer, ok) in cases {
+        let r = check_annotations(&eval(lines), answer, false);
+        assert_eq!(r.is_ok(), *ok, "{lines:?} against {answer:?}: {r:?}");
+    }
+    let legacy = |cmd: &str| {
+        let text = format!("load 1m\n  x 1\n\n{cmd} instant at 0 x\n  x 1\n");
+        match script::parse(&text).expect("script parses").pop() {
+            Some(Command::Eval(ev)) => ev.annotations,
+            _ => unreachable!("the last command is the eval"),
+        }
+    };
+    assert!(check_annotations(&legacy("eval_warn"), &got(&[], &[i]), false).is_err());
+    assert!(check_annotations(&legacy("eval_info"), &got(&[], &[i]), false).is_ok());
+    // Data that could not be loaded excuses missing annotations only.
+    assert_eq!(
+        check_annotations(&eval("  expect warn\n"), &got(&[], &[]), true),
+        Ok(true)
+    );
+    assert!(check_annotations(&eval("  expect no_info\n"), &got(&[], &[i]), true).is_err());
+    assert!(script::parse("eval instant at 0 x\n  expect warn\n  expect no_warn\n").is_err());
+}
+
 fn main() {
+    check_annotation_rules();
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let upstream = std::env::var_os("PROMQLTEST_DIR")
         .map(PathBuf::from)
@@ -514,22 +681,35 @@ fn main() {
         .build()
         .expect("runtime");
     let baseline = read_baseline(&baseline_path);
-    let (mut total_pass, mut total_fail) = (0, 0);
+    let (mut total_pass, mut total_fail, mut total_unchecked) = (0, 0, 0);
     let mut regressions = Vec::new();
     let mut counts = BTreeMap::new();
     for (name, path) in &files {
         let outcome = rt.block_on(run_file(path));
         let failed = outcome.failures.len();
+        let unchecked = &outcome.unchecked_annotations;
         println!(
-            "  {name:<40} {:>5} of {:>5} evals pass",
+            "  {name:<40} {:>5} of {:>5} evals pass{}",
             outcome.passed,
-            outcome.passed + failed
+            outcome.passed + failed,
+            if unchecked.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({} with expected annotations unchecked: data not loaded)",
+                    unchecked.len()
+                )
+            }
         );
         if verbose {
             for f in &outcome.failures {
                 println!("    FAIL {f}");
             }
+            if !unchecked.is_empty() {
+                println!("    annotations unchecked at lines {unchecked:?}");
+            }
         }
+        total_unchecked += unchecked.len();
         total_pass += outcome.passed;
         total_fail += failed;
         if let Some(&want) = baseline.get(name)
@@ -559,7 +739,9 @@ fn main() {
     for r in &regressions {
         println!("promqltest: REGRESSION {r}");
     }
-    println!("promqltest: {total_pass} passed, {total_fail} failed");
+    println!(
+        "promqltest: {total_pass} passed, {total_fail} failed ({total_unchecked} passed with expected annotations unchecked: data not loaded)"
+    );
     if !regressions.is_empty() {
         std::process::exit(1);
     }

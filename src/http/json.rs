@@ -177,12 +177,37 @@ pub(crate) fn labels_array<'a>(items: impl IntoIterator<Item = &'a Labels>) -> S
 
 /// `{"status":"success","data":<data>}`, with `warnings` when there are some.
 pub(crate) fn success_body(data: &str, warnings: &[String]) -> String {
+    success_body_annotated(data, warnings, &[])
+}
+
+/// The most warnings (and, apart, infos) one answer lists, as Prometheus' API; the rest
+/// are counted in a last entry.
+pub(crate) const MAX_ANNOTATIONS: usize = 10;
+
+/// `{"status":"success","data":<data>}`, with `warnings` and `infos` (Prometheus 3) when
+/// there are some, each list cut at [`MAX_ANNOTATIONS`].
+pub(crate) fn success_body_annotated(data: &str, warnings: &[String], infos: &[String]) -> String {
     let mut out = String::with_capacity(data.len() + 64);
     out.push_str("{\"status\":\"success\",\"data\":");
     out.push_str(data);
-    if !warnings.is_empty() {
-        out.push_str(",\"warnings\":");
-        out.push_str(&string_array(warnings.iter().map(String::as_str)));
+    for (key, items, kind) in [("warnings", warnings, "warning"), ("infos", infos, "info")] {
+        if items.is_empty() {
+            continue;
+        }
+        out.push_str(",\"");
+        out.push_str(key);
+        out.push_str("\":");
+        let mut listed: Vec<&str> = items
+            .iter()
+            .take(MAX_ANNOTATIONS)
+            .map(String::as_str)
+            .collect();
+        let omitted = items.len().saturating_sub(MAX_ANNOTATIONS);
+        let more = format!("{omitted} more {kind} annotations omitted");
+        if omitted > 0 {
+            listed.push(&more);
+        }
+        out.push_str(&string_array(listed));
     }
     out.push('}');
     out
@@ -215,6 +240,14 @@ pub(crate) fn json_response(status: StatusCode, body: String) -> Response {
 /// A 200 success envelope around `data`.
 pub(crate) fn success(data: &str, warnings: &[String]) -> Response {
     json_response(StatusCode::OK, success_body(data, warnings))
+}
+
+/// A 200 success envelope around `data` with a query's warnings and infos.
+pub(crate) fn success_annotated(data: &str, warnings: &[String], infos: &[String]) -> Response {
+    json_response(
+        StatusCode::OK,
+        success_body_annotated(data, warnings, infos),
+    )
 }
 
 #[cfg(test)]
@@ -331,5 +364,25 @@ mod tests {
         let v: serde_json::Value =
             serde_json::from_str(&success_body(&labels_array([&Labels::default()]), &[])).unwrap();
         assert_eq!(v["data"][0], serde_json::json!({}));
+    }
+
+    #[test]
+    fn annotations_are_listed_apart_and_cut_at_ten() {
+        assert_eq!(
+            success_body_annotated("[]", &[], &["PromQL info: i (1:1)".into()]),
+            r#"{"status":"success","data":[],"infos":["PromQL info: i (1:1)"]}"#
+        );
+        assert_eq!(
+            success_body_annotated("[]", &[], &[]),
+            r#"{"status":"success","data":[]}"#
+        );
+        let many: Vec<String> = (0..12).map(|i| format!("w{i:02}")).collect();
+        let v: serde_json::Value =
+            serde_json::from_str(&success_body_annotated("[]", &many, &[])).unwrap();
+        let w = v["warnings"].as_array().unwrap();
+        assert_eq!(w.len(), 11);
+        assert_eq!(w[9], "w09");
+        assert_eq!(w[10], "2 more warning annotations omitted");
+        assert!(v.get("infos").is_none());
     }
 }

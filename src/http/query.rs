@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use hypnos_planner::{QueryError, QueryOptions, QueryResult};
+use hypnos_planner::{AnnotatedResult, QueryError, QueryOptions};
 
 use super::errors::ApiError;
 use super::params::{Params, now_ms};
@@ -122,7 +122,9 @@ async fn instant_inner(
     let result = run(
         admitted,
         &opts,
-        state.engine.instant_query(tenant, query, time, &opts),
+        state
+            .engine
+            .instant_query_annotated(tenant, query, time, &opts),
     )
     .await?;
     Ok(result_response(&result))
@@ -190,7 +192,7 @@ async fn range_inner(
         &opts,
         state
             .engine
-            .range_query(tenant, query, start, end, step, &opts),
+            .range_query_annotated(tenant, query, start, end, step, &opts),
     )
     .await?;
     Ok(result_response(&result))
@@ -279,8 +281,12 @@ async fn run<T>(
     }
 }
 
-fn result_response(result: &QueryResult) -> Response {
-    json::success(&json::query_data(result), &[])
+fn result_response(r: &AnnotatedResult) -> Response {
+    json::success_annotated(
+        &json::query_data(&r.result),
+        &r.annotations.warnings,
+        &r.annotations.infos,
+    )
 }
 
 fn plan_response(plan: &str) -> Response {

@@ -8,6 +8,7 @@ use arrow::array::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
 use hypnos_schemas::Labels;
 
+use super::annotations::{self, Annotations, QueryPos};
 use super::binary::{EvalError, without_metadata_labels};
 use crate::vector::{VectorBuilder, series_rows};
 
@@ -39,31 +40,56 @@ impl HistogramFunc {
         }
     }
 
-    /// The results for one histogram: (label to set, if any, and value).
+    /// The results for one histogram: (label to set, if any, and value). Returns whether
+    /// a quantile had to force the bucket counts to be monotonic.
     fn eval<'a>(
         &'a self,
         buckets: &mut Vec<(f64, f64)>,
         out: &mut Vec<(Option<(&'a str, String)>, f64)>,
-    ) {
+    ) -> bool {
         match self {
             HistogramFunc::Quantile(q) => {
-                out.push((None, bucket_quantile(f64::from_bits(*q), buckets)))
+                let (v, forced) = bucket_quantile_forced(f64::from_bits(*q), buckets);
+                out.push((None, v));
+                forced
             }
-            HistogramFunc::Fraction(lo, hi) => out.push((
-                None,
-                bucket_fraction(f64::from_bits(*lo), f64::from_bits(*hi), buckets),
-            )),
+            HistogramFunc::Fraction(lo, hi) => {
+                out.push((
+                    None,
+                    bucket_fraction(f64::from_bits(*lo), f64::from_bits(*hi), buckets),
+                ));
+                false
+            }
             HistogramFunc::Quantiles { label, qs } => {
+                let mut any_forced = false;
                 for q in qs {
                     let q = f64::from_bits(*q);
-                    out.push((
-                        Some((label.as_str(), format_openmetrics_float(q))),
-                        bucket_quantile(q, buckets),
-                    ));
+                    let (v, forced) = bucket_quantile_forced(q, buckets);
+                    any_forced |= forced;
+                    out.push((Some((label.as_str(), format_openmetrics_float(q))), v));
                 }
+                any_forced
             }
         }
     }
+
+    /// The quantiles the function asks for.
+    fn quantiles(&self) -> Vec<f64> {
+        match self {
+            HistogramFunc::Quantile(q) => vec![f64::from_bits(*q)],
+            HistogramFunc::Fraction(..) => Vec::new(),
+            HistogramFunc::Quantiles { qs, .. } => qs.iter().map(|q| f64::from_bits(*q)).collect(),
+        }
+    }
+}
+
+/// Where a histogram function adds its annotations: the positions of its quantile
+/// parameter and of its vector argument.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HistogramNotes<'a> {
+    pub notes: Option<&'a Annotations>,
+    pub param_pos: Option<QueryPos>,
+    pub vector_pos: Option<QueryPos>,
 }
 
 /// Go's `strconv.FormatFloat(f, 'g', -1, 64)` with ".0" appended when the result has
@@ -103,7 +129,22 @@ fn parse_upper_bound(s: &str) -> Option<f64> {
 /// ignored. Results drop the metric name; two groups that become the same label set at
 /// the same timestamp are an error, as in Prometheus.
 pub fn histogram_function(inputs: &[RecordBatch], func: &HistogramFunc) -> Result<RecordBatch> {
-    histogram_function_with(inputs, &|_| func.clone())
+    histogram_function_annotated(inputs, func, HistogramNotes::default())
+}
+
+/// [`histogram_function`] adding its annotations (quantiles outside [0, 1], buckets without
+/// a valid `le`, counts forced to be monotonic) where `notes` says.
+pub fn histogram_function_annotated(
+    inputs: &[RecordBatch],
+    func: &HistogramFunc,
+    notes: HistogramNotes<'_>,
+) -> Result<RecordBatch> {
+    if let Some(n) = notes.notes {
+        for q in func.quantiles() {
+            annotations::check_quantile(n, q, notes.param_pos);
+        }
+    }
+    histogram_function_with(inputs, &|_| func.clone(), notes)
 }
 
 /// `histogram_quantile` whose quantile is a scalar evaluated per step: the one label-less
@@ -112,18 +153,46 @@ pub fn histogram_quantile_per_step(
     inputs: &[RecordBatch],
     params: &[RecordBatch],
 ) -> Result<RecordBatch> {
+    histogram_quantile_per_step_annotated(inputs, params, HistogramNotes::default())
+}
+
+/// [`histogram_quantile_per_step`] adding its annotations where `notes` says.
+pub fn histogram_quantile_per_step_annotated(
+    inputs: &[RecordBatch],
+    params: &[RecordBatch],
+    notes: HistogramNotes<'_>,
+) -> Result<RecordBatch> {
     let param = super::StepParam::from_batches(params)?;
-    histogram_function_with(inputs, &|t| HistogramFunc::Quantile(param.at(t).to_bits()))
+    if let Some(n) = notes.notes {
+        for q in param.values() {
+            annotations::check_quantile(n, q, notes.param_pos);
+        }
+    }
+    histogram_function_with(
+        inputs,
+        &|t| HistogramFunc::Quantile(param.at(t).to_bits()),
+        notes,
+    )
 }
 
 fn histogram_function_with(
     inputs: &[RecordBatch],
     func_at: &dyn Fn(i64) -> HistogramFunc,
+    notes: HistogramNotes<'_>,
 ) -> Result<RecordBatch> {
     let mut groups: HashMap<Labels, BTreeMap<i64, Vec<(f64, f64)>>> = HashMap::new();
     for batch in inputs {
         for s in series_rows(batch)? {
-            let Some(upper) = parse_upper_bound(s.labels.get(BUCKET_LABEL)) else {
+            let le = s.labels.get(BUCKET_LABEL);
+            let Some(upper) = parse_upper_bound(le) else {
+                if let Some(n) = notes.notes
+                    && !s.ts.is_empty()
+                {
+                    n.warn(
+                        &annotations::bad_bucket_label(super::metric_name(&s.labels), le),
+                        notes.vector_pos,
+                    );
+                }
                 continue;
             };
             let key = s.labels.drop_bucket_label();
@@ -141,7 +210,12 @@ fn histogram_function_with(
         for (t, mut buckets) in g {
             let func = func_at(t);
             let mut results = Vec::new();
-            func.eval(&mut buckets, &mut results);
+            if func.eval(&mut buckets, &mut results)
+                && let Some(n) = notes.notes
+            {
+                // Prometheus names no metric here: the name is gone with the `le` label.
+                n.info(&annotations::forced_monotonicity(""), notes.vector_pos);
+            }
             for (set, v) in results.drain(..) {
                 let labels = match set {
                     None => base.clone(),
@@ -255,19 +329,29 @@ fn ensure_monotonic(buckets: &mut [(f64, f64)]) -> bool {
 /// starts at 0 when its upper bound is positive; a rank in the +Inf bucket gives the
 /// highest finite bound.
 pub fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
+    bucket_quantile_forced(q, buckets).0
+}
+
+/// [`bucket_quantile`], and whether the bucket counts had to be forced to be monotonic.
+fn bucket_quantile_forced(q: f64, buckets: &mut Vec<(f64, f64)>) -> (f64, bool) {
     if q.is_nan() {
-        return f64::NAN;
+        return (f64::NAN, false);
     }
     if q < 0.0 {
-        return f64::NEG_INFINITY;
+        return (f64::NEG_INFINITY, false);
     }
     if q > 1.0 {
-        return f64::INFINITY;
+        return (f64::INFINITY, false);
     }
     if buckets.is_empty() || prepare(buckets).is_none() {
-        return f64::NAN;
+        return (f64::NAN, false);
     }
-    ensure_monotonic(buckets);
+    let forced = ensure_monotonic(buckets);
+    (bucket_quantile_prepared(q, buckets), forced)
+}
+
+/// The quantile of buckets already sorted, merged and made monotonic.
+fn bucket_quantile_prepared(q: f64, buckets: &[(f64, f64)]) -> f64 {
     let n = buckets.len();
     if n < 2 {
         return f64::NAN;
@@ -384,6 +468,49 @@ mod tests {
             }
         }
         b.finish()
+    }
+
+    #[test]
+    fn annotations_name_bad_buckets_quantiles_and_forced_monotonicity() {
+        use super::annotations::AnnotationKind;
+        let input = batch(&[
+            (&[("__name__", "h_bucket"), ("le", "1")], &[(0, 5.0)]),
+            (&[("__name__", "h_bucket"), ("le", "+Inf")], &[(0, 3.0)]),
+            (&[("__name__", "h_bucket"), ("le", "one")], &[(0, 1.0)]),
+        ]);
+        let notes = Annotations::new();
+        let at = |col| Some(QueryPos { line: 1, col });
+        let where_ = HistogramNotes {
+            notes: Some(&notes),
+            param_pos: at(20),
+            vector_pos: at(25),
+        };
+        let func = HistogramFunc::Quantiles {
+            label: "q".into(),
+            qs: vec![0.5f64.to_bits(), 7f64.to_bits()],
+        };
+        histogram_function_annotated(std::slice::from_ref(&input), &func, where_).unwrap();
+        assert_eq!(
+            notes.texts(AnnotationKind::Warning),
+            vec![
+                "PromQL warning: bucket label \"le\" is missing or has a malformed value of \"one\" for metric name \"h_bucket\" (1:25)",
+                "PromQL warning: quantile value should be between 0 and 1, got 7 (1:20)",
+            ]
+        );
+        assert_eq!(notes.texts(AnnotationKind::Info).len(), 1);
+        assert!(notes.texts(AnnotationKind::Info)[0].starts_with(
+            "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see"
+        ));
+        // histogram_fraction has no quantile and forces nothing.
+        let notes = Annotations::new();
+        let frac = HistogramFunc::Fraction(0f64.to_bits(), 1f64.to_bits());
+        let where_ = HistogramNotes {
+            notes: Some(&notes),
+            ..where_
+        };
+        histogram_function_annotated(&[input], &frac, where_).unwrap();
+        assert_eq!(notes.texts(AnnotationKind::Warning).len(), 1);
+        assert!(notes.texts(AnnotationKind::Info).is_empty());
     }
 
     #[test]

@@ -41,7 +41,7 @@ impl StepParam {
         }
     }
 
-    fn values(&self) -> Vec<f64> {
+    pub(crate) fn values(&self) -> Vec<f64> {
         match self {
             StepParam::Constant(v) => vec![*v],
             StepParam::PerStep(m) => m.values().copied().collect(),

@@ -406,3 +406,101 @@ fn min_of_and_max_of_follow_go() {
     assert_eq!(BinOp::MinOf.apply(3.0, 5.0).0, 3.0);
     assert_eq!(BinOp::MaxOf.apply(3.0, 5.0).0, 5.0);
 }
+
+#[test]
+fn range_functions_annotate_like_prometheus() {
+    use annotations::{AnnotationKind, Annotations, QueryPos};
+    let pos = Some(QueryPos { line: 1, col: 6 });
+    let pts: Vec<(i64, f64)> = (0..=4).map(|i| (i * 15_000, i as f64)).collect();
+    // The batch's series are named `m`: not a counter's name.
+    let b = batch(&[("a", &pts)]);
+    let notes = Annotations::new();
+    range_function_annotated(
+        &b,
+        RangeFunc::Rate,
+        Steps::instant(60_000),
+        60_000,
+        0,
+        &notes,
+        pos,
+    )
+    .unwrap();
+    assert_eq!(
+        notes.texts(AnnotationKind::Info),
+        vec![
+            "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"m\" (1:6)"
+        ]
+    );
+    // No info from functions that are not about counters, from a rate without a value, nor
+    // without a position (the planner's sign that the argument is not a range selector).
+    let notes = Annotations::new();
+    range_function_annotated(
+        &b,
+        RangeFunc::Rate,
+        Steps::instant(60_000),
+        60_000,
+        0,
+        &notes,
+        None,
+    )
+    .unwrap();
+    for f in [RangeFunc::Irate, RangeFunc::Delta, RangeFunc::SumOverTime] {
+        range_function_annotated(&b, f, Steps::instant(60_000), 60_000, 0, &notes, pos).unwrap();
+    }
+    range_function_annotated(
+        &b,
+        RangeFunc::Rate,
+        Steps::instant(600_000),
+        60_000,
+        0,
+        &notes,
+        pos,
+    )
+    .unwrap();
+    assert!(notes.is_empty());
+    // quantile_over_time warns about its quantile only where a window has samples.
+    let q = RangeFunc::QuantileOverTime(2f64.to_bits());
+    range_function_annotated(&b, q, Steps::instant(600_000), 60_000, 0, &notes, pos).unwrap();
+    assert!(notes.is_empty());
+    range_function_annotated(&b, q, Steps::instant(60_000), 60_000, 0, &notes, pos).unwrap();
+    assert_eq!(
+        notes.texts(AnnotationKind::Warning),
+        vec!["PromQL warning: quantile value should be between 0 and 1, got 2 (1:6)"]
+    );
+}
+
+#[test]
+fn quantile_aggregation_warns_per_distinct_parameter() {
+    use annotations::{AnnotationKind, Annotations};
+    let b = batch(&[("a", &[(0, 1.0), (1, 2.0)])]);
+    let notes = Annotations::new();
+    aggregate_annotated(
+        std::slice::from_ref(&b),
+        AggOp::Quantile(0.5f64.to_bits()),
+        &Grouping::By(vec![]),
+        &notes,
+        None,
+    )
+    .unwrap();
+    assert!(notes.is_empty());
+    let mut params = VectorBuilder::new();
+    params.start_series(&Labels::default());
+    params.push(0, -1.0);
+    params.push(1, f64::NAN);
+    aggregate_per_step_annotated(
+        &[b],
+        &[params.finish()],
+        AggOp::Quantile(0),
+        &Grouping::By(vec![]),
+        &notes,
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        notes.texts(AnnotationKind::Warning),
+        vec![
+            "PromQL warning: quantile value should be between 0 and 1, got -1",
+            "PromQL warning: quantile value should be between 0 and 1, got NaN",
+        ]
+    );
+}

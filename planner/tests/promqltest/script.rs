@@ -30,6 +30,49 @@ pub(crate) enum FailMsg {
     Regex(String),
 }
 
+/// One `expect warn` / `expect info` line: any annotation of that kind, or one with this
+/// exact text (`msg:`) or matching this pattern (`regex:`).
+#[derive(Debug, Clone)]
+pub(crate) enum AnnotationMatch {
+    Any,
+    Exact(String),
+    Regex(regex::Regex),
+}
+
+impl AnnotationMatch {
+    pub(crate) fn matches(&self, text: &str) -> bool {
+        match self {
+            AnnotationMatch::Any => true,
+            AnnotationMatch::Exact(m) => m == text,
+            AnnotationMatch::Regex(r) => r.is_match(text),
+        }
+    }
+}
+
+impl std::fmt::Display for AnnotationMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AnnotationMatch::Any => write!(f, "any"),
+            AnnotationMatch::Exact(m) => write!(f, "message {m:?}"),
+            AnnotationMatch::Regex(r) => write!(f, "pattern {:?}", r.as_str()),
+        }
+    }
+}
+
+/// What an eval says about the query's annotations, as upstream's test framework reads it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AnnotationExpect {
+    /// `eval_warn` / `eval_info`: at least one of that kind.
+    pub(crate) some_warning: bool,
+    pub(crate) some_info: bool,
+    /// `expect warn ...` / `expect info ...` lines.
+    pub(crate) warnings: Vec<AnnotationMatch>,
+    pub(crate) infos: Vec<AnnotationMatch>,
+    /// `expect no_warn` / `expect no_info`.
+    pub(crate) no_warnings: bool,
+    pub(crate) no_infos: bool,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) enum Timing {
     Instant(i64),
@@ -48,6 +91,7 @@ pub(crate) struct Eval {
     pub(crate) expect: Expect,
     /// Why the expected result could not be read (e.g. native histogram samples).
     pub(crate) unreadable: Option<String>,
+    pub(crate) annotations: AnnotationExpect,
 }
 
 #[derive(Debug, Clone)]
@@ -318,6 +362,11 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Command>, String> {
                     ordered: cmd == "eval_ordered",
                     expect: Expect::Series(Vec::new()),
                     unreadable: None,
+                    annotations: AnnotationExpect {
+                        some_warning: cmd == "eval_warn",
+                        some_info: cmd == "eval_info",
+                        ..AnnotationExpect::default()
+                    },
                 };
                 let mut series = Vec::new();
                 for b in body {
@@ -335,9 +384,20 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Command>, String> {
                             ev.ordered = true;
                         } else if let Some(s) = e.strip_prefix("string ") {
                             ev.expect = Expect::String(unquote(s.trim()));
+                        } else if e == "no_warn" {
+                            ev.annotations.no_warnings = true;
+                        } else if e == "no_info" {
+                            ev.annotations.no_infos = true;
+                        } else if let Some(rest) = e.strip_prefix("warn") {
+                            let m = annotation_match(rest)
+                                .map_err(|err| format!("line {lineno}: {err}"))?;
+                            ev.annotations.warnings.push(m);
+                        } else if let Some(rest) = e.strip_prefix("info") {
+                            let m = annotation_match(rest)
+                                .map_err(|err| format!("line {lineno}: {err}"))?;
+                            ev.annotations.infos.push(m);
                         }
-                        // warn / info / no_warn / no_info / range vector: annotations and
-                        // result shapes this runner does not check yet.
+                        // `range vector`: a result shape this runner does not check yet.
                         continue;
                     }
                     if let Some(v) = parse_number(b) {
@@ -352,12 +412,38 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Command>, String> {
                 if !series.is_empty() {
                     ev.expect = Expect::Series(series);
                 }
+                let a = &ev.annotations;
+                if (!a.warnings.is_empty() && a.no_warnings) || (!a.infos.is_empty() && a.no_infos)
+                {
+                    return Err(format!(
+                        "line {lineno}: warn and no_warn (info and no_info) cannot be used together"
+                    ));
+                }
                 cmds.push(Command::Eval(ev));
             }
             other => return Err(format!("line {lineno}: unknown command {other:?}")),
         }
     }
     Ok(cmds)
+}
+
+/// The rest of an `expect warn` / `expect info` line: nothing, `msg: <text>` or
+/// `regex: <pattern>`.
+fn annotation_match(rest: &str) -> Result<AnnotationMatch, String> {
+    let rest = rest.trim();
+    if rest.is_empty() {
+        Ok(AnnotationMatch::Any)
+    } else if let Some(m) = rest.strip_prefix("msg:") {
+        Ok(AnnotationMatch::Exact(m.trim().to_string()))
+    } else if let Some(r) = rest.strip_prefix("regex:") {
+        regex::Regex::new(r.trim())
+            .map(AnnotationMatch::Regex)
+            .map_err(|e| format!("invalid regex {:?}: {e}", r.trim()))
+    } else {
+        Err(format!(
+            "invalid token {rest:?} after an expected annotation"
+        ))
+    }
 }
 
 /// The text of a Go string literal as the scripts write it: `"..."` or a raw `` `...` ``.

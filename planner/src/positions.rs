@@ -1,0 +1,339 @@
+//! Where function calls and aggregations sit in the query text, for the positions that
+//! annotations end with (`(line:column)`, as Prometheus writes them). promql-parser keeps no
+//! positions, so they are found again in the text: calls and aggregations appear in the text
+//! in the order of a pre-order walk of the tree, so each is matched, in that order, to the
+//! next occurrence of its name followed by its argument list.
+
+use std::collections::HashMap;
+
+use hypnos_engine::ops::annotations::QueryPos;
+use promql_parser::parser::{AggregateExpr, Call, Expr};
+
+/// The positions of a call or aggregation: where it starts and where each argument (for an
+/// aggregation: the parameter, then the vector) starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SitePos {
+    pub(crate) start: QueryPos,
+    pub(crate) args: Vec<QueryPos>,
+}
+
+/// The positions of every call and aggregation of one parsed query, keyed by node address
+/// (the tree must not move while they are used).
+#[derive(Debug, Default)]
+pub(crate) struct Positions {
+    sites: HashMap<usize, SitePos>,
+}
+
+impl Positions {
+    /// Finds the positions of `expr`'s calls and aggregations in `query`, the text it was
+    /// parsed from. Nodes it cannot place (text that does not match) get none.
+    pub(crate) fn new(query: &str, expr: &Expr) -> Self {
+        let mut nodes = Vec::new();
+        collect(expr, &mut nodes);
+        let tokens = tokenize(query);
+        let mut sites = HashMap::new();
+        let mut cursor = 0;
+        for node in nodes {
+            let Some((start, open)) = find_site(&tokens, cursor, &node) else {
+                break;
+            };
+            let args = argument_starts(&tokens, open)
+                .into_iter()
+                .map(|i| QueryPos::at(query, tokens[i].offset))
+                .collect();
+            sites.insert(
+                node.addr,
+                SitePos {
+                    start: QueryPos::at(query, tokens[start].offset),
+                    args,
+                },
+            );
+            cursor = start + 1;
+        }
+        Self { sites }
+    }
+
+    pub(crate) fn call(&self, call: &Call) -> Option<&SitePos> {
+        self.sites.get(&(call as *const Call as usize))
+    }
+
+    /// The position of argument `i` of `call`.
+    pub(crate) fn call_arg(&self, call: &Call, i: usize) -> Option<QueryPos> {
+        self.call(call).and_then(|s| s.args.get(i).copied())
+    }
+
+    /// The position of an aggregation's parameter.
+    pub(crate) fn aggregate_param(&self, agg: &AggregateExpr) -> Option<QueryPos> {
+        let site = self.sites.get(&(agg as *const AggregateExpr as usize))?;
+        agg.param.as_ref().and(site.args.first().copied())
+    }
+}
+
+/// A call or aggregation of the tree, in pre-order.
+struct Node {
+    addr: usize,
+    name: String,
+    aggregation: bool,
+}
+
+fn collect(expr: &Expr, out: &mut Vec<Node>) {
+    match expr {
+        Expr::Aggregate(a) => {
+            out.push(Node {
+                addr: a as *const AggregateExpr as usize,
+                name: a.op.to_string(),
+                aggregation: true,
+            });
+            if let Some(p) = &a.param {
+                collect(p, out);
+            }
+            collect(&a.expr, out);
+        }
+        Expr::Call(c) => {
+            out.push(Node {
+                addr: c as *const Call as usize,
+                name: c.func.name.to_string(),
+                aggregation: false,
+            });
+            for a in &c.args.args {
+                collect(a, out);
+            }
+        }
+        Expr::Unary(u) => collect(&u.expr, out),
+        Expr::Binary(b) => {
+            collect(&b.lhs, out);
+            collect(&b.rhs, out);
+        }
+        Expr::Paren(p) => collect(&p.expr, out),
+        Expr::Subquery(s) => collect(&s.expr, out),
+        Expr::NumberLiteral(_)
+        | Expr::StringLiteral(_)
+        | Expr::VectorSelector(_)
+        | Expr::MatrixSelector(_)
+        | Expr::Extension(_) => {}
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Ident,
+    Other,
+    Open,
+    Close,
+    Comma,
+    At,
+}
+
+#[derive(Clone, Debug)]
+struct Token<'a> {
+    offset: usize,
+    text: &'a str,
+    kind: Kind,
+}
+
+/// Splits the query into the tokens that matter here: identifiers, brackets, commas and `@`;
+/// strings, numbers and operators are single opaque tokens, comments are skipped.
+fn tokenize(q: &str) -> Vec<Token<'_>> {
+    let b = q.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let start = i;
+        let kind = match c {
+            b' ' | b'\t' | b'\r' | b'\n' => {
+                i += 1;
+                continue;
+            }
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' | b'\'' | b'`' => {
+                i += 1;
+                while i < b.len() && b[i] != c {
+                    if b[i] == b'\\' && c != b'`' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                i = (i + 1).min(b.len());
+                Kind::Other
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' || c == b':' => {
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b':')
+                {
+                    i += 1;
+                }
+                Kind::Ident
+            }
+            c if c.is_ascii_digit() || c == b'.' => {
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'.') {
+                    i += 1;
+                }
+                Kind::Other
+            }
+            b'(' | b'[' | b'{' => {
+                i += 1;
+                Kind::Open
+            }
+            b')' | b']' | b'}' => {
+                i += 1;
+                Kind::Close
+            }
+            b',' => {
+                i += 1;
+                Kind::Comma
+            }
+            b'@' => {
+                i += 1;
+                Kind::At
+            }
+            _ => {
+                // Any other byte (operators, and the bytes of a non-ASCII character).
+                i += 1;
+                Kind::Other
+            }
+        };
+        out.push(Token {
+            offset: start,
+            text: &q[start..i],
+            kind,
+        });
+    }
+    out
+}
+
+/// The token index of `node`'s name at or after `from`, and of the `(` opening its arguments.
+fn find_site(tokens: &[Token<'_>], from: usize, node: &Node) -> Option<(usize, usize)> {
+    (from..tokens.len()).find_map(|i| {
+        let t = &tokens[i];
+        let same_name = if node.aggregation {
+            t.text.eq_ignore_ascii_case(&node.name)
+        } else {
+            t.text == node.name
+        };
+        if t.kind != Kind::Ident || !same_name || (i > 0 && tokens[i - 1].kind == Kind::At) {
+            return None;
+        }
+        let next = tokens.get(i + 1)?;
+        if next.text == "(" {
+            return Some((i, i + 1));
+        }
+        // `sum by (l) (v)`: the grouping comes first, the arguments after it.
+        let grouping = node.aggregation
+            && next.kind == Kind::Ident
+            && (next.text.eq_ignore_ascii_case("by") || next.text.eq_ignore_ascii_case("without"));
+        if !grouping {
+            return None;
+        }
+        let close = matching_close(tokens, i + 2)?;
+        (tokens.get(close + 1)?.text == "(").then_some((i, close + 1))
+    })
+}
+
+/// The index of the bracket closing the one opened at `open`.
+fn matching_close(tokens: &[Token<'_>], open: usize) -> Option<usize> {
+    if tokens.get(open)?.kind != Kind::Open {
+        return None;
+    }
+    let mut depth = 0;
+    for (i, t) in tokens.iter().enumerate().skip(open) {
+        match t.kind {
+            Kind::Open => depth += 1,
+            Kind::Close => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The token indexes where the arguments of the list opened at `open` start.
+fn argument_starts(tokens: &[Token<'_>], open: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut depth = 0;
+    let mut expect_arg = true;
+    for (i, t) in tokens.iter().enumerate().skip(open + 1) {
+        match t.kind {
+            Kind::Close if depth == 0 => break,
+            Kind::Comma if depth == 0 => {
+                expect_arg = true;
+                continue;
+            }
+            Kind::Open => depth += 1,
+            Kind::Close => depth -= 1,
+            _ => {}
+        }
+        if expect_arg {
+            out.push(i);
+            expect_arg = false;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn calls(query: &str) -> Vec<(String, String, Vec<String>)> {
+        let expr = promql_parser::parser::parse(query).expect("parses");
+        let positions = Positions::new(query, &expr);
+        let mut nodes = Vec::new();
+        collect(&expr, &mut nodes);
+        nodes
+            .iter()
+            .map(|n| {
+                let site = &positions.sites[&n.addr];
+                (
+                    n.name.clone(),
+                    site.start.to_string(),
+                    site.args.iter().map(ToString::to_string).collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn finds_calls_and_their_arguments() {
+        assert_eq!(
+            calls("histogram_quantile(0.8, series)"),
+            vec![(
+                "histogram_quantile".into(),
+                "1:1".into(),
+                vec!["1:20".into(), "1:25".into()]
+            )]
+        );
+        assert_eq!(
+            calls("sum(sort(series))"),
+            vec![
+                ("sum".into(), "1:1".into(), vec!["1:5".into()]),
+                ("sort".into(), "1:5".into(), vec!["1:10".into()]),
+            ]
+        );
+    }
+
+    #[test]
+    fn skips_groupings_strings_and_at_modifiers() {
+        let got = calls("quantile without(point)(NaN, data) + rate(x{a=\"rate(\"}[5m] @ end())");
+        assert_eq!(got[0].0, "quantile");
+        assert_eq!(got[0].2, vec!["1:25".to_string(), "1:30".to_string()]);
+        assert_eq!(got[1], ("rate".into(), "1:38".into(), vec!["1:43".into()]));
+        let got = calls("sum(\n  rate(x[5m])\n) by (job)");
+        assert_eq!(got[1], ("rate".into(), "2:3".into(), vec!["2:8".into()]));
+    }
+
+    #[test]
+    fn nested_calls_of_the_same_name_keep_their_order() {
+        let got = calls("abs(abs(x)) - abs(y)");
+        let starts: Vec<&str> = got.iter().map(|g| g.1.as_str()).collect();
+        assert_eq!(starts, vec!["1:1", "1:5", "1:15"]);
+    }
+}
