@@ -427,3 +427,57 @@ async fn explain_and_query_answer_envelopes() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn query_answers_carry_warnings_and_infos_like_prometheus() {
+    let f = fixture().await;
+    let (s, body) = f
+        .write(
+            Some("team-a"),
+            "snappy",
+            request("requests", "api", &[(0, 1.0), (15_000, 5.0), (30_000, 9.0)]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{body}");
+    // A name that does not look like a counter's: an info, with the position of the range.
+    let (s, v) = f
+        .get_json(
+            "/api/v1/query?query=rate(requests%5B1m%5D)&time=30",
+            Some("team-a"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["infos"],
+        serde_json::json!([
+            "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"requests\" (1:6)"
+        ]),
+        "{v}"
+    );
+    assert!(v.get("warnings").is_none(), "{v}");
+    // A quantile out of range: a warning, on the range query too.
+    let (s, v) = f
+        .get_json(
+            "/api/v1/query_range?query=quantile(2,%20requests)&start=0&end=30&step=15",
+            Some("team-a"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["warnings"],
+        serde_json::json!([
+            "PromQL warning: quantile value should be between 0 and 1, got 2 (1:10)"
+        ]),
+        "{v}"
+    );
+    assert!(v.get("infos").is_none(), "{v}");
+    // Nothing to say: neither key.
+    let (_, v) = f
+        .get_json("/api/v1/query?query=requests&time=30", Some("team-a"))
+        .await;
+    assert_eq!(v["status"], "success", "{v}");
+    assert!(
+        v.get("warnings").is_none() && v.get("infos").is_none(),
+        "{v}"
+    );
+}
