@@ -328,7 +328,10 @@ fn no_read_path_ever_shows_another_tenants_series() {
             }
         }
     }
-    assert!(exemplars_seen > 0, "no query_exemplars answer had exemplars");
+    assert!(
+        exemplars_seen > 0,
+        "no query_exemplars answer had exemplars"
+    );
     // A federated read sees exactly the union, each series with its tenant_id.
     let h = [("X-Scope-OrgID", "green|blue")];
     let (st, _, body) = call(
