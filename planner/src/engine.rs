@@ -191,10 +191,11 @@ impl QueryEngine {
         opts: &QueryOptions,
         notes: &Annotations,
     ) -> Result<Lowered, QueryError> {
-        let expr = promql_parser::parser::parse(query).map_err(|e| QueryError::parse(query, &e))?;
+        let expr = crate::parse_promql(query).map_err(|e| QueryError::parse(query, &e))?;
         if tenants.is_empty() {
             return Err(QueryError::BadData("a query needs a tenant".into()));
         }
+        crate::lower::check_times(&expr, steps, opts.lookback_delta_ms)?;
         let positions = Positions::new(query, &expr);
         Lowering {
             tenants,

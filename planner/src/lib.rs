@@ -10,6 +10,7 @@ mod error;
 mod lower;
 mod nodes;
 mod order;
+mod parse;
 mod positions;
 mod result;
 
@@ -17,4 +18,5 @@ pub use engine::{
     DEFAULT_MAX_SAMPLES, MaxSourceResolution, QueryEngine, QueryOptions, TenantScope,
 };
 pub use error::QueryError;
+pub use parse::parse_promql;
 pub use result::{AnnotatedResult, InstantSample, QueryAnnotations, QueryResult, RangeSeries};

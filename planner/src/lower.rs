@@ -58,6 +58,87 @@ fn unsupported(what: impl Into<String>) -> QueryError {
     QueryError::Unsupported(what.into())
 }
 
+/// Largest magnitude (milliseconds, about 36 million years) of any time, offset, range or
+/// step the planner takes: the sums of a few of them that lowering and evaluation compute
+/// then never overflow an `i64`.
+pub(crate) const MAX_TIME_MS: i64 = 1 << 60;
+
+/// Most steps one subquery may be evaluated at; each step costs time for every series even
+/// where there is no data, so `x[1y:1ms]` is refused instead of running for hours.
+pub(crate) const MAX_SUBQUERY_STEPS: i64 = 11_000_000;
+
+fn time_in_bounds(what: &str, ms: i128) -> Result<i64, QueryError> {
+    if ms.abs() > i128::from(MAX_TIME_MS) {
+        return Err(QueryError::BadData(format!(
+            "{what} of {ms}ms is out of bounds (at most {MAX_TIME_MS}ms either way)"
+        )));
+    }
+    Ok(ms as i64)
+}
+
+/// Refuses a query whose times, lookback, offsets, `@` times, ranges or subquery steps are
+/// out of [`MAX_TIME_MS`], before any of them is used in arithmetic.
+pub(crate) fn check_times(expr: &Expr, steps: Steps, lookback: i64) -> Result<(), QueryError> {
+    time_in_bounds("query start", steps.start.into())?;
+    time_in_bounds("query end", steps.end.into())?;
+    time_in_bounds("query step", steps.step.into())?;
+    time_in_bounds("lookback delta", lookback.into())?;
+    let duration =
+        |what: &str, d: &std::time::Duration| time_in_bounds(what, d.as_millis() as i128);
+    let offset = |o: &Option<Offset>| match o {
+        Some(Offset::Pos(d) | Offset::Neg(d)) => duration("offset", d).map(drop),
+        None => Ok(()),
+    };
+    let at = |a: &Option<AtModifier>| match a {
+        Some(AtModifier::At(t)) => {
+            let ms = match t.duration_since(std::time::UNIX_EPOCH) {
+                Ok(d) => d.as_millis() as i128,
+                Err(e) => -(e.duration().as_millis() as i128),
+            };
+            time_in_bounds("@ time", ms).map(drop)
+        }
+        _ => Ok(()),
+    };
+    match expr {
+        Expr::VectorSelector(vs) => {
+            offset(&vs.offset)?;
+            at(&vs.at)
+        }
+        Expr::MatrixSelector(ms) => {
+            offset(&ms.vs.offset)?;
+            at(&ms.vs.at)?;
+            duration("range", &ms.range).map(drop)
+        }
+        Expr::Subquery(sq) => {
+            offset(&sq.offset)?;
+            at(&sq.at)?;
+            duration("subquery range", &sq.range)?;
+            if let Some(step) = &sq.step {
+                duration("subquery step", step)?;
+            }
+            check_times(&sq.expr, steps, lookback)
+        }
+        Expr::Aggregate(a) => {
+            if let Some(p) = &a.param {
+                check_times(p, steps, lookback)?;
+            }
+            check_times(&a.expr, steps, lookback)
+        }
+        Expr::Unary(u) => check_times(&u.expr, steps, lookback),
+        Expr::Binary(b) => {
+            check_times(&b.lhs, steps, lookback)?;
+            check_times(&b.rhs, steps, lookback)
+        }
+        Expr::Paren(p) => check_times(&p.expr, steps, lookback),
+        Expr::Call(c) => c
+            .args
+            .args
+            .iter()
+            .try_for_each(|a| check_times(a, steps, lookback)),
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => Ok(()),
+    }
+}
+
 impl Lowering<'_> {
     pub(crate) fn lower(&self, expr: &Expr) -> Result<Lowered, QueryError> {
         match expr {
@@ -348,6 +429,16 @@ impl Lowering<'_> {
                 let mut sub_start = step * (lo / step);
                 if sub_start < lo {
                     sub_start += step;
+                }
+                // Nested subqueries move their steps further at every level.
+                time_in_bounds("subquery start", sub_start.into())?;
+                time_in_bounds("subquery end", (end - offset).into())?;
+                let count = (end - offset - sub_start) / step + 1;
+                if count > MAX_SUBQUERY_STEPS {
+                    return Err(QueryError::Execution(format!(
+                        "subquery would be evaluated at {count} steps, more than the limit of \
+                         {MAX_SUBQUERY_STEPS}: use a larger subquery step or a shorter range"
+                    )));
                 }
                 let inner = Lowering {
                     tenants: self.tenants,
@@ -905,6 +996,7 @@ impl Lowering<'_> {
             ));
         };
         let (at, offset) = first_selector_time(base_expr, &mut Vec::new());
+        time_in_bounds("offset", offset.into())?;
         let at = at.and_then(|a| self.at_ms(&Some(a)));
         let mut matchers = data.clone();
         matchers.extend(effective.iter().cloned());
@@ -1215,7 +1307,7 @@ fn first_selector_time<'e>(
             if at.is_some() {
                 break;
             }
-            offset += Lowering::offset_of(&sq.offset);
+            offset = offset.saturating_add(Lowering::offset_of(&sq.offset));
             at = sq.at.clone();
         }
         (at, offset)

@@ -52,7 +52,7 @@ fn query_sets(query: &str) -> Result<Vec<Vec<Matcher>>, ApiError> {
         ));
     }
     let expr =
-        promql_parser::parser::parse(query).map_err(|e| ApiError::invalid_param("query", e))?;
+        hypnos_planner::parse_promql(query).map_err(|e| ApiError::invalid_param("query", e))?;
     let mut v = Selectors(Vec::new());
     walk_expr(&mut v, &expr).map_err(|e| ApiError::invalid_param("query", e))?;
     Ok(v.0)

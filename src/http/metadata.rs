@@ -161,7 +161,7 @@ pub(super) fn matcher_sets(params: &Params) -> Result<Vec<Vec<Matcher>>, ApiErro
 
 /// Parses one series selector (`up{job="a"}`, `{__name__=~"x.*"}`) into matcher sets.
 pub(super) fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
-    let expr = promql_parser::parser::parse(s)?;
+    let expr = hypnos_planner::parse_promql(s)?;
     let Expr::VectorSelector(vs) = expr else {
         return Err(format!("{s:?} is not a series selector"));
     };
@@ -226,6 +226,14 @@ mod tests {
                     .collect()
             })
             .collect()
+    }
+
+    #[test]
+    fn durations_no_parser_can_hold_are_errors_not_panics() {
+        // promql-parser panics on these; the planner's parse_promql refuses them.
+        for s in ["up offset NaN", "up offset 1e308", "up[1e20]"] {
+            assert!(parse_selector(s).is_err(), "{s}");
+        }
     }
 
     #[test]

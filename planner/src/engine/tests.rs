@@ -443,3 +443,57 @@ async fn rewritten_functions_answer_like_raw_over_raw_data() {
         }
     }
 }
+
+/// Found by the `promql_parse_plan` fuzz target (fuzz/): `@` times, offsets and ranges past
+/// what `i64` milliseconds can hold used to overflow (a panic) or wrap during lowering.
+#[tokio::test]
+async fn times_out_of_bounds_are_bad_data() {
+    for query in [
+        "http_requests_total @ 9223372036854775",
+        "http_requests_total @ -9223372036854775",
+        "max_over_time(http_requests_total[1000000000y])",
+        "http_requests_total offset 1000000000y",
+        "sum_over_time(http_requests_total[1m:1000000000y])",
+    ] {
+        match instant(query, 60_000).await {
+            Err(QueryError::BadData(m)) => assert!(m.contains("out of bounds"), "{query}: {m}"),
+            other => panic!("{query}: {other:?}"),
+        }
+    }
+    let opts = QueryOptions::default();
+    let r = engine()
+        .range_query(
+            &tenant("a"),
+            "http_requests_total",
+            i64::MIN,
+            0,
+            60_000,
+            &opts,
+        )
+        .await;
+    assert!(matches!(r, Err(QueryError::BadData(_))), "{r:?}");
+    // Offsets and `@` times within bounds still evaluate.
+    let v = vector(
+        instant("http_requests_total @ 120 offset -1m", 0)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(v.len(), 3, "{v:?}");
+}
+
+/// Found by the fuzz target: `x[292y:1ms]` evaluated its subquery at 9.2e12 steps, a hang
+/// that the query timeout could not interrupt.
+#[tokio::test]
+async fn subquery_over_too_many_steps_is_refused() {
+    match instant("http_requests_total[292y:1ms]", 60_000).await {
+        Err(QueryError::Execution(m)) => assert!(m.contains("steps"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // A subquery well inside the limit runs.
+    let v = vector(
+        instant("max_over_time(http_requests_total[10m:1s])", 600_000)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(v.len(), 3, "{v:?}");
+}

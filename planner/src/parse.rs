@@ -1,0 +1,84 @@
+//! Parsing PromQL text: promql-parser, behind a check for the one input it panics on.
+
+use lrpar::{Lexeme as _, Lexer as _, NonStreamingLexer as _};
+use promql_parser::parser::token::{T_ADD, T_COLON, T_LEFT_BRACKET, T_NUMBER, T_OFFSET, T_SUB};
+use promql_parser::parser::{Expr, lexer};
+
+/// Parses `query` like [`promql_parser::parser::parse`], with its error messages, except
+/// that a plain number used as a duration (`x[2m:1e308]`, `x offset NaN`) that no
+/// [`std::time::Duration`] can hold is an error here; promql-parser 0.11 panics on it (it
+/// converts the number with `Duration::from_secs_f64`). Found by the `promql_parse_plan`
+/// fuzz target.
+pub fn parse_promql(query: &str) -> Result<Expr, String> {
+    check_number_durations(query)?;
+    promql_parser::parser::parse(query)
+}
+
+fn check_number_durations(query: &str) -> Result<(), String> {
+    // A lexer error is reported by the parser itself.
+    let Ok(lex) = lexer(query) else {
+        return Ok(());
+    };
+    let mut prev: [Option<u16>; 2] = [None, None];
+    for lexeme in lex.iter().flatten() {
+        let tok = lexeme.tok_id();
+        let after_duration_start = matches!(prev[1], Some(T_LEFT_BRACKET | T_COLON | T_OFFSET))
+            || (matches!(prev[1], Some(T_ADD | T_SUB)) && prev[0] == Some(T_OFFSET));
+        if tok == T_NUMBER && after_duration_start {
+            let text = lex.span_str(lexeme.span());
+            if let Ok(secs) = promql_parser::util::parse_str_radix(text)
+                && !(secs >= 0.0 && secs < u64::MAX as f64)
+            {
+                return Err(format!(
+                    "duration {text} is out of range: a number of seconds used as a duration \
+                     must be finite and non-negative and below 2^64"
+                ));
+            }
+        }
+        prev = [prev[1], Some(tok)];
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `promql_parse_plan` fuzz target: these made promql-parser panic.
+    #[test]
+    fn numbers_no_duration_can_hold_are_errors() {
+        for q in [
+            "max_over_time(tmin_over_time[2m:1e308])",
+            "x[1e20]",
+            "x offset Inf",
+            "x offset NaN",
+            "x offset -Inf",
+            "x offset +1e300",
+            "sum(rate(x[5m:18446744073709551616]))",
+        ] {
+            let e = parse_promql(q).unwrap_err();
+            assert!(e.contains("out of range"), "{q}: {e}");
+        }
+    }
+
+    #[test]
+    fn numbers_as_durations_and_elsewhere_still_parse() {
+        for q in [
+            "x[300]",
+            "x[5m:30]",
+            "x offset 60",
+            "x offset -1.5",
+            "x{a=\"[1e308]\"} offset 1m",
+            "1e308 + x",
+            "x @ 1e3",
+            "topk(1e308, x)",
+        ] {
+            assert!(parse_promql(q).is_ok(), "{q}");
+        }
+        // Other errors keep promql-parser's wording.
+        assert_eq!(
+            parse_promql("x[").unwrap_err(),
+            promql_parser::parser::parse("x[").unwrap_err()
+        );
+    }
+}
