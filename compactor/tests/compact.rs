@@ -1,6 +1,8 @@
-//! Compaction end to end on a local bucket: levels, vertical compaction, replica
-//! deduplication, downsampling, deletion after the delay, retention per tenant, and a crash
-//! injected at every mutating step.
+//! Compaction end to end: levels, vertical compaction, replica deduplication,
+//! downsampling, deletion after the delay, retention per tenant, and a crash injected at
+//! every mutating step. Every test runs twice: on a local directory (`local::`) and on a
+//! real S3 API, moto's server from PyPI started by the test (`s3::`; skipped when moto is
+//! missing, except under `CI=true`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,7 +27,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 
 const H: i64 = 3_600_000;
@@ -197,31 +199,164 @@ fn cfg() -> CompactorConfig {
     }
 }
 
-fn local(dir: &tempfile::TempDir) -> Arc<dyn ObjectStore> {
-    Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap())
+/// Which object store the tests of a module run on.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Local,
+    S3,
 }
 
-/// Block folders holding any file (the local store leaves empty directories behind).
-fn block_folders(dir: &tempfile::TempDir) -> usize {
-    std::fs::read_dir(dir.path().join("tenants/t"))
-        .unwrap()
-        .filter(|e| {
-            std::fs::read_dir(e.as_ref().unwrap().path())
-                .unwrap()
-                .next()
-                .is_some()
+/// A moto S3 server on a free loopback port, killed when dropped.
+struct Moto {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Moto {
+    /// Starts moto, or returns `None` after saying why (a failure under `CI=true`).
+    fn start() -> Option<Self> {
+        use std::process::{Command, Stdio};
+        let installed = Command::new("python3")
+            .args(["-c", "import moto.server, flask, flask_cors"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed {
+            let why =
+                "moto's S3 server is not installed: pip install 'moto[server]' (or run .ci/run)";
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+            eprintln!("skipping the S3 run: {why}");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn python3 -m moto.server");
+        let moto = Self { child, port };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "moto did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(moto)
+    }
+
+    /// A new, empty bucket (moto checks no signature on bucket creation).
+    fn bucket(&self) -> Arc<dyn ObjectStore> {
+        use std::io::{Read, Write};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("compact-{}", NEXT.fetch_add(1, Ordering::SeqCst));
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("moto");
+        write!(
+            conn,
+            "PUT /{name} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .expect("PUT bucket");
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).expect("moto answers");
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "create bucket: {answer}"
+        );
+        Arc::new(
+            object_store::aws::AmazonS3Builder::new()
+                .with_endpoint(format!("http://127.0.0.1:{}", self.port))
+                .with_allow_http(true)
+                .with_bucket_name(name)
+                .with_region("us-east-1")
+                .with_access_key_id("test")
+                .with_secret_access_key("test")
+                .build()
+                .expect("S3 store"),
+        )
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Makes fresh buckets of one kind for a test.
+struct Buckets {
+    moto: Option<Moto>,
+    dirs: Vec<tempfile::TempDir>,
+}
+
+impl Buckets {
+    fn new(kind: Kind) -> Option<Self> {
+        let moto = match kind {
+            Kind::Local => None,
+            Kind::S3 => Some(Moto::start()?),
+        };
+        Some(Self {
+            moto,
+            dirs: Vec::new(),
         })
-        .count()
+    }
+
+    fn fresh(&mut self) -> Arc<dyn ObjectStore> {
+        match &self.moto {
+            Some(m) => m.bucket(),
+            None => {
+                let dir = tempfile::tempdir().unwrap();
+                let store = Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+                self.dirs.push(dir);
+                store
+            }
+        }
+    }
+}
+
+/// Block folders of tenant `t` holding any object.
+async fn block_folders(store: &Arc<dyn ObjectStore>) -> usize {
+    let objects: Vec<ObjectMeta> = store
+        .list(Some(&Path::from("tenants/t")))
+        .map(|o| o.unwrap())
+        .collect()
+        .await;
+    let folders: std::collections::BTreeSet<String> = objects
+        .iter()
+        .filter_map(|o| o.location.parts().nth(2).map(|p| p.as_ref().to_string()))
+        .collect();
+    folders.len()
+}
+
+async fn exists(store: &Arc<dyn ObjectStore>, path: &str) -> bool {
+    match store.head(&Path::from(path)).await {
+        Ok(_) => true,
+        Err(object_store::Error::NotFound { .. }) => false,
+        Err(e) => panic!("head {path}: {e}"),
+    }
 }
 
 fn unique_samples(s: &Snapshot) -> u64 {
     s.iter().map(|x| x.1.len() as u64).sum()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compacts_levels_and_deletes_after_delay() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = local(&dir);
+async fn compacts_levels_and_deletes_after_delay(kind: Kind) {
+    let Some(mut buckets) = Buckets::new(kind) else {
+        return;
+    };
+    let store = buckets.fresh();
     let tenant = TenantId::new("t").unwrap();
     seed(&store, &tenant).await;
     let (before, served_before, n_before) = query(&store, &tenant).await;
@@ -251,14 +386,15 @@ async fn compacts_levels_and_deletes_after_delay() {
     assert_eq!(report.deleted, 4);
     assert!(report.written.is_empty());
     assert_eq!(query(&store, &tenant).await.0, before);
-    assert_eq!(block_folders(&dir), 2);
-    assert!(!dir.path().join("compactor.lock").exists());
+    assert_eq!(block_folders(&store).await, 2);
+    assert!(!exists(&store, "compactor.lock").await);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replicas_are_deduplicated_into_one_series() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = local(&dir);
+async fn replicas_are_deduplicated_into_one_series(kind: Kind) {
+    let Some(mut buckets) = Buckets::new(kind) else {
+        return;
+    };
+    let store = buckets.fresh();
     let tenant = TenantId::new("t").unwrap();
     for (from, to) in [(0, 4 * H), (4 * H, 8 * H), (8 * H, 9 * H)] {
         let a = scrape(from, to, 0);
@@ -310,12 +446,13 @@ async fn replicas_are_deduplicated_into_one_series() {
     assert!(*ts.last().unwrap() < 8 * H);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_at_any_step_is_finished_by_the_next_run() {
+async fn a_crash_at_any_step_is_finished_by_the_next_run(kind: Kind) {
     // Count the mutating steps of a clean run first.
-    let dir = tempfile::tempdir().unwrap();
+    let Some(mut buckets) = Buckets::new(kind) else {
+        return;
+    };
     let tenant = TenantId::new("t").unwrap();
-    let store = local(&dir);
+    let store = buckets.fresh();
     seed(&store, &tenant).await;
     let (expected, served_seeded, _) = query(&store, &tenant).await;
     let counting = Arc::new(FaultStore {
@@ -332,8 +469,7 @@ async fn a_crash_at_any_step_is_finished_by_the_next_run() {
     assert!(steps > 5, "{steps}");
 
     for budget in 0..steps {
-        let dir = tempfile::tempdir().unwrap();
-        let store = local(&dir);
+        let store = buckets.fresh();
         seed(&store, &tenant).await;
         let faulty: Arc<dyn ObjectStore> = Arc::new(FaultStore {
             inner: Arc::clone(&store),
@@ -364,14 +500,19 @@ async fn a_crash_at_any_step_is_finished_by_the_next_run() {
         assert_eq!(n, 2, "budget {budget}");
         assert_eq!(served_after, unique_samples(&snap), "budget {budget}");
         assert!(served_after <= served);
-        assert_eq!(block_folders(&dir), 2, "budget {budget}: leftovers deleted");
+        assert_eq!(
+            block_folders(&store).await,
+            2,
+            "budget {budget}: leftovers deleted"
+        );
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_compactor_is_refused_while_the_lease_is_held() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = local(&dir);
+async fn a_second_compactor_is_refused_while_the_lease_is_held(kind: Kind) {
+    let Some(mut buckets) = Buckets::new(kind) else {
+        return;
+    };
+    let store = buckets.fresh();
     hypnos_compactor::lock::acquire(&store, "other", Duration::from_secs(60))
         .await
         .unwrap();
@@ -441,10 +582,11 @@ fn downsample_cfg() -> CompactorConfig {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn long_blocks_are_downsampled_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = local(&dir);
+async fn long_blocks_are_downsampled_once(kind: Kind) {
+    let Some(mut buckets) = Buckets::new(kind) else {
+        return;
+    };
+    let store = buckets.fresh();
     let tenant = TenantId::new("t").unwrap();
     seed(&store, &tenant).await;
     let (raw, _, _) = query(&store, &tenant).await;
@@ -516,11 +658,14 @@ async fn long_blocks_are_downsampled_once() {
     assert!(report.written.is_empty() && report.downsampled.is_empty());
     assert_eq!(report.deleted, 4);
     assert!(c.run_once().await.unwrap().downsampled.is_empty());
-    assert_eq!(block_folders(&dir), 4, "two raw blocks, one 5m, one 1h");
+    assert_eq!(
+        block_folders(&store).await,
+        4,
+        "two raw blocks, one 5m, one 1h"
+    );
 
     // Switched off: nothing is downsampled.
-    let dir = tempfile::tempdir().unwrap();
-    let store = local(&dir);
+    let store = buckets.fresh();
     seed(&store, &tenant).await;
     let off = CompactorConfig {
         downsample: false,
@@ -534,12 +679,13 @@ async fn long_blocks_are_downsampled_once() {
     assert!(report.downsampled.is_empty() && report.written.len() == 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_while_downsampling_is_finished_by_the_next_run() {
+async fn a_crash_while_downsampling_is_finished_by_the_next_run(kind: Kind) {
     let tenant = TenantId::new("t").unwrap();
     // The reference: a clean run, and the mutating steps it takes.
-    let dir = tempfile::tempdir().unwrap();
-    let store = local(&dir);
+    let Some(mut buckets) = Buckets::new(kind) else {
+        return;
+    };
+    let store = buckets.fresh();
     seed(&store, &tenant).await;
     let (raw, _, _) = query(&store, &tenant).await;
     let counting = Arc::new(FaultStore {
@@ -561,8 +707,7 @@ async fn a_crash_while_downsampling_is_finished_by_the_next_run() {
     let want1 = downsampled(&store, &tenant, RESOLUTION_1H).await;
 
     for budget in 0..steps {
-        let dir = tempfile::tempdir().unwrap();
-        let store = local(&dir);
+        let store = buckets.fresh();
         seed(&store, &tenant).await;
         let faulty: Arc<dyn ObjectStore> = Arc::new(FaultStore {
             inner: Arc::clone(&store),
@@ -597,14 +742,19 @@ async fn a_crash_while_downsampling_is_finished_by_the_next_run() {
             want1,
             "budget {budget}"
         );
-        assert_eq!(block_folders(&dir), 4, "budget {budget}: leftovers deleted");
+        assert_eq!(
+            block_folders(&store).await,
+            4,
+            "budget {budget}: leftovers deleted"
+        );
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retention_is_overridden_per_tenant() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = local(&dir);
+async fn retention_is_overridden_per_tenant(kind: Kind) {
+    let Some(mut buckets) = Buckets::new(kind) else {
+        return;
+    };
+    let store = buckets.fresh();
     let names = ["short", "forever", "default"];
     for name in names {
         let tenant = TenantId::new(name).unwrap();
@@ -671,10 +821,11 @@ async fn retention_is_overridden_per_tenant() {
     assert_eq!(marked(Arc::clone(&store)).await, vec![0, 0, 1]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_block_that_cannot_be_downsampled_does_not_stop_the_others() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = local(&dir);
+async fn a_block_that_cannot_be_downsampled_does_not_stop_the_others(kind: Kind) {
+    let Some(mut buckets) = Buckets::new(kind) else {
+        return;
+    };
+    let store = buckets.fresh();
     let ts = scrape(0, 7 * H, 0);
     for (tenant, labels) in [
         ("bad", [("__name__", "up"), (AGGR_LABEL, "sum")]),
@@ -696,3 +847,36 @@ async fn a_block_that_cannot_be_downsampled_does_not_stop_the_others() {
     let bad = metas(&store, &TenantId::new("bad").unwrap()).await;
     assert_eq!(bad.len(), 1, "the bad block is left as it is");
 }
+
+/// Runs each test body once per store kind, as `local::<name>` and `s3::<name>`.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod local {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Kind::Local).await
+                }
+            )*
+        }
+        mod s3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Kind::S3).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    compacts_levels_and_deletes_after_delay,
+    replicas_are_deduplicated_into_one_series,
+    a_crash_at_any_step_is_finished_by_the_next_run,
+    a_second_compactor_is_refused_while_the_lease_is_held,
+    long_blocks_are_downsampled_once,
+    a_crash_while_downsampling_is_finished_by_the_next_run,
+    retention_is_overridden_per_tenant,
+    a_block_that_cannot_be_downsampled_does_not_stop_the_others,
+);
