@@ -410,16 +410,23 @@ tokens:
     admin: true
 "#;
 
-#[test]
-fn tokens_are_checked_on_every_path() {
+/// A server with `--auth=token` reading `tokens` (YAML) from a file in the returned
+/// directory, which must outlive the server.
+fn token_server(tokens: &str) -> (tempfile::TempDir, TestServer) {
     let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens.yml");
-    std::fs::write(&tokens, TOKENS).unwrap();
+    let file = dir.path().join("tokens.yml");
+    std::fs::write(&file, tokens).unwrap();
     let s = TestServer::with(
         Options::default()
             .arg("--auth=token")
-            .arg(format!("--auth.tokens-file={}", tokens.display())),
+            .arg(format!("--auth.tokens-file={}", file.display())),
     );
+    (dir, s)
+}
+
+#[test]
+fn tokens_are_checked_on_every_path() {
+    let (dir, s) = token_server(TOKENS);
     let t = now_ms() - 60_000;
     let body = encode(&request(vec![series("up", &[("job", "a")], &[(t, 1.0)])]));
     let bearer = |tok: &str| format!("Bearer {tok}");
@@ -566,7 +573,7 @@ fn tokens_are_checked_on_every_path() {
     );
     // The tokens file is re-read: a new token works, a removed one no longer does.
     std::fs::write(
-        &tokens,
+        dir.path().join("tokens.yml"),
         TOKENS.replace("tok-alpha-read-0123456789", "tok-alpha-read-rotated"),
     )
     .unwrap();
@@ -923,14 +930,7 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 
 #[test]
 fn a_regex_token_reads_its_matching_tenants_and_no_other() {
-    let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens.yml");
-    std::fs::write(&tokens, REGEX_TOKENS).unwrap();
-    let s = TestServer::with(
-        Options::default()
-            .arg("--auth=token")
-            .arg(format!("--auth.tokens-file={}", tokens.display())),
-    );
+    let (_dir, s) = token_server(REGEX_TOKENS);
     let t = now_ms() - 60_000;
     let write = |tenant: &str| {
         let own = format!("only_{}", tenant.replace('-', "_"));

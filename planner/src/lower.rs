@@ -218,6 +218,32 @@ impl Lowering<'_> {
         }
     }
 
+    /// `vs` read over each step's lookback window (staleness markers kept) and reduced to
+    /// the time of the sample each step selects (`InstantTimes`), under `@` when given.
+    fn sample_times(
+        &self,
+        vs: &VectorSelector,
+        offset: i64,
+        at: Option<i64>,
+    ) -> Result<LogicalPlan, QueryError> {
+        self.with_at(at, |steps| {
+            let scan = self.select(
+                vs,
+                steps.start - offset - self.lookback + 1,
+                steps.end - offset,
+                false,
+            )?;
+            Ok(PromNode::plan(
+                PromLogicalOp::InstantTimes {
+                    steps,
+                    lookback: self.lookback,
+                    offset,
+                },
+                Some(scan),
+            ))
+        })
+    }
+
     fn select(
         &self,
         vs: &VectorSelector,
@@ -605,22 +631,7 @@ impl Lowering<'_> {
                 if let Expr::VectorSelector(vs) = inner {
                     let offset = Self::offset_ms(vs)?;
                     return self
-                        .with_at(self.at_ms(&vs.at), |steps| {
-                            let scan = self.select(
-                                vs,
-                                steps.start - offset - self.lookback + 1,
-                                steps.end - offset,
-                                false,
-                            )?;
-                            Ok(PromNode::plan(
-                                PromLogicalOp::InstantTimes {
-                                    steps,
-                                    lookback: self.lookback,
-                                    offset,
-                                },
-                                Some(scan),
-                            ))
-                        })
+                        .sample_times(vs, offset, self.at_ms(&vs.at))
                         .map(Lowered::Vector);
                 }
                 self.call(call).map(Lowered::Vector)
@@ -1006,22 +1017,7 @@ impl Lowering<'_> {
             offset: None,
             at: None,
         };
-        let infos = self.with_at(at, |steps| {
-            let scan = self.select(
-                &info_vs,
-                steps.start - offset - self.lookback + 1,
-                steps.end - offset,
-                false,
-            )?;
-            Ok(PromNode::plan(
-                PromLogicalOp::InstantTimes {
-                    steps,
-                    lookback: self.lookback,
-                    offset,
-                },
-                Some(scan),
-            ))
-        })?;
+        let infos = self.sample_times(&info_vs, offset, at)?;
         Ok(PromNode::plan_binary(
             PromLogicalOp::Info {
                 name_matchers: effective.iter().map(matcher_spec).collect(),
