@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, RecordBatch};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -28,7 +28,7 @@ use crate::ops::{
     instant_select, range_function_annotated, range_function_per_step, scalar_binary, step_values,
     to_scalar, vector_binary,
 };
-use crate::vector::{VectorBuilder, vector_schema};
+use crate::vector::{VectorBuilder, floats_only, vector_schema};
 
 /// Rows per batch emitted by a selection (a series is never split, so batches may be larger).
 const SELECT_BATCH_ROWS: usize = 8192;
@@ -509,8 +509,8 @@ impl ExecutionPlan for PromExec {
                 ));
             };
             let (lhs, rhs) = (
-                lhs.execute(0, Arc::clone(&context))?,
-                rhs.execute(0, context)?,
+                self.child(lhs, Arc::clone(&context))?,
+                self.child(rhs, context)?,
             );
             let (op, matching, return_bool) = (*op, matching.clone(), *return_bool);
             let fut = async move {
@@ -535,8 +535,8 @@ impl ExecutionPlan for PromExec {
         ) = (&self.op, self.inputs.as_slice())
         {
             let (data, param) = (
-                data.execute(0, Arc::clone(&context))?,
-                param.execute(0, context)?,
+                self.child(data, Arc::clone(&context))?,
+                self.child(param, context)?,
             );
             let op = self.op.clone();
             let notes = Arc::clone(&notes);
@@ -596,11 +596,12 @@ impl ExecutionPlan for PromExec {
                 stream::once(fut).try_flatten(),
             )));
         }
-        let input = self
-            .inputs
-            .first()
-            .ok_or_else(|| DataFusionError::Internal("operator without input".into()))?
-            .execute(0, context)?;
+        let input = self.child(
+            self.inputs
+                .first()
+                .ok_or_else(|| DataFusionError::Internal("operator without input".into()))?,
+            context,
+        )?;
         let op = self.op.clone();
         if let PromOp::Aggregate { op, grouping, pos } = op {
             let fut = async move {
@@ -713,15 +714,59 @@ impl ExecutionPlan for PromExec {
     }
 }
 
+impl PromOp {
+    /// True for the operators that evaluate native histogram samples; every other operator
+    /// gets its input without them (see [`crate::vector::floats_only`]).
+    pub fn accepts_histograms(&self) -> bool {
+        matches!(
+            self,
+            PromOp::Select { .. }
+                | PromOp::Instant { .. }
+                | PromOp::InstantTimes { .. }
+                | PromOp::Broadcast { .. }
+                | PromOp::Relabel { .. }
+        )
+    }
+}
+
+impl PromExec {
+    /// Runs one input of this operator, without its histogram rows unless the operator
+    /// evaluates histograms.
+    fn child(
+        &self,
+        input: &Arc<dyn ExecutionPlan>,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let stream = input.execute(0, context)?;
+        if self.op.accepts_histograms() {
+            return Ok(stream);
+        }
+        let schema = stream.schema();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            schema,
+            stream.map(|b| b.and_then(|b| floats_only(&b))),
+        )))
+    }
+}
+
 /// Packs selected series into vector batches of about [`SELECT_BATCH_ROWS`] rows.
 fn series_batches(series: Vec<SeriesData>, drop_stale: bool) -> Vec<RecordBatch> {
     let mut out = Vec::new();
     let mut b = VectorBuilder::new();
     for s in series {
         b.start_series(&s.labels);
-        for (t, v) in s.timestamps().values().iter().zip(s.values().values()) {
-            if !(drop_stale && is_stale_nan(*v)) {
-                b.push(*t, *v);
+        let histograms = s.histograms();
+        for (i, (t, v)) in s
+            .timestamps()
+            .values()
+            .iter()
+            .zip(s.values().values())
+            .enumerate()
+        {
+            match histograms.filter(|h| h.is_valid(i)) {
+                Some(h) => b.push_histogram_bytes(*t, h.value(i).to_vec()),
+                None if drop_stale && is_stale_nan(*v) => {}
+                None => b.push(*t, *v),
             }
         }
         if b.rows() >= SELECT_BATCH_ROWS {

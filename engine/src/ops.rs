@@ -85,7 +85,16 @@ fn select_at_steps(
                 continue;
             }
             let (ts, v) = (s.ts[hi - 1], s.values[hi - 1]);
-            if ts > reference - lookback && !is_stale_nan(v) {
+            if ts <= reference - lookback {
+                continue;
+            }
+            if s.is_histogram(hi - 1) {
+                if sample_times {
+                    out.push(t, ts as f64 / 1000.0);
+                } else {
+                    out.push_row(t, &s, hi - 1);
+                }
+            } else if !is_stale_nan(v) {
                 out.push(t, if sample_times { ts as f64 / 1000.0 } else { v });
             }
         }

@@ -3,20 +3,28 @@
 //!
 //! Invariant: within a batch, the rows of one series are contiguous and sorted by time, and
 //! a series never spans two batches.
+//!
+//! A row is either a float sample (`histogram` null) or a native histogram sample
+//! (`histogram` holds [`FloatHistogram::encode`]'s bytes; `value` is 0 and means nothing).
+//! Operators that do not handle histograms never see histogram rows: `PromExec` removes them
+//! from their input ([`floats_only`]).
 
 use std::ops::Range;
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
-    AsArray, BinaryArray, DictionaryArray, Float64Array, Int32Array, Int64Array, RecordBatch,
+    Array, AsArray, BinaryArray, BooleanArray, DictionaryArray, Float64Array, Int32Array,
+    Int64Array, RecordBatch,
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use datafusion::error::{DataFusionError, Result};
 use hypnos_schemas::Labels;
+use hypnos_schemas::histogram::FloatHistogram;
 
 pub const LABELS: &str = "labels";
 pub const TIMESTAMP: &str = "timestamp";
 pub const VALUE: &str = "value";
+pub const HISTOGRAM: &str = "histogram";
 
 static VECTOR_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
@@ -27,11 +35,12 @@ static VECTOR_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         ),
         Field::new(TIMESTAMP, DataType::Int64, false),
         Field::new(VALUE, DataType::Float64, false),
+        Field::new(HISTOGRAM, DataType::Binary, true),
     ]))
 });
 
 /// `labels` (Dictionary<Int32, Binary>: [`Labels::encode`]), `timestamp` (Int64 ms), `value`
-/// (Float64).
+/// (Float64), `histogram` (Binary, null for a float sample).
 pub fn vector_schema() -> SchemaRef {
     Arc::clone(&VECTOR_SCHEMA)
 }
@@ -43,6 +52,8 @@ pub struct VectorBuilder {
     keys: Vec<i32>,
     ts: Vec<i64>,
     values: Vec<f64>,
+    /// The histogram rows: (row, encoded histogram).
+    histograms: Vec<(usize, Vec<u8>)>,
     /// How many dictionary entries have at least one row.
     series_with_rows: usize,
 }
@@ -71,6 +82,25 @@ impl VectorBuilder {
         self.values.push(v);
     }
 
+    /// Appends a native histogram sample to the current series.
+    pub fn push_histogram(&mut self, t: i64, h: &FloatHistogram) {
+        self.push_histogram_bytes(t, h.encode());
+    }
+
+    /// Appends a histogram sample already encoded ([`FloatHistogram::encode`]).
+    pub fn push_histogram_bytes(&mut self, t: i64, encoded: Vec<u8>) {
+        self.histograms.push((self.ts.len(), encoded));
+        self.push(t, 0.0);
+    }
+
+    /// Appends row `i` of `s` (float or histogram) at time `t`.
+    pub fn push_row(&mut self, t: i64, s: &SeriesRows<'_>, i: usize) {
+        match s.histogram_bytes(i) {
+            Some(h) => self.push_histogram_bytes(t, h.to_vec()),
+            None => self.push(t, s.values[i]),
+        }
+    }
+
     pub fn rows(&self) -> usize {
         self.ts.len()
     }
@@ -81,12 +111,23 @@ impl VectorBuilder {
         let labels =
             DictionaryArray::<Int32Type>::try_new(Int32Array::from(self.keys), Arc::new(values))
                 .expect("keys index the dictionary");
+        let n = self.ts.len();
+        let histograms: Arc<dyn Array> = if self.histograms.is_empty() {
+            Arc::new(BinaryArray::new_null(n))
+        } else {
+            let mut column: Vec<Option<Vec<u8>>> = vec![None; n];
+            for (row, h) in self.histograms {
+                column[row] = Some(h);
+            }
+            Arc::new(BinaryArray::from_iter(column))
+        };
         RecordBatch::try_new(
             vector_schema(),
             vec![
                 Arc::new(labels),
                 Arc::new(Int64Array::from(self.ts)),
                 Arc::new(Float64Array::from(self.values)),
+                histograms,
             ],
         )
         .expect("columns match the vector schema")
@@ -99,6 +140,55 @@ pub struct SeriesRows<'a> {
     pub rows: Range<usize>,
     pub ts: &'a [i64],
     pub values: &'a [f64],
+    /// The batch's histogram column when it holds at least one histogram (indexed by batch
+    /// row: use [`histogram_bytes`](Self::histogram_bytes)).
+    pub histograms: Option<&'a BinaryArray>,
+}
+
+impl SeriesRows<'_> {
+    /// The encoded histogram at the series' `i`-th row, if that row is a histogram.
+    pub fn histogram_bytes(&self, i: usize) -> Option<&[u8]> {
+        let h = self.histograms?;
+        let row = self.rows.start + i;
+        h.is_valid(row).then(|| h.value(row))
+    }
+
+    /// The histogram at the series' `i`-th row, if that row is a histogram.
+    pub fn histogram(&self, i: usize) -> Result<Option<FloatHistogram>> {
+        self.histogram_bytes(i)
+            .map(|b| {
+                FloatHistogram::decode(b).map_err(|e| DataFusionError::Internal(e.to_string()))
+            })
+            .transpose()
+    }
+
+    /// True when the series' `i`-th row is a histogram.
+    pub fn is_histogram(&self, i: usize) -> bool {
+        self.histograms
+            .is_some_and(|h| h.is_valid(self.rows.start + i))
+    }
+
+    /// True when the series has at least one histogram row.
+    pub fn has_histograms(&self) -> bool {
+        self.histograms
+            .is_some_and(|h| self.rows.clone().any(|r| h.is_valid(r)))
+    }
+}
+
+/// The histogram column of a vector batch, when it holds at least one histogram.
+pub fn histogram_column(batch: &RecordBatch) -> Option<&BinaryArray> {
+    let h = batch.column_by_name(HISTOGRAM)?.as_binary_opt::<i32>()?;
+    (h.null_count() < h.len()).then_some(h)
+}
+
+/// The batch without its histogram rows (the input of an operator that only handles floats).
+/// A batch without histograms is returned as is.
+pub fn floats_only(batch: &RecordBatch) -> Result<RecordBatch> {
+    let Some(h) = histogram_column(batch) else {
+        return Ok(batch.clone());
+    };
+    let keep = BooleanArray::from_iter((0..h.len()).map(|i| Some(h.is_null(i))));
+    Ok(arrow::compute::filter_record_batch(batch, &keep)?)
 }
 
 /// The series of a vector batch, in order.
@@ -119,6 +209,7 @@ pub fn series_rows(batch: &RecordBatch) -> Result<Vec<SeriesRows<'_>>> {
         .as_primitive::<arrow::datatypes::Float64Type>()
         .values();
     let keys = dict.keys().values();
+    let histograms = histogram_column(batch);
     let mut out = Vec::new();
     let mut i = 0;
     while i < keys.len() {
@@ -135,6 +226,7 @@ pub fn series_rows(batch: &RecordBatch) -> Result<Vec<SeriesRows<'_>>> {
             rows: i..j,
             ts: &ts[i..j],
             values: &vs[i..j],
+            histograms,
         });
         i = j;
     }

@@ -412,7 +412,7 @@ mod tests {
     #[test]
     fn refuses_native_histograms_naming_the_series() {
         let mut s = ts(&[("__name__", "h")]);
-        s.histograms.push(vec![1, 2, 3]);
+        s.histograms.push(Default::default());
         let e = err(s);
         assert!(e.contains("native histograms are not supported yet"), "{e}");
         assert!(e.contains(r#"__name__="h""#), "{e}");

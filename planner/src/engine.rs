@@ -16,6 +16,7 @@ use hypnos_engine::QueryBudget;
 use hypnos_engine::ops::annotations::{AnnotationKind, Annotations};
 use hypnos_engine::ops::{EvalError, Steps};
 use hypnos_engine::vector::series_rows;
+use hypnos_schemas::histogram::FloatHistogram;
 use hypnos_schemas::{
     Labels, RESOLUTION_1H, RESOLUTION_5M, RESOLUTION_RAW, SeriesSource, TenantId,
 };
@@ -298,11 +299,16 @@ impl QueryEngine {
                     .into_iter()
                     .flat_map(|s| {
                         let labels = s.labels;
-                        s.points.into_iter().map(move |(t, v)| InstantSample {
-                            labels: labels.clone(),
-                            t,
-                            v,
-                        })
+                        let floats = s.points.into_iter().map(|(t, v)| (t, v, None));
+                        let histograms = s.histograms.into_iter().map(|(t, h)| (t, 0.0, Some(h)));
+                        floats
+                            .chain(histograms)
+                            .map(move |(t, v, h)| InstantSample {
+                                labels: labels.clone(),
+                                t,
+                                v,
+                                h,
+                            })
                     })
                     .collect();
                 if let Some(order) = promql_parser::parser::parse(query)
@@ -372,6 +378,7 @@ impl QueryEngine {
             Lowered::Scalar(v) => Ok(QueryResult::Matrix(vec![RangeSeries {
                 labels: Labels::default(),
                 points: steps.iter().map(|t| (t, v)).collect(),
+                histograms: Vec::new(),
             }])),
             Lowered::Vector(plan) | Lowered::ScalarPlan(plan) => Ok(QueryResult::Matrix(
                 to_series(&self.run(&plan, opts, notes).await?)?,
@@ -448,25 +455,39 @@ fn range_steps(start: i64, end: i64, step: i64) -> Result<Steps, QueryError> {
 /// same labels at the same timestamp (e.g. `rate` dropping the only distinguishing name) are
 /// an error, as in Prometheus.
 fn to_series(batches: &[RecordBatch]) -> Result<Vec<RangeSeries>, QueryError> {
-    let mut by_labels: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
+    type Points = (Vec<(i64, f64)>, Vec<(i64, FloatHistogram)>);
+    let mut by_labels: HashMap<Labels, Points> = HashMap::new();
     let mut repeated = false;
     for b in batches {
         for s in series_rows(b).map_err(df_error)? {
-            let points = by_labels
+            let (points, histograms) = by_labels
                 .entry(hypnos_engine::ops::remove_dropped_name(&s.labels))
                 .or_default();
-            repeated |= !points.is_empty();
-            points.extend(s.ts.iter().copied().zip(s.values.iter().copied()));
+            repeated |= !points.is_empty() || !histograms.is_empty();
+            for (i, t) in s.ts.iter().enumerate() {
+                match s.histogram(i).map_err(df_error)? {
+                    Some(h) => histograms.push((*t, h)),
+                    None => points.push((*t, s.values[i])),
+                }
+            }
         }
     }
     let mut out: Vec<RangeSeries> = by_labels
         .into_iter()
-        .map(|(labels, points)| RangeSeries { labels, points })
+        .map(|(labels, (points, histograms))| RangeSeries {
+            labels,
+            points,
+            histograms,
+        })
         .collect();
     if repeated {
         for s in &mut out {
             s.points.sort_by_key(|p| p.0);
-            if s.points.windows(2).any(|w| w[0].0 == w[1].0) {
+            s.histograms.sort_by_key(|p| p.0);
+            let mut times: Vec<i64> = s.points.iter().map(|p| p.0).collect();
+            times.extend(s.histograms.iter().map(|p| p.0));
+            times.sort_unstable();
+            if times.windows(2).any(|w| w[0] == w[1]) {
                 return Err(QueryError::Execution(
                     "vector cannot contain metrics with the same labelset".into(),
                 ));

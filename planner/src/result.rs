@@ -1,6 +1,7 @@
 //! Query results in Prometheus' four value types.
 
 use hypnos_schemas::Labels;
+use hypnos_schemas::histogram::FloatHistogram;
 
 /// One sample of an instant vector.
 #[derive(Clone, Debug, PartialEq)]
@@ -8,14 +9,20 @@ pub struct InstantSample {
     pub labels: Labels,
     /// Milliseconds.
     pub t: i64,
+    /// The float value (0 for a histogram sample).
     pub v: f64,
+    /// The native histogram, for a histogram sample.
+    pub h: Option<FloatHistogram>,
 }
 
 /// One series of a range vector (matrix), points sorted by time.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RangeSeries {
     pub labels: Labels,
+    /// Float points.
     pub points: Vec<(i64, f64)>,
+    /// Native histogram points, sorted by time.
+    pub histograms: Vec<(i64, FloatHistogram)>,
 }
 
 /// The value of a query.

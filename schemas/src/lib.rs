@@ -8,6 +8,7 @@
 
 pub mod block;
 pub mod error;
+pub mod histogram;
 pub mod labels;
 pub mod layout;
 pub mod matcher;
@@ -21,6 +22,7 @@ pub use matcher::{MatchOp, Matcher};
 pub use source::{
     AGGR_LABEL, BlockSink, RESOLUTION_1H, RESOLUTION_5M, RESOLUTION_RAW, ReadAggregate, ReadHints,
     SeriesData, SeriesSource, TimeRange, raw_as_aggregate, sample_schema,
+    sample_schema_with_histograms,
 };
 pub use tenant::TenantId;
 

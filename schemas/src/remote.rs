@@ -10,9 +10,8 @@ pub struct WriteRequest {
     pub metadata: Vec<MetricMetadata>,
 }
 
-/// `prometheus.TimeSeries`. Native histograms are kept as their undecoded bytes: they are
-/// refused until the store can keep them. A request without exemplars decodes as before
-/// (an empty `Vec` allocates nothing).
+/// `prometheus.TimeSeries`. A request without exemplars or histograms decodes as before (an
+/// empty `Vec` allocates nothing).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct TimeSeries {
     #[prost(message, repeated, tag = "1")]
@@ -21,8 +20,82 @@ pub struct TimeSeries {
     pub samples: Vec<Sample>,
     #[prost(message, repeated, tag = "3")]
     pub exemplars: Vec<Exemplar>,
-    #[prost(bytes = "vec", repeated, tag = "4")]
-    pub histograms: Vec<Vec<u8>>,
+    #[prost(message, repeated, tag = "4")]
+    pub histograms: Vec<Histogram>,
+}
+
+/// `prometheus.Histogram`: a native histogram sample. Integer histograms carry their bucket
+/// counts as deltas (`*_deltas`, each bucket relative to the previous one), float histograms
+/// as absolute counts (`*_counts`). Hypnos also stores every histogram in this message, as a
+/// float histogram (see [`crate::histogram::FloatHistogram::encode`]).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Histogram {
+    #[prost(oneof = "histogram::Count", tags = "1, 2")]
+    pub count: Option<histogram::Count>,
+    #[prost(double, tag = "3")]
+    pub sum: f64,
+    #[prost(sint32, tag = "4")]
+    pub schema: i32,
+    #[prost(double, tag = "5")]
+    pub zero_threshold: f64,
+    #[prost(oneof = "histogram::ZeroCount", tags = "6, 7")]
+    pub zero_count: Option<histogram::ZeroCount>,
+    #[prost(message, repeated, tag = "8")]
+    pub negative_spans: Vec<BucketSpan>,
+    #[prost(sint64, repeated, tag = "9")]
+    pub negative_deltas: Vec<i64>,
+    #[prost(double, repeated, tag = "10")]
+    pub negative_counts: Vec<f64>,
+    #[prost(message, repeated, tag = "11")]
+    pub positive_spans: Vec<BucketSpan>,
+    #[prost(sint64, repeated, tag = "12")]
+    pub positive_deltas: Vec<i64>,
+    #[prost(double, repeated, tag = "13")]
+    pub positive_counts: Vec<f64>,
+    /// `histogram::ResetHint` as its number.
+    #[prost(int32, tag = "14")]
+    pub reset_hint: i32,
+    #[prost(int64, tag = "15")]
+    pub timestamp: i64,
+    /// The bucket boundaries of a histogram with custom buckets (schema -53).
+    #[prost(double, repeated, tag = "16")]
+    pub custom_values: Vec<f64>,
+}
+
+pub mod histogram {
+    /// `oneof count`.
+    #[derive(Clone, Copy, PartialEq, prost::Oneof)]
+    pub enum Count {
+        #[prost(uint64, tag = "1")]
+        CountInt(u64),
+        #[prost(double, tag = "2")]
+        CountFloat(f64),
+    }
+
+    /// `oneof zero_count`.
+    #[derive(Clone, Copy, PartialEq, prost::Oneof)]
+    pub enum ZeroCount {
+        #[prost(uint64, tag = "6")]
+        ZeroCountInt(u64),
+        #[prost(double, tag = "7")]
+        ZeroCountFloat(f64),
+    }
+
+    /// `Histogram.ResetHint`.
+    pub const RESET_UNKNOWN: i32 = 0;
+    pub const RESET_YES: i32 = 1;
+    pub const RESET_NO: i32 = 2;
+    pub const RESET_GAUGE: i32 = 3;
+}
+
+/// `prometheus.BucketSpan`: `length` consecutive buckets, starting `offset` buckets after the
+/// end of the previous span (or at index `offset` for the first span).
+#[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
+pub struct BucketSpan {
+    #[prost(sint32, tag = "1")]
+    pub offset: i32,
+    #[prost(uint32, tag = "2")]
+    pub length: u32,
 }
 
 /// `prometheus.Label`.

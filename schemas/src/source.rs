@@ -5,7 +5,7 @@
 use std::fmt::Debug;
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{Float64Array, Int64Array, RecordBatch};
+use arrow::array::{Array, BinaryArray, Float64Array, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 
@@ -14,6 +14,7 @@ use crate::{Labels, Matcher, SchemaError, TenantId};
 /// Column names shared by every sample batch.
 pub const TIMESTAMP: &str = "timestamp";
 pub const VALUE: &str = "value";
+pub const HISTOGRAM: &str = "histogram";
 
 static SAMPLE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
@@ -22,9 +23,24 @@ static SAMPLE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+static SAMPLE_SCHEMA_WITH_HISTOGRAMS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new(TIMESTAMP, DataType::Int64, false),
+        Field::new(VALUE, DataType::Float64, false),
+        Field::new(HISTOGRAM, DataType::Binary, true),
+    ]))
+});
+
 /// Schema of one series' samples: `timestamp` (Int64, milliseconds) and `value` (Float64).
 pub fn sample_schema() -> SchemaRef {
     Arc::clone(&SAMPLE_SCHEMA)
+}
+
+/// [`sample_schema`] plus `histogram` (Binary, nullable): the samples of a series that holds
+/// native histograms. A row is a histogram when `histogram` is not null
+/// ([`crate::histogram::FloatHistogram::encode`]); its `value` is 0 and means nothing.
+pub fn sample_schema_with_histograms() -> SchemaRef {
+    Arc::clone(&SAMPLE_SCHEMA_WITH_HISTOGRAMS)
 }
 
 /// One selected series: its labels and its samples, sorted by timestamp, timestamps unique.
@@ -41,6 +57,33 @@ impl SeriesData {
         let samples = RecordBatch::try_new(sample_schema(), vec![Arc::new(ts), Arc::new(values)])
             .expect("two equal-length non-null columns match the sample schema");
         Self { labels, samples }
+    }
+
+    /// Builds a series whose samples may be histograms (`histograms` null for float rows).
+    /// Without any histogram it is the same as [`new`](Self::new).
+    pub fn with_histograms(
+        labels: Labels,
+        ts: Int64Array,
+        values: Float64Array,
+        histograms: BinaryArray,
+    ) -> Self {
+        if histograms.null_count() == histograms.len() {
+            return Self::new(labels, ts, values);
+        }
+        let samples = RecordBatch::try_new(
+            sample_schema_with_histograms(),
+            vec![Arc::new(ts), Arc::new(values), Arc::new(histograms)],
+        )
+        .expect("three equal-length columns match the sample schema with histograms");
+        Self { labels, samples }
+    }
+
+    /// The histogram column, when the series has one (see [`sample_schema_with_histograms`]).
+    pub fn histograms(&self) -> Option<&BinaryArray> {
+        self.samples
+            .column_by_name(HISTOGRAM)?
+            .as_any()
+            .downcast_ref()
     }
 
     pub fn timestamps(&self) -> &Int64Array {

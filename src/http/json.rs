@@ -11,6 +11,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hypnos_planner::QueryResult;
 use hypnos_schemas::Labels;
+use hypnos_schemas::histogram::FloatHistogram;
 
 /// Appends a millisecond timestamp as Prometheus' seconds (`1.5s` -> `1.500`, `-0.005`).
 pub(crate) fn push_timestamp(out: &mut String, ms: i64) {
@@ -96,6 +97,43 @@ fn push_point(out: &mut String, t: i64, v: f64) {
     out.push_str("\"]");
 }
 
+/// Appends `[<ts>,{"count":"..","sum":"..","buckets":[[rule,"lower","upper","count"],...]}]`,
+/// Prometheus' form of a native histogram sample. `rule` says which bounds belong to the
+/// bucket: 0 upper only, 1 lower only, 2 neither, 3 both.
+fn push_histogram_point(out: &mut String, t: i64, h: &FloatHistogram) {
+    out.push('[');
+    push_timestamp(out, t);
+    out.push_str(",{\"count\":\"");
+    out.push_str(&format_value(h.count));
+    out.push_str("\",\"sum\":\"");
+    out.push_str(&format_value(h.sum));
+    out.push('"');
+    let buckets = h.buckets();
+    if !buckets.is_empty() {
+        out.push_str(",\"buckets\":[");
+        for (i, b) in buckets.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let rule = match (b.lower_inclusive, b.upper_inclusive) {
+                (false, true) => 0,
+                (true, false) => 1,
+                (false, false) => 2,
+                (true, true) => 3,
+            };
+            let _ = write!(
+                out,
+                "[{rule},\"{}\",\"{}\",\"{}\"]",
+                format_value(b.lower),
+                format_value(b.upper),
+                format_value(b.count)
+            );
+        }
+        out.push(']');
+    }
+    out.push_str("}]");
+}
+
 /// The `data` object of a query answer: `{"resultType":...,"result":...}`.
 pub(crate) fn query_data(result: &QueryResult) -> String {
     let mut out = String::with_capacity(256);
@@ -119,8 +157,16 @@ pub(crate) fn query_data(result: &QueryResult) -> String {
                 }
                 out.push_str("{\"metric\":");
                 push_labels(&mut out, &s.labels);
-                out.push_str(",\"value\":");
-                push_point(&mut out, s.t, s.v);
+                match &s.h {
+                    Some(h) => {
+                        out.push_str(",\"histogram\":");
+                        push_histogram_point(&mut out, s.t, h);
+                    }
+                    None => {
+                        out.push_str(",\"value\":");
+                        push_point(&mut out, s.t, s.v);
+                    }
+                }
                 out.push('}');
             }
             out.push(']');
@@ -133,14 +179,27 @@ pub(crate) fn query_data(result: &QueryResult) -> String {
                 }
                 out.push_str("{\"metric\":");
                 push_labels(&mut out, &s.labels);
-                out.push_str(",\"values\":[");
-                for (j, (t, v)) in s.points.iter().enumerate() {
-                    if j > 0 {
-                        out.push(',');
+                if !s.points.is_empty() || s.histograms.is_empty() {
+                    out.push_str(",\"values\":[");
+                    for (j, (t, v)) in s.points.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        push_point(&mut out, *t, *v);
                     }
-                    push_point(&mut out, *t, *v);
+                    out.push(']');
                 }
-                out.push_str("]}");
+                if !s.histograms.is_empty() {
+                    out.push_str(",\"histograms\":[");
+                    for (j, (t, h)) in s.histograms.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        push_histogram_point(&mut out, *t, h);
+                    }
+                    out.push(']');
+                }
+                out.push('}');
             }
             out.push(']');
         }
@@ -321,6 +380,7 @@ mod tests {
             labels: labels.clone(),
             t: 1_500,
             v: 1.0,
+            h: None,
         }]);
         assert_eq!(
             success_body(&query_data(&v), &[]),
@@ -329,6 +389,7 @@ mod tests {
         let m = QueryResult::Matrix(vec![RangeSeries {
             labels,
             points: vec![(1000, 1.0), (2001, f64::NAN)],
+            histograms: vec![],
         }]);
         assert_eq!(
             query_data(&m),
