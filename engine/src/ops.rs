@@ -159,6 +159,9 @@ mod window;
 pub use instant_fn::{InstantFunc, instant_function};
 mod count_values;
 mod histogram;
+mod hist_agg;
+mod hist_fn;
+mod hist_range;
 pub use count_values::{count_values, format_value, valid_count_values_label};
 pub use histogram::{
     HistogramFunc, HistogramNotes, bucket_fraction, bucket_quantile, format_openmetrics_float,

@@ -1,0 +1,1 @@
+//! Instant functions and binary operators over native histogram samples (histogram_count, histogram_sum, histogram_avg, histogram_stddev, histogram_stdvar, histogram_fraction, histogram_quantile; arithmetic and comparisons with histograms).
