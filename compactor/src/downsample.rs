@@ -12,11 +12,14 @@
 //! every reset seen so far in the block (a value lower than the one before), so it only
 //! grows inside a block; it also starts with a point at the block's first sample, so that a
 //! rate over the first window has a starting point.
+//!
+//! Native histogram samples are not downsampled: the aggregates are those of a series'
+//! float samples, and a series holding only histograms has none.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Float64Array, Int64Array};
+use arrow::array::{Array, Float64Array, Int64Array};
 use hypnos_schemas::block::{BlockInfo, BlockReader, BlockWriter};
 use hypnos_schemas::layout::BlockMeta;
 use hypnos_schemas::source::{AGGR_LABEL, RESOLUTION_RAW, ReadAggregate};
@@ -349,7 +352,19 @@ async fn downsample_with_cache(
         let mut ready: HashMap<(u32, ReadAggregate), Part> = HashMap::new();
         for rs in input.read_refs(&refs, all).await? {
             let r = rs.series_ref;
-            let (ts, values) = (rs.timestamps.values(), rs.values.values());
+            // Histogram samples are left out (see the module's documentation).
+            let floats: (Vec<i64>, Vec<f64>);
+            let (ts, values): (&[i64], &[f64]) = match rs.histograms {
+                None => (rs.timestamps.values(), rs.values.values()),
+                Some(h) => {
+                    let (ts, vs) = (rs.timestamps.values(), rs.values.values());
+                    floats = (0..ts.len())
+                        .filter(|i| h.is_null(*i))
+                        .map(|i| (ts[i], vs[i]))
+                        .unzip();
+                    (&floats.0, &floats.1)
+                }
+            };
             if src_res == RESOLUTION_RAW {
                 let mut aggs = aggregate_raw(ts, values, resolution_ms);
                 for a in AGGREGATES {
@@ -669,6 +684,83 @@ mod tests {
             "counter" => p.ts == vec![1, 2, M5 + 1] && p.values == vec![1.0, 2.0, 3.0],
             _ => p.ts == vec![2, M5 + 1],
         }));
+    }
+
+    /// Native histograms are not downsampled: a raw block holding them downsamples the
+    /// float samples of every series and leaves series of histograms only out.
+    #[tokio::test]
+    async fn histogram_samples_are_left_out() {
+        use arrow::array::BinaryArray;
+        use hypnos_schemas::histogram::FloatHistogram;
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let tenant = TenantId::new("t").unwrap();
+        let (ts, vs) = data(24 * 240);
+        let hist = |i: usize| {
+            FloatHistogram {
+                count: i as f64,
+                sum: vs[i],
+                ..FloatHistogram::default()
+            }
+            .encode()
+        };
+        // `mixed`: every third sample a histogram; `hist`: histograms only.
+        let is_hist = |i: usize| i % 3 == 1;
+        let mixed_h: BinaryArray = (0..ts.len()).map(|i| is_hist(i).then(|| hist(i))).collect();
+        let mixed_v: Vec<f64> = (0..ts.len())
+            .map(|i| if is_hist(i) { 0.0 } else { vs[i] })
+            .collect();
+        let only_h: BinaryArray = (0..ts.len()).map(|i| Some(hist(i))).collect();
+        let labels = |n: &str| Labels::from_pairs([("__name__", n), ("job", "a")]);
+        let raw = write_block(
+            &store,
+            &tenant,
+            vec![
+                series("floats", &ts, &vs),
+                SeriesData::with_histograms(
+                    labels("mixed"),
+                    Int64Array::from(ts.clone()),
+                    Float64Array::from(mixed_v),
+                    mixed_h,
+                ),
+                SeriesData::with_histograms(
+                    labels("hist"),
+                    Int64Array::from(ts.clone()),
+                    Float64Array::from(vec![0.0; ts.len()]),
+                    only_h,
+                ),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(raw.num_samples, 3 * ts.len() as u64);
+        let reader = BlockReader::new(Arc::clone(&store), raw.clone()).unwrap();
+        let m5 = downsample_block(&store, &reader, M5).await.unwrap();
+        assert_eq!(m5.num_series, 10, "floats and mixed, five aggregates each");
+        let got = read_all(&store, &m5).await;
+        let (fts, fvs): (Vec<i64>, Vec<f64>) = (0..ts.len())
+            .filter(|i| !is_hist(*i))
+            .map(|i| (ts[i], vs[i]))
+            .unzip();
+        for (name, want) in [
+            ("floats", aggregate_raw(&ts, &vs, M5)),
+            ("mixed", aggregate_raw(&fts, &fvs, M5)),
+        ] {
+            for kind in AGGREGATES {
+                let mut l = labels(name);
+                l.set(AGGR_LABEL, kind.label_value().unwrap());
+                let (_, part) = got.iter().find(|(g, _)| *g == l).expect("stored");
+                assert_eq!(part, want.get(kind).unwrap(), "{name} {kind:?}");
+            }
+        }
+        // And on to 1h, from the 5m block and from the raw one alike.
+        let r5 = BlockReader::new(Arc::clone(&store), m5).unwrap();
+        let h1 = downsample_block(&store, &r5, H).await.unwrap();
+        let h1_direct = downsample_block(&store, &reader, H).await.unwrap();
+        assert_eq!(h1.num_series, 10);
+        assert_eq!(
+            read_all(&store, &h1).await,
+            read_all(&store, &h1_direct).await
+        );
     }
 
     #[tokio::test]

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Float64Array, Int64Array};
+use arrow::array::{Array, BinaryArray, BinaryBuilder, Float64Array, Int64Array};
 use hypnos_schemas::block::{BlockInfo, BlockReader, BlockWriter, RefSamples};
 use hypnos_schemas::layout::BlockMeta;
 use hypnos_schemas::{Labels, TimeRange};
@@ -20,27 +20,104 @@ const GROUP_SAMPLES: u64 = 1 << 20;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Part {
     pub ts: Vec<i64>,
+    /// The float samples; 0 at histogram samples.
     pub values: Vec<f64>,
+    /// Native histograms (stored bytes), null at float samples; `None` when the part has
+    /// none.
+    pub histograms: Option<BinaryArray>,
 }
 
 impl Part {
+    /// A part of float samples.
     pub fn new(ts: Vec<i64>, values: Vec<f64>) -> Self {
-        Self { ts, values }
+        Self {
+            ts,
+            values,
+            histograms: None,
+        }
+    }
+
+    /// A part whose samples are histograms where `histograms` is not null.
+    pub fn with_histograms(
+        ts: Vec<i64>,
+        values: Vec<f64>,
+        histograms: Option<BinaryArray>,
+    ) -> Self {
+        Self {
+            ts,
+            values,
+            histograms: histograms.filter(|h| h.null_count() < h.len()),
+        }
+    }
+
+    /// The stored histogram of sample `i`, when it is one.
+    pub fn histogram(&self, i: usize) -> Option<&[u8]> {
+        self.histograms
+            .as_ref()
+            .filter(|h| h.is_valid(i))
+            .map(|h| h.value(i))
+    }
+}
+
+/// Builds a [`Part`] sample by sample; the histogram column appears with the first
+/// histogram.
+#[derive(Default)]
+struct PartBuilder {
+    ts: Vec<i64>,
+    values: Vec<f64>,
+    histograms: Option<BinaryBuilder>,
+}
+
+impl PartBuilder {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            ts: Vec::with_capacity(n),
+            values: Vec::with_capacity(n),
+            histograms: None,
+        }
+    }
+
+    /// Appends sample `i` of `p`.
+    fn push_from(&mut self, p: &Part, i: usize) {
+        self.ts.push(p.ts[i]);
+        self.values.push(p.values[i]);
+        match p.histogram(i) {
+            Some(h) => {
+                let n = self.ts.len() - 1;
+                self.histograms
+                    .get_or_insert_with(|| {
+                        let mut b = BinaryBuilder::new();
+                        b.append_nulls(n);
+                        b
+                    })
+                    .append_value(h);
+            }
+            None => {
+                if let Some(b) = &mut self.histograms {
+                    b.append_null();
+                }
+            }
+        }
+    }
+
+    fn finish(self) -> Part {
+        Part {
+            ts: self.ts,
+            values: self.values,
+            histograms: self.histograms.map(|mut b| b.finish()),
+        }
     }
 }
 
 /// Merges parts of one series (same labels) into one sorted part. Where several parts hold
-/// the same timestamp, the sample of the latest part (the newest block) is kept; identical
-/// samples collapse.
+/// the same timestamp, the sample of the latest part (the newest block) is kept, float or
+/// histogram; identical samples collapse.
 pub fn merge_same(mut parts: Vec<Part>) -> Part {
     if parts.len() == 1 {
         return parts.pop().expect("one part");
     }
     let total: usize = parts.iter().map(|p| p.ts.len()).sum();
-    let mut out = Part {
-        ts: Vec::with_capacity(total),
-        values: Vec::with_capacity(total),
-    };
+    let mut out = PartBuilder::with_capacity(total);
     let mut pos = vec![0usize; parts.len()];
     loop {
         let mut best: Option<(usize, i64)> = None;
@@ -52,15 +129,14 @@ pub fn merge_same(mut parts: Vec<Part>) -> Part {
             }
         }
         let Some((i, t)) = best else { break };
-        out.ts.push(t);
-        out.values.push(parts[i].values[pos[i]]);
+        out.push_from(&parts[i], pos[i]);
         for (j, p) in parts.iter().enumerate() {
             if p.ts.get(pos[j]) == Some(&t) {
                 pos[j] += 1;
             }
         }
     }
-    out
+    out.finish()
 }
 
 fn median_step(ts: &[i64]) -> i64 {
@@ -75,7 +151,8 @@ fn median_step(ts: &[i64]) -> i64 {
 /// Deduplicates replicas of one series: the replica with the most samples is kept whole;
 /// another replica's samples fill only its gaps (a gap is more than twice the primary's
 /// median scrape interval, and a filling sample stays half an interval away from the
-/// primary's samples). Replicas are never interleaved sample by sample.
+/// primary's samples). Replicas are never interleaved sample by sample. Histogram samples
+/// are samples like the others.
 pub fn dedup_replicas(mut replicas: Vec<Part>) -> Part {
     replicas.retain(|p| !p.ts.is_empty());
     if replicas.len() <= 1 {
@@ -88,12 +165,11 @@ pub fn dedup_replicas(mut replicas: Vec<Part>) -> Part {
     let step = median_step(&merged.ts);
     for i in &order[1..] {
         let other = &replicas[*i];
-        let mut out = Part::default();
+        let mut out = PartBuilder::with_capacity(merged.ts.len());
         let mut k = 0; // next primary sample
-        for (t, v) in other.ts.iter().zip(&other.values) {
+        for (o, t) in other.ts.iter().enumerate() {
             while k < merged.ts.len() && merged.ts[k] < *t {
-                out.ts.push(merged.ts[k]);
-                out.values.push(merged.values[k]);
+                out.push_from(&merged, k);
                 k += 1;
             }
             let prev = if k > 0 { Some(merged.ts[k - 1]) } else { None };
@@ -105,13 +181,13 @@ pub fn dedup_replicas(mut replicas: Vec<Part>) -> Part {
                 _ => true,
             };
             if far_prev && far_next && in_gap {
-                out.ts.push(*t);
-                out.values.push(*v);
+                out.push_from(other, o);
             }
         }
-        out.ts.extend_from_slice(&merged.ts[k..]);
-        out.values.extend_from_slice(&merged.values[k..]);
-        merged = out;
+        for k in k..merged.ts.len() {
+            out.push_from(&merged, k);
+        }
+        merged = out.finish();
     }
     merged
 }
@@ -205,7 +281,11 @@ pub async fn merge_blocks(
                 let Some(rs) = fetched[*i].remove(r) else {
                     continue;
                 };
-                let part = Part::new(rs.timestamps.values().to_vec(), rs.values.values().to_vec());
+                let part = Part::with_histograms(
+                    rs.timestamps.values().to_vec(),
+                    rs.values.values().to_vec(),
+                    rs.histograms,
+                );
                 match replicas.iter_mut().find(|(k, _)| k == replica) {
                     Some((_, parts)) => parts.push(part),
                     None => replicas.push((replica.clone(), vec![part])),
@@ -217,10 +297,11 @@ pub async fn merge_blocks(
                 continue;
             }
             writer
-                .append(
+                .append_with_histograms(
                     s.labels.clone(),
                     &Int64Array::from(merged.ts),
                     &Float64Array::from(merged.values),
+                    merged.histograms.as_ref(),
                 )
                 .await?;
         }
@@ -265,6 +346,80 @@ mod tests {
         assert_eq!(
             m.ts,
             vec![0, 15, 30, 52, 67, 82, 90, 105, 120, 135, 150, 165]
+        );
+    }
+
+    /// A part whose `Err` samples are histograms with those stored bytes.
+    fn hp(ts: &[i64], samples: &[Result<f64, &[u8]>]) -> Part {
+        let values = samples
+            .iter()
+            .map(|s| *s.as_ref().unwrap_or(&0.0))
+            .collect();
+        let h: BinaryArray = samples.iter().map(|s| s.err()).collect();
+        Part::with_histograms(ts.to_vec(), values, Some(h))
+    }
+
+    /// Each sample as its float or its histogram bytes.
+    fn samples(p: &Part) -> Vec<(i64, Result<f64, Vec<u8>>)> {
+        (0..p.ts.len())
+            .map(|i| match p.histogram(i) {
+                Some(h) => (p.ts[i], Err(h.to_vec())),
+                None => (p.ts[i], Ok(p.values[i])),
+            })
+            .collect()
+    }
+
+    fn h(b: &[u8]) -> Result<f64, Vec<u8>> {
+        Err(b.to_vec())
+    }
+
+    #[test]
+    fn histograms_merge_like_floats() {
+        // The newest part wins at a shared timestamp, whatever the kind of either sample.
+        let old = hp(&[1, 2, 3], &[Err(b"o1"), Ok(2.0), Err(b"o3")]);
+        let new = hp(&[2, 3, 4], &[Err(b"n2"), Ok(3.5), Err(b"n4")]);
+        let m = merge_same(vec![old.clone(), new]);
+        assert_eq!(
+            samples(&m),
+            vec![(1, h(b"o1")), (2, h(b"n2")), (3, Ok(3.5)), (4, h(b"n4"))]
+        );
+        // A float part merged with a histogram part: the column appears mid-way.
+        let m = merge_same(vec![Part::new(vec![0], vec![9.0]), old.clone()]);
+        assert_eq!(m.histograms.as_ref().map(|h| h.len()), Some(4));
+        assert_eq!(samples(&m)[..2], [(0, Ok(9.0)), (1, h(b"o1"))]);
+        // Floats only: no column.
+        let m = merge_same(vec![
+            Part::new(vec![0], vec![9.0]),
+            Part::new(vec![1], vec![1.0]),
+        ]);
+        assert!(m.histograms.is_none());
+        // An all-null column is no column.
+        let none: BinaryArray = vec![None::<&[u8]>].into_iter().collect();
+        assert_eq!(
+            Part::with_histograms(vec![1], vec![1.0], Some(none)),
+            Part::new(vec![1], vec![1.0])
+        );
+    }
+
+    #[test]
+    fn histogram_replicas_fill_gaps() {
+        let a_ts = [0, 15, 30, 90, 105, 120];
+        let a: Vec<Result<f64, &[u8]>> = vec![Err(b"a"); 6];
+        let b_ts = [7, 52, 67, 112];
+        let b: Vec<Result<f64, &[u8]>> = vec![Err(b"b"), Err(b"b"), Ok(2.0), Err(b"b")];
+        let m = dedup_replicas(vec![hp(&b_ts, &b), hp(&a_ts, &a)]);
+        assert_eq!(
+            samples(&m),
+            vec![
+                (0, h(b"a")),
+                (15, h(b"a")),
+                (30, h(b"a")),
+                (52, h(b"b")),
+                (67, Ok(2.0)),
+                (90, h(b"a")),
+                (105, h(b"a")),
+                (120, h(b"a")),
+            ]
         );
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use arrow::array::{Float64Array, Int64Array};
+use arrow::array::{Array, Float64Array, Int64Array};
 use async_trait::async_trait;
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -20,6 +20,7 @@ use hypnos_compactor::{
 };
 use hypnos_engine::BlockCatalog;
 use hypnos_schemas::block::{BlockReader, read_meta, write_block};
+use hypnos_schemas::histogram::{FloatHistogram, ResetHint, Span};
 use hypnos_schemas::layout::BlockMeta;
 use hypnos_schemas::source::{AGGR_LABEL, RESOLUTION_1H, RESOLUTION_5M};
 use hypnos_schemas::{Labels, SeriesData, SeriesSource, TenantId, TimeRange};
@@ -848,6 +849,220 @@ async fn a_block_that_cannot_be_downsampled_does_not_stop_the_others(kind: Kind)
     assert_eq!(bad.len(), 1, "the bad block is left as it is");
 }
 
+/// A histogram standing for the observations of a series up to `t` (any `t` gives a
+/// different one).
+fn histogram_at(t: i64, k: i64) -> FloatHistogram {
+    let n = (t / 15_000) as f64;
+    FloatHistogram {
+        counter_reset_hint: ResetHint::NotReset,
+        schema: 3,
+        zero_threshold: 1e-128,
+        zero_count: n,
+        count: 4.0 * n + k as f64,
+        sum: n * 0.1 + (t % 7) as f64,
+        positive_spans: vec![Span {
+            offset: (k % 3) as i32,
+            length: 3,
+        }],
+        positive_buckets: vec![n, 2.0 * n, n + k as f64],
+        negative_spans: Vec::new(),
+        negative_buckets: Vec::new(),
+        custom_values: Vec::new(),
+    }
+}
+
+/// A series whose samples at `is_histogram` times are histograms, the others floats.
+fn hseries(
+    labels: &[(&str, &str)],
+    ts: &[i64],
+    k: i64,
+    is_histogram: impl Fn(i64) -> bool,
+) -> SeriesData {
+    let values: Vec<f64> = ts
+        .iter()
+        .map(|t| {
+            if is_histogram(*t) {
+                0.0
+            } else {
+                (*t / 1000) as f64
+            }
+        })
+        .collect();
+    let encoded: Vec<Option<Vec<u8>>> = ts
+        .iter()
+        .map(|t| is_histogram(*t).then(|| histogram_at(*t, k).encode()))
+        .collect();
+    SeriesData::with_histograms(
+        Labels::from_pairs(labels.iter().copied()),
+        Int64Array::from(ts.to_vec()),
+        Float64Array::from(values),
+        encoded.iter().map(|h| h.as_deref()).collect(),
+    )
+}
+
+/// Every sample of every raw series: a float's bits or a histogram's stored bytes.
+type Samples = Vec<(Labels, Vec<(i64, Result<u64, Vec<u8>>)>)>;
+
+async fn query_samples(store: &Arc<dyn ObjectStore>, tenant: &TenantId) -> Samples {
+    let catalog = BlockCatalog::new(Arc::clone(store));
+    catalog.sync().await.unwrap();
+    let got = catalog
+        .select(tenant, &[], TimeRange::new(i64::MIN, i64::MAX))
+        .await
+        .unwrap();
+    got.into_iter()
+        .map(|s| {
+            let h = s.histograms();
+            let samples = (0..s.len())
+                .map(|i| {
+                    let t = s.timestamps().value(i);
+                    match h.filter(|h| h.is_valid(i)) {
+                        Some(h) => (t, Err(h.value(i).to_vec())),
+                        None => (t, Ok(s.values().value(i).to_bits())),
+                    }
+                })
+                .collect();
+            (s.labels, samples)
+        })
+        .collect()
+}
+
+/// Blocks holding native histograms (alone, mixed with floats, in HA replicas, in
+/// overlapping blocks) are merged and deduplicated with their histograms kept bit for bit,
+/// and downsampled into the aggregates of their float samples only.
+async fn histograms_survive_merge_dedup_and_downsampling(kind: Kind) {
+    let Some(mut buckets) = Buckets::new(kind) else {
+        return;
+    };
+    let store = buckets.fresh();
+    let tenant = TenantId::new("t").unwrap();
+    // [0, 4h) and [3h, 8h) overlap (a retried write); [8h, 9h) closes the 8h window.
+    for (from, to) in [(0, 4 * H), (3 * H, 8 * H), (8 * H, 9 * H)] {
+        let ts = scrape(from, to, 0);
+        // Replica A misses [2h, 3h), replica B [3h, 4h).
+        let a: Vec<i64> = ts
+            .iter()
+            .copied()
+            .filter(|t| !(2 * H..3 * H).contains(t))
+            .collect();
+        let b: Vec<i64> = scrape(from, to, 5000)
+            .into_iter()
+            .filter(|t| !(3 * H..4 * H).contains(t))
+            .collect();
+        write_block(
+            &store,
+            &tenant,
+            vec![
+                hseries(&[("__name__", "h"), ("job", "a")], &ts, 1, |_| true),
+                // Floats for 5h, then histograms (a metric changing type).
+                hseries(&[("__name__", "mixed"), ("job", "a")], &ts, 2, |t| {
+                    t >= 5 * H
+                }),
+                series(&[("__name__", "g"), ("job", "a")], &ts, |t| {
+                    ((t / 7) % 4096) as f64
+                }),
+                hseries(&[("__name__", "rh"), ("replica", "A")], &a, 3, |_| true),
+                hseries(&[("__name__", "rh"), ("replica", "B")], &b, 4, |_| true),
+            ],
+        )
+        .await
+        .unwrap();
+    }
+    let before = query_samples(&store, &tenant).await;
+
+    let c = Compactor::new(
+        Arc::clone(&store),
+        CompactorConfig {
+            replica_labels: vec!["replica".into()],
+            ..downsample_cfg()
+        },
+    )
+    .unwrap();
+    let report = c.run_once().await.unwrap();
+    assert_eq!(report.written.len(), 1);
+    let merged = report.written[0].clone();
+    assert_eq!(merged.sources.len(), 2);
+    let res: Vec<i64> = report.downsampled.iter().map(|m| m.resolution_ms).collect();
+    assert_eq!(res, vec![RESOLUTION_5M, RESOLUTION_1H]);
+
+    let after = query_samples(&store, &tenant).await;
+    // Series without replicas read back exactly as before, histograms included.
+    let plain = |s: &Samples| -> Samples {
+        s.iter()
+            .filter(|(l, _)| l.get("replica").is_empty() && l.metric_name() != "rh")
+            .cloned()
+            .collect()
+    };
+    let kept = plain(&after);
+    assert_eq!(kept, plain(&before));
+    let names: Vec<&str> = kept.iter().map(|(l, _)| l.metric_name()).collect();
+    assert_eq!(names, vec!["g", "h", "mixed"]);
+    let (_, h) = &after[1];
+    assert!(h.iter().all(|s| s.1.is_err()), "h holds histograms only");
+    assert_eq!(
+        h.iter().map(|s| s.0).collect::<Vec<_>>(),
+        scrape(0, 9 * H, 0),
+        "each sample once, the overlap included"
+    );
+    let (_, mixed) = &after[2];
+    assert!(mixed.iter().all(|(t, s)| s.is_err() == (*t >= 5 * H)));
+    // In the compacted window the replicas are one series of histograms, each gap filled
+    // by the other replica; the newest block still has both.
+    let rh = Labels::from_pairs([("__name__", "rh")]);
+    let (_, deduped) = after.iter().find(|(l, _)| *l == rh).expect("deduplicated");
+    assert!(deduped.iter().all(|(t, s)| s.is_err() && *t < 8 * H));
+    let from_a = |t: i64| (t - 5000).rem_euclid(15_000) > 10;
+    assert!(
+        deduped
+            .iter()
+            .any(|(t, _)| (2 * H..3 * H).contains(t) && !from_a(*t))
+    );
+    assert!(
+        deduped
+            .iter()
+            .any(|(t, _)| (3 * H..4 * H).contains(t) && from_a(*t))
+    );
+    for (t, s) in deduped {
+        let k = if from_a(*t) { 3 } else { 4 };
+        assert_eq!(s, &Err(histogram_at(*t, k).encode()), "at {t}");
+    }
+    assert!(
+        deduped
+            .windows(2)
+            .all(|w| w[1].0 - w[0].0 >= 10_000 && w[1].0 - w[0].0 <= 20_000 + 7)
+    );
+
+    // Downsampled: the float samples only. `h` and `rh` hold none, `mixed` its first 5h.
+    let got5 = downsampled(&store, &tenant, RESOLUTION_5M).await;
+    let series5: std::collections::BTreeSet<&str> =
+        got5.iter().map(|(l, _, _)| l.metric_name()).collect();
+    assert_eq!(series5.into_iter().collect::<Vec<_>>(), vec!["g", "mixed"]);
+    assert_eq!(got5.len(), 10);
+    let mixed_ts: Vec<i64> = mixed
+        .iter()
+        .filter(|(t, s)| s.is_ok() && *t <= merged.max_time)
+        .map(|(t, _)| *t)
+        .collect();
+    let values: Vec<f64> = mixed_ts.iter().map(|t| (t / 1000) as f64).collect();
+    let want = aggregate_raw(&mixed_ts, &values, RESOLUTION_5M);
+    for kind in AGGREGATES {
+        let (_, ts, bits) = got5
+            .iter()
+            .find(|(l, _, _)| {
+                l.metric_name() == "mixed" && l.get(AGGR_LABEL) == kind.label_value().unwrap()
+            })
+            .unwrap();
+        let part = want.get(kind).unwrap();
+        assert_eq!(ts, &part.ts, "{kind:?}");
+        assert_eq!(
+            bits,
+            &part.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+    }
+    let got1 = downsampled(&store, &tenant, RESOLUTION_1H).await;
+    assert_eq!(got1.len(), 10);
+}
+
 /// Runs each test body once per store kind, as `local::<name>` and `s3::<name>`.
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
@@ -879,4 +1094,5 @@ on_both_stores!(
     a_crash_while_downsampling_is_finished_by_the_next_run,
     retention_is_overridden_per_tenant,
     a_block_that_cannot_be_downsampled_does_not_stop_the_others,
+    histograms_survive_merge_dedup_and_downsampling,
 );

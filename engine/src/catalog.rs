@@ -10,7 +10,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{Float64Array, Float64Builder, Int64Builder};
+use arrow::array::{
+    Array, BinaryArray, BinaryBuilder, Float64Array, Float64Builder, Int64Builder, UInt32Array,
+};
+use arrow::compute::take_record_batch;
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use futures::future::try_join_all;
@@ -245,14 +248,13 @@ impl Covered {
         if keep.is_empty() {
             return None;
         }
-        let vs = s.values();
-        let mut tb = Int64Builder::with_capacity(keep.len());
-        let mut vb = Float64Builder::with_capacity(keep.len());
-        for i in keep {
-            tb.append_value(ts.value(i));
-            vb.append_value(vs.value(i));
-        }
-        Some(SeriesData::new(s.labels, tb.finish(), vb.finish()))
+        // Every column (histograms of raw data included) keeps the rows kept.
+        let idx = UInt32Array::from_iter_values(keep.into_iter().map(|i| i as u32));
+        let samples = take_record_batch(&s.samples, &idx).expect("indices are in bounds");
+        Some(SeriesData {
+            labels: s.labels,
+            samples,
+        })
     }
 }
 
@@ -337,40 +339,46 @@ pub(crate) struct Piece {
     pub(crate) max: Option<Option<SeriesData>>,
 }
 
+/// The value of sample `i` of `s` when it is a point of a float counter: a float that is not
+/// a staleness marker. Histogram samples (raw data only) are no such point: counter joining
+/// passes them through as they are.
+fn counter_point(s: &SeriesData, i: usize, hs: Option<&BinaryArray>) -> Option<f64> {
+    if hs.is_some_and(|h| h.is_valid(i)) {
+        return None;
+    }
+    Some(s.values().value(i)).filter(|v| !is_stale_nan(*v))
+}
+
 impl Piece {
     /// The raw counter value at the piece's last point (estimated for downsampled data: the
     /// largest sample of the last window, exact unless the counter reset in that window).
     fn raw_end(&self) -> Option<f64> {
-        let (ts, vs) = (self.series.timestamps(), self.series.values());
-        let last = (0..self.series.len())
+        let (ts, hs) = (self.series.timestamps(), self.series.histograms());
+        let (last, v) = (0..self.series.len())
             .rev()
-            .find(|&i| !is_stale_nan(vs.value(i)))?;
+            .find_map(|i| counter_point(&self.series, i, hs).map(|v| (i, v)))?;
         if let Some(Some(max)) = &self.max {
             let t = ts.value(last);
             if let Ok(i) = max.timestamps().values().binary_search(&t) {
                 return Some(max.values().value(i));
             }
         }
-        Some(vs.value(last))
+        Some(v)
     }
 }
 
-/// The first value of a piece that is not a staleness marker.
+/// The first counter point of a piece (see [`counter_point`]).
 fn first_value(p: &Piece) -> Option<f64> {
-    p.series
-        .values()
-        .iter()
-        .flatten()
-        .find(|v| !is_stale_nan(*v))
+    let hs = p.series.histograms();
+    (0..p.series.len()).find_map(|i| counter_point(&p.series, i, hs))
 }
 
-/// The last value of a piece that is not a staleness marker.
+/// The last counter point of a piece (see [`counter_point`]).
 fn last_value(p: &Piece) -> Option<f64> {
-    let vs = p.series.values();
-    (0..vs.len())
+    let hs = p.series.histograms();
+    (0..p.series.len())
         .rev()
-        .map(|i| vs.value(i))
-        .find(|v| !is_stale_nan(*v))
+        .find_map(|i| counter_point(&p.series, i, hs))
 }
 
 /// Pieces sorted by their first timestamp, each cut to the points after the end of those
@@ -407,7 +415,8 @@ fn without_overlaps(group: Vec<Piece>) -> Vec<Piece> {
 /// resets. The counter starts at the first raw value; only differences matter to `rate`,
 /// `increase` and `irate`. Series read from raw pieces only are left exactly as stored
 /// unless `raw_too` (sources merged by [`crate::MergedSource`], where the catalog's joined
-/// counter is followed by the heads' raw one).
+/// counter is followed by the heads' raw one). Histogram samples of raw pieces are kept as
+/// they are and take no part in the joining.
 pub(crate) fn chain_counters(pieces: Vec<Piece>, raw_too: bool) -> Vec<SeriesData> {
     let mut groups: HashMap<Labels, Vec<Piece>> = HashMap::new();
     for p in pieces {
@@ -439,18 +448,19 @@ pub(crate) fn chain_counters(pieces: Vec<Piece>, raw_too: bool) -> Vec<SeriesDat
         let total: usize = group.iter().map(|p| p.series.len()).sum();
         let mut tb = Int64Builder::with_capacity(total);
         let mut values: Vec<f64> = Vec::with_capacity(total);
+        // Null for float samples; dropped if no piece holds a histogram.
+        let mut hb = BinaryBuilder::new();
         let mut end: Option<(f64, f64)> = None; // (adjusted, raw) at the previous piece's end
         let mut end_ts: Option<i64> = None;
         for p in &group {
             let (ts, vs) = (p.series.timestamps(), p.series.values());
-            let first = (0..p.series.len())
-                .map(|i| vs.value(i))
-                .find(|v| !is_stale_nan(*v));
-            let (Some(first), Some(raw_end)) = (first, p.raw_end()) else {
-                // Only staleness markers: kept as they are.
+            let hs = p.series.histograms();
+            let (Some(first), Some(raw_end)) = (first_value(p), p.raw_end()) else {
+                // Only staleness markers and histograms: kept as they are.
                 for i in 0..p.series.len() {
                     tb.append_value(ts.value(i));
                     values.push(vs.value(i));
+                    hb.append_option(hs.filter(|h| h.is_valid(i)).map(|h| h.value(i)));
                 }
                 continue;
             };
@@ -477,6 +487,12 @@ pub(crate) fn chain_counters(pieces: Vec<Piece>, raw_too: bool) -> Vec<SeriesDat
             for i in usize::from(skip_first)..p.series.len() {
                 let v = vs.value(i);
                 tb.append_value(ts.value(i));
+                if let Some(h) = hs.filter(|h| h.is_valid(i)) {
+                    hb.append_value(h.value(i));
+                    values.push(v);
+                    continue;
+                }
+                hb.append_null();
                 if is_stale_nan(v) {
                     values.push(v);
                     continue;
@@ -491,10 +507,11 @@ pub(crate) fn chain_counters(pieces: Vec<Piece>, raw_too: bool) -> Vec<SeriesDat
             end = Some((last, raw_end));
             end_ts = Some(ts.value(p.series.len() - 1));
         }
-        out.push(SeriesData::new(
+        out.push(SeriesData::with_histograms(
             labels,
             tb.finish(),
             Float64Array::from(values),
+            hb.finish(),
         ));
     }
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -1111,6 +1128,172 @@ mod tests {
         }
         // Raw-only reads do not see downsampled blocks.
         assert!(c.select(&t, &[any_name], range).await.unwrap().is_empty());
+    }
+
+    /// `points` as a raw series whose samples at `is_histogram` times are histograms (stored
+    /// bytes `h<t>`, value 0).
+    fn with_histograms(
+        labels: Labels,
+        points: &[(i64, f64)],
+        is_histogram: impl Fn(i64) -> bool,
+    ) -> SeriesData {
+        let ts: Int64Array = points.iter().map(|p| p.0).collect();
+        let vs: Float64Array = points
+            .iter()
+            .map(|p| if is_histogram(p.0) { 0.0 } else { p.1 })
+            .collect();
+        let hs: Vec<Option<Vec<u8>>> = points
+            .iter()
+            .map(|p| is_histogram(p.0).then(|| format!("h{}", p.0).into_bytes()))
+            .collect();
+        let hs: BinaryArray = hs.iter().map(|h| h.as_deref()).collect();
+        SeriesData::with_histograms(labels, ts, vs, hs)
+    }
+
+    /// Each sample of a series: a float, or the bytes of a histogram.
+    fn samples(s: &SeriesData) -> Vec<(i64, Result<f64, String>)> {
+        let h = s.histograms();
+        (0..s.len())
+            .map(|i| {
+                let t = s.timestamps().value(i);
+                match h.filter(|h| h.is_valid(i)) {
+                    Some(h) => (t, Err(String::from_utf8(h.value(i).to_vec()).unwrap())),
+                    None => (t, Ok(s.values().value(i))),
+                }
+            })
+            .collect()
+    }
+
+    fn histogram_every_fourth(t: i64) -> bool {
+        (t / 15_000) % 4 == 1
+    }
+
+    /// Raw blocks holding histograms answer raw reads with them: merged across overlapping
+    /// blocks, and through hinted reads wherever raw data answers.
+    #[tokio::test]
+    async fn raw_reads_return_histograms() {
+        let store = store();
+        let series = raw_series(0, 2 * HOUR);
+        let g = with_histograms(labels("g", "a"), &series[0].1, histogram_every_fourth);
+        let want = samples(&g);
+        // Two overlapping blocks of the same samples (a replay after a crash).
+        for (from, to) in [(0, 75), (60, g.len())] {
+            let part = SeriesData {
+                labels: g.labels.clone(),
+                samples: g.samples.slice(from, to - from),
+            };
+            hypnos_schemas::block::write_block(&store, &tenant(), vec![part])
+                .await
+                .unwrap();
+        }
+        let c = catalog(&store).await;
+        let m = [eq("__name__", "g")];
+        let got = c
+            .select(&tenant(), &m, TimeRange::new(0, 2 * HOUR))
+            .await
+            .unwrap();
+        assert_eq!(samples(&got[0]), want);
+        for aggregate in [
+            ReadAggregate::Value,
+            ReadAggregate::Max,
+            ReadAggregate::Counter,
+        ] {
+            let got = read(&c, &m, (0, 2 * HOUR), hints(RESOLUTION_5M, aggregate)).await;
+            assert_eq!(samples(&got[0]), want, "{aggregate:?}");
+        }
+    }
+
+    /// Where downsampled data answers first, the raw samples after it keep their histograms,
+    /// and counters are joined over the float samples alone.
+    #[tokio::test]
+    async fn histograms_of_raw_data_pass_through_downsampled_reads() {
+        let store = store();
+        let first = raw_series(0, 2 * HOUR);
+        let a = raw_block(&store, &first).await;
+        downsampled_block(&store, &a, &first, RESOLUTION_5M).await;
+        // A raw block over [1h, 3h): its samples up to the 5m block's end are not read.
+        let later = raw_series(HOUR, 3 * HOUR);
+        let mut with_h: Vec<SeriesData> = later
+            .iter()
+            .map(|(l, p)| with_histograms(l.clone(), p, histogram_every_fourth))
+            .collect();
+        with_h.sort_by(|x, y| x.labels.cmp(&y.labels));
+        hypnos_schemas::block::write_block(&store, &tenant(), with_h.clone())
+            .await
+            .unwrap();
+        let c = catalog(&store).await;
+        let after = |s: &SeriesData| -> Vec<(i64, Result<f64, String>)> {
+            samples(s)
+                .into_iter()
+                .filter(|p| p.0 > a.max_time)
+                .collect()
+        };
+
+        let g = [eq("__name__", "g")];
+        let got = read(
+            &c,
+            &g,
+            (0, 3 * HOUR),
+            hints(RESOLUTION_5M, ReadAggregate::Max),
+        )
+        .await;
+        let pts = samples(&got[0]);
+        let (down, raw): (Vec<_>, Vec<_>) = pts.into_iter().partition(|p| p.0 <= a.max_time);
+        let want_down: Vec<(i64, Result<f64, String>)> =
+            aggregates(&first[0].1, RESOLUTION_5M)["max"]
+                .iter()
+                .map(|p| (p.0, Ok(p.1)))
+                .collect();
+        assert_eq!(down, want_down);
+        let g_raw = with_h
+            .iter()
+            .find(|s| s.labels == labels("g", "a"))
+            .unwrap();
+        assert_eq!(raw, after(g_raw));
+        assert!(raw.iter().any(|p| p.1.is_err()));
+
+        // Counters: the histograms are kept as they are, the floats continue the counter
+        // (a histogram sample between two floats is no reset).
+        let cm = [eq("__name__", "c")];
+        let got = read(
+            &c,
+            &cm,
+            (0, 3 * HOUR),
+            hints(RESOLUTION_5M, ReadAggregate::Counter),
+        )
+        .await;
+        let pts = samples(&got[0]);
+        let c_raw = with_h
+            .iter()
+            .find(|s| s.labels == labels("c", "a"))
+            .unwrap();
+        let hist_after: Vec<_> = after(c_raw).into_iter().filter(|p| p.1.is_err()).collect();
+        let hist_got: Vec<_> = pts.iter().filter(|p| p.1.is_err()).cloned().collect();
+        assert_eq!(hist_got, hist_after);
+        let floats: Vec<(i64, f64)> = pts
+            .iter()
+            .filter_map(|(t, v)| v.as_ref().ok().map(|v| (*t, *v)))
+            .collect();
+        assert!(floats.windows(2).all(|w| w[0].1 <= w[1].1), "{floats:?}");
+        // The raw floats after the 5m block rise as the raw counter does, resets included
+        // (one at 2h05m), and nothing else.
+        let raw_floats: Vec<(i64, f64)> = after(c_raw)
+            .into_iter()
+            .filter_map(|(t, v)| v.ok().map(|v| (t, v)))
+            .collect();
+        let got_after: Vec<f64> = floats
+            .iter()
+            .filter(|p| p.0 > a.max_time)
+            .map(|p| p.1)
+            .collect();
+        assert_eq!(got_after.len(), raw_floats.len());
+        let raw_vals: Vec<f64> = raw_floats.iter().map(|p| p.1).collect();
+        assert!(raw_vals.windows(2).any(|w| w[1] < w[0]), "a reset");
+        let raw_increase: f64 = raw_vals
+            .windows(2)
+            .map(|w| if w[1] >= w[0] { w[1] - w[0] } else { w[1] })
+            .sum();
+        assert_eq!(got_after[got_after.len() - 1] - got_after[0], raw_increase);
     }
 
     #[test]

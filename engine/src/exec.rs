@@ -25,8 +25,8 @@ use crate::ops::{
     Relabel, StepParam, StepValue, Steps, VectorMatching, VectorOp, absent, aggregate_annotated,
     aggregate_per_step_annotated, broadcast, count_values, histogram_function_annotated,
     histogram_quantile_per_step_annotated, info_join, instant_function, instant_sample_times,
-    instant_select, range_function_annotated, range_function_per_step, scalar_binary, step_values,
-    to_scalar, vector_binary,
+    instant_select, range_function_annotated, range_function_per_step, scalar_binary_annotated,
+    step_values, to_scalar, vector_binary_annotated,
 };
 use crate::vector::{VectorBuilder, floats_only, vector_schema};
 
@@ -142,12 +142,16 @@ pub enum PromOp {
         scalar: f64,
         scalar_on_left: bool,
         return_bool: bool,
+        /// Where the binary expression is in the query (for annotations).
+        pos: Option<QueryPos>,
     },
     /// Two instant vectors (the children: left, right) matched at every step.
     VectorBinary {
         op: VectorOp,
         matching: VectorMatching,
         return_bool: bool,
+        /// Where the binary expression is in the query (for annotations).
+        pos: Option<QueryPos>,
     },
 }
 
@@ -274,6 +278,7 @@ impl fmt::Display for PromOp {
                 scalar,
                 scalar_on_left,
                 return_bool,
+                ..
             } => write!(
                 f,
                 "PromScalarBinaryExec: op={op:?}, scalar={scalar}, scalar_on_left={scalar_on_left}, bool={return_bool}"
@@ -282,6 +287,7 @@ impl fmt::Display for PromOp {
                 op,
                 matching,
                 return_bool,
+                ..
             } => write!(
                 f,
                 "PromVectorBinaryExec: op={op:?}, {matching:?}, bool={return_bool}"
@@ -501,6 +507,7 @@ impl ExecutionPlan for PromExec {
             op,
             matching,
             return_bool,
+            pos,
         } = &self.op
         {
             let [lhs, rhs] = self.inputs.as_slice() else {
@@ -512,11 +519,12 @@ impl ExecutionPlan for PromExec {
                 self.child(lhs, Arc::clone(&context))?,
                 self.child(rhs, context)?,
             );
-            let (op, matching, return_bool) = (*op, matching.clone(), *return_bool);
+            let (op, matching, return_bool, pos) = (*op, matching.clone(), *return_bool, *pos);
+            let notes = Arc::clone(&notes);
             let fut = async move {
                 let (l, r): (Vec<RecordBatch>, Vec<RecordBatch>) =
                     futures::try_join!(lhs.try_collect(), rhs.try_collect())?;
-                vector_binary(&l, &r, op, &matching, return_bool)
+                vector_binary_annotated(&l, &r, op, &matching, return_bool, &notes, pos)
             };
             return Ok(Box::pin(RecordBatchStreamAdapter::new(
                 schema,
@@ -686,7 +694,16 @@ impl ExecutionPlan for PromExec {
                     scalar,
                     scalar_on_left,
                     return_bool,
-                } => scalar_binary(&batch, *op, *scalar, *scalar_on_left, *return_bool),
+                    pos,
+                } => scalar_binary_annotated(
+                    &batch,
+                    *op,
+                    *scalar,
+                    *scalar_on_left,
+                    *return_bool,
+                    &notes,
+                    *pos,
+                ),
                 PromOp::InstantFunction { func } => instant_function(&batch, *func),
                 PromOp::Broadcast { steps } => broadcast(&batch, *steps),
                 PromOp::InstantTimes {
@@ -725,6 +742,17 @@ impl PromOp {
                 | PromOp::InstantTimes { .. }
                 | PromOp::Broadcast { .. }
                 | PromOp::Relabel { .. }
+                | PromOp::Histogram { .. }
+                | PromOp::InstantFunction { .. }
+                | PromOp::ScalarBinary { .. }
+                | PromOp::VectorBinary { .. }
+                | PromOp::RangeFunction { .. }
+                | PromOp::RangeFunctionPerStep { .. }
+                | PromOp::Aggregate { .. }
+                | PromOp::AggregatePerStep { .. }
+                | PromOp::CountValues { .. }
+                | PromOp::Absent { .. }
+                | PromOp::ToScalar { .. }
         )
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Float64Builder, Int64Builder};
+use arrow::array::{Array, BinaryBuilder, Float64Builder, Int64Builder};
 use async_trait::async_trait;
 use futures::future::try_join_all;
 use hypnos_schemas::{
@@ -111,7 +111,7 @@ pub(crate) fn merge_parts(parts: impl IntoIterator<Item = SeriesData>) -> Vec<Se
 }
 
 /// Merges parts of one series (each sorted, unique timestamps) into one. Where several parts
-/// hold the same timestamp, the first part's sample is kept.
+/// hold the same timestamp, the first part's sample is kept, float or histogram.
 pub(crate) fn merge_series(mut parts: Vec<SeriesData>) -> SeriesData {
     if parts.len() == 1 {
         return parts.pop().expect("one part");
@@ -120,6 +120,11 @@ pub(crate) fn merge_series(mut parts: Vec<SeriesData>) -> SeriesData {
     let total: usize = parts.iter().map(|p| p.len()).sum();
     let mut ts = Int64Builder::with_capacity(total);
     let mut values = Float64Builder::with_capacity(total);
+    // Only when a part holds histograms: null for float samples.
+    let mut histograms = parts
+        .iter()
+        .any(|p| p.histograms().is_some())
+        .then(|| BinaryBuilder::with_capacity(total, 0));
     let mut pos = vec![0usize; parts.len()];
     loop {
         // The part with the smallest next timestamp; ties go to the earliest part.
@@ -135,13 +140,24 @@ pub(crate) fn merge_series(mut parts: Vec<SeriesData>) -> SeriesData {
         let Some((i, t)) = best else { break };
         ts.append_value(t);
         values.append_value(parts[i].values().value(pos[i]));
+        if let Some(h) = &mut histograms {
+            match parts[i].histograms().filter(|a| a.is_valid(pos[i])) {
+                Some(a) => h.append_value(a.value(pos[i])),
+                None => h.append_null(),
+            }
+        }
         for (j, p) in parts.iter().enumerate() {
             while pos[j] < p.len() && p.timestamps().value(pos[j]) == t {
                 pos[j] += 1;
             }
         }
     }
-    SeriesData::new(labels, ts.finish(), values.finish())
+    match histograms {
+        Some(mut h) => {
+            SeriesData::with_histograms(labels, ts.finish(), values.finish(), h.finish())
+        }
+        None => SeriesData::new(labels, ts.finish(), values.finish()),
+    }
 }
 
 #[cfg(test)]
@@ -273,6 +289,92 @@ mod tests {
             .copied()
             .zip(s.values().values().iter().copied())
             .collect()
+    }
+
+    /// A part whose samples at `hist` positions are histograms (`value` 0) with the given
+    /// stored bytes.
+    fn hpart(ts: &[i64], samples: &[Result<f64, &[u8]>]) -> SeriesData {
+        let vs: Vec<f64> = samples
+            .iter()
+            .map(|s| *s.as_ref().unwrap_or(&0.0))
+            .collect();
+        let hs: arrow::array::BinaryArray = samples.iter().map(|s| s.err()).collect();
+        SeriesData::with_histograms(
+            Labels::from_pairs([("__name__", "m")]),
+            Int64Array::from(ts.to_vec()),
+            Float64Array::from(vs),
+            hs,
+        )
+    }
+
+    /// Each sample as its float or its histogram bytes.
+    fn samples(s: &SeriesData) -> Vec<(i64, Result<f64, Vec<u8>>)> {
+        (0..s.len())
+            .map(|i| {
+                let t = s.timestamps().value(i);
+                match s.histograms().filter(|h| h.is_valid(i)) {
+                    Some(h) => (t, Err(h.value(i).to_vec())),
+                    None => (t, Ok(s.values().value(i))),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn histograms_are_merged_like_floats() {
+        // A block part and an overlapping head part (a replay after a crash): the overlap
+        // is read once, from the first part, histograms kept.
+        let block = hpart(&[1, 2, 3], &[Ok(1.0), Err(b"h2"), Err(b"h3")]);
+        let head = hpart(&[2, 3, 4, 5], &[Err(b"x2"), Ok(9.0), Err(b"h4"), Ok(5.0)]);
+        let m = merge_series(vec![block.clone(), head.clone()]);
+        let h = |b: &[u8]| Err(b.to_vec());
+        assert_eq!(
+            samples(&m),
+            vec![
+                (1, Ok(1.0)),
+                (2, h(b"h2")),
+                (3, h(b"h3")),
+                (4, h(b"h4")),
+                (5, Ok(5.0))
+            ]
+        );
+        // A float part first: its float wins at the shared timestamp.
+        let floats = part(&[3, 6], &[7.0, 6.0]);
+        let m = merge_series(vec![floats.clone(), block.clone()]);
+        assert_eq!(
+            samples(&m),
+            vec![(1, Ok(1.0)), (2, h(b"h2")), (3, Ok(7.0)), (6, Ok(6.0))]
+        );
+        // Floats only: no histogram column.
+        let m = merge_series(vec![floats, part(&[1], &[1.0])]);
+        assert!(m.histograms().is_none());
+        // Through merge_parts and MergedSource::select.
+        let out = merge_parts(vec![head.clone(), block.clone()]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(samples(&out[0])[..2], [(1, Ok(1.0)), (2, h(b"x2"))]);
+    }
+
+    #[tokio::test]
+    async fn merged_sources_keep_histograms() {
+        let heads: Arc<dyn SeriesSource> =
+            Arc::new(Fixed(vec![hpart(&[3, 4], &[Err(b"head3"), Err(b"head4")])]));
+        let blocks: Arc<dyn SeriesSource> = Arc::new(Fixed(vec![hpart(
+            &[1, 2, 3],
+            &[Err(b"b1"), Ok(2.0), Err(b"b3")],
+        )]));
+        let t = TenantId::new("t").unwrap();
+        let m = MergedSource::new(vec![heads, blocks]);
+        let got = m.select(&t, &[], TimeRange::new(0, 10)).await.unwrap();
+        let h = |b: &[u8]| Err(b.to_vec());
+        assert_eq!(
+            samples(&got[0]),
+            vec![
+                (1, h(b"b1")),
+                (2, Ok(2.0)),
+                (3, h(b"head3")),
+                (4, h(b"head4"))
+            ]
+        );
     }
 
     #[test]

@@ -127,13 +127,16 @@ pub fn step_values(steps: Steps, value: StepValue) -> RecordBatch {
     out.finish()
 }
 
-/// `scalar(v)`: at each step, the value of the only sample, or NaN when there is not
-/// exactly one.
+/// `scalar(v)`: at each step, the value of the only float sample, or NaN when there is not
+/// exactly one (histogram samples do not count).
 pub fn to_scalar(inputs: &[RecordBatch], steps: Steps) -> Result<RecordBatch> {
     let mut at: HashMap<i64, (usize, f64)> = HashMap::new();
     for b in inputs {
         for s in series_rows(b)? {
-            for (t, v) in s.ts.iter().zip(s.values) {
+            for (i, (t, v)) in s.ts.iter().zip(s.values).enumerate() {
+                if s.is_histogram(i) {
+                    continue;
+                }
                 let e = at.entry(*t).or_insert((0, *v));
                 e.0 += 1;
             }
@@ -160,7 +163,9 @@ pub use instant_fn::{InstantFunc, instant_function};
 mod count_values;
 mod histogram;
 mod hist_agg;
+pub use hist_agg::AggPositions;
 mod hist_fn;
+pub use hist_fn::HistogramStat;
 mod hist_range;
 pub use count_values::{count_values, format_value, valid_count_values_label};
 pub use histogram::{
@@ -259,14 +264,27 @@ fn range_function_with(
     let mut out = VectorBuilder::new();
     let mut ts_buf: Vec<i64> = Vec::new();
     let mut v_buf: Vec<f64> = Vec::new();
+    // A series' histograms, decoded once, beside `ts_buf` (None for a float); empty for a
+    // series without histograms.
+    let mut h_buf: Vec<Option<hypnos_schemas::histogram::FloatHistogram>> = Vec::new();
     for s in series_rows(input)? {
         // Staleness markers never take part in range functions.
         ts_buf.clear();
         v_buf.clear();
-        for (t, v) in s.ts.iter().zip(s.values) {
-            if !is_stale_nan(*v) {
+        h_buf.clear();
+        let with_histograms = s.has_histograms();
+        for (i, (t, v)) in s.ts.iter().zip(s.values).enumerate() {
+            let h = if with_histograms {
+                s.histogram(i)?
+            } else {
+                None
+            };
+            if h.is_some() || !is_stale_nan(*v) {
                 ts_buf.push(*t);
                 v_buf.push(*v);
+                if with_histograms {
+                    h_buf.push(h);
+                }
             }
         }
         if func.keeps_name() {
@@ -275,6 +293,7 @@ fn range_function_with(
             out.start_series(&mark_name_dropped(&s.labels));
         }
         let (mut lo, mut hi) = (0, 0);
+        // Whether the function gave the series a float value at some step.
         let mut produced = false;
         for t in steps.iter() {
             let func = func_at(t);
@@ -293,6 +312,27 @@ fn range_function_with(
                 return Err(datafusion::error::DataFusionError::External(Box::new(
                     EvalError(msg),
                 )));
+            }
+            if with_histograms && h_buf[lo..hi].iter().any(Option::is_some) {
+                let value = hist_range::eval_window(
+                    func,
+                    wt,
+                    wv,
+                    &h_buf[lo..hi],
+                    (start, end),
+                    t,
+                    notes,
+                    metric_name(&s.labels),
+                )?;
+                match value {
+                    Some(hist_range::StepOut::Float(v)) => {
+                        out.push(t, v);
+                        produced = true;
+                    }
+                    Some(hist_range::StepOut::Histogram(h)) => out.push_histogram(t, &h),
+                    None => {}
+                }
+                continue;
             }
             if !wt.is_empty()
                 && let RangeFunc::QuantileOverTime(q) = func
@@ -556,20 +596,49 @@ pub fn aggregate_annotated(
     notes: &Annotations,
     pos: Option<QueryPos>,
 ) -> Result<RecordBatch> {
+    let at = AggPositions {
+        param: pos,
+        ..AggPositions::default()
+    };
+    aggregate_positioned(inputs, op, grouping, notes, at)
+}
+
+/// [`aggregate`] adding its annotations to `notes`, at the positions `at`.
+pub fn aggregate_positioned(
+    inputs: &[RecordBatch],
+    op: AggOp,
+    grouping: &Grouping,
+    notes: &Annotations,
+    at: AggPositions,
+) -> Result<RecordBatch> {
+    let pos = at.param;
     match op {
         AggOp::Quantile(q) => annotations::check_quantile(notes, f64::from_bits(q), pos),
         AggOp::LimitRatio(r) => annotations::check_ratio(notes, f64::from_bits(r), pos),
         _ => {}
     }
+    let notes_at = Notes {
+        notes,
+        pos: at.expr,
+    };
     match op {
-        AggOp::Topk(k) => return select_k(inputs, &|_| k, grouping, true),
-        AggOp::Bottomk(k) => return select_k(inputs, &|_| k, grouping, false),
-        AggOp::Quantile(q) => return quantiles(inputs, &|_| f64::from_bits(q), grouping),
+        AggOp::Topk(k) => {
+            return select_k(inputs, &|_| k, grouping, true, notes, at.start);
+        }
+        AggOp::Bottomk(k) => {
+            return select_k(inputs, &|_| k, grouping, false, notes, at.start);
+        }
+        AggOp::Quantile(q) => {
+            return quantiles(inputs, &|_| f64::from_bits(q), grouping, notes_at);
+        }
         AggOp::Limitk(k) => return limit_k(inputs, &StepParam::Constant(k as f64), grouping),
         AggOp::LimitRatio(r) => {
             return limit_ratio(inputs, &StepParam::Constant(f64::from_bits(r)), grouping);
         }
         _ => {}
+    }
+    if hist_agg::any_histograms(inputs) {
+        return hist_agg::aggregate_mixed(inputs, op, grouping, notes, at);
     }
     let mut groups: HashMap<Labels, std::collections::BTreeMap<i64, Acc>> = HashMap::new();
     let mut dropped: HashMap<Labels, bool> = HashMap::new();
@@ -616,6 +685,23 @@ pub fn aggregate_per_step_annotated(
     notes: &Annotations,
     pos: Option<QueryPos>,
 ) -> Result<RecordBatch> {
+    let at = AggPositions {
+        param: pos,
+        ..AggPositions::default()
+    };
+    aggregate_per_step_positioned(inputs, params, op, grouping, notes, at)
+}
+
+/// [`aggregate_per_step`] adding its annotations to `notes`, at the positions `at`.
+pub fn aggregate_per_step_positioned(
+    inputs: &[RecordBatch],
+    params: &[RecordBatch],
+    op: AggOp,
+    grouping: &Grouping,
+    notes: &Annotations,
+    at: AggPositions,
+) -> Result<RecordBatch> {
+    let pos = at.param;
     let param = StepParam::from_batches(params)?;
     for p in param.values() {
         match op {
@@ -630,20 +716,29 @@ pub fn aggregate_per_step_annotated(
                 return Ok(VectorBuilder::new().finish());
             }
             let k = |t: i64| param.at(t) as i64;
-            select_k(inputs, &k, grouping, matches!(op, AggOp::Topk(_)))
+            let top = matches!(op, AggOp::Topk(_));
+            select_k(inputs, &k, grouping, top, notes, at.start)
         }
-        AggOp::Quantile(_) => quantiles(inputs, &|t| param.at(t), grouping),
+        AggOp::Quantile(_) => {
+            let notes_at = Notes {
+                notes,
+                pos: at.expr,
+            };
+            quantiles(inputs, &|t| param.at(t), grouping, notes_at)
+        }
         AggOp::Limitk(_) => limit_k(inputs, &param, grouping),
         AggOp::LimitRatio(_) => limit_ratio(inputs, &param, grouping),
-        _ => aggregate(inputs, op, grouping),
+        _ => aggregate_positioned(inputs, op, grouping, notes, at),
     }
 }
 
 /// `quantile(q, v)` per group and timestamp.
+/// Histogram samples are ignored, with an info.
 fn quantiles(
     inputs: &[RecordBatch],
     q: &dyn Fn(i64) -> f64,
     grouping: &Grouping,
+    notes: Notes<'_>,
 ) -> Result<RecordBatch> {
     let mut groups: HashMap<Labels, std::collections::BTreeMap<i64, Vec<f64>>> = HashMap::new();
     let mut dropped: HashMap<Labels, bool> = HashMap::new();
@@ -652,7 +747,14 @@ fn quantiles(
             let key = grouping.group_labels(&s.labels);
             *dropped.entry(key.clone()).or_default() |= name_dropped(&s.labels);
             let g = groups.entry(key).or_default();
-            for (t, v) in s.ts.iter().zip(s.values) {
+            for (i, (t, v)) in s.ts.iter().zip(s.values).enumerate() {
+                if s.is_histogram(i) {
+                    notes.notes.info(
+                        &annotations::histogram_ignored_in_aggregation("quantile"),
+                        notes.pos,
+                    );
+                    continue;
+                }
                 g.entry(*t).or_default().push(*v);
             }
         }
@@ -671,12 +773,14 @@ fn quantiles(
 
 /// `topk` / `bottomk`: per group and timestamp, the `k` series with the largest (smallest)
 /// values, keeping their labels. NaN ranks below every number for topk and above for
-/// bottomk, as in Prometheus.
+/// bottomk, as in Prometheus. Histogram samples are ignored, with an info at `pos`.
 fn select_k(
     inputs: &[RecordBatch],
     k: &dyn Fn(i64) -> i64,
     grouping: &Grouping,
     top: bool,
+    notes: &Annotations,
+    pos: Option<QueryPos>,
 ) -> Result<RecordBatch> {
     let mut series: Vec<Labels> = Vec::new();
     let mut groups: HashMap<Labels, std::collections::BTreeMap<i64, Vec<(usize, f64)>>> =
@@ -685,7 +789,14 @@ fn select_k(
         for s in series_rows(batch)? {
             let idx = series.len();
             let g = groups.entry(grouping.group_labels(&s.labels)).or_default();
-            for (t, v) in s.ts.iter().zip(s.values) {
+            for (i, (t, v)) in s.ts.iter().zip(s.values).enumerate() {
+                if s.is_histogram(i) {
+                    if k(*t) >= 1 {
+                        let name = if top { "topk" } else { "bottomk" };
+                        notes.info(&annotations::histogram_ignored_in_aggregation(name), pos);
+                    }
+                    continue;
+                }
                 g.entry(*t).or_default().push((idx, *v));
             }
             series.push(s.labels);
@@ -830,9 +941,8 @@ pub fn go_min_max(a: f64, b: f64, min: bool) -> f64 {
     if (a < b) == min { a } else { b }
 }
 
-/// `vector op scalar` (or `scalar op vector` when `scalar_on_left`). Comparisons filter,
-/// keeping the vector's value and name, unless `return_bool` (then 1 or 0, name dropped);
-/// arithmetic drops the metric name.
+/// `vector op scalar` (or `scalar op vector` when `scalar_on_left`): see
+/// [`scalar_binary_annotated`], whose annotations this drops.
 pub fn scalar_binary(
     input: &RecordBatch,
     op: BinOp,
@@ -840,42 +950,18 @@ pub fn scalar_binary(
     scalar_on_left: bool,
     return_bool: bool,
 ) -> Result<RecordBatch> {
-    let mut out = VectorBuilder::new();
-    let drop_name = !op.is_comparison() || return_bool;
-    for s in series_rows(input)? {
-        if drop_name {
-            out.start_series(&mark_name_dropped(&s.labels));
-        } else {
-            out.start_series(&s.labels);
-        }
-        for (t, v) in s.ts.iter().zip(s.values) {
-            let (l, r) = if scalar_on_left {
-                (scalar, *v)
-            } else {
-                (*v, scalar)
-            };
-            let (mut value, keep) = op.apply(l, r);
-            if op.is_comparison() {
-                // The vector's sample is the value kept, whichever side it is on.
-                value = *v;
-                if return_bool {
-                    out.push(*t, if keep { 1.0 } else { 0.0 });
-                } else if keep {
-                    out.push(*t, value);
-                }
-            } else {
-                out.push(*t, value);
-            }
-        }
-    }
-    Ok(out.finish())
+    let notes = Annotations::new();
+    scalar_binary_annotated(input, op, scalar, scalar_on_left, return_bool, &notes, None)
 }
 
 pub mod annotations;
 mod binary;
 mod info;
 mod limit;
-pub use binary::{Cardinality, EvalError, VectorMatching, VectorOp, vector_binary};
+pub use binary::{
+    Cardinality, EvalError, VectorMatching, VectorOp, scalar_binary_annotated, vector_binary,
+    vector_binary_annotated,
+};
 pub use info::info_join;
 pub use limit::{StepParam, limit_k, limit_ratio, prometheus_labels_hash, xxh64};
 

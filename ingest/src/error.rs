@@ -14,7 +14,8 @@ pub enum IngestError {
     /// Corrupt snappy or protobuf (HTTP 400).
     #[error("cannot decode request: {0}")]
     Decode(String),
-    /// Invalid series; the message names the label and the series (HTTP 400).
+    /// Invalid series: a bad label or native histogram; the message names the problem and
+    /// the series (HTTP 400).
     #[error("invalid request: {0}")]
     Invalid(String),
     /// The decompressed body exceeds the configured limit (HTTP 413).

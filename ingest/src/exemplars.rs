@@ -238,6 +238,7 @@ impl TenantBuffer {
                 req.series.push(ValidSeries {
                     labels: Labels::clone(&slot.series),
                     samples: Vec::new(),
+                    histograms: Vec::new(),
                     exemplars: Vec::new(),
                 });
                 last = Some(&slot.series);

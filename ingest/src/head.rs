@@ -8,10 +8,12 @@ use hypnos_schemas::matcher::matches_all;
 use hypnos_schemas::remote::Sample;
 use hypnos_schemas::{Labels, Matcher, SeriesData, TimeRange};
 
+use crate::validate::HistogramSample;
+
 mod series;
 
-use series::MemSeries;
 pub(crate) use series::merge_sorted;
+use series::{MemSeries, Rows};
 
 /// What one append did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -43,10 +45,24 @@ impl Head {
         self.num_samples
     }
 
-    /// Appends `samples` to the series `labels`, creating it when new.
+    /// Appends float `samples` to the series `labels`, creating it when new.
+    #[cfg(test)]
     pub(crate) fn append(&mut self, labels: Labels, samples: &[Sample]) -> AppendStats {
+        self.append_mixed(labels, samples, Vec::new())
+    }
+
+    /// Appends float `samples` and `histograms` to the series `labels`, creating it when
+    /// new. The two are appended in time order as far as each is sorted, so in-order data
+    /// stays on the fast path; at a timestamp both have, the float is kept and the
+    /// histogram counted as a duplicate.
+    pub(crate) fn append_mixed(
+        &mut self,
+        labels: Labels,
+        samples: &[Sample],
+        histograms: Vec<HistogramSample>,
+    ) -> AppendStats {
         let fp = labels.fingerprint();
-        self.append_with_fingerprint(fp, labels, samples)
+        self.append_with_fingerprint(fp, labels, samples, histograms)
     }
 
     fn append_with_fingerprint(
@@ -54,18 +70,35 @@ impl Head {
         fp: u64,
         labels: Labels,
         samples: &[Sample],
+        histograms: Vec<HistogramSample>,
     ) -> AppendStats {
-        if samples.is_empty() {
+        if samples.is_empty() && histograms.is_empty() {
             return AppendStats::default();
         }
         let idx = self.series_index(fp, labels);
         let s = &mut self.series[idx];
         let mut stats = AppendStats::default();
-        for sample in samples {
-            if s.append(sample.timestamp, sample.value) {
+        let mut count = |appended: bool| {
+            if appended {
                 stats.appended += 1;
             } else {
                 stats.duplicates += 1;
+            }
+        };
+        if histograms.is_empty() {
+            for sample in samples {
+                count(s.append(sample.timestamp, sample.value));
+            }
+        } else {
+            let mut floats = samples.iter().peekable();
+            for h in histograms {
+                while let Some(f) = floats.next_if(|f| f.timestamp <= h.timestamp) {
+                    count(s.append(f.timestamp, f.value));
+                }
+                count(s.append_histogram(h.timestamp, h.encoded));
+            }
+            for f in floats {
+                count(s.append(f.timestamp, f.value));
             }
         }
         self.num_samples += stats.appended;
@@ -115,8 +148,12 @@ impl Head {
                     && matches_all(matchers, s.labels())
             })
             .filter_map(|s| {
-                let (ts, values) = s.read(range)?;
-                Some(SeriesData::new(s.labels().clone(), ts, values))
+                Some(match s.read(range)? {
+                    (ts, values, None) => SeriesData::new(s.labels().clone(), ts, values),
+                    (ts, values, Some(hist)) => {
+                        SeriesData::with_histograms(s.labels().clone(), ts, values, hist)
+                    }
+                })
             })
             .collect()
     }
@@ -151,14 +188,7 @@ pub(crate) fn merge_selections(parts: Vec<Vec<SeriesData>>) -> Vec<SeriesData> {
             .collect();
         for s in part {
             match pos.get(&s.labels) {
-                Some(&i) => {
-                    let a = &out[i];
-                    let (ts, values) = merge_sorted(
-                        (a.timestamps().values(), a.values().values()),
-                        (s.timestamps().values(), s.values().values()),
-                    );
-                    out[i] = SeriesData::new(s.labels, ts.into(), values.into());
-                }
+                Some(&i) => out[i] = merge_two(&out[i], s),
                 None => {
                     pos.insert(s.labels.clone(), out.len());
                     out.push(s);
@@ -167,6 +197,22 @@ pub(crate) fn merge_selections(parts: Vec<Vec<SeriesData>>) -> Vec<SeriesData> {
         }
     }
     out
+}
+
+/// The samples of `a` and `b` (same labels) in one series; on equal timestamps `a` wins.
+fn merge_two(a: &SeriesData, b: SeriesData) -> SeriesData {
+    if a.histograms().is_none() && b.histograms().is_none() {
+        let (ts, values) = merge_sorted(
+            (a.timestamps().values(), a.values().values()),
+            (b.timestamps().values(), b.values().values()),
+        );
+        return SeriesData::new(b.labels, ts.into(), values.into());
+    }
+    fn rows(s: &SeriesData) -> Rows<'_> {
+        Rows::from_arrays(s.timestamps(), s.values(), s.histograms())
+    }
+    let (ts, values, hist) = Rows::merge(&rows(a), &rows(&b)).into_arrays();
+    SeriesData::with_histograms(b.labels, ts, values, hist)
 }
 
 #[cfg(test)]

@@ -128,7 +128,7 @@ impl Shared {
         let mut head = head.write();
         let mut stats = AppendStats::default();
         for s in req.series {
-            let a = head.append(s.labels, &s.samples);
+            let a = head.append_mixed(s.labels, &s.samples, s.histograms);
             stats.appended += a.appended;
             stats.duplicates += a.duplicates;
         }
@@ -353,7 +353,7 @@ impl Ingester {
             self.check_series_limits(tenant, &req, limits)?;
         }
         self.rates.take(tenant, req.num_samples, limits)?;
-        let series = req.series.iter().filter(|s| !s.samples.is_empty()).count();
+        let series = req.series.iter().filter(|s| s.num_samples() > 0).count();
         if req.num_samples == 0 && req.num_exemplars == 0 {
             return Ok(WriteStats {
                 series,
@@ -506,7 +506,7 @@ impl Ingester {
         let mut new_series = 0usize;
         let mut new_by_metric: HashMap<&str, usize> = HashMap::new();
         for s in &req.series {
-            if s.samples.is_empty() || head.as_ref().is_some_and(|h| h.contains(&s.labels)) {
+            if s.num_samples() == 0 || head.as_ref().is_some_and(|h| h.contains(&s.labels)) {
                 continue;
             }
             new_series += 1;

@@ -1,8 +1,8 @@
-//! The write path of Hypnos: decodes Prometheus remote-write 1.0 requests, validates them,
-//! makes them durable in a write-ahead log (one writer thread, group commit), keeps them in
-//! per-tenant in-memory columnar heads that queries read through
-//! [`hypnos_schemas::SeriesSource`], and every block duration cuts the heads, writes them as
-//! Parquet blocks to the object store and truncates the log.
+//! The write path of Hypnos: decodes Prometheus remote-write 1.0 requests (float samples,
+//! native histograms and exemplars), validates them, makes them durable in a write-ahead log
+//! (one writer thread, group commit), keeps them in per-tenant in-memory columnar heads that
+//! queries read through [`hypnos_schemas::SeriesSource`], and every block duration cuts the
+//! heads, writes them as Parquet blocks to the object store and truncates the log.
 //!
 //! Start reading at [`Ingester`] (`ingester.rs`): `open` replays the log, `write` is the
 //! acknowledged path, `flush` the cut-and-persist protocol. `decode.rs` and `validate.rs` are

@@ -3,30 +3,45 @@
 
 use std::fmt::Write as _;
 
+use hypnos_schemas::histogram::FloatHistogram;
 use hypnos_schemas::remote::{self, Sample, WriteRequest};
 use hypnos_schemas::tenant::TENANT_LABEL;
-use hypnos_schemas::{Label, Labels, TenantId};
+use hypnos_schemas::{Label, Labels, STALE_NAN_BITS, TenantId};
 
 use crate::IngestError;
 use crate::exemplars::{Exemplar, MAX_EXEMPLAR_LABEL_RUNES};
 use crate::limits::{LimitError, LimitKind, WriteLimits};
 
+mod histogram;
+
+pub(crate) use histogram::HistogramSample;
+
 /// Longest series rendering put into an error message.
 const MAX_SERIES_IN_MESSAGE: usize = 512;
 
-/// One validated series: sorted unique labels with the tenant label attached, its samples
-/// as sent (any order; the head sorts and dedupes) and its valid exemplars.
+/// One validated series: sorted unique labels with the tenant label attached, its float
+/// samples and histogram samples as sent (any order; the head sorts and dedupes) and its
+/// valid exemplars. Histogram staleness markers arrive among the float samples.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct ValidSeries {
     pub(crate) labels: Labels,
     pub(crate) samples: Vec<Sample>,
+    pub(crate) histograms: Vec<HistogramSample>,
     pub(crate) exemplars: Vec<Exemplar>,
+}
+
+impl ValidSeries {
+    /// Float and histogram samples.
+    pub(crate) fn num_samples(&self) -> usize {
+        self.samples.len() + self.histograms.len()
+    }
 }
 
 /// A validated request; series without samples nor exemplars are dropped.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct ValidRequest {
     pub(crate) series: Vec<ValidSeries>,
+    /// Float and histogram samples.
     pub(crate) num_samples: usize,
     pub(crate) num_exemplars: usize,
     /// Exemplars dropped because their label set is longer than
@@ -35,7 +50,9 @@ pub(crate) struct ValidRequest {
 }
 
 /// Validates every series of `req` (nothing is returned when any is invalid) and attaches
-/// `tenant_id=<tenant>` to each, replacing a `tenant_id` the sender set. Invalid exemplars
+/// `tenant_id=<tenant>` to each, replacing a `tenant_id` the sender set. Native histograms
+/// are checked as Prometheus does (see [`histogram`]) and kept in their stored form; one
+/// whose sum is the staleness NaN becomes a float staleness marker. Invalid exemplars
 /// are dropped and counted, never failing the request (as in Prometheus): labels with empty
 /// values are left out, and an exemplar whose label set is longer than
 /// [`MAX_EXEMPLAR_LABEL_RUNES`] is dropped. Label values are valid UTF-8 by construction
@@ -60,9 +77,15 @@ pub(crate) fn validate_limited(
     }
     let mut out = ValidRequest::default();
     out.series.reserve(req.timeseries.len());
-    for ts in req.timeseries {
+    for mut ts in req.timeseries {
+        // An invalid histogram still refuses the whole request: `out` is dropped.
+        let histograms = if ts.histograms.is_empty() {
+            Vec::new()
+        } else {
+            split_stale_markers(convert_histograms(&ts)?, &mut ts.samples)
+        };
         let exemplars = valid_exemplars(ts.exemplars, &mut out.exemplars_too_long);
-        if ts.samples.is_empty() && exemplars.is_empty() {
+        if ts.samples.is_empty() && histograms.is_empty() && exemplars.is_empty() {
             continue;
         }
         let mut labels = Labels::from_sorted(
@@ -72,15 +95,59 @@ pub(crate) fn validate_limited(
                 .collect(),
         );
         labels.set(TENANT_LABEL, tenant.as_str());
-        out.num_samples += ts.samples.len();
-        out.num_exemplars += exemplars.len();
-        out.series.push(ValidSeries {
+        let series = ValidSeries {
             labels,
             samples: ts.samples,
+            histograms,
             exemplars,
-        });
+        };
+        out.num_samples += series.num_samples();
+        out.num_exemplars += series.exemplars.len();
+        out.series.push(series);
     }
     Ok(out)
+}
+
+/// Every histogram of `ts` checked and converted; an error names the series, the sample and
+/// the problem.
+fn convert_histograms(ts: &remote::TimeSeries) -> Result<Vec<(i64, FloatHistogram)>, IngestError> {
+    ts.histograms
+        .iter()
+        .map(|h| {
+            histogram::validate_histogram(h)
+                .map(|f| (h.timestamp, f))
+                .map_err(|e| {
+                    IngestError::Invalid(format!(
+                        "invalid native histogram at {} ms: {e} in series {}",
+                        h.timestamp,
+                        render(&ts.labels)
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// The histograms in their stored form; staleness markers among them go to `samples` as
+/// float staleness markers (the query path only knows float markers).
+fn split_stale_markers(
+    histograms: Vec<(i64, FloatHistogram)>,
+    samples: &mut Vec<Sample>,
+) -> Vec<HistogramSample> {
+    let mut out = Vec::with_capacity(histograms.len());
+    for (timestamp, h) in histograms {
+        if h.is_stale_marker() {
+            samples.push(Sample {
+                value: f64::from_bits(STALE_NAN_BITS),
+                timestamp,
+            });
+        } else {
+            out.push(HistogramSample {
+                timestamp,
+                encoded: h.encode(),
+            });
+        }
+    }
+    out
 }
 
 /// The exemplars that Prometheus would keep, labels sorted and without empty values;
@@ -123,7 +190,11 @@ fn check_request_size(req: &WriteRequest, limits: &WriteLimits) -> Result<(), In
         .into());
     }
     if limits.max_samples_per_request > 0 {
-        let samples: usize = req.timeseries.iter().map(|t| t.samples.len()).sum();
+        let samples: usize = req
+            .timeseries
+            .iter()
+            .map(|t| t.samples.len() + t.histograms.len())
+            .sum();
         if samples > limits.max_samples_per_request {
             return Err(LimitError::new(
                 "max_samples_per_request",
@@ -139,7 +210,8 @@ fn check_request_size(req: &WriteRequest, limits: &WriteLimits) -> Result<(), In
     Ok(())
 }
 
-/// The per-series limits: label count and lengths, sample age and future skew.
+/// The per-series limits: label count and lengths, sample age and future skew (of float and
+/// histogram samples).
 fn check_series_limits(
     ts: &remote::TimeSeries,
     limits: &WriteLimits,
@@ -187,34 +259,25 @@ fn check_series_limits(
             ));
         }
     }
+    let mut timestamps = ts
+        .samples
+        .iter()
+        .map(|s| s.timestamp)
+        .chain(ts.histograms.iter().map(|h| h.timestamp));
     if let Some(age) = limits.max_sample_age_ms
-        && let Some(s) = ts
-            .samples
-            .iter()
-            .find(|s| s.timestamp < now_ms.saturating_sub(age))
+        && let Some(t) = timestamps.clone().find(|t| *t < now_ms.saturating_sub(age))
     {
         return Err(invalid(
             "max_sample_age",
-            format!(
-                "sample at {} ms older than {}s before now",
-                s.timestamp,
-                age / 1000
-            ),
+            format!("sample at {t} ms older than {}s before now", age / 1000),
         ));
     }
     if let Some(skew) = limits.max_future_skew_ms
-        && let Some(s) = ts
-            .samples
-            .iter()
-            .find(|s| s.timestamp > now_ms.saturating_add(skew))
+        && let Some(t) = timestamps.find(|t| *t > now_ms.saturating_add(skew))
     {
         return Err(invalid(
             "max_future_skew",
-            format!(
-                "sample at {} ms more than {}s in the future",
-                s.timestamp,
-                skew / 1000
-            ),
+            format!("sample at {t} ms more than {}s in the future", skew / 1000),
         ));
     }
     Ok(())
@@ -226,7 +289,7 @@ fn validate_series(ts: &remote::TimeSeries) -> Result<(), IngestError> {
     if ts.labels.is_empty() {
         return Err(IngestError::Invalid(format!(
             "series without labels (with {} samples)",
-            ts.samples.len()
+            ts.samples.len() + ts.histograms.len()
         )));
     }
     let mut prev: Option<&str> = None;
@@ -260,12 +323,6 @@ fn validate_series(ts: &remote::TimeSeries) -> Result<(), IngestError> {
             }
         }
         prev = Some(&l.name);
-    }
-    if !ts.histograms.is_empty() {
-        return Err(IngestError::Invalid(format!(
-            "native histograms are not supported yet (series {})",
-            render(&ts.labels)
-        )));
     }
     Ok(())
 }
@@ -409,13 +466,155 @@ mod tests {
         assert!(e.contains(r#"duplicate label name "a""#), "{e}");
     }
 
+    fn int_histogram(t: i64, count: u64, deltas: Vec<i64>) -> remote::Histogram {
+        remote::Histogram {
+            count: Some(remote::histogram::Count::CountInt(count)),
+            sum: 1.5,
+            positive_spans: vec![remote::BucketSpan {
+                offset: 0,
+                length: deltas.len() as u32,
+            }],
+            positive_deltas: deltas,
+            timestamp: t,
+            ..Default::default()
+        }
+    }
+
     #[test]
-    fn refuses_native_histograms_naming_the_series() {
+    fn accepts_histograms_in_their_stored_form() {
         let mut s = ts(&[("__name__", "h")]);
-        s.histograms.push(Default::default());
+        s.samples[0].timestamp = 5;
+        s.histograms.push(int_histogram(1, 3, vec![1, 1]));
+        s.histograms.push(remote::Histogram {
+            count: Some(remote::histogram::Count::CountFloat(2.5)),
+            positive_spans: vec![remote::BucketSpan {
+                offset: 0,
+                length: 1,
+            }],
+            positive_counts: vec![2.5],
+            timestamp: 2,
+            ..Default::default()
+        });
+        let mut only = ts(&[("__name__", "only_h")]);
+        only.samples.clear();
+        only.histograms.push(int_histogram(7, 0, vec![]));
+        let v = check(vec![s, only]).unwrap();
+        assert_eq!(v.num_samples, 4);
+        assert_eq!(v.series.len(), 2);
+        let h = &v.series[0].histograms;
+        assert_eq!(
+            h.iter().map(|h| h.timestamp).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        let first = FloatHistogram::decode(&h[0].encoded).unwrap();
+        assert_eq!(first.positive_buckets, vec![1.0, 2.0]);
+        assert_eq!(first.count, 3.0);
+        let second = FloatHistogram::decode(&h[1].encoded).unwrap();
+        assert_eq!(second.positive_buckets, vec![2.5]);
+        assert_eq!(v.series[0].samples.len(), 1);
+        assert_eq!(v.series[1].num_samples(), 1);
+        assert!(v.series[1].samples.is_empty());
+    }
+
+    #[test]
+    fn a_stale_histogram_becomes_a_float_staleness_marker() {
+        let mut s = ts(&[("__name__", "h")]);
+        s.samples.clear();
+        let mut stale = int_histogram(9, 0, vec![]);
+        stale.sum = f64::from_bits(STALE_NAN_BITS);
+        s.histograms.push(int_histogram(8, 2, vec![2]));
+        s.histograms.push(stale);
+        let v = check(vec![s]).unwrap();
+        let series = &v.series[0];
+        assert_eq!(series.histograms.len(), 1);
+        assert_eq!(series.histograms[0].timestamp, 8);
+        assert_eq!(series.samples.len(), 1);
+        assert_eq!(series.samples[0].timestamp, 9);
+        assert_eq!(series.samples[0].value.to_bits(), STALE_NAN_BITS);
+        assert_eq!(v.num_samples, 2);
+    }
+
+    #[test]
+    fn a_bad_histogram_refuses_the_request_naming_series_and_problem() {
+        let mut s = ts(&[("__name__", "h"), ("job", "j")]);
+        s.histograms.push(int_histogram(1, 3, vec![1, 1]));
+        // Spans cover two buckets, one is given.
+        let mut bad = int_histogram(42, 1, vec![1]);
+        bad.positive_spans[0].length = 2;
+        s.histograms.push(bad);
         let e = err(s);
-        assert!(e.contains("native histograms are not supported yet"), "{e}");
-        assert!(e.contains(r#"__name__="h""#), "{e}");
+        assert!(e.contains("invalid native histogram at 42 ms"), "{e}");
+        assert!(
+            e.contains("positive side: spans need 2 buckets, have 1 buckets"),
+            "{e}"
+        );
+        assert!(e.contains(r#"{__name__="h", job="j"}"#), "{e}");
+        // The count must match the buckets of an integer histogram.
+        let mut s = ts(&[("__name__", "h")]);
+        s.histograms.push(int_histogram(3, 5, vec![1, 1]));
+        let e = err(s);
+        assert!(
+            e.contains("3 observations found in buckets, but the Count field is 5"),
+            "{e}"
+        );
+        // A bad schema.
+        let mut s = ts(&[("__name__", "h")]);
+        let mut h = int_histogram(3, 0, vec![]);
+        h.schema = -7;
+        s.histograms.push(h);
+        assert!(err(s).contains("invalid schema"));
+    }
+
+    #[test]
+    fn histograms_count_against_the_limits() {
+        let t = TenantId::new("t").unwrap();
+        let mut s = ts(&[("__name__", "h")]);
+        s.histograms.push(int_histogram(2, 0, vec![]));
+        let one = |s: remote::TimeSeries, l: &WriteLimits| {
+            validate_limited(
+                &t,
+                WriteRequest {
+                    timeseries: vec![s],
+                    metadata: vec![],
+                },
+                l,
+                1_000_000,
+            )
+        };
+        let l = WriteLimits {
+            max_samples_per_request: 1,
+            ..WriteLimits::default()
+        };
+        match one(s.clone(), &l).unwrap_err() {
+            IngestError::Limit(l) => {
+                assert_eq!(l.limit, "max_samples_per_request");
+                assert!(l.message.contains("2 samples"), "{}", l.message);
+            }
+            other => panic!("{other}"),
+        }
+        // A histogram too far in the future (the float sample is fine).
+        let mut s = ts(&[("__name__", "h")]);
+        s.samples[0].timestamp = 1_000_000;
+        s.histograms.push(int_histogram(2_000_000, 0, vec![]));
+        let l = WriteLimits {
+            max_future_skew_ms: Some(10_000),
+            max_sample_age_ms: Some(10_000),
+            ..WriteLimits::default()
+        };
+        match one(s, &l).unwrap_err() {
+            IngestError::Limit(l) => {
+                assert_eq!(l.limit, "max_future_skew");
+                assert!(l.message.contains("2000000 ms"), "{}", l.message);
+            }
+            other => panic!("{other}"),
+        }
+        let mut s = ts(&[("__name__", "h")]);
+        s.samples[0].timestamp = 1_000_000;
+        s.histograms.push(int_histogram(1, 0, vec![]));
+        match one(s, &l).unwrap_err() {
+            IngestError::Limit(l) => assert_eq!(l.limit, "max_sample_age"),
+            other => panic!("{other}"),
+        }
     }
 
     fn exemplar(labels: &[(&str, &str)], ts: i64) -> remote::Exemplar {

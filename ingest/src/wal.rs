@@ -6,19 +6,23 @@
 //! wal/checkpoint                "5\n": segments <= 5 are in blocks; skipped and deleted
 //!
 //! record  = len: u32 LE | crc32(payload): u32 LE | payload (len bytes)
-//! payload = version: u8 (1 or 2) | tenant_len: u16 LE | tenant
+//! payload = version: u8 (1, 2 or 3) | tenant_len: u16 LE | tenant
 //!           | n_series: u32 LE | n_series x series
 //! series  = labels_len: u32 LE | labels (Labels::encode) | n: u32 LE
 //!           | n x timestamp: i64 LE | n x value bits: u64 LE
-//!           | version 2 only: n_ex: u32 LE | n_ex x exemplar
+//!           | versions 2 and 3: n_ex: u32 LE | n_ex x exemplar
+//!           | version 3 only: n_h: u32 LE | n_h x histogram
 //! exemplar = labels_len: u32 LE | labels (Labels::encode) | timestamp: i64 LE
 //!           | value bits: u64 LE
+//! histogram = timestamp: i64 LE | len: u32 LE | len bytes (FloatHistogram::encode)
 //! ```
 //!
-//! A request without exemplars is written as version 1, byte for byte as before exemplars
-//! were kept; records of either version replay (a version 1 record has no exemplars). A
-//! cut starts the new segment with the exemplars held, one version 2 record per tenant
-//! whose series have exemplars and no samples.
+//! A request without exemplars nor histograms is written as version 1, byte for byte as
+//! before exemplars were kept; one with exemplars and no histograms as version 2, one with
+//! histograms as version 3. Records of every version replay (a version 1 record has no
+//! exemplars, versions 1 and 2 no histograms). A cut starts the new segment with the
+//! exemplars held, one version 2 record per tenant whose series have exemplars and no
+//! samples.
 //!
 //! A segment holds every record appended between two cuts. A record that is cut short or
 //! fails its checksum ends the segment on replay: it and anything after it are truncated.
@@ -27,12 +31,13 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
+use hypnos_schemas::histogram::FloatHistogram;
 use hypnos_schemas::remote::Sample;
 use hypnos_schemas::{Labels, TenantId};
 
 use crate::IngestError;
 use crate::exemplars::Exemplar;
-use crate::validate::{ValidRequest, ValidSeries};
+use crate::validate::{HistogramSample, ValidRequest, ValidSeries};
 
 const CHECKPOINT: &str = "checkpoint";
 const CHECKPOINT_TMP: &str = "checkpoint.tmp";
@@ -41,6 +46,8 @@ const HEADER_LEN: usize = 8;
 const PAYLOAD_VERSION: u8 = 1;
 /// Records with exemplars: every series ends with its exemplars.
 const PAYLOAD_VERSION_EXEMPLARS: u8 = 2;
+/// Records with histograms: every series ends with its exemplars, then its histograms.
+const PAYLOAD_VERSION_HISTOGRAMS: u8 = 3;
 /// Longest payload a record can frame.
 const MAX_PAYLOAD: usize = u32::MAX as usize;
 
@@ -222,7 +229,8 @@ pub(crate) fn encode_payload(
     tenant: &TenantId,
     req: &ValidRequest,
 ) -> Result<Vec<u8>, IngestError> {
-    let with_exemplars = req.num_exemplars > 0;
+    let with_histograms = req.series.iter().any(|s| !s.histograms.is_empty());
+    let with_exemplars = req.num_exemplars > 0 || with_histograms;
     let size = 1
         + 2
         + tenant.as_str().len()
@@ -246,6 +254,15 @@ pub(crate) fn encode_payload(
                     } else {
                         0
                     }
+                    + if with_histograms {
+                        4 + s
+                            .histograms
+                            .iter()
+                            .map(|h| 12 + h.encoded.len())
+                            .sum::<usize>()
+                    } else {
+                        0
+                    }
             })
             .sum::<usize>();
     if size > MAX_PAYLOAD {
@@ -254,7 +271,9 @@ pub(crate) fn encode_payload(
         )));
     }
     let mut out = Vec::with_capacity(size);
-    out.push(if with_exemplars {
+    out.push(if with_histograms {
+        PAYLOAD_VERSION_HISTOGRAMS
+    } else if with_exemplars {
         PAYLOAD_VERSION_EXEMPLARS
     } else {
         PAYLOAD_VERSION
@@ -283,6 +302,14 @@ pub(crate) fn encode_payload(
                 out.extend_from_slice(&e.value.to_bits().to_le_bytes());
             }
         }
+        if with_histograms {
+            out.extend_from_slice(&(s.histograms.len() as u32).to_le_bytes());
+            for h in &s.histograms {
+                out.extend_from_slice(&h.timestamp.to_le_bytes());
+                out.extend_from_slice(&(h.encoded.len() as u32).to_le_bytes());
+                out.extend_from_slice(&h.encoded);
+            }
+        }
     }
     debug_assert_eq!(out.len(), size);
     Ok(out)
@@ -308,9 +335,10 @@ fn push_labels(out: &mut Vec<u8>, labels: &Labels) {
 /// Decodes [`encode_payload`]'s output; `None` when `b` is not such a payload.
 pub(crate) fn decode_payload(b: &[u8]) -> Option<(TenantId, ValidRequest)> {
     let mut r = Cursor(b);
-    let with_exemplars = match r.take(1)?[0] {
-        PAYLOAD_VERSION => false,
-        PAYLOAD_VERSION_EXEMPLARS => true,
+    let (with_exemplars, with_histograms) = match r.take(1)?[0] {
+        PAYLOAD_VERSION => (false, false),
+        PAYLOAD_VERSION_EXEMPLARS => (true, false),
+        PAYLOAD_VERSION_HISTOGRAMS => (true, true),
         _ => return None,
     };
     let tenant_len = u16::from_le_bytes(r.take(2)?.try_into().ok()?) as usize;
@@ -348,13 +376,31 @@ pub(crate) fn decode_payload(b: &[u8]) -> Option<(TenantId, ValidRequest)> {
                 });
             }
         }
-        req.num_samples += samples.len();
-        req.num_exemplars += exemplars.len();
-        req.series.push(ValidSeries {
+        let mut histograms = Vec::new();
+        if with_histograms {
+            let n_h = r.u32()? as usize;
+            histograms.reserve(n_h.min(r.0.len() / 12));
+            for _ in 0..n_h {
+                let timestamp = i64::from_le_bytes(r.take(8)?.try_into().ok()?);
+                let len = r.u32()? as usize;
+                let encoded = r.take(len)?;
+                // The checksum guards the bytes; this guards against a writer's bug.
+                FloatHistogram::decode(encoded).ok()?;
+                histograms.push(HistogramSample {
+                    timestamp,
+                    encoded: encoded.to_vec(),
+                });
+            }
+        }
+        let series = ValidSeries {
             labels,
             samples,
+            histograms,
             exemplars,
-        });
+        };
+        req.num_samples += series.num_samples();
+        req.num_exemplars += series.exemplars.len();
+        req.series.push(series);
     }
     r.0.is_empty().then_some((tenant, req))
 }

@@ -153,6 +153,7 @@ impl Lowering<'_> {
                     -1.0,
                     false,
                     false,
+                    None,
                 ))),
                 Lowered::ScalarPlan(plan) => Ok(Lowered::ScalarPlan(scalar_binary(
                     plan,
@@ -160,6 +161,7 @@ impl Lowering<'_> {
                     -1.0,
                     false,
                     false,
+                    None,
                 ))),
                 _ => Err(QueryError::BadData(
                     "unary minus applies to scalars and instant vectors only".into(),
@@ -323,6 +325,7 @@ impl Lowering<'_> {
                         op: VectorOp::Binary(BinOp::Div),
                         matching: VectorMatching::new(Cardinality::OneToOne),
                         return_bool: false,
+                        pos: None,
                     },
                     first,
                     counts,
@@ -590,14 +593,14 @@ impl Lowering<'_> {
                         Ok(Lowered::Scalar(op.apply(a, b).0))
                     }
                     // Per-step scalars: evaluated at each step like a scalar operator.
-                    (Lowered::ScalarPlan(p), Lowered::Scalar(s)) => {
-                        Ok(Lowered::ScalarPlan(scalar_binary(p, op, s, false, true)))
-                    }
-                    (Lowered::Scalar(s), Lowered::ScalarPlan(p)) => {
-                        Ok(Lowered::ScalarPlan(scalar_binary(p, op, s, true, true)))
-                    }
+                    (Lowered::ScalarPlan(p), Lowered::Scalar(s)) => Ok(Lowered::ScalarPlan(
+                        scalar_binary(p, op, s, false, true, None),
+                    )),
+                    (Lowered::Scalar(s), Lowered::ScalarPlan(p)) => Ok(Lowered::ScalarPlan(
+                        scalar_binary(p, op, s, true, true, None),
+                    )),
                     (Lowered::ScalarPlan(l), Lowered::ScalarPlan(r)) => Ok(Lowered::ScalarPlan(
-                        scalar_plan_binary(op, false, Cardinality::OneToOne, l, r),
+                        scalar_plan_binary(op, false, Cardinality::OneToOne, l, r, None),
                     )),
                     _ => Err(QueryError::BadData(format!(
                         "expected two scalar arguments to {name}()"
@@ -905,6 +908,15 @@ impl Lowering<'_> {
                 self.notes.warn(annotations::SORT_IN_RANGE_QUERY, pos);
             }
             return match args.first().map(|a| self.lower(a)).transpose()? {
+                // `sort` and `sort_desc` order by value: histograms are left out.
+                Some(Lowered::Vector(plan)) if matches!(name, "sort" | "sort_desc") => {
+                    Ok(PromNode::plan(
+                        PromLogicalOp::InstantFunction {
+                            func: InstantFunc::FloatsOnly,
+                        },
+                        Some(plan),
+                    ))
+                }
                 Some(Lowered::Vector(plan)) => Ok(plan),
                 _ => Err(QueryError::BadData(format!(
                     "expected an instant vector argument to {name}()"
@@ -1195,9 +1207,10 @@ impl Lowering<'_> {
         let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
         let lhs = self.lower(&b.lhs)?;
         let rhs = self.lower(&b.rhs)?;
+        let pos = self.positions.binary(b);
         let (lhs, rhs) = match (lhs, rhs) {
             (Lowered::Vector(l), Lowered::Vector(r)) => (l, r),
-            other => return self.scalar_operands(&token, return_bool, other),
+            other => return self.scalar_operands(&token, return_bool, other, pos),
         };
         let op = match token.as_str() {
             "and" => VectorOp::And,
@@ -1215,18 +1228,20 @@ impl Lowering<'_> {
                 op,
                 matching,
                 return_bool,
+                pos,
             },
             lhs,
             rhs,
         )))
     }
 
-    /// A binary operation with at least one scalar operand.
+    /// A binary operation with at least one scalar operand; `pos` is where it is.
     fn scalar_operands(
         &self,
         token: &str,
         return_bool: bool,
         operands: (Lowered, Lowered),
+        pos: Option<QueryPos>,
     ) -> Result<Lowered, QueryError> {
         let Some(op) = BinOp::parse(token) else {
             return Err(QueryError::BadData(format!(
@@ -1242,31 +1257,41 @@ impl Lowering<'_> {
                     v
                 }))
             }
-            (Lowered::Vector(p), Lowered::Scalar(s)) => {
-                Ok(Lowered::Vector(scalar_binary(p, op, s, false, return_bool)))
-            }
-            (Lowered::Scalar(s), Lowered::Vector(p)) => {
-                Ok(Lowered::Vector(scalar_binary(p, op, s, true, return_bool)))
-            }
+            (Lowered::Vector(p), Lowered::Scalar(s)) => Ok(Lowered::Vector(scalar_binary(
+                p,
+                op,
+                s,
+                false,
+                return_bool,
+                pos,
+            ))),
+            (Lowered::Scalar(s), Lowered::Vector(p)) => Ok(Lowered::Vector(scalar_binary(
+                p,
+                op,
+                s,
+                true,
+                return_bool,
+                pos,
+            ))),
             // Per-step scalars: comparisons between scalars always return 0 or 1.
-            (Lowered::ScalarPlan(p), Lowered::Scalar(s)) => {
-                Ok(Lowered::ScalarPlan(scalar_binary(p, op, s, false, true)))
-            }
-            (Lowered::Scalar(s), Lowered::ScalarPlan(p)) => {
-                Ok(Lowered::ScalarPlan(scalar_binary(p, op, s, true, true)))
-            }
+            (Lowered::ScalarPlan(p), Lowered::Scalar(s)) => Ok(Lowered::ScalarPlan(scalar_binary(
+                p, op, s, false, true, pos,
+            ))),
+            (Lowered::Scalar(s), Lowered::ScalarPlan(p)) => Ok(Lowered::ScalarPlan(scalar_binary(
+                p, op, s, true, true, pos,
+            ))),
             // Between two per-step scalars `bool` only applies to comparisons (arithmetic
             // keeps its value).
             (Lowered::ScalarPlan(l), Lowered::ScalarPlan(r)) => Ok(Lowered::ScalarPlan(
-                scalar_plan_binary(op, op.is_comparison(), Cardinality::OneToOne, l, r),
+                scalar_plan_binary(op, op.is_comparison(), Cardinality::OneToOne, l, r, pos),
             )),
             // A vector and a per-step scalar: the scalar (one label-less series) matches
             // every sample of its step, as `on() group_left` / `group_right` would.
             (Lowered::Vector(v), Lowered::ScalarPlan(s)) => Ok(Lowered::Vector(
-                scalar_plan_binary(op, return_bool, Cardinality::ManyToOne, v, s),
+                scalar_plan_binary(op, return_bool, Cardinality::ManyToOne, v, s, pos),
             )),
             (Lowered::ScalarPlan(s), Lowered::Vector(v)) => Ok(Lowered::Vector(
-                scalar_plan_binary(op, return_bool, Cardinality::OneToMany, s, v),
+                scalar_plan_binary(op, return_bool, Cardinality::OneToMany, s, v, pos),
             )),
             _ => Err(QueryError::BadData(format!(
                 "binary operator {token} needs scalar or instant vector operands"
@@ -1381,13 +1406,14 @@ fn vector_matching(modifier: Option<&BinModifier>, set_op: bool) -> VectorMatchi
     }
 }
 
-/// A binary operation where one or both sides are per-step scalars.
+/// A binary operation where one or both sides are per-step scalars; `pos`: where it is.
 fn scalar_plan_binary(
     op: BinOp,
     return_bool: bool,
     card: Cardinality,
     lhs: LogicalPlan,
     rhs: LogicalPlan,
+    pos: Option<QueryPos>,
 ) -> LogicalPlan {
     let mut matching = VectorMatching::new(card);
     matching.on = true;
@@ -1396,18 +1422,21 @@ fn scalar_plan_binary(
             op: VectorOp::Binary(op),
             matching,
             return_bool,
+            pos,
         },
         lhs,
         rhs,
     )
 }
 
+/// A vector (or per-step scalar) and a constant; `pos`: where the operation is.
 fn scalar_binary(
     plan: LogicalPlan,
     op: BinOp,
     scalar: f64,
     scalar_on_left: bool,
     return_bool: bool,
+    pos: Option<QueryPos>,
 ) -> LogicalPlan {
     PromNode::plan(
         PromLogicalOp::ScalarBinary {
@@ -1415,6 +1444,7 @@ fn scalar_binary(
             scalar_bits: scalar.to_bits(),
             scalar_on_left,
             return_bool,
+            pos,
         },
         Some(plan),
     )

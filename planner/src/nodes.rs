@@ -174,12 +174,16 @@ pub(crate) enum PromLogicalOp {
         scalar_bits: u64,
         scalar_on_left: bool,
         return_bool: bool,
+        /// Where the binary expression is in the query (for annotations).
+        pos: Option<QueryPos>,
     },
     /// Between two instant vectors: the node's two inputs, left then right.
     VectorBinary {
         op: VectorOp,
         matching: VectorMatching,
         return_bool: bool,
+        /// Where the binary expression is in the query (for annotations).
+        pos: Option<QueryPos>,
     },
 }
 
@@ -380,6 +384,7 @@ impl UserDefinedLogicalNodeCore for PromNode {
                 scalar_bits,
                 scalar_on_left,
                 return_bool,
+                ..
             } => write!(
                 f,
                 "{op:?} scalar={}, scalar_on_left={scalar_on_left}, bool={return_bool}",
@@ -389,6 +394,7 @@ impl UserDefinedLogicalNodeCore for PromNode {
                 op,
                 matching,
                 return_bool,
+                ..
             } => write!(f, "{op:?} {matching:?}, bool={return_bool}"),
         }
     }
@@ -537,11 +543,13 @@ impl ExtensionPlanner for PromExtensionPlanner {
                 scalar_bits,
                 scalar_on_left,
                 return_bool,
+                pos,
             } => PromOp::ScalarBinary {
                 op: *op,
                 scalar: f64::from_bits(*scalar_bits),
                 scalar_on_left: *scalar_on_left,
                 return_bool: *return_bool,
+                pos: *pos,
             },
             PromLogicalOp::AggregatePerStep { .. }
             | PromLogicalOp::RangeFunctionPerStep { .. }
@@ -601,6 +609,7 @@ impl ExtensionPlanner for PromExtensionPlanner {
                 op,
                 matching,
                 return_bool,
+                pos,
             } => {
                 let [lhs, rhs] = physical_inputs else {
                     return Err(DataFusionError::Internal(
@@ -611,6 +620,7 @@ impl ExtensionPlanner for PromExtensionPlanner {
                     op: *op,
                     matching: matching.clone(),
                     return_bool: *return_bool,
+                    pos: *pos,
                 };
                 return Ok(Some(Arc::new(PromExec::binary(
                     op,

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use hypnos_engine::ops::annotations::QueryPos;
-use promql_parser::parser::{AggregateExpr, Call, Expr};
+use promql_parser::parser::{AggregateExpr, BinaryExpr, Call, Expr};
 
 /// The positions of a call or aggregation: where it starts and where each argument (for an
 /// aggregation: the parameter, then the vector) starts.
@@ -22,6 +22,8 @@ pub(crate) struct SitePos {
 #[derive(Debug, Default)]
 pub(crate) struct Positions {
     sites: HashMap<usize, SitePos>,
+    /// Where binary expressions start (their left operand's start), keyed by node address.
+    binaries: HashMap<usize, QueryPos>,
 }
 
 impl Positions {
@@ -32,15 +34,18 @@ impl Positions {
         collect(expr, &mut nodes);
         let tokens = tokenize(query);
         let mut sites = HashMap::new();
+        let mut arg_tokens = HashMap::new();
         let mut cursor = 0;
         for node in nodes {
             let Some((start, open)) = find_site(&tokens, cursor, &node) else {
                 break;
             };
-            let args = argument_starts(&tokens, open)
-                .into_iter()
-                .map(|i| QueryPos::at(query, tokens[i].offset))
+            let starts = argument_starts(&tokens, open);
+            let args = starts
+                .iter()
+                .map(|i| QueryPos::at(query, tokens[*i].offset))
                 .collect();
+            arg_tokens.insert(node.addr, starts);
             sites.insert(
                 node.addr,
                 SitePos {
@@ -50,7 +55,26 @@ impl Positions {
             );
             cursor = start + 1;
         }
-        Self { sites }
+        let mut binary_tokens = HashMap::new();
+        binary_starts(
+            expr,
+            (!tokens.is_empty()).then_some(0),
+            &arg_tokens,
+            &mut binary_tokens,
+        );
+        let binaries = binary_tokens
+            .into_iter()
+            .map(|(addr, i)| (addr, QueryPos::at(query, tokens[i].offset)))
+            .collect();
+        Self { sites, binaries }
+    }
+
+    /// Where a binary expression starts, when it can be told (not for the right operand
+    /// of another binary expression unless it is a call or an aggregation's argument).
+    pub(crate) fn binary(&self, b: &BinaryExpr) -> Option<QueryPos> {
+        self.binaries
+            .get(&(b as *const BinaryExpr as usize))
+            .copied()
     }
 
     pub(crate) fn call(&self, call: &Call) -> Option<&SitePos> {
@@ -106,6 +130,51 @@ fn collect(expr: &Expr, out: &mut Vec<Node>) {
         }
         Expr::Paren(p) => collect(&p.expr, out),
         Expr::Subquery(s) => collect(&s.expr, out),
+        Expr::NumberLiteral(_)
+        | Expr::StringLiteral(_)
+        | Expr::VectorSelector(_)
+        | Expr::MatrixSelector(_)
+        | Expr::Extension(_) => {}
+    }
+}
+
+/// Records in `out` the start (a token index) of every binary expression in `expr` whose
+/// start is known: `start` is where `expr` starts, if known; `args` holds the token indexes
+/// where the arguments of each call and aggregation start.
+fn binary_starts(
+    expr: &Expr,
+    start: Option<usize>,
+    args: &HashMap<usize, Vec<usize>>,
+    out: &mut HashMap<usize, usize>,
+) {
+    let arg = |addr: usize, i: usize| args.get(&addr).and_then(|a| a.get(i).copied());
+    match expr {
+        Expr::Binary(b) => {
+            if let Some(i) = start {
+                out.insert(b as *const BinaryExpr as usize, i);
+            }
+            binary_starts(&b.lhs, start, args, out);
+            binary_starts(&b.rhs, None, args, out);
+        }
+        // The operand starts after the `(` or the `-`.
+        Expr::Paren(p) => binary_starts(&p.expr, start.map(|i| i + 1), args, out),
+        Expr::Unary(u) => binary_starts(&u.expr, start.map(|i| i + 1), args, out),
+        Expr::Subquery(s) => binary_starts(&s.expr, start, args, out),
+        Expr::Call(c) => {
+            let addr = c as *const Call as usize;
+            for (i, a) in c.args.args.iter().enumerate() {
+                binary_starts(a, arg(addr, i), args, out);
+            }
+        }
+        Expr::Aggregate(a) => {
+            let addr = a as *const AggregateExpr as usize;
+            let mut i = 0;
+            if let Some(p) = &a.param {
+                binary_starts(p, arg(addr, 0), args, out);
+                i = 1;
+            }
+            binary_starts(&a.expr, arg(addr, i), args, out);
+        }
         Expr::NumberLiteral(_)
         | Expr::StringLiteral(_)
         | Expr::VectorSelector(_)
@@ -299,6 +368,43 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    fn binary_starts_of(query: &str) -> Vec<String> {
+        fn walk<'e>(e: &'e Expr, out: &mut Vec<&'e BinaryExpr>) {
+            match e {
+                Expr::Binary(b) => {
+                    out.push(b);
+                    walk(&b.lhs, out);
+                    walk(&b.rhs, out);
+                }
+                Expr::Paren(p) => walk(&p.expr, out),
+                Expr::Call(c) => c.args.args.iter().for_each(|a| walk(a, out)),
+                Expr::Aggregate(a) => walk(&a.expr, out),
+                _ => {}
+            }
+        }
+        let expr = promql_parser::parser::parse(query).expect("parses");
+        let positions = Positions::new(query, &expr);
+        let mut binaries = Vec::new();
+        walk(&expr, &mut binaries);
+        binaries
+            .iter()
+            .map(|b| positions.binary(b).map_or("?".into(), |p| p.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn finds_binary_expressions_by_their_left_operand() {
+        assert_eq!(binary_starts_of("  a + b"), vec!["1:3"]);
+        assert_eq!(binary_starts_of("(a + b) * 2"), vec!["1:1", "1:2"]);
+        assert_eq!(
+            binary_starts_of("sum(x - y) / abs(z * 3)"),
+            vec!["1:1", "1:5", "1:18"]
+        );
+        // The right operand of a binary expression: not told.
+        assert_eq!(binary_starts_of("a - (b * c)"), vec!["1:1", "?"]);
+        assert_eq!(binary_starts_of("sum by (l) (a + b)"), vec!["1:13"]);
     }
 
     #[test]

@@ -8,15 +8,29 @@
 //! - `PROMQLTEST_WRITE_BASELINE=1`: raise `tests/promqltest/baseline.txt` to the current counts
 //!   (a count is never lowered).
 //!
+//! Native histograms (`{{...}}` in loads and expected results) are loaded through remote
+//! write like floats; `load_with_nhcb` also loads the classic histograms as native histograms
+//! with custom buckets. Result histograms are compared as upstream compares them.
+//!
 //! Annotations (warnings and infos) are checked as upstream's framework checks them, on the
 //! query itself (not on the range-mode repetition of an instant eval). Where a load could not
-//! store all of its samples (native histograms), the annotations those samples would cause
-//! cannot appear; such evals are counted apart and listed with `PROMQLTEST_VERBOSE=1`.
+//! store all of its samples (e.g. start timestamps, or a write the store refused), the
+//! annotations those samples would cause cannot appear; such evals are counted apart and
+//! listed with `PROMQLTEST_VERBOSE=1`.
 //!
-//! The run fails only when a file passes fewer evals than its baseline.
+//! A panic in a load or an eval fails that load or eval (with the panic's message), not the
+//! run. The run fails only when a file passes fewer evals than its baseline.
 
+#[path = "promqltest/histogram.rs"]
+mod histogram;
+#[path = "promqltest/nhcb.rs"]
+mod nhcb;
+#[path = "promqltest/panics.rs"]
+mod panics;
 #[path = "promqltest/script.rs"]
 mod script;
+#[path = "promqltest/series.rs"]
+mod series;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,14 +39,17 @@ use std::sync::Arc;
 use hypnos_engine::{BlockCatalog, MergedSource};
 use hypnos_ingest::{IngestConfig, Ingester};
 use hypnos_planner::{
-    AnnotatedResult, QueryAnnotations, QueryEngine, QueryError, QueryOptions, QueryResult,
+    AnnotatedResult, InstantSample, QueryAnnotations, QueryEngine, QueryError, QueryOptions,
+    QueryResult,
 };
+use hypnos_schemas::histogram::{FloatHistogram, Span};
 use hypnos_schemas::remote::{Label, Sample, TimeSeries, WriteRequest};
 use hypnos_schemas::tenant::TENANT_LABEL;
 use hypnos_schemas::{BlockSink, Labels, SeriesSource, TenantId};
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
-use script::{AnnotationExpect, Command, Eval, Expect, FailMsg, Point, SeriesDesc, Timing};
+use script::{AnnotationExpect, Command, Eval, Expect, FailMsg, SeriesDesc, Timing};
+use series::{HistogramValue, Value};
 
 /// A fresh store: ingester, block catalog and query engine over a temporary directory.
 struct Env {
@@ -74,26 +91,54 @@ impl Env {
         }
     }
 
-    async fn load(&self, interval: i64, series: &[SeriesDesc], flush: bool) -> Result<(), String> {
+    /// Loads one `load` block: per series one remote-write request with its floats and
+    /// histograms (points `interval` apart from 0); with `nhcb`, then the native histograms
+    /// with custom buckets built from its classic histograms.
+    async fn load(
+        &self,
+        interval: i64,
+        series: &[SeriesDesc],
+        nhcb: bool,
+        flush: bool,
+    ) -> Result<(), String> {
         // A series defined twice in one load block keeps its last definition, as upstream's
         // loader (which keys the definitions by label set) does.
         let last = |i: usize, s: &SeriesDesc| !series[i + 1..].iter().any(|o| o.labels == s.labels);
-        for (_, s) in series.iter().enumerate().filter(|(i, s)| last(*i, s)) {
-            let samples: Vec<Sample> = s
-                .points
-                .iter()
-                .enumerate()
-                .filter_map(|(i, p)| {
-                    p.map(|v| Sample {
-                        value: v,
-                        timestamp: i as i64 * interval,
-                    })
-                })
-                .collect();
+        let defs: Vec<&SeriesDesc> = series
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| last(*i, s))
+            .map(|(_, s)| s)
+            .collect();
+        let mut requests = Vec::new();
+        for s in &defs {
+            let mut samples = Vec::new();
+            let mut histograms = Vec::new();
+            for (i, p) in s.points.iter().enumerate() {
+                let timestamp = i as i64 * interval;
+                match p {
+                    None => {}
+                    Some(Value::Float(value)) => samples.push(Sample {
+                        value: *value,
+                        timestamp,
+                    }),
+                    Some(Value::Histogram(h)) => histograms.push(h.h.to_remote(timestamp)),
+                }
+            }
+            requests.push((s.labels.clone(), samples, histograms));
+        }
+        if nhcb {
+            for (labels, points) in nhcb::custom_bucket_series(&defs, interval)? {
+                let histograms = points.iter().map(|(t, h)| h.to_remote(*t)).collect();
+                requests.push((labels, Vec::new(), histograms));
+            }
+        }
+        // Every series is written even when one is refused; the first refusal is reported.
+        let mut refused = None;
+        for (labels, samples, histograms) in requests {
             let req = WriteRequest {
                 timeseries: vec![TimeSeries {
-                    labels: s
-                        .labels
+                    labels: labels
                         .iter()
                         .map(|l| Label {
                             name: l.name.clone(),
@@ -101,14 +146,17 @@ impl Env {
                         })
                         .collect(),
                     samples,
+                    histograms,
                     ..Default::default()
                 }],
                 metadata: vec![],
             };
-            self.ingester
-                .write(&self.tenant, req)
-                .await
-                .map_err(|e| format!("load {}: {e}", s.labels))?;
+            if let Err(e) = self.ingester.write(&self.tenant, req).await {
+                refused.get_or_insert(format!("load {labels}: {e}"));
+            }
+        }
+        if let Some(e) = refused {
+            return Err(e);
         }
         if flush {
             self.ingester
@@ -144,14 +192,81 @@ fn almost_equal(a: f64, b: f64) -> bool {
     diff / abs_sum.min(f64::MAX) < EPS
 }
 
-/// Normalised result: series with points on the evaluation grid.
-type Got = Vec<(Labels, Vec<(i64, f64)>)>;
+/// Normalised result: series with their points (floats or histograms) by time.
+type Got = Vec<(Labels, Vec<(i64, Value)>)>;
+
+/// A value as the test notation writes it.
+fn fmt_value(v: &Value) -> String {
+    match v {
+        Value::Float(f) => histogram::go_float(*f),
+        Value::Histogram(h) => histogram::test_expression(&h.h),
+    }
+}
 
 fn describe(got: &Got) -> String {
     got.iter()
-        .map(|(l, p)| format!("{l} {p:?}"))
+        .map(|(l, p)| {
+            let points: Vec<String> = p
+                .iter()
+                .map(|(t, v)| format!("{} @{t}", fmt_value(v)))
+                .collect();
+            format!("{l} [{}]", points.join(", "))
+        })
         .collect::<Vec<_>>()
         .join("\n      ")
+}
+
+/// Whether a result value is the expected one: floats within the tolerance, histograms as
+/// [`histogram::matches`]; a float never matches a histogram. `Err` when comparing panicked.
+fn value_matches(want: &Value, got: &Value) -> Result<bool, String> {
+    match (want, got) {
+        (Value::Float(w), Value::Float(g)) => Ok(almost_equal(*w, *g)),
+        (Value::Histogram(w), Value::Histogram(g)) => histogram::matches(w, &g.h),
+        _ => Ok(false),
+    }
+}
+
+/// Compares series point by point; `want` and `got` in the same order.
+fn same_points(
+    want: &[(Labels, Vec<(i64, Value)>)],
+    got: &[(Labels, Vec<(i64, Value)>)],
+    compare_times: bool,
+) -> Result<bool, String> {
+    if want.len() != got.len() {
+        return Ok(false);
+    }
+    for ((wl, wp), (gl, gp)) in want.iter().zip(got) {
+        if wl != gl || wp.len() != gp.len() {
+            return Ok(false);
+        }
+        for ((wt, wv), (gt, gv)) in wp.iter().zip(gp) {
+            if (compare_times && wt != gt) || !value_matches(wv, gv)? {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// The most points any expected series has.
+fn expected_len(expected: &[SeriesDesc]) -> usize {
+    expected.iter().map(|s| s.points.len()).max().unwrap_or(0)
+}
+
+/// The expected series with their points on `grid` (missing points left out).
+fn expected_on_grid(expected: &[SeriesDesc], grid: &[i64]) -> Got {
+    expected
+        .iter()
+        .map(|s| {
+            let pts = s
+                .points
+                .iter()
+                .zip(grid)
+                .filter_map(|(p, t)| p.clone().map(|v| (*t, v)))
+                .collect();
+            (s.labels.clone(), pts)
+        })
+        .collect()
 }
 
 fn compare_series(
@@ -161,18 +276,7 @@ fn compare_series(
     grid: &[i64],
     ordered: bool,
 ) -> Result<(), String> {
-    let mut want: Vec<(Labels, Vec<(i64, f64)>)> = expected
-        .iter()
-        .map(|s| {
-            let pts = s
-                .points
-                .iter()
-                .zip(grid)
-                .filter_map(|(p, t): (&Point, &i64)| p.map(|v| (*t, v)))
-                .collect();
-            (s.labels.clone(), pts)
-        })
-        .collect();
+    let mut want = expected_on_grid(expected, grid);
     want.retain(|(_, p)| !p.is_empty());
     let mut got = got.clone();
     got.retain(|(_, p)| !p.is_empty());
@@ -180,42 +284,68 @@ fn compare_series(
         want.sort_by(|a, b| a.0.cmp(&b.0));
         got.sort_by(|a, b| a.0.cmp(&b.0));
     }
-    let mismatch = || {
+    let mismatch = |why: &str| {
         format!(
-            "line {}: {}\n    expected:\n      {}\n    got:\n      {}",
+            "line {}: {}\n    expected:\n      {}\n    got:\n      {}{why}",
             ev.line,
             ev.query,
             describe(&want),
             describe(&got)
         )
     };
-    if want.len() != got.len() {
-        return Err(mismatch());
+    match same_points(&want, &got, true) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(mismatch("")),
+        Err(e) => Err(mismatch(&format!("\n    comparing: {e}"))),
     }
-    for ((wl, wp), (gl, gp)) in want.iter().zip(&got) {
-        if wl != gl || wp.len() != gp.len() {
-            return Err(mismatch());
-        }
-        for ((wt, wv), (gt, gv)) in wp.iter().zip(gp) {
-            if wt != gt || !almost_equal(*wv, *gv) {
-                return Err(mismatch());
+}
+
+/// A query result for a failure message, histograms in the test notation.
+fn fmt_result(r: &QueryResult) -> String {
+    match r {
+        QueryResult::String { v, .. } => format!("string {v:?}"),
+        QueryResult::Scalar { v, .. } => format!("scalar {}", histogram::go_float(*v)),
+        QueryResult::Vector(_) | QueryResult::Matrix(_) => {
+            let kind = if matches!(r, QueryResult::Vector(_)) {
+                "vector"
+            } else {
+                "matrix"
+            };
+            match normalise(r.clone()) {
+                Ok(got) => format!("{kind}:\n      {}", describe(&got)),
+                Err(e) => e,
             }
         }
     }
-    Ok(())
 }
 
 fn normalise(r: QueryResult) -> Result<Got, String> {
+    let hist = |h| Value::Histogram(Box::new(HistogramValue { h, hint_set: false }));
     Ok(match r {
         QueryResult::Vector(v) => v
             .into_iter()
-            .map(|s| (strip_tenant(&s.labels), vec![(s.t, s.v)]))
+            .map(|s| {
+                let v = match s.h {
+                    Some(h) => hist(h),
+                    None => Value::Float(s.v),
+                };
+                (strip_tenant(&s.labels), vec![(s.t, v)])
+            })
             .collect(),
         QueryResult::Matrix(m) => m
             .into_iter()
-            .map(|s| (strip_tenant(&s.labels), s.points))
+            .map(|s| {
+                let mut points: Vec<(i64, Value)> = s
+                    .points
+                    .into_iter()
+                    .map(|(t, v)| (t, Value::Float(v)))
+                    .chain(s.histograms.into_iter().map(|(t, h)| (t, hist(h))))
+                    .collect();
+                points.sort_by_key(|p| p.0);
+                (strip_tenant(&s.labels), points)
+            })
             .collect(),
-        QueryResult::Scalar { t, v } => vec![(Labels::default(), vec![(t, v)])],
+        QueryResult::Scalar { t, v } => vec![(Labels::default(), vec![(t, Value::Float(v))])],
         QueryResult::String { v, .. } => return Err(format!("string result {v:?}")),
     })
 }
@@ -269,8 +399,10 @@ async fn run_eval(env: &Env, ev: &Eval, data_missing: bool) -> Result<bool, Stri
                 }
             }
             Ok(r) => Err(format!(
-                "line {}: {}\n    expected an error, got {:?}",
-                ev.line, ev.query, r.result
+                "line {}: {}\n    expected an error, got {}",
+                ev.line,
+                ev.query,
+                fmt_result(&r.result)
             )),
         };
     }
@@ -296,8 +428,10 @@ async fn run_eval_value(
         (Expect::String(s), QueryResult::String { v, .. }) if s == v => return Ok(()),
         (Expect::String(s), _) => {
             return Err(format!(
-                "line {}: {}\n    expected string {s:?}, got {result:?}",
-                ev.line, ev.query
+                "line {}: {}\n    expected string {s:?}, got {}",
+                ev.line,
+                ev.query,
+                fmt_result(&result)
             ));
         }
         (Expect::Scalar(want), QueryResult::Scalar { v, .. }) => {
@@ -312,8 +446,10 @@ async fn run_eval_value(
         }
         (Expect::Scalar(want), _) => {
             return Err(format!(
-                "line {}: {}\n    expected scalar {want}, got {result:?}",
-                ev.line, ev.query
+                "line {}: {}\n    expected scalar {want}, got {}",
+                ev.line,
+                ev.query,
+                fmt_result(&result)
             ));
         }
         _ => {}
@@ -326,37 +462,35 @@ async fn run_eval_value(
         (Timing::Instant(_), QueryResult::Matrix(_))
     );
     let got = normalise(result)?;
+    if let Some((start, end, step)) = ev.range_vector {
+        // `expect range vector`: the expected points are at these times (and, as upstream,
+        // the range-mode repetition does not apply).
+        let grid: Vec<i64> = (0..)
+            .map(|i| start + i * step.max(1))
+            .take_while(|t| *t <= end)
+            .collect();
+        return compare_series(ev, expected, &got, &grid, false);
+    }
     if is_matrix_instant {
-        // A range selector evaluated instantly: expected points are the raw values in order.
-        let want: Vec<(Labels, Vec<f64>)> = expected
-            .iter()
-            .map(|s| {
-                (
-                    s.labels.clone(),
-                    s.points.iter().flatten().copied().collect(),
-                )
-            })
-            .collect();
-        let mut a: Vec<(Labels, Vec<f64>)> = got
-            .iter()
-            .map(|(l, p)| (l.clone(), p.iter().map(|x| x.1).collect()))
-            .collect();
-        let mut w = want;
-        a.sort_by(|x, y| x.0.cmp(&y.0));
-        w.sort_by(|x, y| x.0.cmp(&y.0));
-        let same = a.len() == w.len()
-            && a.iter().zip(&w).all(|(x, y)| {
-                x.0 == y.0
-                    && x.1.len() == y.1.len()
-                    && x.1.iter().zip(&y.1).all(|(p, q)| almost_equal(*p, *q))
-            });
-        return if same {
-            Ok(())
-        } else {
-            Err(format!(
-                "line {}: {}\n    expected {w:?}\n    got {a:?}",
-                ev.line, ev.query
-            ))
+        // A range selector evaluated instantly without its times given: the expected points
+        // are the raw values in order.
+        let mut want = expected_on_grid(expected, &vec![0; expected_len(expected)]);
+        let mut got = got;
+        want.sort_by(|x, y| x.0.cmp(&y.0));
+        got.sort_by(|x, y| x.0.cmp(&y.0));
+        let mismatch = |why: String| {
+            format!(
+                "line {}: {}\n    expected:\n      {}\n    got:\n      {}{why}",
+                ev.line,
+                ev.query,
+                describe(&want),
+                describe(&got)
+            )
+        };
+        return match same_points(&want, &got, false) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(mismatch(String::new())),
+            Err(e) => Err(mismatch(format!("\n    comparing: {e}"))),
         };
     }
     compare_series(ev, expected, &got, &grid, ev.ordered)?;
@@ -488,18 +622,25 @@ async fn run_script(cmds: &[Command], flush: bool) -> Vec<(usize, Result<bool, S
             Command::Load {
                 interval,
                 series,
+                nhcb,
                 line,
                 error,
             } => {
                 if let Some(e) = error {
                     load_error = Some(format!("load at line {line}: {e}"));
                 }
-                if let Err(e) = env.load(*interval, series, flush).await {
+                let loaded = panics::catch_async(env.load(*interval, series, *nhcb, flush))
+                    .await
+                    .and_then(|r| r);
+                if let Err(e) = loaded {
                     load_error = Some(format!("load at line {line}: {e}"));
                 }
             }
             Command::Eval(ev) => {
-                let r = match run_eval(&env, ev, load_error.is_some()).await {
+                let r = panics::catch_async(run_eval(&env, ev, load_error.is_some()))
+                    .await
+                    .unwrap_or_else(|p| Err(format!("line {}: {}\n    {p}", ev.line, ev.query)));
+                let r = match r {
                     Err(e) => Err(match &load_error {
                         Some(le) => format!("{e}\n    (after a failed {le})"),
                         None => e,
@@ -579,6 +720,66 @@ fn test_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// The result comparison on made-up answers: a float never stands for a histogram,
+/// histograms compare after compaction, and failure output writes them in the test notation.
+fn check_comparison_rules() {
+    let text =
+        "load 1m\n  x 1\n\neval instant at 0 x\n  x {{count:2 sum:3 buckets:[0 2] offset:1}}\n";
+    let Some(Command::Eval(ev)) = script::parse(text).expect("script parses").pop() else {
+        unreachable!("the last command is the eval")
+    };
+    let Expect::Series(expected) = &ev.expect else {
+        panic!("a series expectation: {:?}", ev.expect)
+    };
+    let labels = expected[0].labels.clone();
+    let hist = |buckets: Vec<f64>, offset: i32| FloatHistogram {
+        count: 2.0,
+        sum: 3.0,
+        positive_spans: vec![Span {
+            offset,
+            length: buckets.len() as u32,
+        }],
+        positive_buckets: buckets,
+        ..FloatHistogram::default()
+    };
+    let got = |v: Value| vec![(labels.clone(), vec![(0, v)])];
+    let as_value =
+        |h: FloatHistogram| Value::Histogram(Box::new(HistogramValue { h, hint_set: false }));
+    let check = |v: Value| compare_series(&ev, expected, &got(v), &[0], false);
+    assert!(check(Value::Float(2.0)).is_err());
+    let r = check(as_value(hist(vec![2.0], 2)));
+    assert!(r.is_ok(), "{r:?}");
+    let r = check(as_value(hist(vec![0.0, 0.0, 2.0, 0.0], 0)));
+    assert!(r.is_ok(), "{r:?}");
+    assert!(check(as_value(hist(vec![2.0], 1))).is_err());
+    let e = check(as_value(hist(vec![2.5], 2))).unwrap_err();
+    assert!(
+        e.contains("{{count:2 sum:3 offset:2 buckets:[2]}}")
+            && e.contains("{{count:2 sum:3 offset:2 buckets:[2.5]}}"),
+        "{e}"
+    );
+    // Float expectations do not take histograms either.
+    let text = "load 1m\n  x 1\n\neval instant at 0 x\n  x 0\n";
+    let Some(Command::Eval(ev)) = script::parse(text).expect("script parses").pop() else {
+        unreachable!("the last command is the eval")
+    };
+    let Expect::Series(expected) = &ev.expect else {
+        panic!("a series expectation: {:?}", ev.expect)
+    };
+    assert!(compare_series(&ev, expected, &got(as_value(hist(vec![], 0))), &[0], false).is_err());
+    let vector = QueryResult::Vector(vec![InstantSample {
+        labels: labels.clone(),
+        t: 0,
+        v: 0.0,
+        h: Some(hist(vec![1.0, 0.0, 1.0], -1)),
+    }]);
+    assert!(
+        fmt_result(&vector).contains("{{count:2 sum:3 offset:-1 buckets:[1 0 1]}} @0"),
+        "{}",
+        fmt_result(&vector)
+    );
+}
+
 /// The annotation checks themselves, on made-up answers: what must fail fails.
 fn check_annotation_rules() {
     let eval = |lines: &str| -> AnnotationExpect {
@@ -645,6 +846,12 @@ fn check_annotation_rules() {
 }
 
 fn main() {
+    panics::install_hook();
+    panics::self_check();
+    series::self_check();
+    histogram::self_check();
+    nhcb::self_check();
+    check_comparison_rules();
     check_annotation_rules();
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let upstream = std::env::var_os("PROMQLTEST_DIR")

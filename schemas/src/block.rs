@@ -1,6 +1,6 @@
-//! The Parquet block format, version 2 (documented in docs/format.md): writing a block from
+//! The Parquet block format, version 3 (documented in docs/format.md): writing a block from
 //! series sorted by labels ([`BlockWriter`], streaming, or [`write_block`]) and reading
-//! series and samples back out of one ([`BlockReader`], which also reads version 1 blocks).
+//! series and samples back out of one ([`BlockReader`], which also reads versions 1 and 2).
 
 use std::sync::{Arc, LazyLock};
 
@@ -12,7 +12,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use crate::layout::{BLOCK_SCHEMA_VERSION, BlockMeta, SAMPLES_FILE};
-use crate::source::{TIMESTAMP, VALUE};
+use crate::source::{HISTOGRAM, TIMESTAMP, VALUE};
 use crate::{SchemaError, SeriesData, TenantId};
 
 pub const SERIES_REF: &str = "series_ref";
@@ -34,6 +34,10 @@ pub const SAMPLES_PAGE_ROWS: usize = 128 * 1024;
 pub const ZSTD_LEVEL: i32 = 9;
 /// Rows per batch handed to the writer.
 const WRITE_BATCH: usize = 64 * 1024;
+/// Estimated encoded bytes after which a row group of `samples.parquet` is cut before
+/// `SAMPLES_ROW_GROUP` rows: bounds the writer's memory when rows carry native histograms
+/// (float rows never reach it).
+pub const SAMPLES_ROW_GROUP_BYTES: usize = 128 << 20;
 
 fn labels_map_field() -> Field {
     let entries = Field::new(
@@ -66,6 +70,7 @@ static SAMPLES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new(TIMESTAMP, DataType::Int64, true),
         Field::new(VALUE, DataType::Float64, true),
         Field::new(VALUE_INT_COL, DataType::Int64, true),
+        Field::new(HISTOGRAM, DataType::Binary, true),
     ]))
 });
 
@@ -77,8 +82,10 @@ pub fn series_file_schema() -> SchemaRef {
 }
 
 /// Schema of `samples.parquet`: `series_ref` (UInt32), `timestamp` (Int64 ms, null when
-/// shared with another series), `value` (Float64, null when `value_int` holds it) and
-/// `value_int` (Int64), sorted by (series_ref, sample order).
+/// shared with another series), `value` (Float64, null when `value_int` or `histogram` holds
+/// the sample), `value_int` (Int64) and `histogram` (Binary: a native histogram,
+/// [`crate::histogram::FloatHistogram::encode`]; null on float rows), sorted by
+/// (series_ref, sample order).
 pub fn samples_file_schema() -> SchemaRef {
     Arc::clone(&SAMPLES_SCHEMA)
 }
@@ -102,19 +109,25 @@ fn writer_props(kind: &str) -> WriterProperties {
     };
     let b = b
         .set_max_row_group_row_count(Some(SAMPLES_ROW_GROUP))
+        .set_max_row_group_bytes(Some(SAMPLES_ROW_GROUP_BYTES))
         .set_data_page_row_count_limit(SAMPLES_PAGE_ROWS)
         .set_data_page_size_limit(4 << 20)
         .set_write_batch_size(WRITE_BATCH);
     let b = delta(b, SERIES_REF);
     let b = delta(b, TIMESTAMP);
     let b = delta(b, VALUE_INT_COL);
+    // Histograms: plain length-prefixed messages, left to ZSTD (consecutive histograms of a
+    // series share most of their bytes); a column of nulls costs only its definition levels.
     b.set_column_dictionary_enabled(ColumnPath::from(VALUE), false)
         .set_column_encoding(ColumnPath::from(VALUE), Encoding::BYTE_STREAM_SPLIT)
+        .set_column_dictionary_enabled(ColumnPath::from(HISTOGRAM), false)
+        .set_column_encoding(ColumnPath::from(HISTOGRAM), Encoding::PLAIN)
         .build()
 }
 
-/// Writes `series` (any order; each label set once, samples sorted and in-range) as a block of
-/// `tenant` flushed from a head and returns its meta. `meta.json` is written last, so a crash
+/// Writes `series` (any order; each label set once, samples sorted and in-range; float and
+/// histogram samples, see [`SeriesData::histograms`]) as a block of `tenant` flushed from a
+/// head and returns its meta. `meta.json` is written last, so a crash
 /// never leaves a block that readers see half-written.
 pub async fn write_block(
     store: &Arc<dyn ObjectStore>,
@@ -125,7 +138,7 @@ pub async fn write_block(
     series.sort_by(|a, b| a.labels.cmp(&b.labels));
     let mut w = BlockWriter::new(Arc::clone(store), tenant.clone());
     for s in &series {
-        w.append(s.labels.clone(), s.timestamps(), s.values())
+        w.append_with_histograms(s.labels.clone(), s.timestamps(), s.values(), s.histograms())
             .await?;
     }
     w.finish(BlockInfo::head()).await

@@ -16,11 +16,18 @@ use prost::Message;
 
 use crate::remote::{self, histogram as pb};
 
+mod bounds;
 mod ops;
 mod stats;
+#[cfg(test)]
+mod test_literal;
+mod trim;
 
 pub use ops::{Bucket, CombineOutcome, HistogramError};
-pub use stats::{histogram_fraction, histogram_quantile};
+pub use stats::{
+    NanObservationsNote, histogram_fraction, histogram_fraction_noted, histogram_quantile,
+    histogram_quantile_noted,
+};
 
 /// A bucket span: `length` consecutive buckets, `offset` buckets after the previous span.
 pub type Span = remote::BucketSpan;

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! tenants/<tenant>/<block ULID>/series.parquet   one row per series: ref, metric name, labels
-//! tenants/<tenant>/<block ULID>/samples.parquet  one row per sample, sorted by (series_ref, timestamp)
+//! tenants/<tenant>/<block ULID>/samples.parquet  one row per sample (float or histogram), sorted by (series_ref, timestamp)
 //! tenants/<tenant>/<block ULID>/meta.json        written last: a block without it does not exist
 //! ```
 
@@ -22,7 +22,9 @@ pub const SAMPLES_FILE: &str = "samples.parquet";
 pub const DELETION_MARK_FILE: &str = "deletion-mark.json";
 
 /// The block format this build writes, and the newest it reads (it reads every older one).
-pub const BLOCK_SCHEMA_VERSION: u32 = 2;
+/// Version 3 added native histograms (the `histogram` column of `samples.parquet`): a build
+/// knowing only version 2 would read such a block without them, so it must refuse it.
+pub const BLOCK_SCHEMA_VERSION: u32 = 3;
 
 /// The folder of a tenant's blocks.
 pub fn tenant_dir(tenant: &TenantId) -> Path {

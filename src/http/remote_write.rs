@@ -67,7 +67,8 @@ pub(super) async fn receive(
 }
 
 /// Authenticates, reads, decodes and writes under the tenant's limits; `samples` is set to
-/// the request's sample count once it is decoded (for the rejection metrics).
+/// the request's sample count (floats and histograms) once it is decoded (for the rejection
+/// metrics).
 async fn write(
     state: &AppRef,
     scope: Result<Scope, AuthError>,
@@ -96,7 +97,12 @@ async fn write(
         .await
         .map_err(|e| WriteError::Body(format!("decoding task failed: {e}")))??
     };
-    *samples = Some(req.timeseries.iter().map(|t| t.samples.len()).sum());
+    *samples = Some(
+        req.timeseries
+            .iter()
+            .map(|t| t.samples.len() + t.histograms.len())
+            .sum(),
+    );
     let metadata = std::mem::take(&mut req.metadata);
     let limits = state.limits.get();
     let limits = &limits.for_tenant(&tenant).write;

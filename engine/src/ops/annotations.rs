@@ -227,6 +227,126 @@ pub fn go_format_g(f: f64) -> String {
     }
 }
 
+// Native histograms in functions and binary operators.
+
+/// The info when a binary operator meets operands of types it does not combine
+/// (`histogram + float`, `float / histogram`, ...): the element is dropped.
+pub fn incompatible_types_in_binop(lhs_type: &str, op: &str, rhs_type: &str) -> String {
+    format!(
+        "incompatible sample types encountered for binary operator {}: {lhs_type} {op} {rhs_type}",
+        go_quote(op)
+    )
+}
+
+/// The warning when a binary operator meets histograms with exponential and custom
+/// buckets: the element is dropped.
+pub fn incompatible_bucket_layout_in_binop(op: &str) -> String {
+    format!("incompatible bucket layout encountered for binary operator {op}")
+}
+
+/// The warning when histograms that said "counter reset" and "no counter reset" were
+/// combined; `operation` is "addition", "subtraction" or "aggregation".
+pub fn histogram_counter_reset_collision(operation: &str) -> String {
+    format!("conflicting counter resets during histogram {operation}")
+}
+
+/// The info when custom-bucket histograms with different bounds were combined at their
+/// common bounds; `operation` is "addition", "subtraction" or "aggregation".
+pub fn mismatched_custom_buckets(operation: &str) -> String {
+    format!("mismatched custom buckets were reconciled during {operation}")
+}
+
+/// The warning when a series is both a native histogram and classic buckets at one time.
+pub fn mixed_classic_native_histograms(metric_name: &str) -> String {
+    with_metric_name(
+        "vector contains a mix of classic and native histograms".into(),
+        metric_name,
+    )
+}
+
+/// The info when histogram_quantile's rank falls among NaN observations.
+pub fn quantile_nan_result(metric_name: &str) -> String {
+    with_metric_name(
+        "input to histogram_quantile has NaN observations, result is NaN".into(),
+        metric_name,
+    )
+}
+
+/// The info when histogram_quantile's result is skewed by NaN observations.
+pub fn quantile_nan_skew(metric_name: &str) -> String {
+    with_metric_name(
+        "input to histogram_quantile has NaN observations, result is skewed higher".into(),
+        metric_name,
+    )
+}
+
+/// The info when histogram_fraction left NaN observations out.
+pub fn fraction_nans(metric_name: &str) -> String {
+    with_metric_name(
+        "input to histogram_fraction has NaN observations, which are excluded from all fractions"
+            .into(),
+        metric_name,
+    )
+}
+
+// Native histograms in aggregations.
+
+/// The info when an aggregation that only takes floats (`min`, `max`, `stddev`, `stdvar`,
+/// `quantile`, `topk`, `bottomk`) skipped a histogram sample.
+pub fn histogram_ignored_in_aggregation(aggregation: &str) -> String {
+    format!("ignored histogram in {aggregation} aggregation")
+}
+
+/// The warning when `sum` or `avg` met floats and histograms in one group: the group has no
+/// result.
+pub const MIXED_FLOATS_HISTOGRAMS_AGGREGATION: &str =
+    "encountered a mix of histograms and floats for aggregation";
+
+/// The warning when histograms with exponential and custom buckets were to be combined:
+/// the result is dropped. The name is quoted even when empty, as Prometheus does.
+pub fn mixed_exponential_custom_histograms(metric_name: &str) -> String {
+    format!(
+        "vector contains a mix of histograms with exponential and custom buckets schemas for metric name {}",
+        go_quote(metric_name)
+    )
+}
+
+// Native histograms in range functions.
+
+/// The warning when a range function that combines samples met floats and histograms in
+/// one window: the window has no result.
+pub fn mixed_floats_histograms(metric_name: &str) -> String {
+    format!(
+        "encountered a mix of histograms and floats for metric name {}",
+        go_quote(metric_name)
+    )
+}
+
+/// The warning when `rate`, `increase` or `irate` read a gauge histogram.
+pub fn native_histogram_not_counter(metric_name: &str) -> String {
+    format!(
+        "this native histogram metric is not a counter: {}",
+        go_quote(metric_name)
+    )
+}
+
+/// The warning when `delta` or `idelta` read a counter histogram.
+pub fn native_histogram_not_gauge(metric_name: &str) -> String {
+    format!(
+        "this native histogram metric is not a gauge: {}",
+        go_quote(metric_name)
+    )
+}
+
+/// The info when a range function that only takes floats left out the histograms of a
+/// window that also holds floats.
+pub fn histogram_ignored_in_mixed_range(metric_name: &str) -> String {
+    format!(
+        "ignored histograms in a range containing both floats and histograms for metric name {}",
+        go_quote(metric_name)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

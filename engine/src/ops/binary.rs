@@ -3,6 +3,12 @@
 //! (many-to-many), with Prometheus' cardinality checks and error wording
 //! (`VectorBinop`, `VectorAnd`, `VectorOr`, `VectorUnless` in Prometheus' promql/engine.go).
 //!
+//! Native histograms take part as Prometheus' `vectorElemBinop` says: histograms add to and
+//! subtract from histograms, multiply with floats on either side and divide by floats, and
+//! compare with `==` and `!=`; any other combination drops the element with an info (a
+//! warning for histograms with incompatible bucket layouts). Set operators pass histograms
+//! through untouched.
+//!
 //! Matching is done independently at every evaluation timestamp. Each input series' matching
 //! signature is computed once; each step then only looks up signature ordinals.
 //!
@@ -16,10 +22,12 @@ use std::collections::{HashMap, HashSet};
 use arrow::array::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
 use hypnos_schemas::Labels;
+use hypnos_schemas::histogram::{FloatHistogram, HistogramError, ResetHint};
 use hypnos_schemas::labels::METRIC_NAME;
 use hypnos_schemas::tenant::TENANT_LABEL;
 
 use super::BinOp;
+use super::annotations::{self, AnnotationKind, Annotations, QueryPos};
 use crate::vector::{VectorBuilder, series_rows};
 
 /// A PromQL evaluation error with Prometheus' wording (many-to-many matching, duplicate
@@ -145,12 +153,24 @@ pub(crate) fn without_metadata_labels(l: &Labels) -> Labels {
     )
 }
 
-/// The series of one side: distinct label sets (sorted), their signature ordinals, and every
-/// sample as (timestamp, series, value) sorted by time, then series.
+/// A sample's value: a float, or a native histogram (its index in the side's
+/// `histograms`, kept encoded until an operation needs it).
+#[derive(Clone, Copy, Debug)]
+enum Val {
+    F(f64),
+    H(u32),
+}
+
+/// One side's sample: (timestamp, series, value).
+type Point = (i64, usize, Val);
+
+/// The series of one side: distinct label sets (sorted), their signature ordinals, every
+/// sample sorted by time, then series, and the encoded histograms the samples refer to.
 struct Side {
     labels: Vec<Labels>,
     sig: Vec<usize>,
-    points: Vec<(i64, usize, f64)>,
+    points: Vec<Point>,
+    histograms: Vec<Vec<u8>>,
 }
 
 impl Side {
@@ -160,21 +180,30 @@ impl Side {
         keep_tenant: bool,
         sigs: &mut HashMap<Vec<u8>, usize>,
     ) -> Result<Side> {
-        let mut by_labels: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
+        let mut by_labels: HashMap<Labels, Vec<(i64, Val)>> = HashMap::new();
+        let mut histograms = Vec::new();
         for batch in batches {
             for s in series_rows(batch)? {
-                by_labels
-                    .entry(s.labels)
-                    .or_default()
-                    .extend(s.ts.iter().copied().zip(s.values.iter().copied()));
+                let pts = by_labels.entry(s.labels.clone()).or_default();
+                for (i, (t, v)) in s.ts.iter().zip(s.values).enumerate() {
+                    let val = match s.histogram_bytes(i) {
+                        Some(h) => {
+                            histograms.push(h.to_vec());
+                            Val::H((histograms.len() - 1) as u32)
+                        }
+                        None => Val::F(*v),
+                    };
+                    pts.push((*t, val));
+                }
             }
         }
-        let mut series: Vec<(Labels, Vec<(i64, f64)>)> = by_labels.into_iter().collect();
+        let mut series: Vec<(Labels, Vec<(i64, Val)>)> = by_labels.into_iter().collect();
         series.sort_by(|a, b| a.0.cmp(&b.0));
         let mut side = Side {
             labels: Vec::with_capacity(series.len()),
             sig: Vec::with_capacity(series.len()),
             points: Vec::new(),
+            histograms,
         };
         for (i, (labels, pts)) in series.into_iter().enumerate() {
             let next = sigs.len();
@@ -214,15 +243,22 @@ struct LabelRef {
 #[derive(Clone, Copy)]
 struct Sample {
     labels: LabelRef,
-    v: f64,
+    v: Val,
     sig: usize,
+}
+
+/// An output value: a float or an encoded histogram.
+#[derive(Clone, Debug)]
+enum OutVal {
+    F(f64),
+    H(Vec<u8>),
 }
 
 /// The output series, keyed by label set, with their points in time order.
 #[derive(Default)]
 struct Output {
     ids: HashMap<Labels, usize>,
-    series: Vec<(Labels, Vec<(i64, f64)>)>,
+    series: Vec<(Labels, Vec<(i64, OutVal)>)>,
 }
 
 impl Output {
@@ -236,7 +272,7 @@ impl Output {
         id
     }
 
-    fn push(&mut self, id: usize, t: i64, v: f64) -> Result<()> {
+    fn push(&mut self, id: usize, t: i64, v: OutVal) -> Result<()> {
         let pts = &mut self.series[id].1;
         if pts.last().is_some_and(|p| p.0 == t) {
             return Err(eval_error(
@@ -250,10 +286,13 @@ impl Output {
     fn finish(mut self) -> RecordBatch {
         self.series.sort_by(|a, b| a.0.cmp(&b.0));
         let mut out = VectorBuilder::new();
-        for (labels, pts) in &self.series {
-            out.start_series(labels);
+        for (labels, pts) in self.series {
+            out.start_series(&labels);
             for (t, v) in pts {
-                out.push(*t, *v);
+                match v {
+                    OutVal::F(v) => out.push(t, v),
+                    OutVal::H(h) => out.push_histogram_bytes(t, h),
+                }
             }
         }
         out.finish()
@@ -302,9 +341,182 @@ struct Eval<'a> {
     matched: Marks,
     /// (signature, output series) pairs produced in this step (many-to-one).
     matched_groups: HashSet<(usize, usize)>,
+    /// The annotation of the step's last element that had one: Prometheus reports only
+    /// that one per step.
+    step_note: Option<(AnnotationKind, String)>,
+    notes: &'a Annotations,
+    pos: Option<QueryPos>,
+}
+
+/// The outcome of an operator on one pair of samples (Prometheus' `vectorElemBinop`).
+enum Elem {
+    /// A value, whether a comparison holds (always true for arithmetic), and an info to
+    /// report.
+    Value {
+        value: OutVal,
+        keep: bool,
+        note: Option<String>,
+    },
+    /// No result: the element is dropped with this annotation.
+    Dropped(AnnotationKind, String),
+}
+
+impl BinOp {
+    /// The operator as written in PromQL (`atan2`, `+`, ...).
+    pub fn token(&self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Mod => "%",
+            BinOp::Pow => "^",
+            BinOp::Atan2 => "atan2",
+            BinOp::MinOf => "min_of",
+            BinOp::MaxOf => "max_of",
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
+            BinOp::Gt => ">",
+            BinOp::Lt => "<",
+            BinOp::Ge => ">=",
+            BinOp::Le => "<=",
+        }
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<FloatHistogram> {
+    FloatHistogram::decode(bytes).map_err(|e| DataFusionError::Internal(e.to_string()))
+}
+
+fn incompatible(lhs: &str, op: BinOp, rhs: &str) -> Elem {
+    Elem::Dropped(
+        AnnotationKind::Info,
+        annotations::incompatible_types_in_binop(lhs, op.token(), rhs),
+    )
+}
+
+/// `op` between a float `f` and a histogram `h` (`h_left`: the histogram is the left
+/// operand): only `*` on either side and `/` by a float give a histogram.
+fn float_histogram_elem(op: BinOp, f: f64, h: &[u8], h_left: bool) -> Result<Elem> {
+    let scale = |div: bool| -> Result<Elem> {
+        let mut h = decode(h)?;
+        if div {
+            h.div(f);
+        } else {
+            h.mul(f);
+        }
+        h.compact(0);
+        Ok(Elem::Value {
+            value: OutVal::H(h.encode()),
+            keep: true,
+            note: None,
+        })
+    };
+    match (op, h_left) {
+        (BinOp::Mul, _) => scale(false),
+        (BinOp::Div, true) => scale(true),
+        (_, true) => Ok(incompatible("histogram", op, "float")),
+        (_, false) => Ok(incompatible("float", op, "histogram")),
+    }
+}
+
+/// `op` between two histograms: `+` and `-` combine them, `==` and `!=` compare them
+/// (keeping the left one), anything else is incompatible.
+fn histograms_elem(op: BinOp, l: &[u8], r: &[u8]) -> Result<Elem> {
+    match op {
+        BinOp::Add | BinOp::Sub => {
+            let (mut a, b) = (decode(l)?, decode(r)?);
+            let (combined, operation) = if op == BinOp::Add {
+                (a.add(&b), "addition")
+            } else {
+                (a.sub(&b), "subtraction")
+            };
+            let outcome = match combined {
+                Ok(o) => o,
+                Err(HistogramError::MixedExponentialCustom) => {
+                    return Ok(Elem::Dropped(
+                        AnnotationKind::Warning,
+                        annotations::incompatible_bucket_layout_in_binop(op.token()),
+                    ));
+                }
+                Err(e @ HistogramError::Invalid(_)) => {
+                    return Err(DataFusionError::Internal(e.to_string()));
+                }
+            };
+            // As Prometheus, a counter reset collision drops the element with a warning.
+            if outcome.counter_reset_collision {
+                return Ok(Elem::Dropped(
+                    AnnotationKind::Warning,
+                    annotations::histogram_counter_reset_collision(operation),
+                ));
+            }
+            if op == BinOp::Sub {
+                // A difference is no counter.
+                a.counter_reset_hint = ResetHint::Gauge;
+            }
+            a.compact(0);
+            Ok(Elem::Value {
+                value: OutVal::H(a.encode()),
+                keep: true,
+                note: outcome
+                    .nhcb_bounds_reconciled
+                    .then(|| annotations::mismatched_custom_buckets(operation)),
+            })
+        }
+        BinOp::Eq | BinOp::Ne => {
+            let equal = decode(l)?.equals(&decode(r)?);
+            Ok(Elem::Value {
+                value: OutVal::H(l.to_vec()),
+                keep: equal == (op == BinOp::Eq),
+                note: None,
+            })
+        }
+        _ => Ok(incompatible("histogram", op, "histogram")),
+    }
 }
 
 impl Eval<'_> {
+    /// The output value of side `side`'s sample value `v`.
+    fn out_val(&self, side: usize, v: Val) -> OutVal {
+        match v {
+            Val::F(f) => OutVal::F(f),
+            Val::H(i) => OutVal::H(self.sides[side].histograms[i as usize].clone()),
+        }
+    }
+
+    /// The histogram bytes of a sample, if it is a histogram.
+    fn hist(&self, s: &Sample) -> Option<&[u8]> {
+        match s.v {
+            Val::H(i) => Some(&self.sides[s.labels.side as usize].histograms[i as usize]),
+            Val::F(_) => None,
+        }
+    }
+
+    /// `op` applied to a left and a right sample.
+    fn elem(&self, op: BinOp, l: &Sample, r: &Sample) -> Result<Elem> {
+        Ok(match (l.v, r.v) {
+            (Val::F(a), Val::F(b)) => {
+                let (value, keep) = op.apply(a, b);
+                Elem::Value {
+                    value: OutVal::F(value),
+                    keep,
+                    note: None,
+                }
+            }
+            (Val::F(f), Val::H(_)) => {
+                float_histogram_elem(op, f, self.hist(r).expect("a histogram"), false)?
+            }
+            (Val::H(_), Val::F(f)) => {
+                float_histogram_elem(op, f, self.hist(l).expect("a histogram"), true)?
+            }
+            (Val::H(_), Val::H(_)) => histograms_elem(
+                op,
+                self.hist(l).expect("a histogram"),
+                self.hist(r).expect("a histogram"),
+            )?,
+        })
+    }
+
     /// The labels of `r`; a fill value's labels keep its source's tenant label.
     fn labels(&self, r: LabelRef) -> Labels {
         let l = &self.sides[r.side as usize].labels[r.idx];
@@ -326,7 +538,7 @@ impl Eval<'_> {
         id
     }
 
-    fn samples(&self, side: usize, points: &[(i64, usize, f64)]) -> Vec<Sample> {
+    fn samples(&self, side: usize, points: &[Point]) -> Vec<Sample> {
         points
             .iter()
             .map(|(_, idx, v)| Sample {
@@ -389,13 +601,7 @@ impl Eval<'_> {
         id
     }
 
-    fn step(
-        &mut self,
-        step: u64,
-        t: i64,
-        lhs: &[(i64, usize, f64)],
-        rhs: &[(i64, usize, f64)],
-    ) -> Result<()> {
+    fn step(&mut self, step: u64, t: i64, lhs: &[Point], rhs: &[Point]) -> Result<()> {
         match self.op {
             VectorOp::And => {
                 if lhs.is_empty() || rhs.is_empty() {
@@ -407,7 +613,8 @@ impl Eval<'_> {
                 for (_, idx, v) in lhs {
                     if self.present.is_set(self.sides[0].sig[*idx], step) {
                         let id = self.set_output(0, *idx);
-                        self.out.push(id, t, *v)?;
+                        let v = self.out_val(0, *v);
+                        self.out.push(id, t, v)?;
                     }
                 }
             }
@@ -415,12 +622,14 @@ impl Eval<'_> {
                 for (_, idx, v) in lhs {
                     self.present.set(self.sides[0].sig[*idx], step, None);
                     let id = self.set_output(0, *idx);
-                    self.out.push(id, t, *v)?;
+                    let v = self.out_val(0, *v);
+                    self.out.push(id, t, v)?;
                 }
                 for (_, idx, v) in rhs {
                     if !self.present.is_set(self.sides[1].sig[*idx], step) {
                         let id = self.set_output(1, *idx);
-                        self.out.push(id, t, *v)?;
+                        let v = self.out_val(1, *v);
+                        self.out.push(id, t, v)?;
                     }
                 }
             }
@@ -431,11 +640,18 @@ impl Eval<'_> {
                 for (_, idx, v) in lhs {
                     if !self.present.is_set(self.sides[0].sig[*idx], step) {
                         let id = self.set_output(0, *idx);
-                        self.out.push(id, t, *v)?;
+                        let v = self.out_val(0, *v);
+                        self.out.push(id, t, v)?;
                     }
                 }
             }
-            VectorOp::Binary(op) => self.binary_step(op, step, t, lhs, rhs)?,
+            VectorOp::Binary(op) => {
+                self.step_note = None;
+                self.binary_step(op, step, t, lhs, rhs)?;
+                if let Some((kind, msg)) = self.step_note.take() {
+                    self.notes.add(kind, &msg, self.pos);
+                }
+            }
         }
         Ok(())
     }
@@ -445,8 +661,8 @@ impl Eval<'_> {
         op: BinOp,
         step: u64,
         t: i64,
-        lhs: &[(i64, usize, f64)],
-        rhs: &[(i64, usize, f64)],
+        lhs: &[Point],
+        rhs: &[Point],
     ) -> Result<()> {
         let m = self.matching;
         let (fill_lhs, fill_rhs) = (m.fill_lhs(), m.fill_rhs());
@@ -490,7 +706,7 @@ impl Eval<'_> {
                         fill: true,
                         ..ls.labels
                     },
-                    v: fill,
+                    v: Val::F(fill),
                     sig: ls.sig,
                 }
             };
@@ -506,7 +722,7 @@ impl Eval<'_> {
                         fill: true,
                         ..rs.labels
                     },
-                    v: fill,
+                    v: Val::F(fill),
                     sig: rs.sig,
                 };
                 self.pair(op, step, t, ls, *rs, swapped)?;
@@ -525,10 +741,22 @@ impl Eval<'_> {
         rs: Sample,
         swapped: bool,
     ) -> Result<()> {
-        let (fl, fr) = if swapped { (rs.v, ls.v) } else { (ls.v, rs.v) };
-        let (mut value, keep) = op.apply(fl, fr);
+        let (l, r) = if swapped { (&rs, &ls) } else { (&ls, &rs) };
+        let (mut value, keep) = match self.elem(op, l, r)? {
+            Elem::Value { value, keep, note } => {
+                if let Some(note) = note {
+                    self.step_note = Some((AnnotationKind::Info, note));
+                }
+                (value, keep)
+            }
+            Elem::Dropped(kind, msg) => {
+                // Dropped before any matching check, as in Prometheus.
+                self.step_note = Some((kind, msg));
+                return Ok(());
+            }
+        };
         if self.return_bool {
-            value = if keep { 1.0 } else { 0.0 };
+            value = OutVal::F(if keep { 1.0 } else { 0.0 });
         }
         let id = self.result_id(ls.labels, rs.labels);
         if self.matching.card == Cardinality::OneToOne {
@@ -558,6 +786,28 @@ pub fn vector_binary(
     op: VectorOp,
     matching: &VectorMatching,
     return_bool: bool,
+) -> Result<RecordBatch> {
+    vector_binary_annotated(
+        lhs,
+        rhs,
+        op,
+        matching,
+        return_bool,
+        &Annotations::new(),
+        None,
+    )
+}
+
+/// [`vector_binary`] adding its annotations (incompatible sample types, histogram
+/// combinations) to `notes`; `pos` is the position of the binary expression.
+pub fn vector_binary_annotated(
+    lhs: &[RecordBatch],
+    rhs: &[RecordBatch],
+    op: VectorOp,
+    matching: &VectorMatching,
+    return_bool: bool,
+    notes: &Annotations,
+    pos: Option<QueryPos>,
 ) -> Result<RecordBatch> {
     if op.is_set_operator() != (matching.card == Cardinality::ManyToMany) {
         return Err(DataFusionError::Internal(
@@ -597,6 +847,9 @@ pub fn vector_binary(
         present: Marks::new(sigs.len()),
         matched: Marks::new(sigs.len()),
         matched_groups: HashSet::new(),
+        step_note: None,
+        notes,
+        pos,
     };
     let (lp, rp) = (
         std::mem::take(&mut ev.sides[0].points),
@@ -617,6 +870,69 @@ pub fn vector_binary(
         (i, j) = (i_end, j_end);
     }
     Ok(ev.out.finish())
+}
+
+/// `vector op scalar` (or `scalar op vector` when `scalar_on_left`), as Prometheus'
+/// `VectorscalarBinop`. Comparisons filter, keeping the vector's sample and name, unless
+/// `return_bool` (then 1 or 0, name dropped); arithmetic drops the metric name. A histogram
+/// sample is multiplied (either side) or divided (on the left); any other operation drops
+/// it with an info added to `notes` at `pos`, the binary expression's position.
+#[allow(clippy::too_many_arguments)] // the operation, and where to annotate
+pub fn scalar_binary_annotated(
+    input: &RecordBatch,
+    op: BinOp,
+    scalar: f64,
+    scalar_on_left: bool,
+    return_bool: bool,
+    notes: &Annotations,
+    pos: Option<QueryPos>,
+) -> Result<RecordBatch> {
+    let mut out = VectorBuilder::new();
+    let drop_name = !op.is_comparison() || return_bool;
+    for s in series_rows(input)? {
+        if drop_name {
+            out.start_series(&super::mark_name_dropped(&s.labels));
+        } else {
+            out.start_series(&s.labels);
+        }
+        for (i, (t, v)) in s.ts.iter().zip(s.values).enumerate() {
+            if let Some(h) = s.histogram_bytes(i) {
+                match float_histogram_elem(op, scalar, h, !scalar_on_left)? {
+                    Elem::Value {
+                        value: OutVal::H(h),
+                        ..
+                    } => out.push_histogram_bytes(*t, h),
+                    Elem::Value {
+                        value: OutVal::F(_),
+                        ..
+                    } => {
+                        return Err(DataFusionError::Internal(
+                            "a histogram scaled into a float".into(),
+                        ));
+                    }
+                    Elem::Dropped(kind, msg) => notes.add(kind, &msg, pos),
+                }
+                continue;
+            }
+            let (l, r) = if scalar_on_left {
+                (scalar, *v)
+            } else {
+                (*v, scalar)
+            };
+            let (value, keep) = op.apply(l, r);
+            if op.is_comparison() {
+                // The vector's sample is the value kept, whichever side it is on.
+                if return_bool {
+                    out.push(*t, if keep { 1.0 } else { 0.0 });
+                } else if keep {
+                    out.push(*t, *v);
+                }
+            } else {
+                out.push(*t, value);
+            }
+        }
+    }
+    Ok(out.finish())
 }
 
 #[cfg(test)]

@@ -4,8 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use arrow::array::RecordBatch;
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
 use hypnos_schemas::Labels;
+use hypnos_schemas::histogram::FloatHistogram;
 
 use super::Grouping;
 use crate::vector::{VectorBuilder, series_rows};
@@ -31,7 +32,8 @@ pub fn format_value(v: f64) -> String {
 }
 
 /// `count_values`: the value label is set on each sample's labels first, then samples are
-/// grouped as `grouping` says, with `by` also keeping the value label.
+/// grouped as `grouping` says, with `by` also keeping the value label. A histogram's value
+/// is its text form (Prometheus' `String()`).
 pub fn count_values(
     inputs: &[RecordBatch],
     label: &str,
@@ -50,15 +52,29 @@ pub fn count_values(
         for s in series_rows(batch)? {
             // Samples of one series usually repeat values: reuse the labels per value.
             let mut cache: HashMap<u64, Labels> = HashMap::new();
-            for (t, v) in s.ts.iter().zip(s.values) {
-                let key = cache
-                    .entry(v.to_bits())
-                    .or_insert_with(|| {
-                        let mut l = s.labels.clone();
-                        l.set(label, &format_value(*v));
-                        grouping.group_labels(&l)
-                    })
-                    .clone();
+            let mut hist_cache: HashMap<&[u8], Labels> = HashMap::new();
+            let with_value = |value: &str| {
+                let mut l = s.labels.clone();
+                l.set(label, value);
+                grouping.group_labels(&l)
+            };
+            for (i, (t, v)) in s.ts.iter().zip(s.values).enumerate() {
+                let key = match s.histogram_bytes(i) {
+                    Some(bytes) => match hist_cache.get(bytes) {
+                        Some(l) => l.clone(),
+                        None => {
+                            let h = FloatHistogram::decode(bytes)
+                                .map_err(|e| DataFusionError::Internal(e.to_string()))?;
+                            let l = with_value(&h.to_string());
+                            hist_cache.insert(bytes, l.clone());
+                            l
+                        }
+                    },
+                    None => cache
+                        .entry(v.to_bits())
+                        .or_insert_with(|| with_value(&format_value(*v)))
+                        .clone(),
+                };
                 *groups.entry(key).or_default().entry(*t).or_default() += 1.0;
             }
         }
@@ -129,6 +145,40 @@ mod tests {
         let got = collect(&out);
         assert_eq!(got[0].0, Labels::from_pairs([("job", "6")]).to_string());
         assert_eq!(got[0].1, vec![(0, 2.0), (10, 1.0)]);
+    }
+
+    #[test]
+    fn histograms_count_by_their_text() {
+        use hypnos_schemas::histogram::Span;
+        let h = FloatHistogram {
+            count: 3.0,
+            sum: 4.0,
+            positive_spans: vec![Span {
+                offset: 0,
+                length: 1,
+            }],
+            positive_buckets: vec![3.0],
+            ..Default::default()
+        };
+        let mut b = VectorBuilder::new();
+        for inst in ["0", "1"] {
+            b.start_series(&Labels::from_pairs([("__name__", "v"), ("instance", inst)]));
+            b.push_histogram(0, &h);
+        }
+        b.start_series(&Labels::from_pairs([("__name__", "v"), ("instance", "2")]));
+        b.push(0, 1.0);
+        let out = count_values(&[b.finish()], "v", &Grouping::By(vec![])).unwrap();
+        let got = collect(&out);
+        assert_eq!(
+            got,
+            vec![
+                (Labels::from_pairs([("v", "1")]).to_string(), vec![(0, 1.0)]),
+                (
+                    Labels::from_pairs([("v", h.to_string().as_str())]).to_string(),
+                    vec![(0, 2.0)]
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -1,1 +1,212 @@
-//! Instant functions and binary operators over native histogram samples (histogram_count, histogram_sum, histogram_avg, histogram_stddev, histogram_stdvar, histogram_fraction, histogram_quantile; arithmetic and comparisons with histograms).
+//! Functions of single native histogram samples: `histogram_count`, `histogram_sum`,
+//! `histogram_avg`, `histogram_stddev` and `histogram_stdvar` (a float per histogram, float
+//! samples ignored), and the annotations that `histogram_quantile` and `histogram_fraction`
+//! give for histograms holding NaN observations (Prometheus' `HistogramQuantile` and
+//! `HistogramFraction`).
+
+use hypnos_schemas::histogram::{FloatHistogram, histogram_fraction, histogram_quantile};
+
+use super::annotations;
+
+/// A statistic of one native histogram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd)]
+pub enum HistogramStat {
+    /// `histogram_count`: the number of observations.
+    Count,
+    /// `histogram_sum`: the sum of observations.
+    Sum,
+    /// `histogram_avg`: sum divided by count.
+    Avg,
+    /// `histogram_stddev`: the estimated standard deviation.
+    Stddev,
+    /// `histogram_stdvar`: the estimated variance.
+    Stdvar,
+}
+
+impl HistogramStat {
+    /// The statistic a function name stands for.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "histogram_count" => HistogramStat::Count,
+            "histogram_sum" => HistogramStat::Sum,
+            "histogram_avg" => HistogramStat::Avg,
+            "histogram_stddev" => HistogramStat::Stddev,
+            "histogram_stdvar" => HistogramStat::Stdvar,
+            _ => return None,
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            HistogramStat::Count => "histogram_count",
+            HistogramStat::Sum => "histogram_sum",
+            HistogramStat::Avg => "histogram_avg",
+            HistogramStat::Stddev => "histogram_stddev",
+            HistogramStat::Stdvar => "histogram_stdvar",
+        }
+    }
+
+    /// The statistic of `h`.
+    pub fn eval(&self, h: &FloatHistogram) -> f64 {
+        match self {
+            HistogramStat::Count => h.count,
+            HistogramStat::Sum => h.sum,
+            HistogramStat::Avg => h.sum / h.count,
+            HistogramStat::Stddev => h.stdvar().sqrt(),
+            HistogramStat::Stdvar => h.stdvar(),
+        }
+    }
+}
+
+/// The sum of the counts of every bucket (zero bucket included), in the order Prometheus
+/// iterates them; less than `count` when the histogram holds NaN observations.
+fn bucket_total(h: &FloatHistogram) -> f64 {
+    h.buckets().iter().map(|b| b.count).sum()
+}
+
+/// `histogram_quantile(q, h)` of a native histogram, with the info Prometheus adds when `h`
+/// holds NaN observations (its sum is NaN and its buckets count fewer than `count`): the
+/// result is NaN when the rank falls above every bucket, skewed higher otherwise.
+/// `metric_name` is the histogram's `__name__` (or "").
+pub(crate) fn native_quantile(
+    q: f64,
+    h: &FloatHistogram,
+    metric_name: &str,
+) -> (f64, Option<String>) {
+    let value = histogram_quantile(q, h);
+    if q.is_nan() || !(0.0..=1.0).contains(&q) || h.count == 0.0 || !h.sum.is_nan() {
+        return (value, None);
+    }
+    let buckets = h.buckets();
+    let rank = q * h.count;
+    let mut cumulative = 0.0;
+    let mut reached = None;
+    for b in &buckets {
+        cumulative += b.count;
+        if reached.is_none() && cumulative >= rank {
+            reached = Some(*b);
+        }
+    }
+    let note = match reached {
+        // The first or last custom bucket: the result is one of its bounds, said as is.
+        Some(b)
+            if h.uses_custom_buckets()
+                && ((b.lower == f64::NEG_INFINITY && b.upper <= 0.0)
+                    || b.upper == f64::INFINITY) =>
+        {
+            None
+        }
+        Some(_) => (cumulative < h.count).then(|| annotations::quantile_nan_skew(metric_name)),
+        // No bucket at all and a rank of 0: nothing was passed over, so only skewed.
+        None if buckets.is_empty() && rank <= 0.0 => {
+            Some(annotations::quantile_nan_skew(metric_name))
+        }
+        None => value
+            .is_nan()
+            .then(|| annotations::quantile_nan_result(metric_name)),
+    };
+    (value, note)
+}
+
+/// `histogram_fraction(lower, upper, h)` of a native histogram, with the info Prometheus
+/// adds when NaN observations were left out of the fraction.
+pub(crate) fn native_fraction(
+    lower: f64,
+    upper: f64,
+    h: &FloatHistogram,
+    metric_name: &str,
+) -> (f64, Option<String>) {
+    let value = histogram_fraction(lower, upper, h);
+    if h.count == 0.0 || lower.is_nan() || upper.is_nan() || lower >= upper || !h.sum.is_nan() {
+        return (value, None);
+    }
+    let note = (bucket_total(h) < h.count).then(|| annotations::fraction_nans(metric_name));
+    (value, note)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hypnos_schemas::histogram::Span;
+
+    fn hist(count: f64, sum: f64, buckets: &[f64]) -> FloatHistogram {
+        FloatHistogram {
+            schema: 0,
+            count,
+            sum,
+            positive_spans: if buckets.is_empty() {
+                vec![]
+            } else {
+                vec![Span {
+                    offset: 0,
+                    length: buckets.len() as u32,
+                }]
+            },
+            positive_buckets: buckets.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for s in [
+            HistogramStat::Count,
+            HistogramStat::Sum,
+            HistogramStat::Avg,
+            HistogramStat::Stddev,
+            HistogramStat::Stdvar,
+        ] {
+            assert_eq!(HistogramStat::from_name(s.name()), Some(s));
+        }
+        assert_eq!(HistogramStat::from_name("histogram_quantile"), None);
+    }
+
+    #[test]
+    fn simple_statistics() {
+        let h = hist(4.0, 10.0, &[1.0, 3.0]);
+        assert_eq!(HistogramStat::Count.eval(&h), 4.0);
+        assert_eq!(HistogramStat::Sum.eval(&h), 10.0);
+        assert_eq!(HistogramStat::Avg.eval(&h), 2.5);
+        assert!(HistogramStat::Avg.eval(&hist(0.0, 0.0, &[])).is_nan());
+    }
+
+    #[test]
+    fn variance_is_the_square_of_the_deviation() {
+        let h = hist(4.0, 6.0, &[1.0, 3.0]);
+        let var = HistogramStat::Stdvar.eval(&h);
+        assert!(var.is_finite() && var >= 0.0);
+        assert_eq!(HistogramStat::Stddev.eval(&h), var.sqrt());
+    }
+
+    #[test]
+    fn nan_observations_annotate_quantiles() {
+        // 100% NaN: every rank is above every bucket.
+        let all_nan = hist(3.0, f64::NAN, &[]);
+        let (v, note) = native_quantile(0.5, &all_nan, "h");
+        assert!(v.is_nan());
+        assert_eq!(note, Some(annotations::quantile_nan_result("h")));
+        // 20% NaN: 12 of 15 observations in buckets.
+        let some_nan = hist(15.0, f64::NAN, &[12.0]);
+        let (v, note) = native_quantile(0.4, &some_nan, "h");
+        assert!(v.is_finite());
+        assert_eq!(note, Some(annotations::quantile_nan_skew("h")));
+        let (v, note) = native_quantile(0.81, &some_nan, "h");
+        assert!(v.is_nan());
+        assert_eq!(note, Some(annotations::quantile_nan_result("h")));
+        // Outside [0, 1], or no NaN: nothing to say.
+        assert_eq!(native_quantile(1.5, &some_nan, "h").1, None);
+        assert_eq!(native_quantile(0.5, &hist(4.0, 2.0, &[4.0]), "h").1, None);
+    }
+
+    #[test]
+    fn nan_observations_annotate_fractions() {
+        let some_nan = hist(15.0, f64::NAN, &[12.0]);
+        let (_, note) = native_fraction(f64::NEG_INFINITY, f64::INFINITY, &some_nan, "h");
+        assert_eq!(note, Some(annotations::fraction_nans("h")));
+        assert_eq!(native_fraction(2.0, 1.0, &some_nan, "h").1, None);
+        assert_eq!(
+            native_fraction(0.0, 1.0, &hist(4.0, 1.0, &[4.0]), "h").1,
+            None
+        );
+    }
+}

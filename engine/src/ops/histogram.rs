@@ -1,15 +1,21 @@
-//! `histogram_quantile` and `histogram_fraction` over classic histograms: series that
-//! differ only in their `le` label are the cumulative buckets of one histogram, evaluated
-//! per timestamp as Prometheus' `BucketQuantile` and `BucketFraction`.
+//! `histogram_quantile`, `histogram_quantiles` and `histogram_fraction`. Over classic
+//! histograms, series that differ only in their `le` label are the cumulative buckets of one
+//! histogram, evaluated per timestamp as Prometheus' `BucketQuantile` and `BucketFraction`.
+//! Native histogram samples are evaluated each on its own; a series that is at the same
+//! time a native histogram and classic buckets (same labels but `le`) gives neither, with a
+//! warning, as in Prometheus.
 
 use std::collections::{BTreeMap, HashMap};
 
 use arrow::array::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
 use hypnos_schemas::Labels;
+use hypnos_schemas::histogram::FloatHistogram;
+use hypnos_schemas::labels::METRIC_NAME;
 
 use super::annotations::{self, Annotations, QueryPos};
 use super::binary::{EvalError, without_metadata_labels};
+use super::hist_fn::{native_fraction, native_quantile};
 use crate::vector::{VectorBuilder, series_rows};
 
 /// The label holding a classic bucket's upper bound.
@@ -69,6 +75,39 @@ impl HistogramFunc {
                     out.push((Some((label.as_str(), format_openmetrics_float(q))), v));
                 }
                 any_forced
+            }
+        }
+    }
+
+    /// The results for one native histogram, as [`Self::eval`]; infos about NaN
+    /// observations go to `notes`.
+    fn eval_native<'a>(
+        &'a self,
+        h: &FloatHistogram,
+        metric_name: &str,
+        out: &mut Vec<(Option<(&'a str, String)>, f64)>,
+        notes: &mut Vec<String>,
+    ) {
+        let mut push = |set, (v, note): (f64, Option<String>)| {
+            out.push((set, v));
+            notes.extend(note);
+        };
+        match self {
+            HistogramFunc::Quantile(q) => {
+                push(None, native_quantile(f64::from_bits(*q), h, metric_name))
+            }
+            HistogramFunc::Fraction(lo, hi) => push(
+                None,
+                native_fraction(f64::from_bits(*lo), f64::from_bits(*hi), h, metric_name),
+            ),
+            HistogramFunc::Quantiles { label, qs } => {
+                for q in qs {
+                    let q = f64::from_bits(*q);
+                    push(
+                        Some((label.as_str(), format_openmetrics_float(q))),
+                        native_quantile(q, h, metric_name),
+                    );
+                }
             }
         }
     }
@@ -180,56 +219,111 @@ fn histogram_function_with(
     func_at: &dyn Fn(i64) -> HistogramFunc,
     notes: HistogramNotes<'_>,
 ) -> Result<RecordBatch> {
+    let warn = |msg: &str| {
+        if let Some(n) = notes.notes {
+            n.warn(msg, notes.vector_pos);
+        }
+    };
+    let info = |msg: &str| {
+        if let Some(n) = notes.notes {
+            n.info(msg, notes.vector_pos);
+        }
+    };
+    // Classic buckets per group (labels without `le`) and time; native histograms per
+    // series and time.
     let mut groups: HashMap<Labels, BTreeMap<i64, Vec<(f64, f64)>>> = HashMap::new();
+    let mut natives: HashMap<Labels, BTreeMap<i64, FloatHistogram>> = HashMap::new();
     for batch in inputs {
         for s in series_rows(batch)? {
+            if s.has_histograms() {
+                let n = natives.entry(s.labels.clone()).or_default();
+                for (i, t) in s.ts.iter().enumerate() {
+                    if let Some(h) = s.histogram(i)? {
+                        n.insert(*t, h);
+                    }
+                }
+            }
+            let floats = (0..s.ts.len()).filter(|i| !s.is_histogram(*i));
             let le = s.labels.get(BUCKET_LABEL);
             let Some(upper) = parse_upper_bound(le) else {
-                if let Some(n) = notes.notes
-                    && !s.ts.is_empty()
-                {
-                    n.warn(
-                        &annotations::bad_bucket_label(super::metric_name(&s.labels), le),
-                        notes.vector_pos,
-                    );
+                if floats.count() > 0 {
+                    warn(&annotations::bad_bucket_label(
+                        super::metric_name(&s.labels),
+                        le,
+                    ));
                 }
                 continue;
             };
             let key = s.labels.drop_bucket_label();
             let g = groups.entry(key).or_default();
-            for (t, v) in s.ts.iter().zip(s.values) {
-                g.entry(*t).or_default().push((upper, *v));
+            for i in floats {
+                g.entry(s.ts[i]).or_default().push((upper, s.values[i]));
             }
         }
+    }
+    // A native histogram and classic buckets of the same series at the same time: neither
+    // is evaluated.
+    for (labels, by_t) in &mut natives {
+        let Some(g) = groups.get_mut(labels) else {
+            continue;
+        };
+        by_t.retain(|t, _| {
+            if g.remove(t).is_some() {
+                warn(&annotations::mixed_classic_native_histograms(
+                    labels.get(METRIC_NAME),
+                ));
+                false
+            } else {
+                true
+            }
+        });
     }
     // Output label sets (metric name dropped), each with its points; two results with the
     // same labels at the same time are an error.
     let mut outputs: BTreeMap<Labels, BTreeMap<i64, f64>> = BTreeMap::new();
+    let mut add = |labels: &Labels, set: Option<(&str, String)>, t: i64, v: f64| {
+        let labels = match set {
+            None => labels.clone(),
+            Some((name, value)) => {
+                let mut l = labels.clone();
+                l.set(name, &value);
+                l
+            }
+        };
+        if outputs.entry(labels).or_default().insert(t, v).is_some() {
+            return Err(DataFusionError::External(Box::new(EvalError(
+                "vector cannot contain metrics with the same labelset".into(),
+            ))));
+        }
+        Ok(())
+    };
     for (k, g) in groups {
         let base = without_metadata_labels(&k);
         for (t, mut buckets) in g {
             let func = func_at(t);
             let mut results = Vec::new();
-            if func.eval(&mut buckets, &mut results)
-                && let Some(n) = notes.notes
-            {
+            if func.eval(&mut buckets, &mut results) {
                 // Prometheus names no metric here: the name is gone with the `le` label.
-                n.info(&annotations::forced_monotonicity(""), notes.vector_pos);
+                info(&annotations::forced_monotonicity(""));
             }
-            for (set, v) in results.drain(..) {
-                let labels = match set {
-                    None => base.clone(),
-                    Some((name, value)) => {
-                        let mut l = base.clone();
-                        l.set(name, &value);
-                        l
-                    }
-                };
-                if outputs.entry(labels).or_default().insert(t, v).is_some() {
-                    return Err(DataFusionError::External(Box::new(EvalError(
-                        "vector cannot contain metrics with the same labelset".into(),
-                    ))));
-                }
+            for (set, v) in results {
+                add(&base, set, t, v)?;
+            }
+        }
+    }
+    let mut nan_notes = Vec::new();
+    for (labels, by_t) in natives {
+        // The name is marked dropped, not removed: later label functions still see it.
+        let base = super::mark_name_dropped(&labels);
+        for (t, h) in by_t {
+            let func = func_at(t);
+            let mut results = Vec::new();
+            func.eval_native(&h, labels.get(METRIC_NAME), &mut results, &mut nan_notes);
+            for (set, v) in results {
+                add(&base, set, t, v)?;
+            }
+            for note in nan_notes.drain(..) {
+                info(&note);
             }
         }
     }
@@ -635,6 +729,105 @@ mod tests {
         assert_eq!(format_openmetrics_float(0.0001), "0.0001");
         assert_eq!(format_openmetrics_float(f64::NAN), "NaN");
         assert_eq!(format_openmetrics_float(f64::NEG_INFINITY), "-Inf");
+    }
+
+    /// Classic buckets of `h{a="x"}` (at 0 and 10: 2 of 4 at or below 1), and
+    /// native histograms of `h{a="x"}` (10, beside the classic buckets) and `h{a="y"}`
+    /// (0 and 10: 4 observations, 2 in (0.5, 1] and 2 in (1, 2]).
+    fn mixed_input() -> RecordBatch {
+        use hypnos_schemas::histogram::Span;
+        let native = FloatHistogram {
+            count: 4.0,
+            sum: 5.0,
+            positive_spans: vec![Span {
+                offset: 0,
+                length: 2,
+            }],
+            positive_buckets: vec![2.0, 2.0],
+            ..Default::default()
+        };
+        let mut b = VectorBuilder::new();
+        for (le, v) in [("+Inf", 4.0), ("1", 2.0)] {
+            b.start_series(&Labels::from_pairs([
+                ("__name__", "h"),
+                ("a", "x"),
+                ("le", le),
+            ]));
+            b.push(0, v);
+            b.push(10, v);
+        }
+        b.start_series(&Labels::from_pairs([("__name__", "h"), ("a", "x")]));
+        b.push_histogram(10, &native);
+        b.start_series(&Labels::from_pairs([("__name__", "h"), ("a", "y")]));
+        b.push_histogram(0, &native);
+        b.push_histogram(10, &native);
+        b.finish()
+    }
+
+    #[test]
+    fn native_histograms_beside_classic_buckets() {
+        use super::annotations::AnnotationKind;
+        let notes = Annotations::new();
+        let where_ = HistogramNotes {
+            notes: Some(&notes),
+            param_pos: None,
+            vector_pos: Some(QueryPos { line: 1, col: 25 }),
+        };
+        let out = histogram_function_annotated(
+            &[mixed_input()],
+            &HistogramFunc::Quantile(0.5f64.to_bits()),
+            where_,
+        )
+        .unwrap();
+        let got = crate::vector::batch_points(&out);
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "{__hypnos_name_dropped__=\"true\", __name__=\"h\", a=\"y\"}".to_string(),
+                    vec![(0, 1.0), (10, 1.0)]
+                ),
+                // At 10, `h{a="x"}` is both native and classic: neither is evaluated.
+                ("{a=\"x\"}".to_string(), vec![(0, 1.0)]),
+            ]
+        );
+        assert_eq!(
+            notes.texts(AnnotationKind::Warning),
+            vec![
+                "PromQL warning: vector contains a mix of classic and native histograms for metric name \"h\" (1:25)"
+            ]
+        );
+    }
+
+    #[test]
+    fn native_fraction_and_quantiles() {
+        let input = mixed_input();
+        let frac = HistogramFunc::Fraction(0.0f64.to_bits(), 1.0f64.to_bits());
+        let out = histogram_function(std::slice::from_ref(&input), &frac).unwrap();
+        let y = series_rows(&out)
+            .unwrap()
+            .into_iter()
+            .find(|s| s.labels.get("a") == "y")
+            .map(|s| s.values.to_vec());
+        assert_eq!(y, Some(vec![0.5, 0.5]));
+        let qs = HistogramFunc::Quantiles {
+            label: "q".into(),
+            qs: vec![0.5f64.to_bits(), 1.0f64.to_bits()],
+        };
+        let out = histogram_function(&[input], &qs).unwrap();
+        let y: Vec<(String, Vec<f64>)> = series_rows(&out)
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.labels.get("a") == "y")
+            .map(|s| (s.labels.get("q").to_string(), s.values.to_vec()))
+            .collect();
+        assert_eq!(
+            y,
+            vec![
+                ("0.5".to_string(), vec![1.0, 1.0]),
+                ("1.0".to_string(), vec![2.0, 2.0])
+            ]
+        );
     }
 
     #[test]

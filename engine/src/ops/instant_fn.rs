@@ -1,9 +1,13 @@
 //! Functions applied to every sample of an instant vector (`abs`, `round`, `clamp`, trig, ...),
-//! with Go's float semantics. All of them drop the metric name.
+//! with Go's float semantics, and the statistics of native histogram samples
+//! (`histogram_count`, ...). Float functions ignore histogram samples and histogram
+//! statistics ignore float samples, as in Prometheus. All of them drop the metric name but
+//! [`InstantFunc::FloatsOnly`].
 
 use arrow::array::RecordBatch;
 use datafusion::error::Result;
 
+use super::hist_fn::HistogramStat;
 use crate::vector::{VectorBuilder, series_rows};
 
 /// A per-sample function. Scalar parameters are kept as bits so the type stays `Eq + Hash`.
@@ -48,6 +52,10 @@ pub enum InstantFunc {
     DaysInMonth,
     Month,
     Year,
+    /// A statistic of each native histogram sample (`histogram_count(v)`, ...).
+    Histogram(HistogramStat),
+    /// The float samples, unchanged (`sort` and `sort_desc` leave histograms out).
+    FloatsOnly,
 }
 
 impl InstantFunc {
@@ -93,6 +101,7 @@ impl InstantFunc {
             ("days_in_month", 0) => InstantFunc::DaysInMonth,
             ("month", 0) => InstantFunc::Month,
             ("year", 0) => InstantFunc::Year,
+            (name, 0) => InstantFunc::Histogram(HistogramStat::from_name(name)?),
             _ => return None,
         })
     }
@@ -159,8 +168,8 @@ impl InstantFunc {
             InstantFunc::Atanh => v.atanh(),
             InstantFunc::Deg => v * 180.0 / std::f64::consts::PI,
             InstantFunc::Rad => v * std::f64::consts::PI / 180.0,
-            // Needs the sample's time: see `instant_function`.
-            InstantFunc::StepTimestamp => v,
+            // Needs the sample's time or histogram: see `instant_function`.
+            InstantFunc::StepTimestamp | InstantFunc::Histogram(_) | InstantFunc::FloatsOnly => v,
             InstantFunc::Minute
             | InstantFunc::Hour
             | InstantFunc::DayOfWeek
@@ -201,19 +210,30 @@ impl InstantFunc {
     }
 }
 
-/// Applies `func` to every sample, dropping the metric name.
+/// Applies `func` to every sample, dropping the metric name (but for
+/// [`InstantFunc::FloatsOnly`]). `timestamp` answers for floats and histograms alike.
 pub fn instant_function(input: &RecordBatch, func: InstantFunc) -> Result<RecordBatch> {
     let mut out = VectorBuilder::new();
     for s in series_rows(input)? {
-        out.start_series(&super::mark_name_dropped(&s.labels));
-        for (t, v) in s.ts.iter().zip(s.values) {
-            let v = if func == InstantFunc::StepTimestamp {
-                *t as f64 / 1000.0
-            } else {
-                *v
-            };
-            if let Some(r) = func.apply(v) {
-                out.push(*t, r);
+        if func == InstantFunc::FloatsOnly {
+            out.start_series(&s.labels);
+        } else {
+            out.start_series(&super::mark_name_dropped(&s.labels));
+        }
+        for (i, (t, v)) in s.ts.iter().zip(s.values).enumerate() {
+            match func {
+                InstantFunc::StepTimestamp => out.push(*t, *t as f64 / 1000.0),
+                InstantFunc::Histogram(stat) => {
+                    if let Some(h) = s.histogram(i)? {
+                        out.push(*t, stat.eval(&h));
+                    }
+                }
+                _ if s.is_histogram(i) => {}
+                _ => {
+                    if let Some(r) = func.apply(*v) {
+                        out.push(*t, r);
+                    }
+                }
             }
         }
     }
@@ -261,5 +281,61 @@ mod tests {
             Some((-0.0f64).to_bits())
         );
         assert!(InstantFunc::from_name("abs", &[1.0]).is_none());
+        assert_eq!(
+            InstantFunc::from_name("histogram_sum", &[]),
+            Some(InstantFunc::Histogram(HistogramStat::Sum))
+        );
+        assert!(InstantFunc::from_name("histogram_sum", &[1.0]).is_none());
+        assert!(InstantFunc::from_name("no_such_function", &[]).is_none());
+    }
+
+    fn mixed_batch() -> RecordBatch {
+        use hypnos_schemas::Labels;
+        use hypnos_schemas::histogram::{FloatHistogram, Span};
+        let h = FloatHistogram {
+            count: 4.0,
+            sum: 10.0,
+            positive_spans: vec![Span {
+                offset: 0,
+                length: 1,
+            }],
+            positive_buckets: vec![4.0],
+            ..Default::default()
+        };
+        let mut b = VectorBuilder::new();
+        b.start_series(&Labels::from_pairs([("__name__", "m"), ("a", "1")]));
+        b.push(1000, -2.0);
+        b.push_histogram(2000, &h);
+        b.finish()
+    }
+
+    #[test]
+    fn floats_and_histograms_go_their_own_ways() {
+        let input = mixed_batch();
+        let points = |func| crate::vector::batch_points(&instant_function(&input, func).unwrap());
+        let dropped = "{__hypnos_name_dropped__=\"true\", __name__=\"m\", a=\"1\"}";
+        // A float function skips the histogram.
+        assert_eq!(
+            points(InstantFunc::Abs),
+            vec![(dropped.to_string(), vec![(1000, 2.0)])]
+        );
+        // A histogram statistic skips the float.
+        assert_eq!(
+            points(InstantFunc::Histogram(HistogramStat::Count)),
+            vec![(dropped.to_string(), vec![(2000, 4.0)])]
+        );
+        assert_eq!(
+            points(InstantFunc::Histogram(HistogramStat::Avg)),
+            vec![(dropped.to_string(), vec![(2000, 2.5)])]
+        );
+        // timestamp() answers for both; FloatsOnly keeps the name.
+        assert_eq!(
+            points(InstantFunc::StepTimestamp),
+            vec![(dropped.to_string(), vec![(1000, 1.0), (2000, 2.0)])]
+        );
+        assert_eq!(
+            points(InstantFunc::FloatsOnly),
+            vec![("{__name__=\"m\", a=\"1\"}".to_string(), vec![(1000, -2.0)])]
+        );
     }
 }

@@ -9,7 +9,7 @@ use hypnos_schemas::Labels;
 use hypnos_schemas::tenant::TENANT_LABEL;
 
 use super::{EvalError, Grouping};
-use crate::vector::{VectorBuilder, series_rows};
+use crate::vector::{SeriesRows, VectorBuilder, series_rows};
 
 /// The parameter of an aggregation (`k`, `q`, a ratio) or of `quantile_over_time`: a
 /// constant, or a scalar expression evaluated at every step.
@@ -110,35 +110,30 @@ fn eval_error(msg: String) -> DataFusionError {
     DataFusionError::External(Box::new(EvalError(msg)))
 }
 
-/// A series' labels and samples.
-type Series = (Labels, Vec<(i64, f64)>);
-
-/// The series of `inputs` in input order, each with its samples by timestamp.
-fn input_series(inputs: &[RecordBatch]) -> Result<Vec<Series>> {
+/// The series of `inputs`, in input order.
+fn input_series(inputs: &[RecordBatch]) -> Result<Vec<SeriesRows<'_>>> {
     let mut out = Vec::new();
     for batch in inputs {
-        for s in series_rows(batch)? {
-            let pts = s.ts.iter().copied().zip(s.values.iter().copied()).collect();
-            out.push((s.labels, pts));
-        }
+        out.extend(series_rows(batch)?);
     }
     Ok(out)
 }
 
-/// Writes the kept samples of each series, series in label order.
-fn finish(series: &[Series], kept: Vec<Vec<(i64, f64)>>) -> RecordBatch {
+/// Writes the kept rows (indexes into each series' rows) of each series, series in label
+/// order. Rows are copied whole, so histogram samples pass through unchanged.
+fn finish(series: &[SeriesRows<'_>], kept: Vec<Vec<usize>>) -> RecordBatch {
     let mut order: Vec<usize> = (0..series.len()).collect();
-    order.sort_by(|a, b| series[*a].0.cmp(&series[*b].0));
+    order.sort_by(|a, b| series[*a].labels.cmp(&series[*b].labels));
     let mut out = VectorBuilder::new();
     for i in order {
         if kept[i].is_empty() {
             continue;
         }
-        out.start_series(&series[i].0);
-        let mut pts = kept[i].clone();
-        pts.sort_by_key(|p| p.0);
-        for (t, v) in pts {
-            out.push(t, v);
+        let s = &series[i];
+        out.start_series(&s.labels);
+        // Kept rows are in row order, which is time order.
+        for &j in &kept[i] {
+            out.push_row(s.ts[j], s, j);
         }
     }
     out.finish()
@@ -148,14 +143,14 @@ fn finish(series: &[Series], kept: Vec<Vec<(i64, f64)>>) -> RecordBatch {
 /// that have a sample at that step, unchanged.
 pub fn limit_k(inputs: &[RecordBatch], k: &StepParam, grouping: &Grouping) -> Result<RecordBatch> {
     let series = input_series(inputs)?;
-    let mut kept: Vec<Vec<(i64, f64)>> = vec![Vec::new(); series.len()];
+    let mut kept: Vec<Vec<usize>> = vec![Vec::new(); series.len()];
     if k.check_k()? {
         // (group, step) -> how many series are kept so far.
         let mut taken: HashMap<(Labels, i64), i64> = HashMap::new();
         let n = series.len() as i64;
-        for (i, (labels, pts)) in series.iter().enumerate() {
-            let group = grouping.group_labels(labels);
-            for &(t, v) in pts {
+        for (i, s) in series.iter().enumerate() {
+            let group = grouping.group_labels(&s.labels);
+            for (j, &t) in s.ts.iter().enumerate() {
                 let limit = (k.at(t) as i64).min(n);
                 if limit < 1 {
                     continue;
@@ -163,7 +158,7 @@ pub fn limit_k(inputs: &[RecordBatch], k: &StepParam, grouping: &Grouping) -> Re
                 let c = taken.entry((group.clone(), t)).or_default();
                 if *c < limit {
                     *c += 1;
-                    kept[i].push((t, v));
+                    kept[i].push(j);
                 }
             }
         }
@@ -181,18 +176,18 @@ pub fn limit_ratio(
     _grouping: &Grouping,
 ) -> Result<RecordBatch> {
     let series = input_series(inputs)?;
-    let mut kept: Vec<Vec<(i64, f64)>> = vec![Vec::new(); series.len()];
+    let mut kept: Vec<Vec<usize>> = vec![Vec::new(); series.len()];
     if ratio.check_ratio()? {
-        for (i, (labels, pts)) in series.iter().enumerate() {
-            let offset = sample_offset(labels);
-            for &(t, v) in pts {
+        for (i, s) in series.iter().enumerate() {
+            let offset = sample_offset(&s.labels);
+            for (j, &t) in s.ts.iter().enumerate() {
                 let r = ratio.at(t);
                 if r == 0.0 {
                     continue;
                 }
                 let r = r.clamp(-1.0, 1.0);
                 if (r >= 0.0 && offset < r) || (r < 0.0 && offset >= 1.0 + r) {
-                    kept[i].push((t, v));
+                    kept[i].push(j);
                 }
             }
         }
@@ -308,4 +303,59 @@ pub fn xxh64(data: &[u8], seed: u64) -> u64 {
     h ^= h >> 29;
     h = h.wrapping_mul(P3);
     h ^ (h >> 32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hypnos_schemas::histogram::FloatHistogram;
+
+    #[test]
+    fn histograms_pass_through_limits() {
+        let h = FloatHistogram {
+            count: 2.0,
+            sum: 3.0,
+            ..Default::default()
+        };
+        let mut b = VectorBuilder::new();
+        for i in ["a", "b"] {
+            b.start_series(&Labels::from_pairs([("__name__", "m"), ("i", i)]));
+            b.push_histogram(0, &h);
+            b.push(10, 1.0);
+        }
+        let batch = b.finish();
+        let check = |out: &RecordBatch, series: usize| {
+            let rows = series_rows(out).unwrap();
+            assert_eq!(rows.len(), series);
+            for s in rows {
+                assert_eq!(s.ts, &[0, 10]);
+                assert_eq!(s.histogram(0).unwrap(), Some(h.clone()));
+                assert!(!s.is_histogram(1));
+                assert_eq!(s.values[1], 1.0);
+            }
+        };
+        let all = Grouping::By(vec![]);
+        check(
+            &limit_k(
+                std::slice::from_ref(&batch),
+                &StepParam::Constant(1.0),
+                &all,
+            )
+            .unwrap(),
+            1,
+        );
+        check(
+            &limit_k(
+                std::slice::from_ref(&batch),
+                &StepParam::Constant(5.0),
+                &all,
+            )
+            .unwrap(),
+            2,
+        );
+        check(
+            &limit_ratio(&[batch], &StepParam::Constant(1.0), &all).unwrap(),
+            2,
+        );
+    }
 }

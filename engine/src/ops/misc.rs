@@ -26,7 +26,8 @@ pub fn broadcast(input: &RecordBatch, steps: Steps) -> Result<RecordBatch> {
     Ok(out.finish())
 }
 
-/// `absent`: 1 with `labels` at every step where the input has no sample.
+/// `absent`: 1 with `labels` at every step where the input has no sample (a histogram
+/// sample is a sample).
 pub fn absent(inputs: &[RecordBatch], steps: Steps, labels: &Labels) -> Result<RecordBatch> {
     let mut present = BTreeSet::new();
     for b in inputs {
@@ -193,5 +194,23 @@ mod tests {
         };
         let a = absent(&[batch], steps, &Labels::from_pairs([("job", "x")])).unwrap();
         assert_eq!(series_rows(&a).unwrap()[0].ts, &[1, 2]);
+    }
+
+    #[test]
+    fn a_histogram_is_present_for_absent() {
+        let h = hypnos_schemas::histogram::FloatHistogram {
+            count: 1.0,
+            ..Default::default()
+        };
+        let mut b = VectorBuilder::new();
+        b.start_series(&Labels::from_pairs([("__name__", "h")]));
+        b.push_histogram(1, &h);
+        let steps = Steps {
+            start: 0,
+            end: 2,
+            step: 1,
+        };
+        let a = absent(&[b.finish()], steps, &Labels::default()).unwrap();
+        assert_eq!(series_rows(&a).unwrap()[0].ts, &[0, 2]);
     }
 }

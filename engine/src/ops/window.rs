@@ -288,15 +288,38 @@ fn extrapolated_rate(
             prev = *v;
         }
     }
+    let zero_point = is_counter.then_some((first_v, result));
+    let factor = extrapolation_factor(
+        (first_t, last_t),
+        ts.len(),
+        (range_start, range_end),
+        zero_point,
+        is_rate,
+    );
+    Some(result * factor)
+}
+
+/// The factor that scales the change between the first and last of `n` samples (at
+/// `first_last` times) to the window `range`: extrapolated to a window end when the sample
+/// nearest to it is closer than 1.1 average intervals, else by half an interval; per
+/// second when `is_rate`. `counter`: (first value, increase) of a counter, whose
+/// extrapolation towards the start stops where it would reach zero.
+pub(super) fn extrapolation_factor(
+    (first_t, last_t): (i64, i64),
+    n: usize,
+    (range_start, range_end): (i64, i64),
+    counter: Option<(f64, f64)>,
+    is_rate: bool,
+) -> f64 {
     let mut to_start = (first_t - range_start) as f64 / 1000.0;
     let mut to_end = (range_end - last_t) as f64 / 1000.0;
     let sampled = (last_t - first_t) as f64 / 1000.0;
-    let avg_between = sampled / (ts.len() - 1) as f64;
+    let avg_between = sampled / (n - 1) as f64;
     let threshold = avg_between * 1.1;
     if to_start >= threshold {
         to_start = avg_between / 2.0;
     }
-    if is_counter {
+    if let Some((first_v, result)) = counter {
         // A counter cannot go below zero: do not extrapolate past the point where it would.
         let mut to_zero = to_start;
         if result > 0.0 && first_v >= 0.0 {
@@ -313,11 +336,11 @@ fn extrapolated_rate(
     if is_rate {
         factor /= (range_end - range_start) as f64 / 1000.0;
     }
-    Some(result * factor)
+    factor
 }
 
 /// `irate` / `idelta`: from the last two samples of the window.
-fn instant_rate(ts: &[i64], vs: &[f64], is_rate: bool) -> Option<f64> {
+pub(super) fn instant_rate(ts: &[i64], vs: &[f64], is_rate: bool) -> Option<f64> {
     let n = ts.len();
     if n < 2 {
         return None;

@@ -989,3 +989,5 @@ async fn exemplars_outlive_a_flush_and_a_restart() {
     let env = open(dir.path()).await;
     assert_eq!(exemplars_of(&env.ingester, "a"), before);
 }
+
+mod histograms;

@@ -224,7 +224,7 @@ pub(super) fn replay(
             if req.num_samples > 0 {
                 let head = heads.entry(tenant).or_default();
                 for s in req.series {
-                    head.append(s.labels, &s.samples);
+                    head.append_mixed(s.labels, &s.samples, s.histograms);
                 }
             }
             true

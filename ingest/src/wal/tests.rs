@@ -1,6 +1,7 @@
 use std::fs;
 
 use hypnos_schemas::STALE_NAN_BITS;
+use hypnos_schemas::histogram::FloatHistogram;
 
 use super::*;
 
@@ -25,6 +26,7 @@ fn request(n_series: usize, base: i64) -> ValidRequest {
                 ("tenant_id", "t"),
             ]),
             samples,
+            histograms: vec![],
             exemplars: vec![],
         });
     }
@@ -96,7 +98,7 @@ fn payload_roundtrip_is_bit_exact() {
     longer.push(0);
     assert!(decode_payload(&longer).is_none());
     let mut other_version = payload;
-    other_version[0] = 3;
+    other_version[0] = 4;
     assert!(decode_payload(&other_version).is_none());
 }
 
@@ -171,6 +173,7 @@ fn records_written_before_exemplars_still_replay() {
             timestamp: 5,
             value: 1.0,
         }],
+        histograms: vec![],
         exemplars: vec![],
     });
     same.num_samples = 1;
@@ -257,4 +260,96 @@ fn segments_and_checkpoint() {
     assert!(!dir.path().join(CHECKPOINT_TMP).exists());
     fs::write(dir.path().join(CHECKPOINT), "nonsense").unwrap();
     assert!(read_checkpoint(dir.path()).is_err());
+}
+
+/// `request` with histograms on every series: one at `base + 3`, a stale-NaN-summed one at
+/// `base + 4` (bit-exact), and exemplars on the first series.
+fn with_histograms(n_series: usize, base: i64) -> ValidRequest {
+    use hypnos_schemas::histogram::Span;
+    let mut req = with_exemplars(n_series, base);
+    for (i, s) in req.series.iter_mut().enumerate() {
+        let h = FloatHistogram {
+            schema: i as i32,
+            count: 3.0,
+            sum: f64::from_bits(0x7ff8_0000_0000_0abc),
+            zero_count: 1.0,
+            zero_threshold: 1e-128,
+            positive_spans: vec![Span {
+                offset: -1,
+                length: 2,
+            }],
+            positive_buckets: vec![1.5, 0.5],
+            ..Default::default()
+        };
+        s.histograms = vec![
+            HistogramSample {
+                timestamp: base + 3,
+                encoded: h.encode(),
+            },
+            HistogramSample {
+                timestamp: base + 4,
+                encoded: FloatHistogram::default().encode(),
+            },
+        ];
+    }
+    req.num_samples += 2 * n_series;
+    req
+}
+
+#[test]
+fn histograms_roundtrip_bit_exact_in_version_3() {
+    let tenant = TenantId::new("team-a").unwrap();
+    let req = with_histograms(2, 1000);
+    let payload = encode_payload(&tenant, &req).unwrap();
+    assert_eq!(payload[0], 3);
+    let (t, back) = decode_payload(&payload).unwrap();
+    assert_eq!(t, tenant);
+    assert_eq!(bits(&back), bits(&req));
+    for (b, r) in back.series.iter().zip(&req.series) {
+        assert_eq!(b.histograms, r.histograms);
+        assert_eq!(b.exemplars.len(), r.exemplars.len());
+    }
+    assert_eq!(back.num_samples, 10);
+    let h = FloatHistogram::decode(&back.series[0].histograms[0].encoded).unwrap();
+    assert_eq!(h.sum.to_bits(), 0x7ff8_0000_0000_0abc);
+    for cut in 0..payload.len() {
+        assert!(decode_payload(&payload[..cut]).is_none(), "cut at {cut}");
+    }
+    // Bytes that are not a histogram do not decode (a writer's bug, not a torn record).
+    let mut bad = req.clone();
+    bad.series[1].histograms[0].encoded = vec![0xff; 3];
+    assert!(decode_payload(&encode_payload(&tenant, &bad).unwrap()).is_none());
+    // Histograms without exemplars still take version 3; floats alone stay version 1.
+    let mut plain = request(1, 5);
+    assert_eq!(encode_payload(&tenant, &plain).unwrap()[0], 1);
+    plain.series[0].histograms = req.series[1].histograms.clone();
+    plain.num_samples += 2;
+    let payload = encode_payload(&tenant, &plain).unwrap();
+    assert_eq!(payload[0], 3);
+    let back = decode_payload(&payload).unwrap().1;
+    assert_eq!(bits(&back), bits(&plain));
+    assert_eq!(back.series[0].histograms, plain.series[0].histograms);
+}
+
+#[test]
+fn a_segment_of_every_version_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = TenantId::new("t").unwrap();
+    let mut w = SegmentWriter::create(dir.path(), 1).unwrap();
+    let mut buf = Vec::new();
+    for req in [request(1, 0), with_exemplars(1, 10), with_histograms(1, 20)] {
+        frame_record(&mut buf, &encode_payload(&t, &req).unwrap());
+    }
+    w.write_synced(&buf).unwrap();
+    let mut got = Vec::new();
+    let report = replay_segment(&segment_path(dir.path(), 1), |p| {
+        let Some((_, req)) = decode_payload(p) else {
+            return false;
+        };
+        got.push((p[0], req.num_samples, req.num_exemplars));
+        true
+    })
+    .unwrap();
+    assert_eq!(report.records, 3);
+    assert_eq!(got, vec![(1, 3, 0), (2, 3, 2), (3, 5, 2)]);
 }

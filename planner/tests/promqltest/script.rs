@@ -3,10 +3,9 @@
 
 use hypnos_schemas::Labels;
 
-/// One point of a series description: a value, or missing (`_`).
-pub(crate) type Point = Option<f64>;
+use crate::series::{Point, parse_values};
 
-/// A series of a `load` command or of an expected range result.
+/// A series of a `load` command or of an expected result.
 #[derive(Debug, Clone)]
 pub(crate) struct SeriesDesc {
     pub(crate) labels: Labels,
@@ -89,7 +88,10 @@ pub(crate) struct Eval {
     pub(crate) fail_msg: Option<FailMsg>,
     pub(crate) ordered: bool,
     pub(crate) expect: Expect,
-    /// Why the expected result could not be read (e.g. native histogram samples).
+    /// `expect range vector from <start> to <end> step <step>`: the instant query returns a
+    /// range vector whose expected points are at these times.
+    pub(crate) range_vector: Option<(i64, i64, i64)>,
+    /// Why the expected result could not be read.
     pub(crate) unreadable: Option<String>,
     pub(crate) annotations: AnnotationExpect,
 }
@@ -99,7 +101,11 @@ pub(crate) enum Command {
     Load {
         interval: i64,
         series: Vec<SeriesDesc>,
+        /// `load_with_nhcb`: also load native histograms with custom buckets built from the
+        /// classic histograms.
+        nhcb: bool,
         line: usize,
+        /// What of the load could not be read (and is therefore not loaded).
         error: Option<String>,
     },
     Clear,
@@ -156,89 +162,55 @@ fn parse_number(s: &str) -> Option<f64> {
     Some(if neg { -v } else { v })
 }
 
-/// Expands one item of the series notation into points.
-fn expand_item(item: &str, out: &mut Vec<Point>) -> Result<(), String> {
-    if item == "_" {
-        out.push(None);
-        return Ok(());
-    }
-    if item == "stale" {
-        out.push(Some(f64::from_bits(hypnos_schemas::STALE_NAN_BITS)));
-        return Ok(());
-    }
-    if item.starts_with("{{") {
-        return Err("native histogram samples are not supported by this runner yet".into());
-    }
-    // `0x59` is 0 repeated (upstream's series lexer reads `x` as the repeat sign there too).
-    let repeat = item.rfind('x').filter(|&pos| {
-        pos > 0 && pos + 1 < item.len() && item[pos + 1..].chars().all(|c| c.is_ascii_digit())
-    });
-    if let Some(pos) = repeat {
-        let n: u64 = item[pos + 1..]
-            .parse()
-            .map_err(|_| format!("bad count in {item:?}"))?;
-        let left = &item[..pos];
-        if left == "_" {
-            out.extend(std::iter::repeat_n(None, n as usize));
-            return Ok(());
-        }
-        // `a+b` / `a-b`: the sign that is not the first character nor part of an exponent.
-        let bytes = left.as_bytes();
-        let split = (1..bytes.len()).rev().find(|&i| {
-            (bytes[i] == b'+' || bytes[i] == b'-') && !matches!(bytes[i - 1], b'e' | b'E')
-        });
-        let (base, inc) = match split {
-            Some(i) => (
-                parse_number(&left[..i]).ok_or_else(|| format!("bad number in {item:?}"))?,
-                parse_number(&left[i..]).ok_or_else(|| format!("bad number in {item:?}"))?,
-            ),
-            None => (
-                parse_number(left).ok_or_else(|| format!("bad number in {item:?}"))?,
-                0.0,
-            ),
-        };
-        let mut v = base;
-        out.push(Some(v));
-        for _ in 0..n {
-            v += inc;
-            out.push(Some(v));
-        }
-        return Ok(());
-    }
-    out.push(Some(
-        parse_number(item).ok_or_else(|| format!("bad value {item:?}"))?,
-    ));
-    Ok(())
-}
-
-/// Splits `metric{a="b"} 1 2 3` into the label part and the values part.
-fn split_series_line(line: &str) -> (&str, &str) {
+/// Splits `metric{a="b"} 1 2 3` into the series selector and its values. As upstream's
+/// lexer reads it, the selector is the metric name and the braces directly after it; the
+/// values (which may hold `{{...}}` histograms) follow after white space.
+fn split_series_line(line: &str) -> Result<(&str, &str), String> {
     let line = line.trim();
-    if let Some(close) = line.find('}').filter(|_| line.contains('{')) {
-        // The closing brace of the label set (values never contain braces except histograms).
-        let mut depth = 0;
-        let mut in_str = false;
-        let mut prev = ' ';
-        for (i, c) in line.char_indices() {
-            match c {
-                '"' if prev != '\\' => in_str = !in_str,
-                '{' if !in_str => depth += 1,
-                '}' if !in_str => {
-                    depth -= 1;
-                    if depth == 0 {
-                        return (&line[..=i], line[i + 1..].trim());
+    let name_end = line
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .unwrap_or(line.len());
+    let mut end = name_end;
+    if line[end..].starts_with('{') && !line[end..].starts_with("{{") {
+        let mut quote: Option<char> = None;
+        let mut escaped = false;
+        let mut close = None;
+        for (i, c) in line[end..].char_indices() {
+            match quote {
+                Some(q) => {
+                    if escaped {
+                        escaped = false;
+                    } else if c == '\\' && q != '`' {
+                        escaped = true;
+                    } else if c == q {
+                        quote = None;
                     }
                 }
-                _ => {}
+                None if matches!(c, '"' | '\'' | '`') => quote = Some(c),
+                None if c == '}' => {
+                    close = Some(end + i + 1);
+                    break;
+                }
+                None => {}
             }
-            prev = c;
         }
-        let _ = close;
+        end = close.ok_or_else(|| format!("{line}: unclosed label set"))?;
     }
-    match line.find(char::is_whitespace) {
-        Some(i) => (&line[..i], line[i..].trim()),
-        None => (line, ""),
+    let (desc, rest) = line.split_at(end);
+    if desc.is_empty() {
+        return Err(format!("{line}: no series selector"));
     }
+    if !rest.is_empty() && !rest.starts_with(char::is_whitespace) {
+        if rest.starts_with("@st") {
+            return Err(format!(
+                "{line}: start timestamps (`@st` lines) cannot be loaded by this runner"
+            ));
+        }
+        return Err(format!(
+            "{line}: unexpected {rest:?} after the series selector"
+        ));
+    }
+    Ok((desc, rest.trim()))
 }
 
 /// Parses a series descriptor like `metric{a="b"}` into labels.
@@ -259,17 +231,21 @@ pub(crate) fn parse_labels(desc: &str) -> Result<Labels, String> {
     Ok(Labels::from_pairs(pairs))
 }
 
-fn parse_series(line: &str) -> Result<SeriesDesc, String> {
-    let (desc, values) = split_series_line(line);
-    let labels = if desc == "{}" {
+/// Parses one series line: selector and values.
+pub(crate) fn parse_series(line: &str) -> Result<SeriesDesc, String> {
+    let (desc, values) = split_series_line(line)?;
+    let labels = if desc
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    {
+        // A bare metric name (which may be a PromQL keyword, e.g. `sum`).
+        Labels::from_pairs([("__name__", desc)])
+    } else if desc == "{}" {
         Labels::default()
     } else {
         parse_labels(desc)?
     };
-    let mut points = Vec::new();
-    for item in values.split_whitespace() {
-        expand_item(item, &mut points)?;
-    }
+    let points = parse_values(values).map_err(|e| format!("{line}: {e}"))?;
     Ok(SeriesDesc { labels, points })
 }
 
@@ -307,8 +283,7 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Command>, String> {
                     .and_then(parse_duration)
                     .ok_or_else(|| format!("line {lineno}: bad load interval"))?;
                 let mut series = Vec::new();
-                let mut error = (cmd == "load_with_nhcb")
-                    .then(|| "load_with_nhcb is not supported by this runner yet".to_string());
+                let mut error = None;
                 for b in body {
                     match parse_series(b) {
                         Ok(s) => series.push(s),
@@ -318,6 +293,7 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Command>, String> {
                 cmds.push(Command::Load {
                     interval,
                     series,
+                    nhcb: cmd == "load_with_nhcb",
                     line: lineno,
                     error,
                 });
@@ -361,6 +337,7 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Command>, String> {
                     fail_msg: None,
                     ordered: cmd == "eval_ordered",
                     expect: Expect::Series(Vec::new()),
+                    range_vector: None,
                     unreadable: None,
                     annotations: AnnotationExpect {
                         some_warning: cmd == "eval_warn",
@@ -380,6 +357,10 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Command>, String> {
                             } else if let Some(r) = rest.strip_prefix("regex:") {
                                 ev.fail_msg = Some(FailMsg::Regex(r.trim().to_string()));
                             }
+                        } else if let Some(r) = e.strip_prefix("range vector") {
+                            ev.range_vector = Some(parse_range_vector(r).ok_or_else(|| {
+                                format!("line {lineno}: invalid range vector definition {b:?}")
+                            })?);
                         } else if e == "ordered" {
                             ev.ordered = true;
                         } else if let Some(s) = e.strip_prefix("string ") {
@@ -397,7 +378,6 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Command>, String> {
                                 .map_err(|err| format!("line {lineno}: {err}"))?;
                             ev.annotations.infos.push(m);
                         }
-                        // `range vector`: a result shape this runner does not check yet.
                         continue;
                     }
                     if let Some(v) = parse_number(b) {
@@ -425,6 +405,19 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Command>, String> {
         }
     }
     Ok(cmds)
+}
+
+/// `from <start> to <end> step <step>` of an `expect range vector` line.
+fn parse_range_vector(rest: &str) -> Option<(i64, i64, i64)> {
+    let w: Vec<&str> = rest.split_whitespace().collect();
+    match w[..] {
+        ["from", start, "to", end, "step", step] => Some((
+            parse_duration(start)?,
+            parse_duration(end)?,
+            parse_duration(step)?,
+        )),
+        _ => None,
+    }
 }
 
 /// The rest of an `expect warn` / `expect info` line: nothing, `msg: <text>` or

@@ -1,9 +1,10 @@
-//! [`BlockReader`]: a block in the object store, read lazily (versions 1 and 2).
+//! [`BlockReader`]: a block in the object store, read lazily (versions 1 to 3).
 
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, Float64Array, Int8Array, Int64Array, MapArray, RecordBatch, StringArray, UInt32Array,
+    Array, BinaryArray, BinaryBuilder, Float64Array, Int8Array, Int64Array, MapArray, RecordBatch,
+    StringArray, UInt32Array,
 };
 use async_trait::async_trait;
 use futures::TryStreamExt;
@@ -19,7 +20,7 @@ use super::io::StoreReader;
 use super::{LABELS_COL, SERIES_REF, TIMESTAMPS_REF_COL, VALUE_INT_COL, VALUE_SCALE_COL};
 use crate::layout::{BlockMeta, SAMPLES_FILE, SERIES_FILE, block_file};
 use crate::matcher::matches_all;
-use crate::source::{TIMESTAMP, TimeRange, VALUE};
+use crate::source::{HISTOGRAM, TIMESTAMP, TimeRange, VALUE};
 use crate::{Label, Labels, Matcher, SchemaError, SeriesData, SeriesSource, TenantId};
 
 /// The series table of a block: labels by ref, and how each series' samples are stored.
@@ -37,7 +38,53 @@ struct SeriesTable {
 pub struct RefSamples {
     pub series_ref: u32,
     pub timestamps: Int64Array,
+    /// The float samples; 0 at histogram samples.
     pub values: Float64Array,
+    /// The native histograms ([`crate::histogram::FloatHistogram::encode`]), null at float
+    /// samples; `None` when the rows read hold no histogram.
+    pub histograms: Option<BinaryArray>,
+}
+
+impl RefSamples {
+    /// The samples as a series with `labels`.
+    pub fn into_series(self, labels: Labels) -> SeriesData {
+        match self.histograms {
+            Some(h) => SeriesData::with_histograms(labels, self.timestamps, self.values, h),
+            None => SeriesData::new(labels, self.timestamps, self.values),
+        }
+    }
+}
+
+/// The values of one series read in pass 2: floats, and histograms once one shows up.
+struct SpanValues {
+    values: Vec<f64>,
+    histograms: Option<BinaryBuilder>,
+}
+
+impl SpanValues {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            values: Vec::with_capacity(n),
+            histograms: None,
+        }
+    }
+
+    fn push_float(&mut self, v: f64) {
+        self.values.push(v);
+        if let Some(h) = &mut self.histograms {
+            h.append_null();
+        }
+    }
+
+    fn push_histogram(&mut self, bytes: &[u8]) {
+        let h = self.histograms.get_or_insert_with(|| {
+            let mut b = BinaryBuilder::new();
+            b.append_nulls(self.values.len());
+            b
+        });
+        h.append_value(bytes);
+        self.values.push(0.0);
+    }
 }
 
 /// A block in the object store, read lazily: its series table is loaded once, on first use,
@@ -247,8 +294,8 @@ impl BlockReader {
     /// Two passes, each reading only the rows it needs (a row selection over the row index;
     /// with the offset index, pages holding none of them are neither fetched nor decoded):
     /// first the timestamps of every series whose timestamp vector is needed (a series'
-    /// own, or the one it shares), then, for each wanted series, the values of the rows
-    /// whose timestamps fall in `range`.
+    /// own, or the one it shares), then, for each wanted series, the values (floats and
+    /// histograms) of the rows whose timestamps fall in `range`.
     pub async fn read_refs(
         &self,
         refs: &[u32],
@@ -314,12 +361,12 @@ impl BlockReader {
                 ranges.push((a + lo as u64, a + hi as u64));
             }
         }
-        let mut values: Vec<Vec<f64>> = spans
+        let mut values: Vec<SpanValues> = spans
             .iter()
-            .map(|(_, lo, hi)| Vec::with_capacity(hi - lo))
+            .map(|(_, lo, hi)| SpanValues::with_capacity(hi - lo))
             .collect();
         let mut stream = self
-            .stream_rows(&ranges, &[SERIES_REF, VALUE, VALUE_INT_COL])
+            .stream_rows(&ranges, &[SERIES_REF, VALUE, VALUE_INT_COL, HISTOGRAM])
             .await?;
         let mut span = 0usize;
         while let Some(batch) = stream.try_next().await? {
@@ -330,6 +377,14 @@ impl BlockReader {
                 return Err(self.corrupt("samples.parquet has unexpected column types"));
             };
             let vi = column::<Int64Array>(&batch, VALUE_INT_COL);
+            // Versions 1 and 2 have no histogram column.
+            let hist = match batch.column_by_name(HISTOGRAM) {
+                None => None,
+                Some(c) => Some(c.as_any().downcast_ref::<BinaryArray>().ok_or_else(|| {
+                    self.corrupt("samples.parquet histogram column is not Binary")
+                })?),
+            }
+            .filter(|h| h.null_count() < h.len());
             for k in 0..batch.num_rows() {
                 let sref = r.value(k);
                 while span < spans.len() && spans[span].0 != sref {
@@ -337,6 +392,10 @@ impl BlockReader {
                 }
                 if span == spans.len() {
                     return Err(self.corrupt(format!("unexpected row of series {sref}")));
+                }
+                if let Some(h) = hist.filter(|h| h.is_valid(k)) {
+                    values[span].push_histogram(h.value(k));
+                    continue;
                 }
                 let x = if !v.is_null(k) {
                     v.value(k)
@@ -346,15 +405,15 @@ impl BlockReader {
                         None => return Err(self.corrupt(format!("series {sref} lacks a value"))),
                     }
                 };
-                values[span].push(x);
+                values[span].push_float(x);
             }
         }
         let mut out = Vec::with_capacity(spans.len());
         for ((r, lo, hi), vals) in spans.into_iter().zip(values) {
-            if vals.len() != hi - lo {
+            if vals.values.len() != hi - lo {
                 return Err(self.corrupt(format!(
                     "series {r}: read {} values for {} timestamps",
-                    vals.len(),
+                    vals.values.len(),
                     hi - lo
                 )));
             }
@@ -364,7 +423,8 @@ impl BlockReader {
             out.push(RefSamples {
                 series_ref: r,
                 timestamps: Int64Array::from(ts[lo..hi].to_vec()),
-                values: Float64Array::from(vals),
+                values: Float64Array::from(vals.values),
+                histograms: vals.histograms.map(|mut h| h.finish()),
             });
         }
         Ok(out)
@@ -446,7 +506,10 @@ impl SeriesSource for BlockReader {
             .read_refs(&refs, range)
             .await?
             .into_iter()
-            .map(|s| SeriesData::new(all[s.series_ref as usize].clone(), s.timestamps, s.values))
+            .map(|s| {
+                let labels = all[s.series_ref as usize].clone();
+                s.into_series(labels)
+            })
             .collect())
     }
 

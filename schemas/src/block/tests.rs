@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use arrow::array::{Float64Array, Int64Array};
+use arrow::array::{Array, Float64Array, Int64Array};
 use object_store::local::LocalFileSystem;
 use object_store::{ObjectStore, ObjectStoreExt};
 use proptest::prelude::*;
@@ -42,7 +42,7 @@ async fn write_then_read_back_bit_exact() {
     let meta = write_block(&store, &tenant, input).await.unwrap();
     assert_eq!((meta.num_series, meta.num_samples), (2, 5));
     assert_eq!((meta.min_time, meta.max_time), (1000, 3000));
-    assert_eq!(meta.schema_version, 2);
+    assert_eq!(meta.schema_version, 3);
 
     let path = block_file(&tenant, meta.ulid, META_FILE);
     let back = read_meta(&store, &path).await.unwrap();
@@ -219,7 +219,7 @@ async fn newer_schema_version_is_refused_clearly() {
         .unwrap();
     let err = read_meta(&store, &path).await.unwrap_err().to_string();
     assert!(err.contains("upgrade hypnos"), "{err}");
-    assert!(err.contains("versions up to 2"), "{err}");
+    assert!(err.contains("versions up to 3"), "{err}");
 }
 
 /// Writes `input` (sorted by labels) as a version 1 block, exactly as the version 1 writer
@@ -381,7 +381,7 @@ fn series_set() -> impl Strategy<Value = Vec<SeriesData>> {
     (
         prop::collection::vec(ts, 1..3),
         prop::collection::vec(
-            (0usize..3, prop::collection::vec(value(), 300), 0u8..3),
+            (0usize..3, prop::collection::vec(value(), 300), 0u8..4),
             1..8,
         ),
     )
@@ -391,6 +391,19 @@ fn series_set() -> impl Strategy<Value = Vec<SeriesData>> {
                 .enumerate()
                 .map(|(i, (g, vals, kind))| {
                     let ts = &grids[g % grids.len()];
+                    if kind == 3 {
+                        // histograms (any bits in their sums) between floats
+                        let samples: Vec<S> = (0..ts.len())
+                            .map(|k| {
+                                if k.is_multiple_of(3) {
+                                    S::F(vals[k])
+                                } else {
+                                    S::H(hist(k, vals[k]))
+                                }
+                            })
+                            .collect();
+                        return mixed(&format!("m{i}"), "j", ts, &samples);
+                    }
                     let vals: Vec<f64> = match kind {
                         // all the same kind of value from the strategy
                         0 => vals[..ts.len()].to_vec(),
@@ -436,7 +449,7 @@ proptest! {
             for (g, w) in got.iter().zip(&want) {
                 prop_assert_eq!(&g.labels, &w.labels);
                 prop_assert_eq!(g.timestamps().values(), w.timestamps().values());
-                prop_assert_eq!(bits(g), bits(w));
+                prop_assert_eq!(rows(g), rows(w));
             }
             Ok(())
         })?;
@@ -448,4 +461,441 @@ proptest! {
             prop_assert_eq!(codec::decode(m, scale).to_bits(), v.to_bits());
         }
     }
+}
+
+// Native histograms.
+
+use crate::histogram::{FloatHistogram, ResetHint, Span};
+
+/// A histogram whose fields all depend on `k` and `x` (any bits, NaN payloads included).
+fn hist(k: usize, x: f64) -> FloatHistogram {
+    let n = k % 4 + 1;
+    FloatHistogram {
+        counter_reset_hint: [
+            ResetHint::Unknown,
+            ResetHint::NotReset,
+            ResetHint::Reset,
+            ResetHint::Gauge,
+        ][k % 4],
+        schema: (k % 12) as i32 - 3,
+        zero_threshold: 1e-128,
+        zero_count: k as f64,
+        count: (k * 3) as f64 + 1.0,
+        sum: x,
+        positive_spans: vec![Span {
+            offset: k as i32 % 5 - 2,
+            length: n as u32,
+        }],
+        positive_buckets: (0..n).map(|i| (k + i) as f64).collect(),
+        negative_spans: if k.is_multiple_of(3) {
+            vec![Span {
+                offset: 1,
+                length: 1,
+            }]
+        } else {
+            Vec::new()
+        },
+        negative_buckets: if k.is_multiple_of(3) {
+            vec![0.5]
+        } else {
+            Vec::new()
+        },
+        custom_values: Vec::new(),
+    }
+}
+
+/// One sample of a test series: a float or a histogram.
+#[derive(Clone, Debug)]
+enum S {
+    F(f64),
+    H(FloatHistogram),
+}
+
+fn mixed(name: &str, job: &str, ts: &[i64], samples: &[S]) -> SeriesData {
+    assert_eq!(ts.len(), samples.len());
+    let values: Float64Array = samples
+        .iter()
+        .map(|s| match s {
+            S::F(v) => Some(*v),
+            S::H(_) => Some(0.0),
+        })
+        .collect();
+    let encoded: Vec<Option<Vec<u8>>> = samples
+        .iter()
+        .map(|s| match s {
+            S::F(_) => None,
+            S::H(h) => Some(h.encode()),
+        })
+        .collect();
+    let histograms: arrow::array::BinaryArray = encoded.iter().map(|h| h.as_deref()).collect();
+    SeriesData::with_histograms(
+        Labels::from_pairs([("__name__", name), ("job", job)]),
+        Int64Array::from(ts.to_vec()),
+        values,
+        histograms,
+    )
+}
+
+/// Every sample of a series: its timestamp, and the bits of a float or the stored bytes of
+/// a histogram.
+fn rows(s: &SeriesData) -> Vec<(i64, Option<u64>, Option<Vec<u8>>)> {
+    let h = s.histograms();
+    (0..s.len())
+        .map(|i| {
+            let t = s.timestamps().value(i);
+            match h.filter(|h| h.is_valid(i)) {
+                Some(h) => (t, None, Some(h.value(i).to_vec())),
+                None => (t, Some(s.values().value(i).to_bits()), None),
+            }
+        })
+        .collect()
+}
+
+/// `want`'s samples within `range`.
+fn rows_in(want: &SeriesData, range: TimeRange) -> Vec<(i64, Option<u64>, Option<Vec<u8>>)> {
+    rows(want)
+        .into_iter()
+        .filter(|r| range.min <= r.0 && r.0 <= range.max)
+        .collect()
+}
+
+#[tokio::test]
+async fn histograms_round_trip_bit_exact_with_floats() {
+    let (_dir, store) = local();
+    let tenant = TenantId::new("t1").unwrap();
+    let stale = f64::from_bits(crate::STALE_NAN_BITS);
+    let odd_nan = f64::from_bits(0x7ff8_0000_0000_0abc);
+    let ts: Vec<i64> = (0..12).map(|i| 1000 + i * 1000).collect();
+    // Histograms only; floats then histograms (a metric changing type); alternating; a
+    // float series sharing the histogram series' timestamps.
+    let only: Vec<S> = (0..12).map(|k| S::H(hist(k, k as f64 * 0.25))).collect();
+    let switch: Vec<S> = (0..12)
+        .map(|k| {
+            if k < 6 {
+                S::F(k as f64 / 100.0)
+            } else {
+                S::H(hist(k, odd_nan))
+            }
+        })
+        .collect();
+    let alternating: Vec<S> = (0..12)
+        .map(|k| match k % 3 {
+            0 => S::H(hist(k, -0.0)),
+            1 => S::F(stale),
+            _ => S::F(k as f64),
+        })
+        .collect();
+    let input = vec![
+        mixed("h", "only", &ts, &only),
+        mixed("h", "switch", &ts, &switch),
+        mixed("h", "alternating", &ts, &alternating),
+        series(
+            "h",
+            "floats",
+            &ts,
+            &(0..12).map(|k| k as f64).collect::<Vec<_>>(),
+        ),
+    ];
+    let meta = write_block(&store, &tenant, input.clone()).await.unwrap();
+    assert_eq!((meta.num_series, meta.num_samples), (4, 48));
+    let reader = BlockReader::new(Arc::clone(&store), meta).unwrap();
+    let mut want = input.clone();
+    want.sort_by(|a, b| a.labels.cmp(&b.labels));
+    for range in [
+        TimeRange::new(i64::MIN, i64::MAX),
+        // Only float rows of `switch`: read back as a float series.
+        TimeRange::new(2000, 5500),
+        TimeRange::new(6000, 8000),
+        TimeRange::new(12_000, 12_000),
+    ] {
+        for w in &want {
+            let m = Matcher::new(MatchOp::Equal, "job", w.labels.get("job")).unwrap();
+            let got = reader.select(&tenant, &[m], range).await.unwrap();
+            assert_eq!(got.len(), 1);
+            let g = &got[0];
+            assert_eq!(g.labels, w.labels);
+            let expected = rows_in(w, range);
+            assert_eq!(rows(g), expected, "{} {range:?}", w.labels);
+            // Histograms only when the rows read hold some.
+            assert_eq!(
+                g.histograms().is_some(),
+                expected.iter().any(|r| r.2.is_some()),
+                "{} {range:?}",
+                w.labels
+            );
+            if let Some(h) = g.histograms() {
+                for i in (0..g.len()).filter(|i| h.is_valid(*i)) {
+                    assert_eq!(g.values().value(i), 0.0);
+                    let back = FloatHistogram::decode(h.value(i)).unwrap();
+                    assert!(back.count >= 1.0);
+                }
+            }
+        }
+        // All together (one pass for every series).
+        let got = reader.select(&tenant, &[], range).await.unwrap();
+        let expected: Vec<_> = want
+            .iter()
+            .map(|w| rows_in(w, range))
+            .filter(|r| !r.is_empty())
+            .collect();
+        assert_eq!(got.iter().map(rows).collect::<Vec<_>>(), expected);
+    }
+    // The values decode to the histograms written.
+    let m = Matcher::new(MatchOp::Equal, "job", "switch").unwrap();
+    let got = reader
+        .select(&tenant, &[m], TimeRange::new(7000, 7000))
+        .await
+        .unwrap();
+    let back = FloatHistogram::decode(got[0].histograms().unwrap().value(0)).unwrap();
+    assert_eq!(back.sum.to_bits(), odd_nan.to_bits());
+    let mut h = hist(6, odd_nan);
+    h.sum = 0.0;
+    let mut b = back.clone();
+    b.sum = 0.0;
+    assert_eq!(b, h);
+}
+
+#[tokio::test]
+async fn bad_histogram_columns_are_refused() {
+    let (_dir, store) = local();
+    let tenant = TenantId::new("t1").unwrap();
+    let mut w = BlockWriter::new(Arc::clone(&store), tenant);
+    let err = w
+        .append_with_histograms(
+            Labels::from_pairs([("__name__", "h")]),
+            &Int64Array::from(vec![1, 2]),
+            &Float64Array::from(vec![0.0, 0.0]),
+            Some(&arrow::array::BinaryArray::from(vec![Some(&b"x"[..])])),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("1 histograms for 2 timestamps"),
+        "{err}"
+    );
+}
+
+/// A block of many series, some of them histograms, larger than one row group: any
+/// subset, with any time limits, reads back exactly (the row selection and both passes
+/// include the histogram column).
+#[tokio::test]
+async fn histogram_rows_selected_across_row_groups() {
+    let (_dir, store) = local();
+    let tenant = TenantId::new("t1").unwrap();
+    let n = 6_000i64;
+    let shared: Vec<i64> = (0..n).map(|i| i * 15_000 + i % 5).collect();
+    let mut input = Vec::new();
+    // 180 series x 6,000 samples > SAMPLES_ROW_GROUP rows: two row groups; every fifth a
+    // histogram series, every seventh mixed, a third sharing timestamps.
+    for k in 0..180usize {
+        let ts: Vec<i64> = if k.is_multiple_of(3) {
+            shared.clone()
+        } else {
+            (0..n).map(|i| i * 15_000 + (i * k as i64) % 13).collect()
+        };
+        let name = format!("m{k:03}");
+        let s = if k.is_multiple_of(5) {
+            let hs: Vec<S> = (0..n as usize)
+                .map(|i| S::H(hist(i + k, i as f64)))
+                .collect();
+            mixed(&name, "x", &ts, &hs)
+        } else if k.is_multiple_of(7) {
+            let hs: Vec<S> = (0..n as usize)
+                .map(|i| {
+                    if (i / 100) % 2 == 0 {
+                        S::F(i as f64 / 4.0)
+                    } else {
+                        S::H(hist(i, -(i as f64)))
+                    }
+                })
+                .collect();
+            mixed(&name, "x", &ts, &hs)
+        } else {
+            let vs: Vec<f64> = (0..n).map(|i| (i * k as i64) as f64 / 4.0).collect();
+            series(&name, "x", &ts, &vs)
+        };
+        input.push(s);
+    }
+    assert!(180 * n as usize > SAMPLES_ROW_GROUP);
+    let meta = write_block(&store, &tenant, input.clone()).await.unwrap();
+    let reader = BlockReader::new(Arc::clone(&store), meta).unwrap();
+    let all = TimeRange::new(i64::MIN, i64::MAX);
+    let late = TimeRange::new(80_000_000, 80_100_000);
+    // Floats only inside a mixed series: rows 5,400..5,500 of m007 are floats.
+    let float_part = TimeRange::new(5_400 * 15_000 + 20, 5_499 * 15_000);
+    for ks in [
+        vec![0usize],
+        vec![5],
+        vec![7],
+        vec![174, 175, 176],
+        vec![1, 35, 70, 105, 140, 175],
+        (0..180).collect(),
+    ] {
+        let re = ks
+            .iter()
+            .map(|k| format!("m{k:03}"))
+            .collect::<Vec<_>>()
+            .join("|");
+        let m = Matcher::new(MatchOp::Re, "__name__", re).unwrap();
+        for range in [all, late, float_part] {
+            let got = reader
+                .select(&tenant, std::slice::from_ref(&m), range)
+                .await
+                .unwrap();
+            assert_eq!(got.len(), ks.len());
+            for (g, k) in got.iter().zip(&ks) {
+                assert_eq!(g.labels, input[*k].labels);
+                let want = rows_in(&input[*k], range);
+                assert_eq!(g.histograms().is_some(), want.iter().any(|r| r.2.is_some()));
+                assert_eq!(rows(g), want, "m{k:03} {range:?}");
+            }
+        }
+    }
+}
+
+/// Rewrites a block as the version 2 writer left it: `samples.parquet` without the
+/// histogram column, `schema_version` 2.
+async fn as_version_2(
+    store: &Arc<dyn ObjectStore>,
+    tenant: &TenantId,
+    meta: crate::layout::BlockMeta,
+) -> crate::layout::BlockMeta {
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let path = block_file(tenant, meta.ulid, SAMPLES_FILE);
+    let bytes = store.get(&path).await.unwrap().bytes().await.unwrap();
+    let batches: Vec<arrow::array::RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect();
+    let v2_schema = Arc::new(arrow::datatypes::Schema::new(
+        samples_file_schema().fields()[..4].to_vec(),
+    ));
+    let mut buf = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut buf, Arc::clone(&v2_schema), None).unwrap();
+    for b in batches {
+        assert_eq!(b.column(4).null_count(), b.num_rows(), "floats only");
+        let b =
+            arrow::array::RecordBatch::try_new(Arc::clone(&v2_schema), b.columns()[..4].to_vec())
+                .unwrap();
+        w.write(&b).unwrap();
+    }
+    w.close().unwrap();
+    let mut meta = meta;
+    meta.schema_version = 2;
+    for f in &mut meta.files {
+        if f.name == SAMPLES_FILE {
+            f.size_bytes = buf.len() as u64;
+        }
+    }
+    store.put(&path, buf.into()).await.unwrap();
+    store
+        .put(
+            &block_file(tenant, meta.ulid, META_FILE),
+            serde_json::to_vec(&meta).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    meta
+}
+
+#[tokio::test]
+async fn version_2_blocks_still_read() {
+    let (_dir, store) = local();
+    let tenant = TenantId::new("t1").unwrap();
+    let stale = f64::from_bits(crate::STALE_NAN_BITS);
+    let ts: Vec<i64> = (0..100).map(|i| i * 1000).collect();
+    let input = vec![
+        series(
+            "up",
+            "a",
+            &ts,
+            &ts.iter().map(|t| *t as f64 / 100.0).collect::<Vec<_>>(),
+        ),
+        series(
+            "up",
+            "b",
+            &ts,
+            &ts.iter().map(|t| (*t as f64).sqrt()).collect::<Vec<_>>(),
+        ),
+        series("up", "c", &ts[..3], &[1.0, stale, -0.0]),
+    ];
+    let meta = write_block(&store, &tenant, input.clone()).await.unwrap();
+    let meta = as_version_2(&store, &tenant, meta).await;
+    let back = read_meta(&store, &block_file(&tenant, meta.ulid, META_FILE))
+        .await
+        .unwrap();
+    assert_eq!(back.schema_version, 2);
+    let reader = BlockReader::new(Arc::clone(&store), back).unwrap();
+    for range in [
+        TimeRange::new(i64::MIN, i64::MAX),
+        TimeRange::new(1500, 50_000),
+    ] {
+        let got = reader.select(&tenant, &[], range).await.unwrap();
+        assert_eq!(got.len(), 3);
+        for (g, w) in got.iter().zip(&input) {
+            assert!(g.histograms().is_none());
+            assert_eq!(rows(g), rows_in(w, range));
+        }
+    }
+}
+
+/// A float-only block pays next to nothing for the histogram column, compared with the same
+/// samples written without it.
+#[tokio::test]
+async fn an_all_null_histogram_column_costs_next_to_nothing() {
+    let (_dir, store) = local();
+    let tenant = TenantId::new("t1").unwrap();
+    let ts: Vec<i64> = (0..20_000).map(|i| i * 15_000 + i % 7).collect();
+    let input: Vec<SeriesData> = (0..50)
+        .map(|k| {
+            let vs: Vec<f64> = (0..20_000)
+                .map(|i| ((i * k) % 977) as f64 / 100.0)
+                .collect();
+            series(&format!("m{k}"), "x", &ts, &vs)
+        })
+        .collect();
+    let meta = write_block(&store, &tenant, input).await.unwrap();
+    let with = meta
+        .files
+        .iter()
+        .find(|f| f.name == SAMPLES_FILE)
+        .unwrap()
+        .size_bytes;
+    // The same file without the column, with the same writer properties.
+    let path = block_file(&tenant, meta.ulid, SAMPLES_FILE);
+    let bytes = store.get(&path).await.unwrap().bytes().await.unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .unwrap()
+        .build()
+        .unwrap();
+    let v2_schema = Arc::new(arrow::datatypes::Schema::new(
+        samples_file_schema().fields()[..4].to_vec(),
+    ));
+    let mut buf = Vec::new();
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        &mut buf,
+        Arc::clone(&v2_schema),
+        Some(writer_props(SAMPLES_FILE)),
+    )
+    .unwrap();
+    for b in reader {
+        let b = b.unwrap();
+        let b =
+            arrow::array::RecordBatch::try_new(Arc::clone(&v2_schema), b.columns()[..4].to_vec())
+                .unwrap();
+        w.write(&b).unwrap();
+    }
+    w.close().unwrap();
+    let without = buf.len() as u64;
+    // About 550 bytes per row group (page headers, definition levels, the footer's column
+    // chunk): under a thousandth of a byte per sample.
+    assert!(with > without);
+    assert!(
+        ((with - without) as f64) < meta.num_samples as f64 / 1000.0,
+        "{with} bytes with the column, {without} without ({} samples)",
+        meta.num_samples
+    );
 }

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, Float64Array, Float64Builder, Int8Builder, Int64Array, Int64Builder, MapArray,
-    MapBuilder, RecordBatch, StringBuilder, UInt32Builder,
+    Array, ArrayRef, BinaryArray, BinaryBuilder, Float64Array, Float64Builder, Int8Builder,
+    Int64Array, Int64Builder, MapArray, MapBuilder, RecordBatch, StringBuilder, UInt32Builder,
 };
 use arrow::datatypes::DataType;
 use object_store::ObjectStore;
@@ -63,6 +63,7 @@ pub struct BlockWriter {
     tb: Int64Builder,
     vb: Float64Builder,
     ib: Int64Builder,
+    hb: BinaryBuilder,
     rows: usize,
     /// Timestamp vectors written inline, by hash: (series ref, the vector).
     shared: HashMap<u64, Vec<(u32, Int64Array)>>,
@@ -97,6 +98,7 @@ impl BlockWriter {
             tb: Int64Builder::with_capacity(WRITE_BATCH),
             vb: Float64Builder::with_capacity(WRITE_BATCH),
             ib: Int64Builder::with_capacity(WRITE_BATCH),
+            hb: BinaryBuilder::with_capacity(WRITE_BATCH, 0),
             rows: 0,
             shared: HashMap::new(),
             shared_bytes: 0,
@@ -122,17 +124,39 @@ impl BlockWriter {
         self.labels.len()
     }
 
-    /// Appends one series. Label sets must come in strictly increasing order; timestamps
-    /// sorted and unique, as many as values. Empty series are skipped.
+    /// Appends one series of float samples. Label sets must come in strictly increasing
+    /// order; timestamps sorted and unique, as many as values. Empty series are skipped.
     pub async fn append(
         &mut self,
         labels: Labels,
         ts: &Int64Array,
         values: &Float64Array,
     ) -> Result<(), SchemaError> {
+        self.append_with_histograms(labels, ts, values, None).await
+    }
+
+    /// [`append`](Self::append) for a series that may hold native histograms: a row whose
+    /// `histograms` entry is not null is a histogram sample (its bytes are stored as they
+    /// are, its `values` entry is ignored), the others are float samples.
+    pub async fn append_with_histograms(
+        &mut self,
+        labels: Labels,
+        ts: &Int64Array,
+        values: &Float64Array,
+        histograms: Option<&BinaryArray>,
+    ) -> Result<(), SchemaError> {
         if ts.len() != values.len() || ts.null_count() > 0 || values.null_count() > 0 {
             return Err(SchemaError::Other(format!(
                 "series {labels}: timestamps and values must be non-null and of equal length"
+            )));
+        }
+        // Only a column holding a histogram matters: an all-null one is a float series.
+        let histograms = histograms.filter(|h| h.null_count() < h.len());
+        if histograms.is_some_and(|h| h.len() != ts.len()) {
+            return Err(SchemaError::Other(format!(
+                "series {labels}: {} histograms for {} timestamps",
+                histograms.map_or(0, |h| h.len()),
+                ts.len()
             )));
         }
         if ts.is_empty() {
@@ -171,9 +195,19 @@ impl BlockWriter {
         };
         let inline_ts = ts_ref == sref;
 
-        // Values: scaled integers where they round-trip bit for bit, raw doubles otherwise.
+        // Values: scaled integers where they round-trip bit for bit, raw doubles otherwise;
+        // the scale is chosen from the float samples alone.
         let vals = values.values();
-        let scale = choose_scale(vals);
+        let scale = match histograms {
+            None => choose_scale(vals),
+            Some(h) => {
+                let floats: Vec<f64> = (0..vals.len())
+                    .filter(|i| h.is_null(*i))
+                    .map(|i| vals[i])
+                    .collect();
+                choose_scale(&floats)
+            }
+        };
         self.labels.push(labels);
         self.ts_refs.push(ts_ref);
         self.scales.push(scale.unwrap_or(0));
@@ -185,14 +219,24 @@ impl BlockWriter {
             } else {
                 self.tb.append_null();
             }
-            match scale.and_then(|s| encode(vals[i], s)) {
-                Some(m) => {
-                    self.ib.append_value(m);
+            match histograms.filter(|h| h.is_valid(i)) {
+                Some(h) => {
+                    self.hb.append_value(h.value(i));
+                    self.ib.append_null();
                     self.vb.append_null();
                 }
                 None => {
-                    self.ib.append_null();
-                    self.vb.append_value(vals[i]);
+                    self.hb.append_null();
+                    match scale.and_then(|s| encode(vals[i], s)) {
+                        Some(m) => {
+                            self.ib.append_value(m);
+                            self.vb.append_null();
+                        }
+                        None => {
+                            self.ib.append_null();
+                            self.vb.append_value(vals[i]);
+                        }
+                    }
                 }
             }
             self.rows += 1;
@@ -214,6 +258,7 @@ impl BlockWriter {
                 Arc::new(self.tb.finish()),
                 Arc::new(self.vb.finish()),
                 Arc::new(self.ib.finish()),
+                Arc::new(self.hb.finish()),
             ],
         )?;
         self.rows = 0;

@@ -416,3 +416,285 @@ fn same_labelset_twice_in_the_output_is_an_error() {
         "vector cannot contain metrics with the same labelset"
     );
 }
+
+// Native histograms.
+
+use super::annotations::AnnotationKind;
+use hypnos_schemas::histogram::{FloatHistogram, Span};
+
+/// A histogram with `count` observations of value 1 (one positive bucket).
+fn h(count: f64) -> FloatHistogram {
+    FloatHistogram {
+        count,
+        sum: count,
+        positive_spans: vec![Span {
+            offset: 0,
+            length: 1,
+        }],
+        positive_buckets: vec![count],
+        ..Default::default()
+    }
+}
+
+/// A histogram with custom bucket bounds.
+fn nhcb(count: f64) -> FloatHistogram {
+    FloatHistogram {
+        schema: hypnos_schemas::histogram::CUSTOM_BUCKETS_SCHEMA,
+        custom_values: vec![1.0],
+        ..h(count)
+    }
+}
+
+enum V {
+    F(f64),
+    H(FloatHistogram),
+}
+
+type HSeries<'a> = (&'a [(&'a str, &'a str)], Vec<(i64, V)>);
+
+fn hbatch(series: &[HSeries<'_>]) -> Vec<RecordBatch> {
+    let mut b = VectorBuilder::new();
+    for (labels, pts) in series {
+        b.start_series(&Labels::from_pairs(labels.iter().copied()));
+        for (t, v) in pts {
+            match v {
+                V::F(f) => b.push(*t, *f),
+                V::H(h) => b.push_histogram(*t, h),
+            }
+        }
+    }
+    vec![b.finish()]
+}
+
+/// Output series as (labels as text, points), a histogram point shown as its count,
+/// negated, with its reset hint, so that floats and histograms are told apart.
+type HPoints = Vec<(String, Vec<(i64, f64, Option<ResetHint>)>)>;
+
+fn hpoints(b: &RecordBatch) -> HPoints {
+    series_rows(b)
+        .unwrap()
+        .into_iter()
+        .map(|s| {
+            let pts = (0..s.ts.len())
+                .map(|i| match s.histogram(i).unwrap() {
+                    Some(h) => (s.ts[i], -h.count, Some(h.counter_reset_hint)),
+                    None => (s.ts[i], s.values[i], None),
+                })
+                .collect();
+            (s.labels.to_string(), pts)
+        })
+        .collect()
+}
+
+fn hrun(
+    lhs: &[HSeries<'_>],
+    rhs: &[HSeries<'_>],
+    op: VectorOp,
+    return_bool: bool,
+    notes: &Annotations,
+) -> HPoints {
+    let out = vector_binary_annotated(
+        &hbatch(lhs),
+        &hbatch(rhs),
+        op,
+        &VectorMatching::new(if op.is_set_operator() {
+            Cardinality::ManyToMany
+        } else {
+            Cardinality::OneToOne
+        }),
+        return_bool,
+        notes,
+        Some(QueryPos { line: 1, col: 1 }),
+    )
+    .unwrap();
+    hpoints(&out)
+}
+
+#[test]
+fn histograms_add_and_subtract() {
+    let a = [(
+        &[("__name__", "a"), ("i", "1")][..],
+        vec![(0, V::H(h(3.0)))],
+    )];
+    let b = [(
+        &[("__name__", "b"), ("i", "1")][..],
+        vec![(0, V::H(h(1.0)))],
+    )];
+    let notes = Annotations::new();
+    assert_eq!(
+        hrun(&a, &b, ADD, false, &notes),
+        vec![(s(&[("i", "1")]), vec![(0, -4.0, Some(ResetHint::Unknown))])]
+    );
+    // A difference is a gauge.
+    assert_eq!(
+        hrun(&a, &b, VectorOp::Binary(BinOp::Sub), false, &notes),
+        vec![(s(&[("i", "1")]), vec![(0, -2.0, Some(ResetHint::Gauge))])]
+    );
+    assert!(notes.is_empty());
+}
+
+#[test]
+fn histograms_compare_only_for_equality() {
+    let a = [(
+        &[("__name__", "a")][..],
+        vec![(0, V::H(h(3.0))), (10, V::H(h(2.0)))],
+    )];
+    let b = [(
+        &[("__name__", "a")][..],
+        vec![(0, V::H(h(3.0))), (10, V::H(h(1.0)))],
+    )];
+    let notes = Annotations::new();
+    let eq = VectorOp::Binary(BinOp::Eq);
+    // A filter keeps the left histogram and the name.
+    assert_eq!(
+        hrun(&a, &b, eq, false, &notes),
+        vec![(
+            s(&[("__name__", "a")]),
+            vec![(0, -3.0, Some(ResetHint::Unknown))]
+        )]
+    );
+    assert_eq!(
+        hrun(&a, &b, VectorOp::Binary(BinOp::Ne), true, &notes),
+        vec![(s(&[]), vec![(0, 0.0, None), (10, 1.0, None)])]
+    );
+    assert!(notes.is_empty());
+    // `>` between histograms: dropped, with an info at the expression.
+    assert!(hrun(&a, &b, GT, true, &notes).is_empty());
+    assert_eq!(
+        notes.texts(AnnotationKind::Info),
+        vec![
+            "PromQL info: incompatible sample types encountered for binary operator \">\": histogram > histogram (1:1)"
+        ]
+    );
+}
+
+#[test]
+fn histograms_scale_by_floats_and_refuse_the_rest() {
+    let hs = [(&[("i", "1")][..], vec![(0, V::H(h(3.0)))])];
+    let fs = [(&[("i", "1")][..], vec![(0, V::F(2.0))])];
+    let notes = Annotations::new();
+    let mul = VectorOp::Binary(BinOp::Mul);
+    assert_eq!(
+        hrun(&hs, &fs, mul, false, &notes),
+        vec![(s(&[("i", "1")]), vec![(0, -6.0, Some(ResetHint::Unknown))])]
+    );
+    assert_eq!(
+        hrun(&fs, &hs, mul, false, &notes),
+        vec![(s(&[("i", "1")]), vec![(0, -6.0, Some(ResetHint::Unknown))])]
+    );
+    assert_eq!(
+        hrun(&hs, &fs, DIV, false, &notes),
+        vec![(s(&[("i", "1")]), vec![(0, -1.5, Some(ResetHint::Unknown))])]
+    );
+    assert!(notes.is_empty());
+    assert!(hrun(&fs, &hs, DIV, false, &notes).is_empty());
+    assert!(hrun(&hs, &fs, ADD, false, &notes).is_empty());
+    assert_eq!(
+        notes.texts(AnnotationKind::Info),
+        vec![
+            "PromQL info: incompatible sample types encountered for binary operator \"+\": histogram + float (1:1)",
+            "PromQL info: incompatible sample types encountered for binary operator \"/\": float / histogram (1:1)",
+        ]
+    );
+}
+
+#[test]
+fn one_annotation_per_step_the_last_one() {
+    // Two incompatible pairs at one step: only the last (in label order) is reported.
+    let l = [
+        (&[("i", "1")][..], vec![(0, V::H(h(1.0)))]),
+        (&[("i", "2")][..], vec![(0, V::F(1.0))]),
+    ];
+    let r = [
+        (&[("i", "1")][..], vec![(0, V::F(1.0))]),
+        (&[("i", "2")][..], vec![(0, V::H(h(1.0)))]),
+    ];
+    let notes = Annotations::new();
+    assert!(hrun(&l, &r, ADD, false, &notes).is_empty());
+    assert_eq!(
+        notes.texts(AnnotationKind::Info),
+        vec![
+            "PromQL info: incompatible sample types encountered for binary operator \"+\": float + histogram (1:1)"
+        ]
+    );
+}
+
+#[test]
+fn mixed_bucket_layouts_warn_and_drop() {
+    let a = [(&[("i", "1")][..], vec![(0, V::H(h(1.0)))])];
+    let b = [(&[("i", "1")][..], vec![(0, V::H(nhcb(1.0)))])];
+    let notes = Annotations::new();
+    assert!(hrun(&a, &b, ADD, false, &notes).is_empty());
+    assert_eq!(
+        notes.texts(AnnotationKind::Warning),
+        vec!["PromQL warning: incompatible bucket layout encountered for binary operator + (1:1)"]
+    );
+}
+
+#[test]
+fn set_operators_pass_histograms_through() {
+    let a = [(&[("i", "1")][..], vec![(0, V::H(h(3.0)))])];
+    let b = [(&[("i", "2")][..], vec![(0, V::H(h(1.0)))])];
+    let notes = Annotations::new();
+    assert_eq!(
+        hrun(&a, &b, VectorOp::Or, false, &notes),
+        vec![
+            (s(&[("i", "1")]), vec![(0, -3.0, Some(ResetHint::Unknown))]),
+            (s(&[("i", "2")]), vec![(0, -1.0, Some(ResetHint::Unknown))]),
+        ]
+    );
+    assert_eq!(
+        hrun(&a, &b, VectorOp::Unless, false, &notes),
+        vec![(s(&[("i", "1")]), vec![(0, -3.0, Some(ResetHint::Unknown))])]
+    );
+}
+
+#[test]
+fn scalar_operations_on_histograms() {
+    let input = &hbatch(&[(
+        &[("__name__", "m")][..],
+        vec![(0, V::F(4.0)), (10, V::H(h(3.0)))],
+    )])[0];
+    let notes = Annotations::new();
+    let pos = Some(QueryPos { line: 1, col: 1 });
+    let run = |op, on_left, b| {
+        hpoints(&scalar_binary_annotated(input, op, 2.0, on_left, b, &notes, pos).unwrap())
+    };
+    let dropped = "{__hypnos_name_dropped__=\"true\", __name__=\"m\"}".to_string();
+    assert_eq!(
+        run(BinOp::Mul, true, false),
+        vec![(
+            dropped.clone(),
+            vec![(0, 8.0, None), (10, -6.0, Some(ResetHint::Unknown))]
+        )]
+    );
+    assert_eq!(
+        run(BinOp::Div, false, false),
+        vec![(
+            dropped.clone(),
+            vec![(0, 2.0, None), (10, -1.5, Some(ResetHint::Unknown))]
+        )]
+    );
+    assert!(notes.is_empty());
+    // 2 / histogram, histogram - 2, histogram > bool 2: the histogram is dropped.
+    assert_eq!(
+        run(BinOp::Div, true, false),
+        vec![(dropped.clone(), vec![(0, 0.5, None)])]
+    );
+    assert_eq!(
+        run(BinOp::Sub, false, false),
+        vec![(dropped.clone(), vec![(0, 2.0, None)])]
+    );
+    assert_eq!(
+        run(BinOp::Gt, false, true),
+        vec![(dropped, vec![(0, 1.0, None)])]
+    );
+    assert_eq!(
+        notes.texts(AnnotationKind::Info),
+        vec![
+            "PromQL info: incompatible sample types encountered for binary operator \"-\": histogram - float (1:1)",
+            "PromQL info: incompatible sample types encountered for binary operator \"/\": float / histogram (1:1)",
+            "PromQL info: incompatible sample types encountered for binary operator \">\": histogram > float (1:1)",
+        ]
+    );
+}
