@@ -149,6 +149,12 @@ pub(crate) async fn run_tools(args: ToolsArgs) -> anyhow::Result<()> {
                     "    {} points of 5 aggregates for {raw} raw samples",
                     m.num_samples
                 );
+            } else {
+                let reader = BlockReader::new(Arc::clone(&store), m.clone())?;
+                let histograms = reader.histogram_samples().await?;
+                if histograms > 0 {
+                    println!("    {histograms} of the samples are native histograms");
+                }
             }
             for f in &m.files {
                 println!("    {:<18} {:>12} bytes", f.name, f.size_bytes);

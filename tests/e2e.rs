@@ -824,10 +824,12 @@ fn unsupported_and_invalid_queries() {
     d.write_all(&s);
     let t = secs(d.t(5));
     for (q, names) in [
-        // Native-histogram functions and per-step parameters of rounding and clamping are
-        // not supported yet.
-        ("histogram_count(test_counter)", "histogram_count"),
+        // Per-step parameters of rounding and clamping are not supported yet.
         ("round(test_counter, scalar(test_counter))", "round"),
+        (
+            "clamp_min(test_counter, scalar(test_counter))",
+            "clamp_min",
+        ),
     ] {
         let (st, v) = s.api(A, "query", &[("query", q.to_string()), ("time", t.clone())]);
         assert_eq!(st, 422, "{q}: {v}");

@@ -267,12 +267,19 @@ fn range_function_with(
     // A series' histograms, decoded once, beside `ts_buf` (None for a float); empty for a
     // series without histograms.
     let mut h_buf: Vec<Option<hypnos_schemas::histogram::FloatHistogram>> = Vec::new();
+    // `h_before[i]`: how many of the first i samples are histograms (a window's kind at
+    // once, without scanning it).
+    let mut h_before: Vec<usize> = Vec::new();
     for s in series_rows(input)? {
         // Staleness markers never take part in range functions.
         ts_buf.clear();
         v_buf.clear();
         h_buf.clear();
+        h_before.clear();
         let with_histograms = s.has_histograms();
+        if with_histograms {
+            h_before.push(0);
+        }
         for (i, (t, v)) in s.ts.iter().zip(s.values).enumerate() {
             let h = if with_histograms {
                 s.histogram(i)?
@@ -283,6 +290,8 @@ fn range_function_with(
                 ts_buf.push(*t);
                 v_buf.push(*v);
                 if with_histograms {
+                    let n = h_before[h_before.len() - 1];
+                    h_before.push(n + usize::from(h.is_some()));
                     h_buf.push(h);
                 }
             }
@@ -313,7 +322,7 @@ fn range_function_with(
                     EvalError(msg),
                 )));
             }
-            if with_histograms && h_buf[lo..hi].iter().any(Option::is_some) {
+            if with_histograms && h_before[hi] > h_before[lo] {
                 let value = hist_range::eval_window(
                     func,
                     wt,
@@ -871,6 +880,10 @@ pub enum BinOp {
     Lt,
     Ge,
     Le,
+    /// `h </ x`: the observations of histogram `h` below `x`.
+    TrimUpper,
+    /// `h >/ x`: the observations of histogram `h` above `x`.
+    TrimLower,
 }
 
 impl BinOp {
@@ -889,6 +902,8 @@ impl BinOp {
             "<" => BinOp::Lt,
             ">=" => BinOp::Ge,
             "<=" => BinOp::Le,
+            "</" => BinOp::TrimUpper,
+            ">/" => BinOp::TrimLower,
             _ => return None,
         })
     }
@@ -900,8 +915,20 @@ impl BinOp {
         )
     }
 
+    /// The histogram trim operators `</` and `>/`.
+    pub fn is_trim(&self) -> bool {
+        matches!(self, BinOp::TrimUpper | BinOp::TrimLower)
+    }
+
+    /// Whether the result is another metric, so the metric name is dropped: arithmetic,
+    /// not comparisons nor trims.
+    pub fn changes_metric(&self) -> bool {
+        !self.is_comparison() && !self.is_trim()
+    }
+
     /// Applies the operator with Go's float semantics: the value and, for comparisons,
-    /// whether the comparison holds (IEEE: NaN compares false, -0 equals 0).
+    /// whether the comparison holds (IEEE: NaN compares false, -0 equals 0). Trims have no
+    /// float result (NaN, not kept).
     pub fn apply(&self, l: f64, r: f64) -> (f64, bool) {
         match self {
             BinOp::Add => (l + r, true),
@@ -919,6 +946,7 @@ impl BinOp {
             BinOp::Lt => (l, l < r),
             BinOp::Ge => (l, l >= r),
             BinOp::Le => (l, l <= r),
+            BinOp::TrimUpper | BinOp::TrimLower => (f64::NAN, false),
         }
     }
 }

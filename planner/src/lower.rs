@@ -1203,8 +1203,17 @@ impl Lowering<'_> {
     }
 
     fn binary(&self, b: &BinaryExpr) -> Result<Lowered, QueryError> {
-        let token = b.op.to_string();
+        let mut token = b.op.to_string();
         let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
+        // `</` and `>/` were parsed as `<` and `>`.
+        if self.positions.is_trim(b).map_err(unsupported)? {
+            token = format!("{token}/");
+            if return_bool {
+                return Err(QueryError::BadData(
+                    "bool modifier can only be used on comparison operators".into(),
+                ));
+            }
+        }
         let lhs = self.lower(&b.lhs)?;
         let rhs = self.lower(&b.rhs)?;
         let pos = self.positions.binary(b);
@@ -1249,6 +1258,9 @@ impl Lowering<'_> {
             )));
         };
         match operands {
+            (Lowered::Scalar(_), Lowered::Scalar(_)) if op.is_trim() => Err(QueryError::BadData(
+                format!("operator {token} not allowed for scalar operations"),
+            )),
             (Lowered::Scalar(l), Lowered::Scalar(r)) => {
                 let (v, keep) = op.apply(l, r);
                 Ok(Lowered::Scalar(if op.is_comparison() {

@@ -1,7 +1,9 @@
 //! Parsing PromQL text: promql-parser, behind a check for the one input it panics on.
 
 use lrpar::{Lexeme as _, Lexer as _, NonStreamingLexer as _};
-use promql_parser::parser::token::{T_ADD, T_COLON, T_LEFT_BRACKET, T_NUMBER, T_OFFSET, T_SUB};
+use promql_parser::parser::token::{
+    T_ADD, T_COLON, T_DIV, T_GTR, T_LEFT_BRACKET, T_LSS, T_NUMBER, T_OFFSET, T_SUB,
+};
 use promql_parser::parser::{Expr, lexer};
 
 /// Parses `query` like [`promql_parser::parser::parse`], with its error messages, except
@@ -9,9 +11,51 @@ use promql_parser::parser::{Expr, lexer};
 /// [`std::time::Duration`] can hold is an error here; promql-parser 0.11 panics on it (it
 /// converts the number with `Duration::from_secs_f64`). Found by the `promql_parse_plan`
 /// fuzz target.
+///
+/// promql-parser does not know the histogram trim operators `</` and `>/`: they are parsed
+/// as the comparisons `<` and `>` (same precedence), which the planner then tells apart
+/// with [`lt_gt_operators`].
 pub fn parse_promql(query: &str) -> Result<Expr, String> {
     check_number_durations(query)?;
-    promql_parser::parser::parse(query)
+    let ops = lt_gt_operators(query);
+    if !ops.iter().any(|(_, trim)| *trim) {
+        return promql_parser::parser::parse(query);
+    }
+    let mut text = query.as_bytes().to_vec();
+    for (at, trim) in ops {
+        if trim {
+            text[at + 1] = b' ';
+        }
+    }
+    let text = String::from_utf8(text).map_err(|e| e.to_string())?;
+    promql_parser::parser::parse(&text)
+}
+
+/// Every `<` and `>` operator of `query`, in text order: its byte offset, and whether it is
+/// a trim operator (`</`, `>/`: the token is right before a `/` token, which no other
+/// PromQL has).
+pub(crate) fn lt_gt_operators(query: &str) -> Vec<(usize, bool)> {
+    let Ok(lex) = lexer(query) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(usize, bool)> = Vec::new();
+    let mut prev: Option<(u16, usize)> = None;
+    for lexeme in lex.iter().flatten() {
+        let (tok, span) = (lexeme.tok_id(), lexeme.span());
+        if let Some((p, end)) = prev
+            && matches!(p, T_LSS | T_GTR)
+            && tok == T_DIV
+            && span.start() == end
+            && let Some(last) = out.last_mut()
+        {
+            last.1 = true;
+        }
+        if matches!(tok, T_LSS | T_GTR) {
+            out.push((span.start(), false));
+        }
+        prev = Some((tok, span.end()));
+    }
+    out
 }
 
 fn check_number_durations(query: &str) -> Result<(), String> {
@@ -43,6 +87,19 @@ fn check_number_durations(query: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trim_operators_parse_as_comparisons() {
+        let q = "h </ 2 > bool 1 or h >/on(a) x / 2 < y";
+        assert_eq!(
+            lt_gt_operators(q),
+            vec![(2, true), (7, false), (21, true), (35, false)]
+        );
+        assert!(parse_promql(q).is_ok());
+        // Not trims: a comparison, then a division, is no PromQL anyway.
+        assert_eq!(lt_gt_operators("a < /b"), vec![(2, false)]);
+        assert!(lt_gt_operators(r#"x{a="</"}"#).is_empty());
+    }
 
     /// Found by the `promql_parse_plan` fuzz target: these made promql-parser panic.
     #[test]

@@ -24,6 +24,11 @@ pub(crate) struct Positions {
     sites: HashMap<usize, SitePos>,
     /// Where binary expressions start (their left operand's start), keyed by node address.
     binaries: HashMap<usize, QueryPos>,
+    /// The binary expressions written `</` or `>/` (parsed as `<` and `>`: see
+    /// [`crate::parse::parse_promql`]), by node address.
+    trims: std::collections::HashSet<usize>,
+    /// The query has trim operators that could not be told apart from comparisons.
+    trims_unresolved: bool,
 }
 
 impl Positions {
@@ -66,7 +71,41 @@ impl Positions {
             .into_iter()
             .map(|(addr, i)| (addr, QueryPos::at(query, tokens[i].offset)))
             .collect();
-        Self { sites, binaries }
+        // The k-th `<` or `>` of the text is the k-th binary expression with that operator
+        // in an in-order walk of the tree.
+        let ops = crate::parse::lt_gt_operators(query);
+        let mut trims = std::collections::HashSet::new();
+        let mut trims_unresolved = false;
+        if ops.iter().any(|(_, trim)| *trim) {
+            let mut exprs = Vec::new();
+            lt_gt_in_order(expr, &mut exprs);
+            if exprs.len() == ops.len() {
+                trims.extend(
+                    exprs
+                        .into_iter()
+                        .zip(ops)
+                        .filter(|(_, (_, trim))| *trim)
+                        .map(|(addr, _)| addr),
+                );
+            } else {
+                trims_unresolved = true;
+            }
+        }
+        Self {
+            sites,
+            binaries,
+            trims,
+            trims_unresolved,
+        }
+    }
+
+    /// Whether `b` (parsed as `<` or `>`) was written as a trim operator, `</` or `>/`;
+    /// an error when the query's trim operators could not be placed.
+    pub(crate) fn is_trim(&self, b: &BinaryExpr) -> Result<bool, String> {
+        if self.trims_unresolved {
+            return Err("trim operators (</, >/) in this expression".into());
+        }
+        Ok(self.trims.contains(&(b as *const BinaryExpr as usize)))
     }
 
     /// Where a binary expression starts, when it can be told (not for the right operand
@@ -174,6 +213,34 @@ fn binary_starts(
                 i = 1;
             }
             binary_starts(&a.expr, arg(addr, i), args, out);
+        }
+        Expr::NumberLiteral(_)
+        | Expr::StringLiteral(_)
+        | Expr::VectorSelector(_)
+        | Expr::MatrixSelector(_)
+        | Expr::Extension(_) => {}
+    }
+}
+
+/// The addresses of the binary expressions with operator `<` or `>`, in text order.
+fn lt_gt_in_order(expr: &Expr, out: &mut Vec<usize>) {
+    match expr {
+        Expr::Binary(b) => {
+            lt_gt_in_order(&b.lhs, out);
+            if matches!(b.op.to_string().as_str(), "<" | ">") {
+                out.push(b as *const BinaryExpr as usize);
+            }
+            lt_gt_in_order(&b.rhs, out);
+        }
+        Expr::Paren(p) => lt_gt_in_order(&p.expr, out),
+        Expr::Unary(u) => lt_gt_in_order(&u.expr, out),
+        Expr::Subquery(s) => lt_gt_in_order(&s.expr, out),
+        Expr::Call(c) => c.args.args.iter().for_each(|a| lt_gt_in_order(a, out)),
+        Expr::Aggregate(a) => {
+            if let Some(p) = &a.param {
+                lt_gt_in_order(p, out);
+            }
+            lt_gt_in_order(&a.expr, out);
         }
         Expr::NumberLiteral(_)
         | Expr::StringLiteral(_)
@@ -392,6 +459,39 @@ mod tests {
             .iter()
             .map(|b| positions.binary(b).map_or("?".into(), |p| p.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn tells_trims_from_comparisons() {
+        let query = "sum(h </ 1) > 2 and on() (h >/ (3 < bool 4))";
+        let expr = crate::parse::parse_promql(query).expect("parses");
+        let positions = Positions::new(query, &expr);
+        let mut exprs = Vec::new();
+        fn walk<'e>(e: &'e Expr, out: &mut Vec<&'e BinaryExpr>) {
+            match e {
+                Expr::Binary(b) => {
+                    walk(&b.lhs, out);
+                    out.push(b);
+                    walk(&b.rhs, out);
+                }
+                Expr::Paren(p) => walk(&p.expr, out),
+                Expr::Aggregate(a) => walk(&a.expr, out),
+                _ => {}
+            }
+        }
+        walk(&expr, &mut exprs);
+        let got: Vec<(String, bool)> = exprs
+            .iter()
+            .map(|b| (b.op.to_string(), positions.is_trim(b).unwrap()))
+            .collect();
+        let want = [
+            ("<", true),
+            (">", false),
+            ("and", false),
+            (">", true),
+            ("<", false),
+        ];
+        assert_eq!(got, want.map(|(o, t)| (o.to_string(), t)).to_vec());
     }
 
     #[test]

@@ -127,14 +127,20 @@ impl Env {
             }
             requests.push((s.labels.clone(), samples, histograms));
         }
+        // Every series is written even when one is refused (or its NHCB conversion failed);
+        // the first refusal is reported.
+        let mut refused = None;
         if nhcb {
-            for (labels, points) in nhcb::custom_bucket_series(&defs, interval)? {
-                let histograms = points.iter().map(|(t, h)| h.to_remote(*t)).collect();
-                requests.push((labels, Vec::new(), histograms));
+            match nhcb::custom_bucket_series(&defs, interval) {
+                Ok(converted) => {
+                    for (labels, points) in converted {
+                        let histograms = points.iter().map(|(t, h)| h.to_remote(*t)).collect();
+                        requests.push((labels, Vec::new(), histograms));
+                    }
+                }
+                Err(e) => refused = Some(format!("load_with_nhcb: {e}")),
             }
         }
-        // Every series is written even when one is refused; the first refusal is reported.
-        let mut refused = None;
         for (labels, samples, histograms) in requests {
             let req = WriteRequest {
                 timeseries: vec![TimeSeries {
@@ -351,7 +357,7 @@ fn normalise(r: QueryResult) -> Result<Got, String> {
 }
 
 /// Runs one eval. `data_missing`: an earlier load of this script section could not store
-/// everything (native histogram samples, start timestamps); see [`check_annotations`].
+/// everything (start timestamps, or a write the store refused); see [`check_annotations`].
 /// `Ok(true)` when it passed but some expected annotations could not be checked for that.
 async fn run_eval(env: &Env, ev: &Eval, data_missing: bool) -> Result<bool, String> {
     if let Some(why) = &ev.unreadable {
@@ -526,7 +532,7 @@ async fn run_eval_value(
 /// eval says nothing about are allowed.
 ///
 /// With `data_missing` (an earlier load of the section could not store all its samples, e.g.
-/// native histograms), the annotations that data would have caused cannot appear: expected
+/// start timestamps), the annotations that data would have caused cannot appear: expected
 /// ones that are missing are then not counted against the eval (returns `Ok(true)`), while
 /// unexpected annotations and `no_warn`/`no_info` are still checked.
 fn check_annotations(

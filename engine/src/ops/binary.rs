@@ -380,6 +380,8 @@ impl BinOp {
             BinOp::Lt => "<",
             BinOp::Ge => ">=",
             BinOp::Le => "<=",
+            BinOp::TrimUpper => "</",
+            BinOp::TrimLower => ">/",
         }
     }
 }
@@ -396,16 +398,20 @@ fn incompatible(lhs: &str, op: BinOp, rhs: &str) -> Elem {
 }
 
 /// `op` between a float `f` and a histogram `h` (`h_left`: the histogram is the left
-/// operand): only `*` on either side and `/` by a float give a histogram.
+/// operand): `*` on either side, and `/`, `</` and `>/` by a float give a histogram.
 fn float_histogram_elem(op: BinOp, f: f64, h: &[u8], h_left: bool) -> Result<Elem> {
-    let scale = |div: bool| -> Result<Elem> {
+    let apply = |op: BinOp| -> Result<Elem> {
         let mut h = decode(h)?;
-        if div {
-            h.div(f);
-        } else {
-            h.mul(f);
+        match op {
+            BinOp::Div => h.div(f),
+            BinOp::TrimUpper => h.trim_buckets(f, true),
+            BinOp::TrimLower => h.trim_buckets(f, false),
+            _ => h.mul(f),
         }
-        h.compact(0);
+        if !op.is_trim() {
+            // A trim compacts only what it changed, as in Prometheus.
+            h.compact(0);
+        }
         Ok(Elem::Value {
             value: OutVal::H(h.encode()),
             keep: true,
@@ -413,8 +419,7 @@ fn float_histogram_elem(op: BinOp, f: f64, h: &[u8], h_left: bool) -> Result<Ele
         })
     };
     match (op, h_left) {
-        (BinOp::Mul, _) => scale(false),
-        (BinOp::Div, true) => scale(true),
+        (BinOp::Mul, _) | (BinOp::Div | BinOp::TrimUpper | BinOp::TrimLower, true) => apply(op),
         (_, true) => Ok(incompatible("histogram", op, "float")),
         (_, false) => Ok(incompatible("float", op, "histogram")),
     }
@@ -495,6 +500,7 @@ impl Eval<'_> {
     /// `op` applied to a left and a right sample.
     fn elem(&self, op: BinOp, l: &Sample, r: &Sample) -> Result<Elem> {
         Ok(match (l.v, r.v) {
+            (Val::F(_), Val::F(_)) if op.is_trim() => incompatible("float", op, "float"),
             (Val::F(a), Val::F(b)) => {
                 let (value, keep) = op.apply(a, b);
                 Elem::Value {
@@ -573,7 +579,7 @@ impl Eval<'_> {
         };
         labels.set(TENANT_LABEL, "");
         let drop_name =
-            self.return_bool || matches!(self.op, VectorOp::Binary(op) if !op.is_comparison());
+            self.return_bool || matches!(self.op, VectorOp::Binary(op) if op.changes_metric());
         if drop_name {
             labels = without_metadata_labels(&labels);
         }
@@ -888,7 +894,7 @@ pub fn scalar_binary_annotated(
     pos: Option<QueryPos>,
 ) -> Result<RecordBatch> {
     let mut out = VectorBuilder::new();
-    let drop_name = !op.is_comparison() || return_bool;
+    let drop_name = op.changes_metric() || return_bool;
     for s in series_rows(input)? {
         if drop_name {
             out.start_series(&super::mark_name_dropped(&s.labels));
@@ -896,6 +902,11 @@ pub fn scalar_binary_annotated(
             out.start_series(&s.labels);
         }
         for (i, (t, v)) in s.ts.iter().zip(s.values).enumerate() {
+            if op.is_trim() && !s.is_histogram(i) {
+                let msg = annotations::incompatible_types_in_binop("float", op.token(), "float");
+                notes.info(&msg, pos);
+                continue;
+            }
             if let Some(h) = s.histogram_bytes(i) {
                 match float_histogram_elem(op, scalar, h, !scalar_on_left)? {
                     Elem::Value {

@@ -4,7 +4,9 @@
 //! give for histograms holding NaN observations (Prometheus' `HistogramQuantile` and
 //! `HistogramFraction`).
 
-use hypnos_schemas::histogram::{FloatHistogram, histogram_fraction, histogram_quantile};
+use hypnos_schemas::histogram::{
+    FloatHistogram, NanObservationsNote, histogram_fraction_noted, histogram_quantile_noted,
+};
 
 use super::annotations;
 
@@ -58,54 +60,25 @@ impl HistogramStat {
     }
 }
 
-/// The sum of the counts of every bucket (zero bucket included), in the order Prometheus
-/// iterates them; less than `count` when the histogram holds NaN observations.
-fn bucket_total(h: &FloatHistogram) -> f64 {
-    h.buckets().iter().map(|b| b.count).sum()
+/// The info text of a note about NaN observations.
+fn nan_note(note: NanObservationsNote, metric_name: &str) -> String {
+    match note {
+        NanObservationsNote::QuantileIsNaN => annotations::quantile_nan_result(metric_name),
+        NanObservationsNote::QuantileSkewed => annotations::quantile_nan_skew(metric_name),
+        NanObservationsNote::FractionExcludesNaN => annotations::fraction_nans(metric_name),
+    }
 }
 
 /// `histogram_quantile(q, h)` of a native histogram, with the info Prometheus adds when `h`
-/// holds NaN observations (its sum is NaN and its buckets count fewer than `count`): the
-/// result is NaN when the rank falls above every bucket, skewed higher otherwise.
-/// `metric_name` is the histogram's `__name__` (or "").
+/// holds NaN observations (the result is NaN, or skewed higher). `metric_name` is the
+/// histogram's `__name__` (or "").
 pub(crate) fn native_quantile(
     q: f64,
     h: &FloatHistogram,
     metric_name: &str,
 ) -> (f64, Option<String>) {
-    let value = histogram_quantile(q, h);
-    if q.is_nan() || !(0.0..=1.0).contains(&q) || h.count == 0.0 || !h.sum.is_nan() {
-        return (value, None);
-    }
-    let buckets = h.buckets();
-    let rank = q * h.count;
-    let mut cumulative = 0.0;
-    let mut reached = None;
-    for b in &buckets {
-        cumulative += b.count;
-        if reached.is_none() && cumulative >= rank {
-            reached = Some(*b);
-        }
-    }
-    let note = match reached {
-        // The first or last custom bucket: the result is one of its bounds, said as is.
-        Some(b)
-            if h.uses_custom_buckets()
-                && ((b.lower == f64::NEG_INFINITY && b.upper <= 0.0)
-                    || b.upper == f64::INFINITY) =>
-        {
-            None
-        }
-        Some(_) => (cumulative < h.count).then(|| annotations::quantile_nan_skew(metric_name)),
-        // No bucket at all and a rank of 0: nothing was passed over, so only skewed.
-        None if buckets.is_empty() && rank <= 0.0 => {
-            Some(annotations::quantile_nan_skew(metric_name))
-        }
-        None => value
-            .is_nan()
-            .then(|| annotations::quantile_nan_result(metric_name)),
-    };
-    (value, note)
+    let (v, note) = histogram_quantile_noted(q, h);
+    (v, note.map(|n| nan_note(n, metric_name)))
 }
 
 /// `histogram_fraction(lower, upper, h)` of a native histogram, with the info Prometheus
@@ -116,12 +89,8 @@ pub(crate) fn native_fraction(
     h: &FloatHistogram,
     metric_name: &str,
 ) -> (f64, Option<String>) {
-    let value = histogram_fraction(lower, upper, h);
-    if h.count == 0.0 || lower.is_nan() || upper.is_nan() || lower >= upper || !h.sum.is_nan() {
-        return (value, None);
-    }
-    let note = (bucket_total(h) < h.count).then(|| annotations::fraction_nans(metric_name));
-    (value, note)
+    let (v, note) = histogram_fraction_noted(lower, upper, h);
+    (v, note.map(|n| nan_note(n, metric_name)))
 }
 
 #[cfg(test)]

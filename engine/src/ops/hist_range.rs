@@ -455,6 +455,7 @@ fn kahan_mean(
             }
             mean = Some(m);
         }
+        // Set above when the sum overflowed.
         let Some(m) = mean.as_mut() else {
             continue;
         };
@@ -937,6 +938,51 @@ mod tests {
             warns,
             vec![r#"PromQL warning: this native histogram metric is not a gauge: "m" (1:6)"#]
         );
+    }
+
+    #[test]
+    fn irate_of_histograms_takes_the_last_after_a_reset() {
+        let b = series(
+            "m",
+            vec![
+                (0, In::H(hist(&[4.0]))),
+                (10_000, In::H(hist(&[6.0]))),
+                (20_000, In::H(hist(&[2.0]))),
+            ],
+        );
+        let (v, warns, _) = eval(&b, RangeFunc::Irate, 20_000, 60_000);
+        let Some(StepOut::Histogram(h)) = v else {
+            panic!("{v:?}");
+        };
+        // 6 -> 2 is a reset: the increase is 2 over 10s.
+        assert_eq!((h.count, h.counter_reset_hint), (0.2, ResetHint::Gauge));
+        assert!(warns.is_empty(), "{warns:?}");
+        let (v, _, _) = eval(&b, RangeFunc::Irate, 10_000, 60_000);
+        let Some(StepOut::Histogram(h)) = v else {
+            panic!("{v:?}");
+        };
+        assert_eq!(h.count, 0.2);
+    }
+
+    #[test]
+    fn per_step_parameters_see_histograms_too() {
+        let b = mixed();
+        let notes = Annotations::new();
+        let out = crate::ops::range_function_per_step(
+            &b,
+            &crate::ops::StepParam::Constant(0.5),
+            RangeFunc::QuantileOverTime(0),
+            Steps::instant(40_000),
+            60_000,
+            0,
+            None,
+            &notes,
+            Some(POS),
+        )
+        .unwrap();
+        // The median of the floats 3, 1, 5; the histograms are left out with an info.
+        assert_eq!(series_rows(&out).unwrap()[0].values, &[3.0]);
+        assert_eq!(notes.texts(AnnotationKind::Info).len(), 1);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use std::ops::Range;
 
 use arrow::array::{Array, BinaryArray, Float64Array, Int64Array};
+use hypnos_schemas::histogram::{FloatHistogram, ResetHint};
 use hypnos_schemas::{Labels, TimeRange};
 
 /// Samples per sealed chunk.
@@ -228,7 +229,48 @@ impl MemSeries {
     /// Appends one histogram sample in its stored form; false when a sample (float or
     /// histogram) with this timestamp exists.
     pub(crate) fn append_histogram(&mut self, t: i64, encoded: Vec<u8>) -> bool {
+        let encoded = if self.num_samples == 0 || t > self.max_t {
+            self.with_reset_hint(encoded)
+        } else {
+            encoded
+        };
         self.push(t, 0.0, Some(encoded))
+    }
+
+    /// The newest in-order sample's histogram, when that sample is a histogram.
+    fn last_in_order_histogram(&self) -> Option<&[u8]> {
+        if !self.open_ts.is_empty() {
+            return self.open_hist.last()?.as_deref();
+        }
+        let h = self.chunks.last()?.hist.as_ref()?;
+        let i = h.len().checked_sub(1)?;
+        h.is_valid(i).then(|| h.value(i))
+    }
+
+    /// Records the counter-reset hint as Prometheus' TSDB does for an in-order histogram
+    /// whose producer left it unknown: "reset" when it is a counter reset compared with the
+    /// series' previous histogram, "not reset" otherwise. The first histogram of a series, or
+    /// one after a float sample, keeps "unknown". Queries rely on it: a histogram marked "not
+    /// reset" is never taken for a reset, and `sum` warns when hints conflict.
+    fn with_reset_hint(&self, encoded: Vec<u8>) -> Vec<u8> {
+        let Some(previous) = self.last_in_order_histogram() else {
+            return encoded;
+        };
+        let (Ok(mut h), Ok(previous)) = (
+            FloatHistogram::decode(&encoded),
+            FloatHistogram::decode(previous),
+        ) else {
+            return encoded;
+        };
+        if h.counter_reset_hint != ResetHint::Unknown || previous.is_gauge() {
+            return encoded;
+        }
+        h.counter_reset_hint = if h.detect_reset(&previous) {
+            ResetHint::Reset
+        } else {
+            ResetHint::NotReset
+        };
+        h.encode()
     }
 
     #[inline]

@@ -86,5 +86,12 @@ pub(crate) fn self_check() {
     assert!(e.starts_with("panicked: boom 7 at "), "{e}");
     assert!(e.contains("panics.rs"), "{e}");
     assert_eq!(catch(|| 3), Ok(3));
+    let r: Result<(), String> = futures::executor::block_on(catch_async(async {
+        futures::future::ready(()).await;
+        panic!("async boom")
+    }));
+    let e = r.unwrap_err();
+    assert!(e.starts_with("panicked: async boom at "), "{e}");
+    assert_eq!(futures::executor::block_on(catch_async(async { 4 })), Ok(4));
     assert_eq!(CATCHING.load(Ordering::SeqCst), 0);
 }

@@ -274,6 +274,39 @@ impl BlockReader {
         Ok(first)
     }
 
+    /// How many of the block's samples are native histograms: from the `samples.parquet`
+    /// footer (null counts of the histogram column chunks) when it has them, else by
+    /// reading the column. 0 for blocks of versions 1 and 2.
+    pub async fn histogram_samples(&self) -> Result<u64, SchemaError> {
+        let footer = self.samples_reader().await?.load_metadata().await?;
+        let schema = footer.file_metadata().schema_descr();
+        let Some(leaf) = (0..schema.num_columns()).find(|i| schema.column(*i).name() == HISTOGRAM)
+        else {
+            return Ok(0);
+        };
+        let from_stats: Option<u64> = footer
+            .row_groups()
+            .iter()
+            .map(|rg| {
+                let c = rg.column(leaf);
+                let nulls = c.statistics()?.null_count_opt()?;
+                (c.num_values() as u64).checked_sub(nulls)
+            })
+            .sum();
+        if let Some(n) = from_stats {
+            return Ok(n);
+        }
+        let builder = ParquetRecordBatchStreamBuilder::new(self.samples_reader().await?).await?;
+        let mask = ProjectionMask::leaves(builder.parquet_schema(), [leaf]);
+        let mut stream = builder.with_projection(mask).build()?;
+        let mut n = 0u64;
+        while let Some(batch) = stream.try_next().await? {
+            let c = batch.column(0);
+            n += (c.len() - c.null_count()) as u64;
+        }
+        Ok(n)
+    }
+
     /// Every series of the block, indexed by series ref.
     pub async fn all_series(&self) -> Result<Arc<Vec<Labels>>, SchemaError> {
         Ok(Arc::clone(&self.table().await?.labels))

@@ -598,7 +598,8 @@ async fn histograms_round_trip_bit_exact_with_floats() {
     ];
     let meta = write_block(&store, &tenant, input.clone()).await.unwrap();
     assert_eq!((meta.num_series, meta.num_samples), (4, 48));
-    let reader = BlockReader::new(Arc::clone(&store), meta).unwrap();
+    let reader = BlockReader::new(Arc::clone(&store), meta.clone()).unwrap();
+    assert_eq!(reader.histogram_samples().await.unwrap(), 12 + 6 + 4);
     let mut want = input.clone();
     want.sort_by(|a, b| a.labels.cmp(&b.labels));
     for range in [
@@ -653,6 +654,11 @@ async fn histograms_round_trip_bit_exact_with_floats() {
     let mut b = back.clone();
     b.sum = 0.0;
     assert_eq!(b, h);
+
+    // Counted by reading the column when the footer has no statistics.
+    let bare = without_statistics(&store, &tenant, meta).await;
+    let bare = BlockReader::new(Arc::clone(&store), bare).unwrap();
+    assert_eq!(bare.histogram_samples().await.unwrap(), 12 + 6 + 4);
 }
 
 #[tokio::test]
@@ -719,6 +725,12 @@ async fn histogram_rows_selected_across_row_groups() {
     assert!(180 * n as usize > SAMPLES_ROW_GROUP);
     let meta = write_block(&store, &tenant, input.clone()).await.unwrap();
     let reader = BlockReader::new(Arc::clone(&store), meta).unwrap();
+    let histograms: usize = input
+        .iter()
+        .filter_map(|s| s.histograms())
+        .map(|h| h.len() - h.null_count())
+        .sum();
+    assert_eq!(reader.histogram_samples().await.unwrap(), histograms as u64);
     let all = TimeRange::new(i64::MIN, i64::MAX);
     let late = TimeRange::new(80_000_000, 80_100_000);
     // Floats only inside a mixed series: rows 5,400..5,500 of m007 are floats.
@@ -801,6 +813,40 @@ async fn as_version_2(
     meta
 }
 
+/// Rewrites a block's `samples.parquet` with every column but no statistics.
+async fn without_statistics(
+    store: &Arc<dyn ObjectStore>,
+    tenant: &TenantId,
+    meta: crate::layout::BlockMeta,
+) -> crate::layout::BlockMeta {
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::file::properties::{EnabledStatistics, WriterProperties};
+    let path = block_file(tenant, meta.ulid, SAMPLES_FILE);
+    let bytes = store.get(&path).await.unwrap().bytes().await.unwrap();
+    let props = WriterProperties::builder()
+        .set_statistics_enabled(EnabledStatistics::None)
+        .build();
+    let mut buf = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut buf, samples_file_schema(), Some(props)).unwrap();
+    for b in ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .unwrap()
+        .build()
+        .unwrap()
+    {
+        w.write(&b.unwrap()).unwrap();
+    }
+    w.close().unwrap();
+    let mut meta = meta;
+    for f in &mut meta.files {
+        if f.name == SAMPLES_FILE {
+            f.size_bytes = buf.len() as u64;
+        }
+    }
+    store.put(&path, buf.into()).await.unwrap();
+    meta
+}
+
 #[tokio::test]
 async fn version_2_blocks_still_read() {
     let (_dir, store) = local();
@@ -829,6 +875,7 @@ async fn version_2_blocks_still_read() {
         .unwrap();
     assert_eq!(back.schema_version, 2);
     let reader = BlockReader::new(Arc::clone(&store), back).unwrap();
+    assert_eq!(reader.histogram_samples().await.unwrap(), 0);
     for range in [
         TimeRange::new(i64::MIN, i64::MAX),
         TimeRange::new(1500, 50_000),

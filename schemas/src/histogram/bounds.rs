@@ -6,7 +6,7 @@
 /// observations, is the only one reaching infinity), as Prometheus computes it.
 pub(crate) fn exponential_bound(index: i32, schema: i32) -> f64 {
     if schema < 0 {
-        let shift = (-schema) as u32;
+        let shift = schema.unsigned_abs();
         let exp = i64::from(index) << shift.min(32);
         if exp == 1024 {
             return f64::MAX;
@@ -40,7 +40,7 @@ pub(crate) fn bucket_bound(index: i32, schema: i32, custom: &[f64]) -> f64 {
 
 /// The index at `to` (coarser or equal) of the bucket with index `index` at `from`.
 pub(crate) fn target_index(index: i32, from: i32, to: i32) -> i32 {
-    let shift = (from - to).clamp(0, 31) as u32;
+    let shift = from.saturating_sub(to).clamp(0, 31) as u32;
     (index.wrapping_sub(1) >> shift).wrapping_add(1)
 }
 

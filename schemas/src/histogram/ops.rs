@@ -1418,4 +1418,146 @@ mod tests {
         assert_eq!(got, ["[-Inf,1]:1", "(2,+Inf]:2"]);
         assert_eq!(c.buckets()[1].index, 2);
     }
+
+    mod properties {
+        use std::collections::BTreeMap;
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// A side as (index, count) with sorted distinct indexes, counts small integers
+        /// (exact in floating point, zeros included).
+        fn side() -> impl Strategy<Value = Vec<(i32, f64)>> {
+            prop::collection::btree_map(-20i32..20, 0u8..4, 0..12)
+                .prop_map(|m| m.into_iter().map(|(i, c)| (i, f64::from(c))).collect())
+        }
+
+        fn hist(schema: i32, pos: &[(i32, f64)], neg: &[(i32, f64)]) -> FloatHistogram {
+            let (positive_spans, positive_buckets) = spans_of(pos);
+            let (negative_spans, negative_buckets) = spans_of(neg);
+            let total: f64 = pos.iter().chain(neg).map(|e| e.1).sum();
+            FloatHistogram {
+                schema,
+                count: total,
+                sum: total,
+                positive_spans,
+                positive_buckets,
+                negative_spans,
+                negative_buckets,
+                ..Default::default()
+            }
+        }
+
+        /// Bucket counts by index at `to`, merged from `from`.
+        fn dense(entries: &[(i32, f64)], from: i32, to: i32) -> BTreeMap<i32, f64> {
+            let mut m = BTreeMap::new();
+            for &(i, c) in entries {
+                *m.entry(target_index(i, from, to)).or_insert(0.0) += c;
+            }
+            m
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(200))]
+
+            #[test]
+            fn add_matches_a_dense_sum(
+                sa in 0i32..4, sb in 0i32..4,
+                pa in side(), na in side(), pb in side(), nb in side(),
+            ) {
+                let mut a = hist(sa, &pa, &na);
+                let b = hist(sb, &pb, &nb);
+                a.add(&b).unwrap();
+                let to = sa.min(sb);
+                prop_assert_eq!(a.schema, to);
+                for (got, (x, y)) in [
+                    (indexed(&a.positive_spans, &a.positive_buckets), (&pa, &pb)),
+                    (indexed(&a.negative_spans, &a.negative_buckets), (&na, &nb)),
+                ] {
+                    let mut want = dense(x, sa, to);
+                    for (i, c) in dense(y, sb, to) {
+                        *want.entry(i).or_insert(0.0) += c;
+                    }
+                    let got: BTreeMap<i32, f64> = got.into_iter().collect();
+                    prop_assert_eq!(got, want);
+                }
+                let mut back = a.clone();
+                back.sub(&b).unwrap();
+                prop_assert_eq!(back.count, hist(sa, &pa, &na).count);
+            }
+
+            #[test]
+            fn zero_bucket_widening_keeps_every_observation(
+                sa in 0i32..3, sb in 0i32..3, k in -6i32..6, nudge in 0u8..2,
+                pa in side(), na in side(), pb in side(), nb in side(),
+            ) {
+                let mut a = hist(sa, &pa, &na);
+                let mut b = hist(sb, &pb, &nb);
+                // b's threshold on one of its bucket boundaries or inside a bucket; a valid b
+                // has nothing below it outside its zero bucket.
+                b.zero_threshold = exponential_bound(k, sb) * if nudge == 1 { 1.1 } else { 1.0 };
+                let inside = |e: &(i32, f64)| exponential_bound(e.0, sb) <= b.zero_threshold;
+                let keep = |v: &[(i32, f64)]| v.iter().copied().filter(|e| !inside(e)).collect::<Vec<_>>();
+                let moved: f64 = pb.iter().chain(&nb).filter(|e| inside(e)).map(|e| e.1).sum();
+                b = hist(sb, &keep(&pb), &keep(&nb));
+                b.zero_threshold = exponential_bound(k, sb) * if nudge == 1 { 1.1 } else { 1.0 };
+                b.zero_count = moved;
+                let total = |h: &FloatHistogram| {
+                    h.zero_count
+                        + h.positive_buckets.iter().sum::<f64>()
+                        + h.negative_buckets.iter().sum::<f64>()
+                };
+                let want = total(&a) + total(&b);
+                a.add(&b).unwrap();
+                prop_assert_eq!(total(&a), want);
+                prop_assert!(a.zero_threshold >= b.zero_threshold);
+                for (i, c) in indexed(&a.positive_spans, &a.positive_buckets)
+                    .into_iter()
+                    .chain(indexed(&a.negative_spans, &a.negative_buckets))
+                {
+                    // Nothing populated is left inside the zero bucket.
+                    prop_assert!(c == 0.0 || exponential_bound(i, a.schema) > a.zero_threshold);
+                }
+            }
+
+            #[test]
+            fn compact_keeps_counts_and_joins_small_gaps(pa in side(), max in 0usize..4) {
+                let mut a = hist(0, &pa, &[]);
+                a.compact(max);
+                let got = indexed(&a.positive_spans, &a.positive_buckets);
+                let nonzero: Vec<(i32, f64)> =
+                    pa.iter().copied().filter(|e| e.1 != 0.0).collect();
+                let got_nonzero: Vec<(i32, f64)> =
+                    got.iter().copied().filter(|e| e.1 != 0.0).collect();
+                prop_assert_eq!(got_nonzero, nonzero);
+                // Spans are separated by more than `max` missing buckets and hold no empty
+                // bucket at either end.
+                for s in a.positive_spans.iter().skip(1) {
+                    prop_assert!(s.offset as usize > max);
+                }
+                let mut n = 0;
+                for s in &a.positive_spans {
+                    let run = &a.positive_buckets[n..n + s.length as usize];
+                    prop_assert!(run[0] != 0.0 && run[run.len() - 1] != 0.0);
+                    n += s.length as usize;
+                }
+            }
+
+            #[test]
+            fn reduce_resolution_keeps_totals(pa in side(), from in 0i32..8, by in 1i32..4) {
+                let mut a = hist(from, &pa, &[]);
+                a.reduce_resolution(from - by);
+                let got: BTreeMap<i32, f64> =
+                    indexed(&a.positive_spans, &a.positive_buckets).into_iter().collect();
+                prop_assert_eq!(got, dense(&pa, from, from - by));
+                // Every merged bucket covers the same range as the buckets it came from.
+                for &(i, _) in &pa {
+                    let t = target_index(i, from, from - by);
+                    prop_assert!(exponential_bound(t - 1, from - by) <= exponential_bound(i - 1, from));
+                    prop_assert!(exponential_bound(t, from - by) >= exponential_bound(i, from));
+                }
+            }
+        }
+    }
 }
