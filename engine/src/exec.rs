@@ -23,7 +23,7 @@ use crate::ops::annotations::{Annotations, QueryPos};
 use crate::ops::{
     AggOp, BinOp, EvalError, Grouping, HistogramFunc, HistogramNotes, InstantFunc, RangeFunc,
     Relabel, StepParam, StepValue, Steps, VectorMatching, VectorOp, absent, aggregate_annotated,
-    aggregate_per_step_annotated, broadcast, count_values, histogram_function_annotated,
+    aggregate_per_step_annotated, broadcast, count_values, forget_reset_hints, histogram_function_annotated,
     histogram_quantile_per_step_annotated, info_join, instant_function, instant_sample_times,
     instant_select, range_function_annotated, range_function_per_step, scalar_binary_annotated,
     step_values, to_scalar, vector_binary_annotated,
@@ -129,6 +129,9 @@ pub enum PromOp {
     Broadcast {
         steps: Steps,
     },
+    /// A subquery's samples as a range function reads them (histograms' reset hints
+    /// forgotten: [`crate::ops::forget_reset_hints`]).
+    ForgetResetHints,
     /// `absent`: 1 with `labels` where the input has no sample.
     Absent {
         steps: Steps,
@@ -263,6 +266,7 @@ impl fmt::Display for PromOp {
                 "PromBroadcastExec: steps={}..{} by {}",
                 steps.start, steps.end, steps.step
             ),
+            PromOp::ForgetResetHints => write!(f, "PromForgetResetHintsExec"),
             PromOp::Absent { labels, .. } => write!(f, "PromAbsentExec: labels={labels}"),
             PromOp::InstantTimes {
                 lookback, offset, ..
@@ -706,6 +710,7 @@ impl ExecutionPlan for PromExec {
                 ),
                 PromOp::InstantFunction { func } => instant_function(&batch, *func),
                 PromOp::Broadcast { steps } => broadcast(&batch, *steps),
+                PromOp::ForgetResetHints => forget_reset_hints(&batch),
                 PromOp::InstantTimes {
                     steps,
                     lookback,
@@ -741,6 +746,7 @@ impl PromOp {
                 | PromOp::Instant { .. }
                 | PromOp::InstantTimes { .. }
                 | PromOp::Broadcast { .. }
+                | PromOp::ForgetResetHints
                 | PromOp::Relabel { .. }
                 | PromOp::Histogram { .. }
                 | PromOp::InstantFunction { .. }

@@ -173,7 +173,7 @@ pub use histogram::{
     histogram_function, histogram_function_annotated, histogram_quantile_per_step,
     histogram_quantile_per_step_annotated,
 };
-pub use misc::{Relabel, absent, broadcast, valid_label_name};
+pub use misc::{Relabel, absent, broadcast, forget_reset_hints, valid_label_name};
 pub use window::{RangeFunc, quantile};
 
 /// Evaluates `func` over the left-open window `(t - offset - range, t - offset]` at each step.

@@ -63,6 +63,9 @@ fn unsupported(what: impl Into<String>) -> QueryError {
 /// then never overflow an `i64`.
 pub(crate) const MAX_TIME_MS: i64 = 1 << 60;
 
+/// The "function" name [`Lowering::range_input`] gets for a subquery returned on its own.
+const STANDALONE_SUBQUERY: &str = "subquery";
+
 /// Most steps one subquery may be evaluated at; each step costs time for every series even
 /// where there is no data, so `x[1y:1ms]` is refused instead of running for hours.
 pub(crate) const MAX_SUBQUERY_STEPS: i64 = 11_000_000;
@@ -453,10 +456,10 @@ impl Lowering<'_> {
                 // `@` was applied by the caller: `steps` is then the single `@` time.
                 let (start, end) = (steps.start, steps.end);
                 // The first step-aligned time after start - offset - range (Go's truncating
-                // division, as Prometheus).
+                // division, as Prometheus): the range is left-open.
                 let lo = start - offset - range;
                 let mut sub_start = step * (lo / step);
-                if sub_start < lo {
+                if sub_start <= lo {
                     sub_start += step;
                 }
                 // Nested subqueries move their steps further at every level.
@@ -484,6 +487,14 @@ impl Lowering<'_> {
                     notes: self.notes,
                 };
                 match inner.lower(&sq.expr)? {
+                    // A function reads the subquery's samples with their histograms'
+                    // reset hints forgotten, as Prometheus does; a subquery returned as the
+                    // query's result keeps them.
+                    Lowered::Vector(plan) if fname != STANDALONE_SUBQUERY => Ok((
+                        PromNode::plan(PromLogicalOp::ForgetResetHints, Some(plan)),
+                        range,
+                        offset,
+                    )),
                     Lowered::Vector(plan) => Ok((plan, range, offset)),
                     _ => Err(unsupported(format!(
                         "{fname}() over a subquery of a scalar"
@@ -500,7 +511,7 @@ impl Lowering<'_> {
     fn subquery(&self, sq: &SubqueryExpr) -> Result<LogicalPlan, QueryError> {
         let expr = Expr::Subquery(sq.clone());
         let steps = self.at_ms(&sq.at).map_or(self.steps, Steps::instant);
-        Ok(self.range_input(&expr, steps, "subquery")?.0)
+        Ok(self.range_input(&expr, steps, STANDALONE_SUBQUERY)?.0)
     }
 
     /// The label set `absent` reports: the selector's equality matchers (not the name).
@@ -1258,9 +1269,13 @@ impl Lowering<'_> {
             )));
         };
         match operands {
-            (Lowered::Scalar(_), Lowered::Scalar(_)) if op.is_trim() => Err(QueryError::BadData(
-                format!("operator {token} not allowed for scalar operations"),
-            )),
+            // Trims apply to histograms: between two scalars they are an error.
+            (
+                Lowered::Scalar(_) | Lowered::ScalarPlan(_),
+                Lowered::Scalar(_) | Lowered::ScalarPlan(_),
+            ) if op.is_trim() => Err(QueryError::BadData(format!(
+                "operator {token} not allowed for scalar operations"
+            ))),
             (Lowered::Scalar(l), Lowered::Scalar(r)) => {
                 let (v, keep) = op.apply(l, r);
                 Ok(Lowered::Scalar(if op.is_comparison() {

@@ -149,6 +149,8 @@ pub(crate) enum PromLogicalOp {
     Broadcast {
         steps: Steps,
     },
+    /// A subquery's samples as a range function reads them.
+    ForgetResetHints,
     InstantTimes {
         steps: Steps,
         lookback: i64,
@@ -241,6 +243,7 @@ impl UserDefinedLogicalNodeCore for PromNode {
             PromLogicalOp::Histogram { .. } => "PromHistogram",
             PromLogicalOp::InstantFunction { .. } => "PromInstantFunction",
             PromLogicalOp::Broadcast { .. } => "PromBroadcast",
+            PromLogicalOp::ForgetResetHints => "PromForgetResetHints",
             PromLogicalOp::InstantTimes { .. } => "PromInstantTimes",
             PromLogicalOp::StepValues { .. } => "PromStepValues",
             PromLogicalOp::ToScalar { .. } => "PromToScalar",
@@ -362,6 +365,7 @@ impl UserDefinedLogicalNodeCore for PromNode {
             PromLogicalOp::Broadcast { steps } => {
                 write!(f, "steps={}..{} by {}", steps.start, steps.end, steps.step)
             }
+            PromLogicalOp::ForgetResetHints => Ok(()),
             PromLogicalOp::Absent { labels, .. } => write!(f, "labels={labels}"),
             PromLogicalOp::InstantTimes {
                 steps,
@@ -488,6 +492,7 @@ impl ExtensionPlanner for PromExtensionPlanner {
             },
             PromLogicalOp::InstantFunction { func } => PromOp::InstantFunction { func: *func },
             PromLogicalOp::Broadcast { steps } => PromOp::Broadcast { steps: *steps },
+            PromLogicalOp::ForgetResetHints => PromOp::ForgetResetHints,
             PromLogicalOp::Absent { steps, labels } => PromOp::Absent {
                 steps: *steps,
                 labels: labels.clone(),

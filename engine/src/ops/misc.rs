@@ -6,20 +6,47 @@ use std::collections::BTreeSet;
 use arrow::array::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
 use hypnos_schemas::Labels;
+use hypnos_schemas::histogram::ResetHint;
 use hypnos_schemas::labels::METRIC_NAME;
 use regex::Regex;
 
 use super::Steps;
-use crate::vector::{VectorBuilder, series_rows};
+use crate::vector::{VectorBuilder, histogram_column, series_rows};
 
 /// Repeats each series' value (computed at one fixed time, for `@`) at every step.
 pub fn broadcast(input: &RecordBatch, steps: Steps) -> Result<RecordBatch> {
     let mut out = VectorBuilder::new();
     for s in series_rows(input)? {
-        if let Some(v) = s.values.last() {
+        if let Some(last) = s.ts.len().checked_sub(1) {
             out.start_series(&s.labels);
             for t in steps.iter() {
-                out.push(t, *v);
+                out.push_row(t, &s, last);
+            }
+        }
+    }
+    Ok(out.finish())
+}
+
+/// The samples of a subquery as a range function reads them: histograms' "reset" and "not
+/// reset" hints become "unknown", as in Prometheus. A subquery may skip the sample where a
+/// counter reset happened or repeat it at several steps, so those hints would make the
+/// function miss or double-count resets; without them it detects resets as for floats.
+pub fn forget_reset_hints(input: &RecordBatch) -> Result<RecordBatch> {
+    if histogram_column(input).is_none() {
+        return Ok(input.clone());
+    }
+    let mut out = VectorBuilder::new();
+    for s in series_rows(input)? {
+        out.start_series(&s.labels);
+        for (i, t) in s.ts.iter().enumerate() {
+            match s.histogram(i)? {
+                Some(mut h)
+                    if matches!(h.counter_reset_hint, ResetHint::Reset | ResetHint::NotReset) =>
+                {
+                    h.counter_reset_hint = ResetHint::Unknown;
+                    out.push_histogram(*t, &h);
+                }
+                _ => out.push_row(*t, &s, i),
             }
         }
     }

@@ -247,11 +247,13 @@ impl MemSeries {
         h.is_valid(i).then(|| h.value(i))
     }
 
-    /// Records the counter-reset hint as Prometheus' TSDB does for an in-order histogram
-    /// whose producer left it unknown: "reset" when it is a counter reset compared with the
-    /// series' previous histogram, "not reset" otherwise. The first histogram of a series, or
-    /// one after a float sample, keeps "unknown". Queries rely on it: a histogram marked "not
-    /// reset" is never taken for a reset, and `sum` warns when hints conflict.
+    /// Records the counter-reset hint as Prometheus' TSDB returns it for an in-order
+    /// histogram whose producer left it unknown: "not reset" when it is no counter reset
+    /// compared with the series' previous histogram. A reset starts a new chunk in
+    /// Prometheus, whose first sample reads back as "unknown" (prometheus/prometheus#15346),
+    /// so a reset stays "unknown" here too; so do the first histogram of a series and one
+    /// after a float or a gauge histogram. Queries rely on it: a histogram marked "not reset"
+    /// is never taken for a reset, and `sum` warns when hints conflict.
     fn with_reset_hint(&self, encoded: Vec<u8>) -> Vec<u8> {
         let Some(previous) = self.last_in_order_histogram() else {
             return encoded;
@@ -262,14 +264,13 @@ impl MemSeries {
         ) else {
             return encoded;
         };
-        if h.counter_reset_hint != ResetHint::Unknown || previous.is_gauge() {
+        if h.counter_reset_hint != ResetHint::Unknown
+            || previous.is_gauge()
+            || h.detect_reset(&previous)
+        {
             return encoded;
         }
-        h.counter_reset_hint = if h.detect_reset(&previous) {
-            ResetHint::Reset
-        } else {
-            ResetHint::NotReset
-        };
+        h.counter_reset_hint = ResetHint::NotReset;
         h.encode()
     }
 
