@@ -680,6 +680,25 @@ impl Lowering<'_> {
                     self.positions.call_arg(call, 0),
                 );
             }
+            // predict_linear's intercept is at each step's time, also when `@` fixes the
+            // window: evaluated per step, with its duration per step when not a constant.
+            if let (RangeFunc::PredictLinear(_), [arg, duration]) = (func, args.as_slice()) {
+                let param = match self.lower(duration)? {
+                    Lowered::ScalarPlan(param) => Some(param),
+                    Lowered::Scalar(v) if self.has_at(arg) => {
+                        Some(self.step_values(StepValue::Constant(v.to_bits())))
+                    }
+                    _ => None,
+                };
+                if let Some(param) = param {
+                    return self.range_function_per_step(
+                        func,
+                        arg,
+                        param,
+                        self.positions.call_arg(call, 0),
+                    );
+                }
+            }
             let (func, matrix) = match func {
                 RangeFunc::QuantileOverTime(_) => (
                     RangeFunc::QuantileOverTime(self.constant_arg(name, args[0])?.to_bits()),
@@ -716,14 +735,6 @@ impl Lowering<'_> {
                 Expr::MatrixSelector(ms) => self.at_ms(&ms.vs.at),
                 Expr::Subquery(sq) => self.at_ms(&sq.at),
                 _ => None,
-            };
-            // Under `@`, Prometheus evaluates the call once, at the query's start, on data
-            // read at the `@` time: predict_linear's intercept is then the query start.
-            let func = match (func, at) {
-                (RangeFunc::PredictLinear(d), Some(t)) => RangeFunc::PredictLinear(
-                    (f64::from_bits(d) + (self.query_range.0 - t) as f64 / 1000.0).to_bits(),
-                ),
-                (f, _) => f,
             };
             if let Some(plan) = self.downsampled_window(func, inner, at)? {
                 return Ok(plan);
@@ -1049,6 +1060,16 @@ impl Lowering<'_> {
             base,
             infos,
         ))
+    }
+
+    /// True when the range argument (a range selector or subquery) has `@`.
+    fn has_at(&self, arg: &Expr) -> bool {
+        match arg {
+            Expr::Paren(p) => self.has_at(&p.expr),
+            Expr::MatrixSelector(ms) => ms.vs.at.is_some(),
+            Expr::Subquery(sq) => sq.at.is_some(),
+            _ => false,
+        }
     }
 
     /// A range function whose parameter is a scalar evaluated per step: every step reads

@@ -2,7 +2,10 @@
 
 use lrpar::{Lexeme as _, Lexer as _, NonStreamingLexer as _};
 use promql_parser::parser::token::{
-    T_ADD, T_COLON, T_DIV, T_GTR, T_LEFT_BRACKET, T_LSS, T_NUMBER, T_OFFSET, T_SUB,
+    T_ADD, T_AT, T_ATAN2, T_BOOL, T_COLON, T_COMMA, T_DIV, T_EQLC, T_FILL, T_FILL_LEFT,
+    T_FILL_RIGHT, T_GROUP_LEFT, T_GROUP_RIGHT, T_GTE, T_GTR, T_IGNORING, T_LAND, T_LEFT_BRACE,
+    T_LEFT_BRACKET, T_LEFT_PAREN, T_LOR, T_LSS, T_LTE, T_LUNLESS, T_MOD, T_MUL, T_NEQ, T_NUMBER,
+    T_OFFSET, T_ON, T_POW, T_RIGHT_BRACE, T_RIGHT_PAREN, T_SUB,
 };
 use promql_parser::parser::{Expr, lexer};
 
@@ -58,6 +61,96 @@ pub(crate) fn lt_gt_operators(query: &str) -> Vec<(usize, bool)> {
     out
 }
 
+/// For every binary operator of `query`, in text order, the byte offset where its right
+/// operand starts (after `bool`, `on(...)`, `group_left(...)`, `fill(...)` and the like),
+/// `None` when nothing follows. A `+` or `-` where an operand is expected is a sign, not an
+/// operator; label matchers are skipped.
+pub(crate) fn binary_operator_operands(query: &str) -> Vec<Option<usize>> {
+    let Ok(lex) = lexer(query) else {
+        return Vec::new();
+    };
+    let toks: Vec<(u16, usize)> = lex
+        .iter()
+        .flatten()
+        .map(|l| (l.tok_id(), l.span().start()))
+        .collect();
+    let is_binary = |t: u16| {
+        matches!(
+            t,
+            T_ADD
+                | T_SUB
+                | T_MUL
+                | T_DIV
+                | T_MOD
+                | T_POW
+                | T_ATAN2
+                | T_EQLC
+                | T_NEQ
+                | T_GTR
+                | T_LSS
+                | T_GTE
+                | T_LTE
+                | T_LAND
+                | T_LOR
+                | T_LUNLESS
+        )
+    };
+    // The index after the parenthesized group opened at `i`, or `i` without one.
+    let skip_group = |i: usize| {
+        if toks.get(i).map(|t| t.0) != Some(T_LEFT_PAREN) {
+            return i;
+        }
+        let mut depth = 0;
+        for (j, (t, _)) in toks.iter().enumerate().skip(i) {
+            match *t {
+                T_LEFT_PAREN => depth += 1,
+                T_RIGHT_PAREN => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return j + 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        toks.len()
+    };
+    let mut out = Vec::new();
+    let (mut braces, mut expect_operand, mut i) = (0usize, true, 0);
+    while i < toks.len() {
+        let t = toks[i].0;
+        i += 1;
+        match t {
+            T_LEFT_BRACE => braces += 1,
+            T_RIGHT_BRACE => {
+                braces = braces.saturating_sub(1);
+                expect_operand = false;
+            }
+            _ if braces > 0 => {}
+            T_ADD | T_SUB if expect_operand => {}
+            t if is_binary(t) => {
+                loop {
+                    match toks.get(i).map(|t| t.0) {
+                        Some(T_BOOL) => i += 1,
+                        Some(
+                            T_ON | T_IGNORING | T_GROUP_LEFT | T_GROUP_RIGHT | T_FILL | T_FILL_LEFT
+                            | T_FILL_RIGHT,
+                        ) => i = skip_group(i + 1),
+                        _ => break,
+                    }
+                }
+                out.push(toks.get(i).map(|t| t.1));
+                expect_operand = true;
+            }
+            T_LEFT_PAREN | T_COMMA | T_OFFSET | T_AT | T_LEFT_BRACKET | T_COLON => {
+                expect_operand = true;
+            }
+            _ => expect_operand = false,
+        }
+    }
+    out
+}
+
 fn check_number_durations(query: &str) -> Result<(), String> {
     // A lexer error is reported by the parser itself.
     let Ok(lex) = lexer(query) else {
@@ -99,6 +192,20 @@ mod tests {
         // Not trims: a comparison, then a division, is no PromQL anyway.
         assert_eq!(lt_gt_operators("a < /b"), vec![(2, false)]);
         assert!(lt_gt_operators(r#"x{a="</"}"#).is_empty());
+    }
+
+    #[test]
+    fn finds_right_operands_and_tells_signs_from_operators() {
+        let q = r#"-a - -1 * on(x) group_left(y) b{c!="-"} > bool sum(d) by (e) - (f offset -5m)"#;
+        let starts: Vec<Option<&str>> = binary_operator_operands(q)
+            .into_iter()
+            .map(|o| o.map(|o| &q[o..o + 1]))
+            .collect();
+        assert_eq!(
+            starts,
+            vec![Some("-"), Some("1"), Some("b"), Some("s"), Some("(")]
+        );
+        assert_eq!(binary_operator_operands("a +"), vec![None]);
     }
 
     /// Found by the `promql_parse_plan` fuzz target: these made promql-parser panic.

@@ -184,17 +184,18 @@ impl Side {
         let mut histograms = Vec::new();
         for batch in batches {
             for s in series_rows(batch)? {
-                let pts = by_labels.entry(s.labels.clone()).or_default();
-                for (i, (t, v)) in s.ts.iter().zip(s.values).enumerate() {
+                let pts = (0..s.ts.len()).map(|i| {
                     let val = match s.histogram_bytes(i) {
                         Some(h) => {
                             histograms.push(h.to_vec());
                             Val::H((histograms.len() - 1) as u32)
                         }
-                        None => Val::F(*v),
+                        None => Val::F(s.values[i]),
                     };
-                    pts.push((*t, val));
-                }
+                    (s.ts[i], val)
+                });
+                let pts: Vec<(i64, Val)> = pts.collect();
+                by_labels.entry(s.labels).or_default().extend(pts);
             }
         }
         let mut series: Vec<(Labels, Vec<(i64, Val)>)> = by_labels.into_iter().collect();
