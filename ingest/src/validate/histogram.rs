@@ -123,14 +123,38 @@ pub(super) fn validate_histogram(h: &remote::Histogram) -> Result<FloatHistogram
     Ok(f)
 }
 
-/// The spans cover exactly `num_buckets` buckets; only the first may have a negative offset.
+/// Largest magnitude of an exponential bucket index. At the finest schema (8) bucket
+/// 262,144 already ends beyond the largest float; the margin keeps every index computation
+/// of the query engine far from overflowing.
+const MAX_BUCKET_INDEX: i64 = 1 << 24;
+
+/// The spans cover exactly `num_buckets` buckets; only the first may have a negative offset;
+/// every bucket index stays within [`MAX_BUCKET_INDEX`].
 fn check_spans(spans: &[Span], num_buckets: usize) -> Result<(), String> {
     let mut covered = 0u64;
+    // The index after the last bucket of the spans so far.
+    let mut next_index = 0i64;
     for (n, span) in spans.iter().enumerate() {
         if n > 0 && span.offset < 0 {
             return Err(negative_offset(n, span));
         }
         covered += u64::from(span.length);
+        next_index += i64::from(span.offset);
+        let first = next_index;
+        next_index += i64::from(span.length);
+        if span.length > 0 && (first.abs() > MAX_BUCKET_INDEX || next_index - 1 > MAX_BUCKET_INDEX)
+        {
+            return Err(format!(
+                "span number {} reaches bucket index {}: bucket indexes must be within \
+                 +-{MAX_BUCKET_INDEX}",
+                n + 1,
+                if first.abs() > MAX_BUCKET_INDEX {
+                    first
+                } else {
+                    next_index - 1
+                }
+            ));
+        }
     }
     check_covered(covered, num_buckets)
 }
@@ -283,6 +307,22 @@ mod tests {
 
     fn refused(h: &remote::Histogram) -> String {
         validate_histogram(h).expect_err("should be refused")
+    }
+
+    #[test]
+    fn bucket_indexes_far_out_of_range_are_refused() {
+        let mut h = float_hist();
+        h.positive_spans = vec![span(i32::MAX, 1), span(i32::MAX, 1), span(0, 1)];
+        let e = validate_histogram(&h).unwrap_err();
+        assert!(e.contains("bucket indexes must be within"), "{e}");
+        let mut h = float_hist();
+        h.negative_spans = vec![span(i32::MIN, 1)];
+        let e = validate_histogram(&h).unwrap_err();
+        assert!(e.contains("negative side: span number 1"), "{e}");
+        // Far but plausible indexes (schema 8 reaches +-262,144 before floats overflow).
+        let mut h = float_hist();
+        h.positive_spans = vec![span(-300_000, 2), span(600_000, 1)];
+        validate_histogram(&h).unwrap();
     }
 
     #[test]
