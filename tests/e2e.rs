@@ -826,10 +826,7 @@ fn unsupported_and_invalid_queries() {
     for (q, names) in [
         // Per-step parameters of rounding and clamping are not supported yet.
         ("round(test_counter, scalar(test_counter))", "round"),
-        (
-            "clamp_min(test_counter, scalar(test_counter))",
-            "clamp_min",
-        ),
+        ("clamp_min(test_counter, scalar(test_counter))", "clamp_min"),
     ] {
         let (st, v) = s.api(A, "query", &[("query", q.to_string()), ("time", t.clone())]);
         assert_eq!(st, 422, "{q}: {v}");

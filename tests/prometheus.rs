@@ -67,7 +67,10 @@ fn start_prometheus(bin: &str, dir: &Path, config: &str, flags: &[&str]) -> (Pro
     let out = std::fs::File::create(&log).unwrap();
     let child = Command::new(bin)
         .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("tsdb").display()
+        ))
         .arg(format!("--web.listen-address={prom_addr}"))
         .args(flags)
         .current_dir(dir)
@@ -322,9 +325,10 @@ fn same_answer(ours: &Value, theirs: &Value) -> bool {
                 return false;
             };
             xb.len() == yb.len()
-                && xb.iter().zip(yb).all(|(p, q)| {
-                    p[0] == q[0] && (1..4).all(|i| same_num(&p[i], &q[i]))
-                })
+                && xb
+                    .iter()
+                    .zip(yb)
+                    .all(|(p, q)| p[0] == q[0] && (1..4).all(|i| same_num(&p[i], &q[i])))
         })
 }
 
@@ -417,5 +421,9 @@ remote_write:
     let buckets = sample["histogram"][1]["buckets"]
         .as_array()
         .unwrap_or_else(|| panic!("no histogram buckets in {raw}"));
-    assert_eq!(buckets.len(), 5, "negative, zero and three positive buckets: {raw}");
+    assert_eq!(
+        buckets.len(),
+        5,
+        "negative, zero and three positive buckets: {raw}"
+    );
 }

@@ -23,10 +23,11 @@ use crate::ops::annotations::{Annotations, QueryPos};
 use crate::ops::{
     AggOp, BinOp, EvalError, Grouping, HistogramFunc, HistogramNotes, InstantFunc, RangeFunc,
     Relabel, StepParam, StepValue, Steps, VectorMatching, VectorOp, absent, aggregate_annotated,
-    aggregate_per_step_annotated, broadcast, count_values, forget_reset_hints, histogram_function_annotated,
-    histogram_quantile_per_step_annotated, info_join, instant_function, instant_sample_times,
-    instant_select, range_function_annotated, range_function_per_step, scalar_binary_annotated,
-    step_values, to_scalar, vector_binary_annotated,
+    aggregate_per_step_annotated, broadcast, count_values, forget_reset_hints,
+    histogram_function_annotated, histogram_quantile_per_step_annotated, info_join,
+    instant_function, instant_sample_times, instant_select, range_function_annotated,
+    range_function_per_step, scalar_binary_annotated, step_values, to_scalar,
+    vector_binary_annotated,
 };
 use crate::vector::{VectorBuilder, floats_only, vector_schema};
 

@@ -60,11 +60,30 @@ impl Positions {
             );
             cursor = start + 1;
         }
+        let mut in_order = Vec::new();
+        binaries_in_order(expr, &mut in_order);
+        let addr = |b: &&BinaryExpr| *b as *const BinaryExpr as usize;
+        // The k-th binary operator of the text is the k-th binary expression in order: the
+        // token where its right operand starts.
+        let operands = crate::parse::binary_operator_operands(query);
+        let mut rhs_tokens = HashMap::new();
+        if operands.len() == in_order.len() {
+            for (b, at) in in_order.iter().zip(operands) {
+                if let Some(i) =
+                    at.and_then(|at| tokens.binary_search_by_key(&at, |t| t.offset).ok())
+                {
+                    rhs_tokens.insert(addr(b), i);
+                }
+            }
+        }
         let mut binary_tokens = HashMap::new();
         binary_starts(
             expr,
             (!tokens.is_empty()).then_some(0),
-            &arg_tokens,
+            &Starts {
+                args: &arg_tokens,
+                rhs: &rhs_tokens,
+            },
             &mut binary_tokens,
         );
         let binaries = binary_tokens
@@ -77,8 +96,11 @@ impl Positions {
         let mut trims = std::collections::HashSet::new();
         let mut trims_unresolved = false;
         if ops.iter().any(|(_, trim)| *trim) {
-            let mut exprs = Vec::new();
-            lt_gt_in_order(expr, &mut exprs);
+            let exprs: Vec<usize> = in_order
+                .iter()
+                .filter(|b| matches!(b.op.to_string().as_str(), "<" | ">"))
+                .map(addr)
+                .collect();
             if exprs.len() == ops.len() {
                 trims.extend(
                     exprs
@@ -177,23 +199,30 @@ fn collect(expr: &Expr, out: &mut Vec<Node>) {
     }
 }
 
+/// Where sub-expressions start, by token index: the arguments of each call and aggregation,
+/// and the right operand of each binary expression, keyed by node address.
+struct Starts<'a> {
+    args: &'a HashMap<usize, Vec<usize>>,
+    rhs: &'a HashMap<usize, usize>,
+}
+
 /// Records in `out` the start (a token index) of every binary expression in `expr` whose
-/// start is known: `start` is where `expr` starts, if known; `args` holds the token indexes
-/// where the arguments of each call and aggregation start.
+/// start is known: `start` is where `expr` starts, if known.
 fn binary_starts(
     expr: &Expr,
     start: Option<usize>,
-    args: &HashMap<usize, Vec<usize>>,
+    args: &Starts<'_>,
     out: &mut HashMap<usize, usize>,
 ) {
-    let arg = |addr: usize, i: usize| args.get(&addr).and_then(|a| a.get(i).copied());
+    let arg = |addr: usize, i: usize| args.args.get(&addr).and_then(|a| a.get(i).copied());
     match expr {
         Expr::Binary(b) => {
+            let addr = b as *const BinaryExpr as usize;
             if let Some(i) = start {
-                out.insert(b as *const BinaryExpr as usize, i);
+                out.insert(addr, i);
             }
             binary_starts(&b.lhs, start, args, out);
-            binary_starts(&b.rhs, None, args, out);
+            binary_starts(&b.rhs, args.rhs.get(&addr).copied(), args, out);
         }
         // The operand starts after the `(` or the `-`.
         Expr::Paren(p) => binary_starts(&p.expr, start.map(|i| i + 1), args, out),
@@ -222,25 +251,23 @@ fn binary_starts(
     }
 }
 
-/// The addresses of the binary expressions with operator `<` or `>`, in text order.
-fn lt_gt_in_order(expr: &Expr, out: &mut Vec<usize>) {
+/// The binary expressions of `expr` in text order (the order of their operators).
+fn binaries_in_order<'e>(expr: &'e Expr, out: &mut Vec<&'e BinaryExpr>) {
     match expr {
         Expr::Binary(b) => {
-            lt_gt_in_order(&b.lhs, out);
-            if matches!(b.op.to_string().as_str(), "<" | ">") {
-                out.push(b as *const BinaryExpr as usize);
-            }
-            lt_gt_in_order(&b.rhs, out);
+            binaries_in_order(&b.lhs, out);
+            out.push(b);
+            binaries_in_order(&b.rhs, out);
         }
-        Expr::Paren(p) => lt_gt_in_order(&p.expr, out),
-        Expr::Unary(u) => lt_gt_in_order(&u.expr, out),
-        Expr::Subquery(s) => lt_gt_in_order(&s.expr, out),
-        Expr::Call(c) => c.args.args.iter().for_each(|a| lt_gt_in_order(a, out)),
+        Expr::Paren(p) => binaries_in_order(&p.expr, out),
+        Expr::Unary(u) => binaries_in_order(&u.expr, out),
+        Expr::Subquery(s) => binaries_in_order(&s.expr, out),
+        Expr::Call(c) => c.args.args.iter().for_each(|a| binaries_in_order(a, out)),
         Expr::Aggregate(a) => {
             if let Some(p) = &a.param {
-                lt_gt_in_order(p, out);
+                binaries_in_order(p, out);
             }
-            lt_gt_in_order(&a.expr, out);
+            binaries_in_order(&a.expr, out);
         }
         Expr::NumberLiteral(_)
         | Expr::StringLiteral(_)
@@ -502,8 +529,13 @@ mod tests {
             binary_starts_of("sum(x - y) / abs(z * 3)"),
             vec!["1:1", "1:5", "1:18"]
         );
-        // The right operand of a binary expression: not told.
-        assert_eq!(binary_starts_of("a - (b * c)"), vec!["1:1", "?"]);
+        // Right operands, after signs and modifiers.
+        assert_eq!(binary_starts_of("a - (b * c)"), vec!["1:1", "1:6"]);
+        assert_eq!(
+            binary_starts_of("a > bool on(x) group_left -b + c"),
+            vec!["1:1", "1:27"]
+        );
+        assert_eq!(binary_starts_of("a + b * c"), vec!["1:1", "1:5"]);
         assert_eq!(binary_starts_of("sum by (l) (a + b)"), vec!["1:13"]);
     }
 
