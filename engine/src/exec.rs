@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{Array, RecordBatch};
+use hypnos_schemas::histogram::{FloatHistogram, ResetHint};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -50,6 +51,10 @@ pub enum PromOp {
         max_samples: usize,
         /// The coarsest resolution it may read and the aggregate it wants (default: raw).
         hints: ReadHints,
+        /// The histograms only feed `histogram_count`/`histogram_sum`/`histogram_avg`: they
+        /// are read as Prometheus' histogram-stats iterator reads them, count and sum only,
+        /// with counter resets detected between consecutive samples ([`stats_only`]).
+        histogram_stats: bool,
     },
     Instant {
         steps: Steps,
@@ -461,8 +466,10 @@ impl ExecutionPlan for PromExec {
             drop_stale,
             max_samples,
             hints,
+            histogram_stats,
         } = &self.op
         {
+            let histogram_stats = *histogram_stats;
             let max_samples = *max_samples;
             // The caller's budget (series and samples this query may read), if any.
             let budget = context
@@ -502,7 +509,9 @@ impl ExecutionPlan for PromExec {
                 }
                 series.sort_by(|a, b| a.labels.cmp(&b.labels));
                 Ok::<_, DataFusionError>(stream::iter(
-                    series_batches(series, drop_stale).into_iter().map(Ok),
+                    series_batches(series, drop_stale, histogram_stats)?
+                        .into_iter()
+                        .map(Ok),
                 ))
             };
             let s = stream::once(fut).try_flatten();
@@ -784,24 +793,33 @@ impl PromExec {
     }
 }
 
-/// Packs selected series into vector batches of about [`SELECT_BATCH_ROWS`] rows.
-fn series_batches(series: Vec<SeriesData>, drop_stale: bool) -> Vec<RecordBatch> {
+/// Packs selected series into vector batches of about [`SELECT_BATCH_ROWS`] rows, their
+/// histograms reduced by [`stats_only`] when `histogram_stats`.
+fn series_batches(
+    series: Vec<SeriesData>,
+    drop_stale: bool,
+    histogram_stats: bool,
+) -> Result<Vec<RecordBatch>> {
     let mut out = Vec::new();
     let mut b = VectorBuilder::new();
     for s in series {
         b.start_series(&s.labels);
         let histograms = s.histograms();
-        for (i, (t, v)) in s
-            .timestamps()
-            .values()
-            .iter()
-            .zip(s.values().values())
-            .enumerate()
-        {
-            match histograms.filter(|h| h.is_valid(i)) {
-                Some(h) => b.push_histogram_bytes(*t, h.value(i).to_vec()),
-                None if drop_stale && is_stale_nan(*v) => {}
-                None => b.push(*t, *v),
+        if histogram_stats && let Some(h) = histograms {
+            stats_only(&mut b, s.timestamps().values(), s.values().values(), h, drop_stale)?;
+        } else {
+            for (i, (t, v)) in s
+                .timestamps()
+                .values()
+                .iter()
+                .zip(s.values().values())
+                .enumerate()
+            {
+                match histograms.filter(|h| h.is_valid(i)) {
+                    Some(h) => b.push_histogram_bytes(*t, h.value(i).to_vec()),
+                    None if drop_stale && is_stale_nan(*v) => {}
+                    None => b.push(*t, *v),
+                }
             }
         }
         if b.rows() >= SELECT_BATCH_ROWS {
@@ -811,5 +829,46 @@ fn series_batches(series: Vec<SeriesData>, drop_stale: bool) -> Vec<RecordBatch>
     if b.rows() > 0 {
         out.push(b.finish());
     }
-    out
+    Ok(out)
+}
+
+/// One series' samples as Prometheus' histogram-stats iterator yields them: a histogram
+/// keeps its schema, count, sum and counter-reset hint only (its buckets are not needed),
+/// and an "unknown" hint becomes "reset" or "not reset" by comparing the whole histogram
+/// with the series' previous one, so resets stay detectable without the buckets.
+fn stats_only(
+    b: &mut VectorBuilder,
+    ts: &[i64],
+    values: &[f64],
+    histograms: &arrow::array::BinaryArray,
+    drop_stale: bool,
+) -> Result<()> {
+    let mut last: Option<FloatHistogram> = None;
+    for (i, (t, v)) in ts.iter().zip(values).enumerate() {
+        if !histograms.is_valid(i) {
+            if !(drop_stale && is_stale_nan(*v)) {
+                b.push(*t, *v);
+            }
+            continue;
+        }
+        let h = FloatHistogram::decode(histograms.value(i))
+            .map_err(|e| DataFusionError::Internal(e.to_string()))?;
+        let hint = match (h.counter_reset_hint, &last) {
+            (ResetHint::Unknown, Some(previous)) if h.detect_reset(previous) => ResetHint::Reset,
+            (ResetHint::Unknown, Some(_)) => ResetHint::NotReset,
+            (hint, _) => hint,
+        };
+        b.push_histogram(
+            *t,
+            &FloatHistogram {
+                counter_reset_hint: hint,
+                schema: h.schema,
+                count: h.count,
+                sum: h.sum,
+                ..FloatHistogram::default()
+            },
+        );
+        last = Some(h);
+    }
+    Ok(())
 }

@@ -207,6 +207,7 @@ impl QueryEngine {
             max_resolution: opts.max_source_resolution.resolve_ms(steps),
             positions: &positions,
             notes,
+            histogram_stats: false,
         }
         .lower(&expr)
     }

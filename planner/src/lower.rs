@@ -34,6 +34,7 @@ pub(crate) enum Lowered {
 }
 
 /// The context of one query.
+#[derive(Clone, Copy)]
 pub(crate) struct Lowering<'a> {
     /// The tenants every selection reads (several for a federated query).
     pub(crate) tenants: &'a [TenantId],
@@ -49,6 +50,9 @@ pub(crate) struct Lowering<'a> {
     pub(crate) positions: &'a Positions,
     /// The query's annotations, for those the planner can tell from the query alone.
     pub(crate) notes: &'a Annotations,
+    /// Selections only feed `histogram_count`/`histogram_sum`/`histogram_avg`: they read
+    /// histograms as Prometheus' histogram-stats iterator does (see [`PromLogicalOp::Select`]).
+    pub(crate) histogram_stats: bool,
 }
 
 /// Subquery step when the query gives none (Prometheus' default evaluation interval).
@@ -389,6 +393,7 @@ impl Lowering<'_> {
                 max,
                 drop_stale,
                 hints: SelectHints::new(self.max_resolution, aggregate),
+                histogram_stats: self.histogram_stats,
             },
             None,
         ))
@@ -485,6 +490,8 @@ impl Lowering<'_> {
                     max_resolution: self.max_resolution,
                     positions: self.positions,
                     notes: self.notes,
+                    // A subquery needs whole histograms for its counter-reset detection.
+                    histogram_stats: false,
                 };
                 match inner.lower(&sq.expr)? {
                     // A function reads the subquery's samples with their histograms'
@@ -667,6 +674,21 @@ impl Lowering<'_> {
 
     fn call(&self, call: &Call) -> Result<LogicalPlan, QueryError> {
         let name = call.func.name;
+        // As Prometheus decides which selections may skip histogram buckets: below
+        // histogram_count/sum/avg, unless a function needing buckets (or a subquery, or a
+        // trim) comes between.
+        let stats = match name {
+            "histogram_count" | "histogram_sum" | "histogram_avg" => true,
+            "histogram_quantile" | "histogram_quantiles" | "histogram_fraction" => false,
+            _ => self.histogram_stats,
+        };
+        if stats != self.histogram_stats {
+            return Lowering {
+                histogram_stats: stats,
+                ..*self
+            }
+            .call(call);
+        }
         let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
         if let Some(func) = RangeFunc::from_name(name) {
             // The range vector is the first argument, except for quantile_over_time.
@@ -1246,8 +1268,17 @@ impl Lowering<'_> {
                 ));
             }
         }
-        let lhs = self.lower(&b.lhs)?;
-        let rhs = self.lower(&b.rhs)?;
+        let operands = if token.ends_with('/') {
+            // Trimming needs the buckets.
+            Lowering {
+                histogram_stats: false,
+                ..*self
+            }
+        } else {
+            *self
+        };
+        let lhs = operands.lower(&b.lhs)?;
+        let rhs = operands.lower(&b.rhs)?;
         let pos = self.positions.binary(b);
         let (lhs, rhs) = match (lhs, rhs) {
             (Lowered::Vector(l), Lowered::Vector(r)) => (l, r),

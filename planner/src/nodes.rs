@@ -91,6 +91,9 @@ pub(crate) enum PromLogicalOp {
         drop_stale: bool,
         /// Which resolution and aggregate to read (default: raw values).
         hints: SelectHints,
+        /// Histograms read for their count and sum only (Prometheus' histogram-stats
+        /// iterator): see `PromOp::Select`.
+        histogram_stats: bool,
     },
     Instant {
         steps: Steps,
@@ -276,6 +279,7 @@ impl UserDefinedLogicalNodeCore for PromNode {
                 max,
                 drop_stale,
                 hints,
+                histogram_stats,
             } => {
                 let tenant = tenant_list(tenants);
                 let m: Vec<String> = matchers
@@ -293,6 +297,9 @@ impl UserDefinedLogicalNodeCore for PromNode {
                         ", max_resolution={}ms, aggregate={:?}",
                         hints.0.max_resolution_ms, hints.0.aggregate
                     )?;
+                }
+                if *histogram_stats {
+                    write!(f, ", histogram_stats")?;
                 }
                 Ok(())
             }
@@ -449,6 +456,7 @@ impl ExtensionPlanner for PromExtensionPlanner {
                 max,
                 drop_stale,
                 hints,
+                histogram_stats,
             } => {
                 let matchers = matchers
                     .iter()
@@ -462,6 +470,7 @@ impl ExtensionPlanner for PromExtensionPlanner {
                     drop_stale: *drop_stale,
                     max_samples: self.max_samples,
                     hints: hints.0,
+                    histogram_stats: *histogram_stats,
                 };
                 return Ok(Some(Arc::new(PromExec::select(
                     op,
