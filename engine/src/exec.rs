@@ -22,9 +22,10 @@ use hypnos_schemas::{
 
 use crate::ops::annotations::{Annotations, QueryPos};
 use crate::ops::{
+    AggPositions,
     AggOp, BinOp, EvalError, Grouping, HistogramFunc, HistogramNotes, InstantFunc, RangeFunc,
-    Relabel, StepParam, StepValue, Steps, VectorMatching, VectorOp, absent, aggregate_annotated,
-    aggregate_per_step_annotated, broadcast, count_values, forget_reset_hints,
+    Relabel, StepParam, StepValue, Steps, VectorMatching, VectorOp, absent, aggregate_positioned,
+    aggregate_per_step_positioned, broadcast, count_values, forget_reset_hints,
     histogram_function_annotated, histogram_quantile_per_step_annotated, info_join,
     instant_function, instant_sample_times, instant_select, range_function_annotated,
     range_function_per_step, scalar_binary_annotated, step_values, to_scalar,
@@ -73,15 +74,16 @@ pub enum PromOp {
     Aggregate {
         op: AggOp,
         grouping: Grouping,
-        /// Where the aggregation's parameter is in the query (for annotations).
-        pos: Option<QueryPos>,
+        /// Where the aggregation, its parameter and its vector are in the query (for
+        /// annotations).
+        pos: AggPositions,
     },
     /// An aggregation whose parameter (`topk(scalar(x), v)`) is evaluated per step. The
     /// children: the vector, then the per-step scalar.
     AggregatePerStep {
         op: AggOp,
         grouping: Grouping,
-        pos: Option<QueryPos>,
+        pos: AggPositions,
     },
     /// A range function whose parameter (`quantile_over_time(scalar(x), m[5m])`) is
     /// evaluated per step. The children: the samples, then the per-step scalar. `at`: the
@@ -567,7 +569,7 @@ impl ExecutionPlan for PromExec {
                     futures::try_join!(data.try_collect(), param.try_collect())?;
                 let out: Vec<RecordBatch> = match op {
                     PromOp::AggregatePerStep { op, grouping, pos } => {
-                        vec![aggregate_per_step_annotated(
+                        vec![aggregate_per_step_positioned(
                             &d, &p, op, &grouping, &notes, pos,
                         )?]
                     }
@@ -628,7 +630,7 @@ impl ExecutionPlan for PromExec {
         if let PromOp::Aggregate { op, grouping, pos } = op {
             let fut = async move {
                 let batches: Vec<RecordBatch> = input.try_collect().await?;
-                aggregate_annotated(&batches, op, &grouping, &notes, pos)
+                aggregate_positioned(&batches, op, &grouping, &notes, pos)
             };
             return Ok(Box::pin(RecordBatchStreamAdapter::new(
                 schema,

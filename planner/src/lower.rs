@@ -1195,7 +1195,7 @@ impl Lowering<'_> {
                 PromLogicalOp::AggregatePerStep {
                     op,
                     grouping,
-                    pos: self.positions.aggregate_param(agg),
+                    pos: self.positions.aggregate(agg),
                 },
                 input,
                 param_plan,
@@ -1250,7 +1250,7 @@ impl Lowering<'_> {
             PromLogicalOp::Aggregate {
                 op,
                 grouping,
-                pos: self.positions.aggregate_param(agg),
+                pos: self.positions.aggregate(agg),
             },
             Some(input),
         ))

@@ -18,7 +18,7 @@ use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 use hypnos_engine::exec::{PromExec, PromOp};
 use hypnos_engine::ops::annotations::QueryPos;
 use hypnos_engine::ops::{
-    AggOp, BinOp, Grouping, HistogramFunc, InstantFunc, RangeFunc, Relabel, StepValue, Steps,
+    AggOp, AggPositions, BinOp, Grouping, HistogramFunc, InstantFunc, RangeFunc, Relabel, StepValue, Steps,
     VectorMatching, VectorOp,
 };
 use hypnos_engine::vector::vector_schema;
@@ -111,15 +111,15 @@ pub(crate) enum PromLogicalOp {
     Aggregate {
         op: AggOp,
         grouping: Grouping,
-        /// Where the parameter is in the query (for annotations).
-        pos: Option<QueryPos>,
+        /// Where the aggregation, its parameter and its vector are (for annotations).
+        pos: AggPositions,
     },
     /// An aggregation with a per-step parameter: the node's two inputs, the vector then the
     /// per-step scalar.
     AggregatePerStep {
         op: AggOp,
         grouping: Grouping,
-        pos: Option<QueryPos>,
+        pos: AggPositions,
     },
     /// A range function with a per-step parameter: the node's two inputs, the samples then
     /// the per-step scalar; `at` fixes every window's end (`@`).

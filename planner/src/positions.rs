@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use hypnos_engine::ops::AggPositions;
 use hypnos_engine::ops::annotations::QueryPos;
 use promql_parser::parser::{AggregateExpr, BinaryExpr, Call, Expr};
 
@@ -147,10 +148,16 @@ impl Positions {
         self.call(call).and_then(|s| s.args.get(i).copied())
     }
 
-    /// The position of an aggregation's parameter.
-    pub(crate) fn aggregate_param(&self, agg: &AggregateExpr) -> Option<QueryPos> {
-        let site = self.sites.get(&(agg as *const AggregateExpr as usize))?;
-        agg.param.as_ref().and(site.args.first().copied())
+    /// Where an aggregation, its parameter and its vector argument are.
+    pub(crate) fn aggregate(&self, agg: &AggregateExpr) -> AggPositions {
+        let Some(site) = self.sites.get(&(agg as *const AggregateExpr as usize)) else {
+            return AggPositions::default();
+        };
+        AggPositions {
+            param: agg.param.as_ref().and(site.args.first().copied()),
+            expr: site.args.last().copied(),
+            start: Some(site.start),
+        }
     }
 }
 
