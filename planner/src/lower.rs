@@ -1143,6 +1143,11 @@ impl Lowering<'_> {
                 ));
             };
             let label = Self::string_arg(&name, p)?;
+            if let Some(quoted) = self.positions.non_utf8_string(&label) {
+                return Err(QueryError::Execution(format!(
+                    "invalid label name {quoted}"
+                )));
+            }
             if !valid_count_values_label(&label) {
                 return Err(QueryError::Execution(format!(
                     "invalid label name {label:?}"

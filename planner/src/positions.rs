@@ -30,6 +30,10 @@ pub(crate) struct Positions {
     trims: std::collections::HashSet<usize>,
     /// The query has trim operators that could not be told apart from comparisons.
     trims_unresolved: bool,
+    /// String literals whose bytes are not UTF-8 as Go reads them (`"a\xc5z"`): the string
+    /// promql-parser made of each (it reads `\xc5` as the character U+00C5), with the
+    /// literal as Go quotes its bytes.
+    non_utf8_strings: HashMap<String, String>,
 }
 
 impl Positions {
@@ -119,7 +123,15 @@ impl Positions {
             binaries,
             trims,
             trims_unresolved,
+            non_utf8_strings: non_utf8_strings(query),
         }
+    }
+
+    /// When `s` (a string as promql-parser decoded it) was written as a literal whose bytes
+    /// are not UTF-8, that literal as Go quotes it (for "invalid label name" errors: Go
+    /// reads `\xNN` as a byte, promql-parser as a character).
+    pub(crate) fn non_utf8_string(&self, s: &str) -> Option<&str> {
+        self.non_utf8_strings.get(s).map(String::as_str)
     }
 
     /// Whether `b` (parsed as `<` or `>`) was written as a trim operator, `</` or `>/`;
@@ -449,6 +461,130 @@ fn argument_starts(tokens: &[Token<'_>], open: usize) -> Vec<usize> {
     out
 }
 
+/// The string literals of `q` whose bytes, decoded as Go decodes them (`\xNN` and octal
+/// `\NNN` are bytes), are not UTF-8: promql-parser's reading of each (those escapes as
+/// characters) mapped to Go's quoting of the bytes.
+fn non_utf8_strings(q: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let mut chars = q.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        if c == '#' {
+            // A comment runs to the end of the line.
+            for (_, c) in chars.by_ref() {
+                if c == '\n' {
+                    break;
+                }
+            }
+            continue;
+        }
+        if c == '`' {
+            for (_, c) in chars.by_ref() {
+                if c == '`' {
+                    break;
+                }
+            }
+            continue;
+        }
+        if c != '"' && c != '\'' {
+            continue;
+        }
+        let quote = c;
+        let (mut bytes, mut parsed) = (Vec::new(), String::new());
+        let mut has_byte_escape = false;
+        while let Some((_, c)) = chars.next() {
+            if c == quote {
+                break;
+            }
+            if c != '\\' {
+                let mut buf = [0; 4];
+                bytes.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                parsed.push(c);
+                continue;
+            }
+            let Some((_, e)) = chars.next() else { break };
+            let simple = match e {
+                'a' => Some('\x07'),
+                'b' => Some('\x08'),
+                'f' => Some('\x0c'),
+                'n' => Some('\n'),
+                'r' => Some('\r'),
+                't' => Some('\t'),
+                'v' => Some('\x0b'),
+                '\\' | '\'' | '"' => Some(e),
+                _ => None,
+            };
+            if let Some(c) = simple {
+                bytes.push(c as u8);
+                parsed.push(c);
+                continue;
+            }
+            let (digits, radix) = match e {
+                'x' => (2, 16),
+                'u' => (4, 16),
+                'U' => (8, 16),
+                '0'..='7' => (2, 8),
+                _ => return out,
+            };
+            let mut text = String::new();
+            if radix == 8 {
+                text.push(e);
+            }
+            for _ in 0..digits {
+                match chars.next() {
+                    Some((_, d)) => text.push(d),
+                    None => return out,
+                }
+            }
+            let Ok(n) = u32::from_str_radix(&text, radix) else {
+                return out;
+            };
+            if matches!(e, 'u' | 'U') {
+                let Some(c) = char::from_u32(n) else {
+                    return out;
+                };
+                let mut buf = [0; 4];
+                bytes.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                parsed.push(c);
+            } else {
+                let Ok(byte) = u8::try_from(n) else {
+                    return out;
+                };
+                has_byte_escape |= byte >= 0x80;
+                bytes.push(byte);
+                parsed.push(char::from(byte));
+            }
+        }
+        if has_byte_escape && std::str::from_utf8(&bytes).is_err() {
+            out.insert(parsed, go_quote_bytes(&bytes));
+        }
+    }
+    out
+}
+
+/// Go's `%q` of a byte string: UTF-8 characters as they are (escaped where Go escapes
+/// them), every byte that is not part of one as `\xNN`.
+fn go_quote_bytes(bytes: &[u8]) -> String {
+    let mut out = String::from('"');
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out.push('"');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -581,4 +717,16 @@ mod tests {
         let starts: Vec<&str> = got.iter().map(|g| g.1.as_str()).collect();
         assert_eq!(starts, vec!["1:1", "1:5", "1:15"]);
     }
+
+    #[test]
+    fn non_utf8_literals_are_known_with_go_quoting() {
+        let q = r#"count_values("a\xc5z", x) + on() count_values('ok\u00c5', y) # "\xff""#;
+        let m = non_utf8_strings(q);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert_eq!(m.get("a\u{c5}z").map(String::as_str), Some(r#""a\xc5z""#));
+        // A valid UTF-8 sequence written as byte escapes is a valid string.
+        assert!(non_utf8_strings(r#"x{a="\xc3\x85"}"#).is_empty());
+        assert!(non_utf8_strings(r#"x{a="\305"}"#).contains_key("\u{c5}"));
+    }
 }
+
