@@ -485,17 +485,7 @@ pub fn name_dropped(l: &Labels) -> bool {
 }
 
 /// Kahan-Neumaier compensated summation step, as Prometheus' `kahanSumInc`.
-pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
-    let t = sum + inc;
-    let c = if t.is_infinite() {
-        0.0
-    } else if sum.abs() >= inc.abs() {
-        c + ((sum - t) + inc)
-    } else {
-        c + ((inc - t) + sum)
-    };
-    (t, c)
-}
+pub(crate) use hypnos_schemas::histogram::kahan_inc;
 
 #[derive(Clone, Copy, Default)]
 struct Acc {

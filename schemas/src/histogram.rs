@@ -23,10 +23,10 @@ mod stats;
 mod test_literal;
 mod trim;
 
-pub use ops::{Bucket, CombineOutcome, HistogramError};
+pub use ops::{Bucket, CombineOutcome, HistogramError, kahan_inc};
 pub use stats::{
-    NanObservationsNote, histogram_fraction, histogram_fraction_noted, histogram_quantile,
-    histogram_quantile_noted,
+    NanObservationsNote, go_format_g, histogram_fraction, histogram_fraction_noted,
+    histogram_quantile, histogram_quantile_noted,
 };
 
 /// A bucket span: `length` consecutive buckets, `offset` buckets after the previous span.

@@ -203,29 +203,8 @@ pub fn go_quote(s: &str) -> String {
     out
 }
 
-/// Go's `%g` of a float64 (`strconv.FormatFloat(f, 'g', -1, 64)`): the shortest digits,
-/// with an exponent below 1e-4 and from 1e6 on (the shortest form decides with precision
-/// 6), `NaN`, `+Inf`, `-Inf`.
-pub fn go_format_g(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "+Inf" } else { "-Inf" }.into();
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() { "-0" } else { "0" }.into();
-    }
-    let sci = format!("{f:e}");
-    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
-    let exp: i32 = exp.parse().expect("integer exponent");
-    if !(-4..6).contains(&exp) {
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{:02}", exp.abs())
-    } else {
-        format!("{f}")
-    }
-}
+/// Go's `%g` of a float64, as annotations quote numbers.
+pub use hypnos_schemas::histogram::go_format_g;
 
 // Native histograms in functions and binary operators.
 

@@ -7,14 +7,12 @@
 //! Windows without a histogram never come here: [`super::range_function`] evaluates them
 //! with [`RangeFunc::eval`].
 
-use std::collections::BTreeMap;
-
 use datafusion::error::{DataFusionError, Result};
-use hypnos_schemas::histogram::{CombineOutcome, FloatHistogram, HistogramError, ResetHint, Span};
+use hypnos_schemas::histogram::{CombineOutcome, FloatHistogram, HistogramError, ResetHint};
 
 use super::annotations::{self, AnnotationKind};
 use super::window::{RangeFunc, extrapolation_factor, instant_rate};
-use super::{EvalError, Notes, kahan_inc};
+use super::{EvalError, Notes};
 
 /// The value of a range function at one step.
 #[derive(Clone, Debug, PartialEq)]
@@ -422,7 +420,7 @@ fn kahan_sum(
     let mut sum = hs[0].clone();
     let mut c = None;
     for h in &hs[1..] {
-        *reconciled |= kahan_add(&mut sum, &mut c, h)?.nhcb_bounds_reconciled;
+        *reconciled |= sum.kahan_add(h, &mut c)?.nhcb_bounds_reconciled;
     }
     if let Some(c) = c {
         *reconciled |= sum.add(&c)?.nhcb_bounds_reconciled;
@@ -442,8 +440,8 @@ fn kahan_mean(
         count = (i + 1) as f64;
         if mean.is_none() {
             let (mut next, mut next_c) = (sum.clone(), c.clone());
-            *reconciled |= kahan_add(&mut next, &mut next_c, h)?.nhcb_bounds_reconciled;
-            if !has_overflow(&next) {
+            *reconciled |= next.kahan_add(h, &mut next_c)?.nhcb_bounds_reconciled;
+            if !next.has_overflow() {
                 (sum, c) = (next, next_c);
                 continue;
             }
@@ -466,7 +464,7 @@ fn kahan_mean(
         let mut part = (*h).clone();
         part.div(count);
         m.mul(q);
-        *reconciled |= kahan_add(m, &mut c, &part)?.nhcb_bounds_reconciled;
+        *reconciled |= m.kahan_add(&part, &mut c)?.nhcb_bounds_reconciled;
     }
     match mean {
         Some(mut m) => {
@@ -484,122 +482,6 @@ fn kahan_mean(
             Ok(sum)
         }
     }
-}
-
-/// True when a count, the sum or a bucket is infinite.
-fn has_overflow(h: &FloatHistogram) -> bool {
-    [h.zero_count, h.count, h.sum]
-        .iter()
-        .chain(&h.positive_buckets)
-        .chain(&h.negative_buckets)
-        .any(|v| v.is_infinite())
-}
-
-/// `h` with every count and the sum zero: adding it to another histogram only brings that
-/// one to the common schema, zero bucket and bounds.
-fn zeroed(h: &FloatHistogram) -> FloatHistogram {
-    let mut z = h.clone();
-    z.count = 0.0;
-    z.sum = 0.0;
-    z.zero_count = 0.0;
-    z.positive_buckets.iter_mut().for_each(|b| *b = 0.0);
-    z.negative_buckets.iter_mut().for_each(|b| *b = 0.0);
-    z
-}
-
-/// `sum += x` with Kahan-Neumaier compensation: `c` holds what rounding lost so far (on
-/// `sum`'s layout; `None` before the first addition), as Prometheus' `KahanAdd`. The
-/// outcome is that of adding `x` to `sum`.
-fn kahan_add(
-    sum: &mut FloatHistogram,
-    c: &mut Option<FloatHistogram>,
-    x: &FloatHistogram,
-) -> std::result::Result<CombineOutcome, HistogramError> {
-    // Bring the sum to the common schema, zero bucket and bounds (and hint), then `x`
-    // and the compensation to the sum's.
-    let outcome = sum.add(&zeroed(x))?;
-    let layout = zeroed(sum);
-    let mut x = x.clone();
-    x.add(&layout)?;
-    let old_c = match c.take() {
-        Some(mut old) => {
-            old.add(&layout)?;
-            old
-        }
-        None => layout.clone(),
-    };
-    let mut new_c = layout;
-    if !sum.uses_custom_buckets() {
-        (sum.zero_count, new_c.zero_count) =
-            kahan_inc(x.zero_count, sum.zero_count, old_c.zero_count);
-    }
-    (sum.count, new_c.count) = kahan_inc(x.count, sum.count, old_c.count);
-    (sum.sum, new_c.sum) = kahan_inc(x.sum, sum.sum, old_c.sum);
-    let (spans, buckets, comp) = kahan_buckets(
-        (&sum.positive_spans, &sum.positive_buckets),
-        (&x.positive_spans, &x.positive_buckets),
-        (&old_c.positive_spans, &old_c.positive_buckets),
-    );
-    (sum.positive_spans, sum.positive_buckets) = (spans.clone(), buckets);
-    (new_c.positive_spans, new_c.positive_buckets) = (spans, comp);
-    let (spans, buckets, comp) = kahan_buckets(
-        (&sum.negative_spans, &sum.negative_buckets),
-        (&x.negative_spans, &x.negative_buckets),
-        (&old_c.negative_spans, &old_c.negative_buckets),
-    );
-    (sum.negative_spans, sum.negative_buckets) = (spans.clone(), buckets);
-    (new_c.negative_spans, new_c.negative_buckets) = (spans, comp);
-    new_c.counter_reset_hint = sum.counter_reset_hint;
-    *c = Some(new_c);
-    Ok(outcome)
-}
-
-/// The buckets of one side as (index, count), in index order.
-fn indexed(spans: &[Span], buckets: &[f64]) -> impl Iterator<Item = (i32, f64)> {
-    let mut idx = 0i32;
-    let mut counts = buckets.iter();
-    spans
-        .iter()
-        .flat_map(move |s| {
-            idx += s.offset;
-            let start = idx;
-            idx += s.length as i32;
-            start..start + s.length as i32
-        })
-        .map_while(move |i| counts.next().map(|c| (i, *c)))
-}
-
-/// Adds the buckets of `x` to those of `sum` with compensation `c` (all on one schema),
-/// bucket by bucket over the union of their indexes: the spans, the sums and the new
-/// compensations.
-fn kahan_buckets(
-    sum: (&[Span], &[f64]),
-    x: (&[Span], &[f64]),
-    c: (&[Span], &[f64]),
-) -> (Vec<Span>, Vec<f64>, Vec<f64>) {
-    let mut by_index: BTreeMap<i32, [f64; 3]> = BTreeMap::new();
-    for (k, (spans, buckets)) in [sum, x, c].into_iter().enumerate() {
-        for (i, v) in indexed(spans, buckets) {
-            by_index.entry(i).or_insert([0.0; 3])[k] = v;
-        }
-    }
-    let mut spans: Vec<Span> = Vec::new();
-    let (mut sums, mut comps) = (Vec::new(), Vec::new());
-    let mut next: Option<i32> = None;
-    for (i, [s, x, c]) in by_index {
-        match (next, spans.last_mut()) {
-            (Some(n), Some(span)) if n == i => span.length += 1,
-            _ => spans.push(Span {
-                offset: next.map_or(i, |n| i - n),
-                length: 1,
-            }),
-        }
-        next = Some(i + 1);
-        let (t, nc) = kahan_inc(x, s, c);
-        sums.push(t);
-        comps.push(nc);
-    }
-    (spans, sums, comps)
 }
 
 /// Counter resets in the window: a float going down, a histogram that
@@ -637,6 +519,7 @@ mod tests {
     use crate::vector::{VectorBuilder, series_rows};
     use arrow::array::RecordBatch;
     use hypnos_schemas::Labels;
+    use hypnos_schemas::histogram::Span;
 
     const POS: QueryPos = QueryPos { line: 1, col: 6 };
 
@@ -819,56 +702,6 @@ mod tests {
         let (v, _, _) = eval(&b, RangeFunc::Idelta, 20_000, 60_000);
         assert_eq!(v, Some(StepOut::Float(-3.0)));
     }
-
-    #[test]
-    fn kahan_buckets_work_over_the_union_of_indexes() {
-        let span = |offset, length| Span { offset, length };
-        // sum: indexes 0, 1; x: 1 and 4; c: 0.
-        let (spans, sums, comps) = kahan_buckets(
-            (&[span(0, 2)], &[1e100, 1.0]),
-            (&[span(1, 1), span(2, 1)], &[2.0, 3.0]),
-            (&[span(0, 1)], &[0.5]),
-        );
-        assert_eq!(spans, vec![span(0, 2), span(2, 1)]);
-        assert_eq!(sums, vec![1e100, 3.0, 3.0]);
-        assert_eq!(comps, vec![0.5, 0.0, 0.0]);
-        // What rounding loses is kept: 1e100 + 1 - 1e100 + 1 = 2.
-        let mut sum = vec![1e100];
-        let mut c = vec![0.0];
-        for v in [1.0, -1e100, 1.0] {
-            let (_, s, nc) = kahan_buckets(
-                (&[span(0, 1)], &sum),
-                (&[span(0, 1)], &[v]),
-                (&[span(0, 1)], &c),
-            );
-            (sum, c) = (s, nc);
-        }
-        assert_eq!(sum[0] + c[0], 2.0);
-        // Negative offsets (buckets below 1) keep their place.
-        let (spans, sums, _) = kahan_buckets(
-            (&[span(-3, 1), span(2, 1)], &[1.0, 2.0]),
-            (&[], &[]),
-            (&[], &[]),
-        );
-        assert_eq!(spans, vec![span(-3, 1), span(2, 1)]);
-        assert_eq!(sums, vec![1.0, 2.0]);
-    }
-
-    #[test]
-    fn overflow_looks_at_every_count() {
-        assert!(!has_overflow(&hist(&[1.0, 2.0])));
-        assert!(has_overflow(&hist(&[1.0, f64::INFINITY])));
-        let mut h = hist(&[1.0]);
-        h.zero_count = f64::NEG_INFINITY;
-        assert!(has_overflow(&h));
-        let z = zeroed(&hist(&[1.0, 2.0]));
-        assert_eq!(
-            (z.count, z.sum, z.positive_buckets),
-            (0.0, 0.0, vec![0.0, 0.0])
-        );
-    }
-
-    // The tests below need the histogram arithmetic.
 
     #[test]
     fn rate_of_histograms_extrapolates_like_floats() {

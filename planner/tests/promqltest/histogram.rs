@@ -80,40 +80,8 @@ fn single_span(spans: &[Span], buckets: &[f64]) -> Option<(i32, Vec<f64>)> {
     Some((start, out))
 }
 
-/// Go's `%g` of a float64 (shortest representation; exponent form below 1e-4 and from 1e6).
-pub(crate) fn go_float(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
-    }
-    if v == 0.0 {
-        return if v.is_sign_negative() { "-0" } else { "0" }.into();
-    }
-    let sci = format!("{:e}", v.abs());
-    let (mantissa, exp) = sci.split_once('e').expect("exponent form");
-    let exp: i32 = exp.parse().expect("exponent");
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    let sign = if v < 0.0 { "-" } else { "" };
-    if !(-4..6).contains(&exp) {
-        let rest = &digits[1..];
-        let dot = if rest.is_empty() { "" } else { "." };
-        let esign = if exp < 0 { '-' } else { '+' };
-        return format!("{sign}{}{dot}{rest}e{esign}{:02}", &digits[..1], exp.abs());
-    }
-    let body = if exp < 0 {
-        format!("0.{}{digits}", "0".repeat((-exp - 1) as usize))
-    } else {
-        let int_len = exp as usize + 1;
-        if digits.len() <= int_len {
-            format!("{digits}{}", "0".repeat(int_len - digits.len()))
-        } else {
-            format!("{}.{}", &digits[..int_len], &digits[int_len..])
-        }
-    };
-    format!("{sign}{body}")
-}
+/// Go's `%g` of a float64, as the test notation writes numbers.
+pub(crate) use hypnos_schemas::histogram::go_format_g as go_float;
 
 fn go_floats(v: &[f64]) -> String {
     v.iter().map(|x| go_float(*x)).collect::<Vec<_>>().join(" ")

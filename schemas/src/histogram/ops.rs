@@ -240,7 +240,7 @@ fn bounds_match(a: &[f64], b: &[f64]) -> bool {
 
 /// Neumaier-compensated `sum + inc`: returns the new sum and compensation (Prometheus'
 /// `kahansum.Inc`).
-pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+pub fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     let t = sum + inc;
     let c = if t.is_infinite() {
         0.0

@@ -274,7 +274,7 @@ impl FloatHistogram {
 
 /// Go's `%g` of a float64 (`strconv.FormatFloat(f, 'g', -1, 64)`): the shortest digits that
 /// read back to `f`, in exponent form below 1e-4 and from 1e6 on; `NaN`, `+Inf`, `-Inf`.
-pub(crate) fn go_format_g(f: f64) -> String {
+pub fn go_format_g(f: f64) -> String {
     if f.is_nan() {
         return "NaN".into();
     }
