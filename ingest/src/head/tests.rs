@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 
 use arrow::array::Array;
+use hypnos_schemas::histogram::{FloatHistogram, ResetHint};
 use hypnos_schemas::{MatchOp, STALE_NAN_BITS};
 use proptest::prelude::*;
 
@@ -365,6 +366,64 @@ fn merge_selections_keeps_histograms() {
     assert!(got[0].histograms().is_none());
 }
 
+#[test]
+fn in_order_histograms_get_the_counter_reset_hint_prometheus_records() {
+    let counter = |count: f64, hint: ResetHint| FloatHistogram {
+        counter_reset_hint: hint,
+        count,
+        sum: count,
+        zero_count: count,
+        ..FloatHistogram::default()
+    };
+    let mut s = MemSeries::new(labels("h", "a"));
+    for (t, h) in [
+        (1, counter(1.0, ResetHint::Unknown)),
+        (2, counter(2.0, ResetHint::Unknown)),
+        // A reset stays unknown, as Prometheus reads back the first sample of the chunk a
+        // reset starts.
+        (3, counter(1.0, ResetHint::Unknown)),
+        (4, counter(5.0, ResetHint::Unknown)),
+        // An explicit hint is kept.
+        (5, counter(9.0, ResetHint::Reset)),
+    ] {
+        assert!(s.append_histogram(t, h.encode()));
+    }
+    // After a float, and after a gauge histogram, the hint stays unknown.
+    assert!(s.append(6, 1.0));
+    assert!(s.append_histogram(7, counter(10.0, ResetHint::Unknown).encode()));
+    assert!(s.append_histogram(8, counter(1.0, ResetHint::Gauge).encode()));
+    assert!(s.append_histogram(9, counter(2.0, ResetHint::Unknown).encode()));
+    // Out of order: kept as written.
+    assert!(s.append_histogram(0, counter(0.5, ResetHint::Unknown).encode()));
+    let rows = read_rows(&s, all());
+    let hints: Vec<(i64, Option<ResetHint>)> = rows
+        .iter()
+        .map(|(t, _, h)| {
+            (
+                *t,
+                h.as_ref()
+                    .map(|b| FloatHistogram::decode(b).unwrap().counter_reset_hint),
+            )
+        })
+        .collect();
+    use ResetHint::*;
+    assert_eq!(
+        hints,
+        vec![
+            (0, Some(Unknown)),
+            (1, Some(Unknown)),
+            (2, Some(NotReset)),
+            (3, Some(Unknown)),
+            (4, Some(NotReset)),
+            (5, Some(Reset)),
+            (6, None),
+            (7, Some(Unknown)),
+            (8, Some(Gauge)),
+            (9, Some(Unknown)),
+        ]
+    );
+}
+
 proptest! {
     /// Mixed float and histogram appends agree with a BTreeMap model (first write wins).
     #[test]
@@ -379,7 +438,14 @@ proptest! {
             base += 1;
             let t = base + delta;
             let row = if is_hist {
-                (t, 0f64.to_bits(), Some(bits.to_le_bytes().to_vec()))
+                // A gauge histogram: the head keeps its bytes as they are (it only fills in
+                // unknown counter-reset hints).
+                let h = FloatHistogram {
+                    counter_reset_hint: ResetHint::Gauge,
+                    sum: f64::from_bits(bits),
+                    ..FloatHistogram::default()
+                };
+                (t, 0f64.to_bits(), Some(h.encode()))
             } else {
                 (t, bits, None)
             };

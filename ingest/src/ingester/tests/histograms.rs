@@ -1,7 +1,7 @@
 //! Native histograms through the ingester: write, select, WAL replay, flush.
 
 use arrow::array::Array;
-use hypnos_schemas::histogram::FloatHistogram;
+use hypnos_schemas::histogram::{FloatHistogram, ResetHint};
 use hypnos_schemas::remote::{BucketSpan, histogram as pb};
 
 use super::*;
@@ -106,6 +106,15 @@ fn conv(h: &remote::Histogram) -> Point {
     Point::Hist(FloatHistogram::from_remote(h).unwrap().encode())
 }
 
+/// As stored after a histogram with no counter reset: the head records "not reset" where
+/// the producer left the hint unknown.
+fn conv_not_reset(h: &remote::Histogram) -> Point {
+    let mut f = FloatHistogram::from_remote(h).unwrap();
+    assert_eq!(f.counter_reset_hint, ResetHint::Unknown);
+    f.counter_reset_hint = ResetHint::NotReset;
+    Point::Hist(f.encode())
+}
+
 /// Series "h{job=a}": floats at 1000 and 5000, integer histograms at 2000 and 3000, a stale
 /// histogram at 4000; "h{job=b}": float histograms at 1000 and 2000.
 fn mixed_request() -> WriteRequest {
@@ -126,7 +135,7 @@ fn mixed_expected() -> Vec<(String, Vec<(i64, Point)>)> {
             vec![
                 (1000, Point::Float(1f64.to_bits())),
                 (2000, conv(&int_hist(2000, 1))),
-                (3000, conv(&int_hist(3000, 2))),
+                (3000, conv_not_reset(&int_hist(3000, 2))),
                 (4000, Point::Float(STALE_NAN_BITS)),
                 (5000, Point::Float(5f64.to_bits())),
             ],
