@@ -824,9 +824,15 @@ fn unsupported_and_invalid_queries() {
     d.write_all(&s);
     let t = secs(d.t(5));
     for (q, names) in [
-        // Per-step parameters of rounding and clamping are not supported yet.
-        ("round(test_counter, scalar(test_counter))", "round"),
-        ("clamp_min(test_counter, scalar(test_counter))", "clamp_min"),
+        // Per-step parameters of these two are not supported yet.
+        (
+            "double_exponential_smoothing(test_counter[5m], scalar(test_counter), 0.5)",
+            "double_exponential_smoothing",
+        ),
+        (
+            "histogram_fraction(scalar(test_counter), 1, test_counter)",
+            "histogram_fraction",
+        ),
     ] {
         let (st, v) = s.api(A, "query", &[("query", q.to_string()), ("time", t.clone())]);
         assert_eq!(st, 422, "{q}: {v}");

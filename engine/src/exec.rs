@@ -5,7 +5,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{Array, RecordBatch};
-use hypnos_schemas::histogram::{FloatHistogram, ResetHint};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -16,20 +15,20 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
 use futures::{StreamExt, TryStreamExt, stream};
+use hypnos_schemas::histogram::{FloatHistogram, ResetHint};
 use hypnos_schemas::{
     Labels, Matcher, ReadHints, SeriesData, SeriesSource, TenantId, TimeRange, is_stale_nan,
 };
 
 use crate::ops::annotations::{Annotations, QueryPos};
 use crate::ops::{
-    AggPositions,
-    AggOp, BinOp, EvalError, Grouping, HistogramFunc, HistogramNotes, InstantFunc, RangeFunc,
-    Relabel, StepParam, StepValue, Steps, VectorMatching, VectorOp, absent, aggregate_positioned,
-    aggregate_per_step_positioned, broadcast, count_values, forget_reset_hints,
-    histogram_function_annotated, histogram_quantile_per_step_annotated, info_join,
-    instant_function, instant_sample_times, instant_select, range_function_annotated,
-    range_function_per_step, scalar_binary_annotated, step_values, to_scalar,
-    vector_binary_annotated,
+    AggOp, AggPositions, BinOp, EvalError, Grouping, HistogramFunc, HistogramNotes, InstantFunc,
+    RangeFunc, Relabel, StepParam, StepValue, Steps, VectorMatching, VectorOp, absent,
+    aggregate_per_step_positioned, aggregate_positioned, broadcast, count_values,
+    forget_reset_hints, histogram_function_annotated, histogram_quantile_per_step_annotated,
+    info_join, instant_function, instant_function_per_step, instant_sample_times, instant_select,
+    range_function_annotated, range_function_per_step, scalar_binary_annotated, step_values,
+    to_scalar, vector_binary_annotated,
 };
 use crate::vector::{VectorBuilder, floats_only, vector_schema};
 
@@ -116,6 +115,11 @@ pub enum PromOp {
         vector_pos: Option<QueryPos>,
     },
     InstantFunction {
+        func: InstantFunc,
+    },
+    /// An instant function whose scalar parameters are evaluated per step. The children:
+    /// the vector, then one per-step scalar per parameter, in argument order.
+    InstantFunctionPerStep {
         func: InstantFunc,
     },
     /// `timestamp(selector)`: the selected samples' own timestamps.
@@ -269,6 +273,9 @@ impl fmt::Display for PromOp {
             }
             PromOp::Histogram { func, .. } => write!(f, "PromHistogramExec: {func:?}"),
             PromOp::InstantFunction { func } => write!(f, "PromInstantFunctionExec: {func:?}"),
+            PromOp::InstantFunctionPerStep { func } => {
+                write!(f, "PromInstantFunctionPerStepExec: {func:?}")
+            }
             PromOp::Broadcast { steps } => write!(
                 f,
                 "PromBroadcastExec: steps={}..{} by {}",
@@ -348,6 +355,11 @@ impl PromExec {
         Self::build(op, vec![lhs, rhs], None)
     }
 
+    /// An operator over any number of inputs ([`PromOp::InstantFunctionPerStep`]).
+    pub fn over_all(op: PromOp, inputs: Vec<Arc<dyn ExecutionPlan>>) -> Self {
+        Self::build(op, inputs, None)
+    }
+
     fn build(
         op: PromOp,
         inputs: Vec<Arc<dyn ExecutionPlan>>,
@@ -361,6 +373,7 @@ impl PromExec {
                 PromOp::Aggregate { .. }
                     | PromOp::AggregatePerStep { .. }
                     | PromOp::RangeFunctionPerStep { .. }
+                    | PromOp::InstantFunctionPerStep { .. }
                     | PromOp::Info { .. }
                     | PromOp::CountValues { .. }
                     | PromOp::Histogram { .. }
@@ -518,6 +531,33 @@ impl ExecutionPlan for PromExec {
             };
             let s = stream::once(fut).try_flatten();
             return Ok(Box::pin(RecordBatchStreamAdapter::new(schema, s)));
+        }
+        if let (PromOp::InstantFunctionPerStep { func }, [data, params @ ..]) =
+            (&self.op, self.inputs.as_slice())
+        {
+            let data = self.child(data, Arc::clone(&context))?;
+            let params = params
+                .iter()
+                .map(|p| self.child(p, Arc::clone(&context)))
+                .collect::<Result<Vec<_>>>()?;
+            let func = *func;
+            let fut = async move {
+                let d: Vec<RecordBatch> = data.try_collect().await?;
+                let mut ps = Vec::with_capacity(params.len());
+                for p in params {
+                    let batches: Vec<RecordBatch> = p.try_collect().await?;
+                    ps.push(StepParam::from_batches(&batches)?);
+                }
+                let out = d
+                    .iter()
+                    .map(|b| instant_function_per_step(b, func, &ps))
+                    .collect::<Result<Vec<RecordBatch>>>()?;
+                Ok::<_, DataFusionError>(stream::iter(out.into_iter().map(Ok)))
+            };
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                stream::once(fut).try_flatten(),
+            )));
         }
         if let PromOp::VectorBinary {
             op,
@@ -733,6 +773,7 @@ impl ExecutionPlan for PromExec {
                 | PromOp::Aggregate { .. }
                 | PromOp::AggregatePerStep { .. }
                 | PromOp::RangeFunctionPerStep { .. }
+                | PromOp::InstantFunctionPerStep { .. }
                 | PromOp::Info { .. }
                 | PromOp::CountValues { .. }
                 | PromOp::Histogram { .. }
@@ -762,6 +803,7 @@ impl PromOp {
                 | PromOp::Relabel { .. }
                 | PromOp::Histogram { .. }
                 | PromOp::InstantFunction { .. }
+                | PromOp::InstantFunctionPerStep { .. }
                 | PromOp::ScalarBinary { .. }
                 | PromOp::VectorBinary { .. }
                 | PromOp::RangeFunction { .. }
@@ -808,7 +850,13 @@ fn series_batches(
         b.start_series(&s.labels);
         let histograms = s.histograms();
         if histogram_stats && let Some(h) = histograms {
-            stats_only(&mut b, s.timestamps().values(), s.values().values(), h, drop_stale)?;
+            stats_only(
+                &mut b,
+                s.timestamps().values(),
+                s.values().values(),
+                h,
+                drop_stale,
+            )?;
         } else {
             for (i, (t, v)) in s
                 .timestamps()

@@ -159,7 +159,7 @@ pub fn to_scalar(inputs: &[RecordBatch], steps: Steps) -> Result<RecordBatch> {
 mod instant_fn;
 mod misc;
 mod window;
-pub use instant_fn::{InstantFunc, instant_function};
+pub use instant_fn::{InstantFunc, instant_function, instant_function_per_step};
 mod count_values;
 mod hist_agg;
 mod histogram;

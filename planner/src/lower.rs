@@ -976,12 +976,12 @@ impl Lowering<'_> {
             .collect::<Result<Vec<f64>, _>>();
         let func = match scalars {
             Ok(s) => InstantFunc::from_name(name, &s),
-            Err(_) if InstantFunc::from_name(name, &vec![0.0; rest.len()]).is_some() => {
-                return Err(unsupported(format!(
-                    "{name}() with a scalar argument that is not a constant"
-                )));
-            }
-            Err(_) => None,
+            Err(_) => match InstantFunc::from_name(name, &vec![0.0; rest.len()]) {
+                // A parameter that is not a constant (`round(v, scalar(x))`): evaluated
+                // per step.
+                Some(func) => return self.instant_function_per_step(name, func, first, rest),
+                None => None,
+            },
         };
         let Some(func) = func else {
             return Err(unsupported(format!("function {name}()")));
@@ -994,6 +994,37 @@ impl Lowering<'_> {
         Ok(PromNode::plan(
             PromLogicalOp::InstantFunction { func },
             Some(input),
+        ))
+    }
+
+    /// An instant function whose scalar parameters are evaluated per step.
+    fn instant_function_per_step(
+        &self,
+        name: &str,
+        func: InstantFunc,
+        vector: &Expr,
+        params: &[&Expr],
+    ) -> Result<LogicalPlan, QueryError> {
+        let Lowered::Vector(input) = self.lower(vector)? else {
+            return Err(QueryError::BadData(format!(
+                "expected an instant vector argument to {name}()"
+            )));
+        };
+        let mut inputs = vec![input];
+        for p in params {
+            inputs.push(match self.lower(p)? {
+                Lowered::Scalar(v) => self.step_values(StepValue::Constant(v.to_bits())),
+                Lowered::ScalarPlan(plan) => plan,
+                _ => {
+                    return Err(QueryError::BadData(format!(
+                        "expected a scalar parameter of {name}()"
+                    )));
+                }
+            });
+        }
+        Ok(PromNode::plan_all(
+            PromLogicalOp::InstantFunctionPerStep { func },
+            inputs,
         ))
     }
 

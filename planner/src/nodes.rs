@@ -18,8 +18,8 @@ use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 use hypnos_engine::exec::{PromExec, PromOp};
 use hypnos_engine::ops::annotations::QueryPos;
 use hypnos_engine::ops::{
-    AggOp, AggPositions, BinOp, Grouping, HistogramFunc, InstantFunc, RangeFunc, Relabel, StepValue, Steps,
-    VectorMatching, VectorOp,
+    AggOp, AggPositions, BinOp, Grouping, HistogramFunc, InstantFunc, RangeFunc, Relabel,
+    StepValue, Steps, VectorMatching, VectorOp,
 };
 use hypnos_engine::vector::vector_schema;
 use hypnos_schemas::{
@@ -149,6 +149,11 @@ pub(crate) enum PromLogicalOp {
     InstantFunction {
         func: InstantFunc,
     },
+    /// An instant function with per-step parameters: the node's inputs are the vector, then
+    /// one per-step scalar per parameter.
+    InstantFunctionPerStep {
+        func: InstantFunc,
+    },
     Broadcast {
         steps: Steps,
     },
@@ -211,6 +216,13 @@ impl PromNode {
         })
     }
 
+    /// Wraps a node over any number of inputs as a logical plan.
+    pub(crate) fn plan_all(op: PromLogicalOp, inputs: Vec<LogicalPlan>) -> LogicalPlan {
+        LogicalPlan::Extension(Extension {
+            node: Arc::new(PromNode { op, inputs }),
+        })
+    }
+
     /// Wraps a node over two inputs as a logical plan.
     pub(crate) fn plan_binary(
         op: PromLogicalOp,
@@ -245,6 +257,7 @@ impl UserDefinedLogicalNodeCore for PromNode {
             PromLogicalOp::CountValues { .. } => "PromCountValues",
             PromLogicalOp::Histogram { .. } => "PromHistogram",
             PromLogicalOp::InstantFunction { .. } => "PromInstantFunction",
+            PromLogicalOp::InstantFunctionPerStep { .. } => "PromInstantFunctionPerStep",
             PromLogicalOp::Broadcast { .. } => "PromBroadcast",
             PromLogicalOp::ForgetResetHints => "PromForgetResetHints",
             PromLogicalOp::InstantTimes { .. } => "PromInstantTimes",
@@ -369,6 +382,7 @@ impl UserDefinedLogicalNodeCore for PromNode {
             }
             PromLogicalOp::Histogram { func, .. } => write!(f, "{func:?}"),
             PromLogicalOp::InstantFunction { func } => write!(f, "{func:?}"),
+            PromLogicalOp::InstantFunctionPerStep { func } => write!(f, "{func:?} per step"),
             PromLogicalOp::Broadcast { steps } => {
                 write!(f, "steps={}..{} by {}", steps.start, steps.end, steps.step)
             }
@@ -565,6 +579,17 @@ impl ExtensionPlanner for PromExtensionPlanner {
                 return_bool: *return_bool,
                 pos: *pos,
             },
+            PromLogicalOp::InstantFunctionPerStep { func } => {
+                if physical_inputs.len() < 2 {
+                    return Err(DataFusionError::Internal(
+                        "a per-step instant function needs its vector and parameters".into(),
+                    ));
+                }
+                return Ok(Some(Arc::new(PromExec::over_all(
+                    PromOp::InstantFunctionPerStep { func: *func },
+                    physical_inputs.to_vec(),
+                ))));
+            }
             PromLogicalOp::AggregatePerStep { .. }
             | PromLogicalOp::RangeFunctionPerStep { .. }
             | PromLogicalOp::Info { .. } => {

@@ -7,6 +7,7 @@
 use arrow::array::RecordBatch;
 use datafusion::error::Result;
 
+use super::StepParam;
 use super::hist_fn::HistogramStat;
 use crate::vector::{VectorBuilder, series_rows};
 
@@ -212,6 +213,48 @@ impl InstantFunc {
 
 /// Applies `func` to every sample, dropping the metric name (but for
 /// [`InstantFunc::FloatsOnly`]). `timestamp` answers for floats and histograms alike.
+impl InstantFunc {
+    /// The same function with its scalar parameters replaced by `params` (in argument
+    /// order); a function without parameters is returned as is.
+    pub fn with_params(self, params: &[f64]) -> Self {
+        let p = |i: usize| params.get(i).copied().unwrap_or(f64::NAN).to_bits();
+        match self {
+            InstantFunc::Round(_) => InstantFunc::Round(p(0)),
+            InstantFunc::Clamp(..) => InstantFunc::Clamp(p(0), p(1)),
+            InstantFunc::ClampMin(_) => InstantFunc::ClampMin(p(0)),
+            InstantFunc::ClampMax(_) => InstantFunc::ClampMax(p(0)),
+            f => f,
+        }
+    }
+}
+
+/// [`instant_function`] whose scalar parameters are evaluated per step (`round(v,
+/// scalar(x))`, `clamp(v, 0, scalar(y))`): at each sample's time, `func` takes the
+/// parameters' values at that time.
+pub fn instant_function_per_step(
+    input: &RecordBatch,
+    func: InstantFunc,
+    params: &[StepParam],
+) -> Result<RecordBatch> {
+    let mut out = VectorBuilder::new();
+    let mut values = vec![0.0; params.len()];
+    for s in series_rows(input)? {
+        out.start_series(&super::mark_name_dropped(&s.labels));
+        for (i, (t, v)) in s.ts.iter().zip(s.values).enumerate() {
+            if s.is_histogram(i) {
+                continue;
+            }
+            for (value, param) in values.iter_mut().zip(params) {
+                *value = param.at(*t);
+            }
+            if let Some(r) = func.with_params(&values).apply(*v) {
+                out.push(*t, r);
+            }
+        }
+    }
+    Ok(out.finish())
+}
+
 pub fn instant_function(input: &RecordBatch, func: InstantFunc) -> Result<RecordBatch> {
     let mut out = VectorBuilder::new();
     for s in series_rows(input)? {
