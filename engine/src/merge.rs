@@ -1,7 +1,6 @@
 //! Merging the same series read from several sources (heads, blocks, replicas of a retried
 //! write) into one, sorted by time with each timestamp once.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, BinaryBuilder, Float64Builder, Int64Builder};
@@ -99,14 +98,21 @@ pub(crate) fn union_labels(parts: Vec<Vec<Labels>>) -> Vec<Labels> {
 /// Groups `parts` by label set and merges each group with [`merge_series`]; the output is
 /// sorted by labels.
 pub(crate) fn merge_parts(parts: impl IntoIterator<Item = SeriesData>) -> Vec<SeriesData> {
-    let mut groups: HashMap<Labels, Vec<SeriesData>> = HashMap::new();
+    let mut parts: Vec<SeriesData> = parts.into_iter().filter(|p| !p.is_empty()).collect();
+    // Stable: the parts of one series stay in source order, which decides duplicates.
+    // Each source answers in label order, so this is mostly a check of sorted runs.
+    parts.sort_by(|a, b| a.labels.cmp(&b.labels));
+    let mut out: Vec<SeriesData> = Vec::with_capacity(parts.len());
+    let mut group: Vec<SeriesData> = Vec::new();
     for p in parts {
-        if !p.is_empty() {
-            groups.entry(p.labels.clone()).or_default().push(p);
+        if group.first().is_some_and(|g| g.labels != p.labels) {
+            out.push(merge_series(std::mem::take(&mut group)));
         }
+        group.push(p);
     }
-    let mut out: Vec<SeriesData> = groups.into_values().map(merge_series).collect();
-    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    if !group.is_empty() {
+        out.push(merge_series(group));
+    }
     out
 }
 
@@ -181,6 +187,30 @@ mod tests {
         ]);
         assert_eq!(m.timestamps().values().to_vec(), vec![1, 2, 3, 5, 6]);
         assert_eq!(m.values().values().to_vec(), vec![1.0, 2.0, 3.0, 5.0, 6.0]);
+    }
+
+    #[test]
+    fn merge_parts_groups_by_labels_in_label_order() {
+        let named = |name: &str, ts: &[i64], vs: &[f64]| SeriesData {
+            labels: Labels::from_pairs([("__name__", name)]),
+            ..part(ts, vs)
+        };
+        // Two sources, each in label order; "b" is in both, "c" only in the second, and
+        // an empty part is dropped.
+        let merged = merge_parts(vec![
+            named("a", &[1], &[1.0]),
+            named("b", &[1, 2], &[1.0, 2.0]),
+            named("z", &[], &[]),
+            named("b", &[2, 3], &[9.0, 3.0]),
+            named("c", &[5], &[5.0]),
+            named("a", &[0], &[0.5]),
+        ]);
+        let names: Vec<&str> = merged.iter().map(|s| s.labels.get("__name__")).collect();
+        assert_eq!(names, vec!["a", "b", "c"]);
+        assert_eq!(merged[0].timestamps().values().to_vec(), vec![0, 1]);
+        assert_eq!(merged[1].timestamps().values().to_vec(), vec![1, 2, 3]);
+        // The first source's sample wins at a shared timestamp.
+        assert_eq!(merged[1].values().values().to_vec(), vec![1.0, 2.0, 3.0]);
     }
 
     /// A source answering the same series whatever it is asked.

@@ -1,17 +1,22 @@
 //! The entry point: [`QueryEngine`] runs instant and range queries for one tenant.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use datafusion::error::DataFusionError;
+use datafusion::execution::SessionState;
 use datafusion::execution::TaskContext;
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::ensure_coop::EnsureCooperative;
 use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
-use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
+use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 use datafusion::prelude::SessionConfig;
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use hypnos_engine::QueryBudget;
 use hypnos_engine::ops::annotations::{AnnotationKind, Annotations};
 use hypnos_engine::ops::{EvalError, Steps};
@@ -20,9 +25,10 @@ use hypnos_schemas::histogram::FloatHistogram;
 use hypnos_schemas::{
     Labels, RESOLUTION_1H, RESOLUTION_5M, RESOLUTION_RAW, SeriesSource, TenantId,
 };
+use promql_parser::parser::Expr;
 
 use crate::lower::{Lowered, Lowering};
-use crate::nodes::PromExtensionPlanner;
+use crate::nodes::{PromExtensionPlanner, PromNode};
 use crate::positions::Positions;
 use crate::{
     AnnotatedResult, InstantSample, QueryAnnotations, QueryError, QueryResult, RangeSeries,
@@ -143,6 +149,8 @@ impl Default for QueryOptions {
 pub struct QueryEngine {
     ctx: SessionContext,
     planner: Arc<DefaultPhysicalPlanner>,
+    /// The planner of `PromNode`s, also called directly (see [`Self::plan_prom`]).
+    prom: Arc<PromExtensionPlanner>,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -173,14 +181,16 @@ impl QueryEngine {
         // PromQL operators work on one ordered stream; parallelism comes from concurrent
         // queries and, later, from partitioning by series.
         let config = SessionConfig::new().with_target_partitions(1);
+        let prom = Arc::new(PromExtensionPlanner {
+            source,
+            max_samples,
+        });
         Self {
             ctx: SessionContext::new_with_config(config),
             planner: Arc::new(DefaultPhysicalPlanner::with_extension_planners(vec![
-                Arc::new(PromExtensionPlanner {
-                    source,
-                    max_samples,
-                }),
+                Arc::clone(&prom) as Arc<dyn ExtensionPlanner + Send + Sync>,
             ])),
+            prom,
         }
     }
 
@@ -192,13 +202,26 @@ impl QueryEngine {
         opts: &QueryOptions,
         notes: &Annotations,
     ) -> Result<Lowered, QueryError> {
+        self.lower_expr(tenants, query, steps, opts, notes)
+            .map(|(lowered, _)| lowered)
+    }
+
+    /// [`Self::lower`], also returning the parsed query.
+    fn lower_expr(
+        &self,
+        tenants: &[TenantId],
+        query: &str,
+        steps: Steps,
+        opts: &QueryOptions,
+        notes: &Annotations,
+    ) -> Result<(Lowered, Expr), QueryError> {
         let expr = crate::parse_promql(query).map_err(|e| QueryError::parse(query, &e))?;
         if tenants.is_empty() {
             return Err(QueryError::BadData("a query needs a tenant".into()));
         }
         crate::lower::check_times(&expr, steps, opts.lookback_delta_ms)?;
         let positions = Positions::new(query, &expr);
-        Lowering {
+        let lowered = Lowering {
             tenants,
             steps,
             lookback: opts.lookback_delta_ms,
@@ -209,21 +232,80 @@ impl QueryEngine {
             notes,
             histogram_stats: false,
         }
-        .lower(&expr)
+        .lower(&expr)?;
+        Ok((lowered, expr))
     }
 
     async fn physical(
         &self,
         plan: &LogicalPlan,
+        state: &SessionState,
     ) -> Result<(LogicalPlan, Arc<dyn ExecutionPlan>), QueryError> {
-        let state = self.ctx.state();
         let optimized = state.optimize(plan).map_err(df_error)?;
         let physical = self
             .planner
-            .create_physical_plan(&optimized, &state)
+            .create_physical_plan(&optimized, state)
             .await
             .map_err(df_error)?;
         Ok((optimized, physical))
+    }
+
+    /// The physical plan of a plan made of `PromNode`s only, planned directly
+    /// ([`Self::plan_prom`]); `None` for any other plan.
+    async fn prom_physical(
+        &self,
+        plan: &LogicalPlan,
+        state: &SessionState,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>, QueryError> {
+        let Some(p) = self.plan_prom(plan, state).await? else {
+            return Ok(None);
+        };
+        // The one physical optimizer rule that changes such a plan: leaves get a
+        // `CooperativeExec`, so that long reads yield to the runtime.
+        EnsureCooperative::new()
+            .optimize(p, state.config_options())
+            .map(Some)
+            .map_err(df_error)
+    }
+
+    /// Plans a plan made of `PromNode`s only straight into `PromExec`s, bottom up, without
+    /// DataFusion's logical and physical optimizer passes: their rules rewrite standard
+    /// operators and leave these nodes as they are (but for [`EnsureCooperative`], which
+    /// the caller applies), and running them costs a fixed part of a short query. `None`
+    /// for any other plan.
+    fn plan_prom<'a>(
+        &'a self,
+        plan: &'a LogicalPlan,
+        state: &'a SessionState,
+    ) -> BoxFuture<'a, Result<Option<Arc<dyn ExecutionPlan>>, QueryError>> {
+        async move {
+            let LogicalPlan::Extension(ext) = plan else {
+                return Ok(None);
+            };
+            if ext.node.as_any().downcast_ref::<PromNode>().is_none() {
+                return Ok(None);
+            }
+            let inputs = ext.node.inputs();
+            let mut physical_inputs = Vec::with_capacity(inputs.len());
+            for input in &inputs {
+                match self.plan_prom(input, state).await? {
+                    Some(p) => physical_inputs.push(p),
+                    None => return Ok(None),
+                }
+            }
+            self.prom
+                .plan_extension(
+                    self.planner.as_ref(),
+                    ext.node.as_ref(),
+                    &inputs,
+                    &physical_inputs,
+                    state,
+                    &PhysicalPlanningContext::default(),
+                )
+                .await
+                .map_err(df_error)
+        }
+        .boxed()
     }
 
     async fn run(
@@ -233,9 +315,13 @@ impl QueryEngine {
         notes: &Arc<Annotations>,
     ) -> Result<Vec<RecordBatch>, QueryError> {
         let work = async {
-            let (_, physical) = self.physical(plan).await?;
-            // The operators find the query's budget and annotations collector here.
+            // One copy of the session state per query (copying it is not free).
             let state = self.ctx.state();
+            let physical = match self.prom_physical(plan, &state).await? {
+                Some(p) => p,
+                None => self.physical(plan, &state).await?.1,
+            };
+            // The operators find the query's budget and annotations collector here.
             let mut config = state.config().clone().with_extension(Arc::clone(notes));
             if let Some(budget) = &opts.budget {
                 config = config.with_extension(Arc::clone(budget));
@@ -285,37 +371,36 @@ impl QueryEngine {
         opts: &QueryOptions,
         notes: &Arc<Annotations>,
     ) -> Result<QueryResult, QueryError> {
-        match self.lower(
+        let (lowered, expr) = self.lower_expr(
             tenant.tenant_ids(),
             query,
             Steps::instant(time_ms),
             opts,
             notes,
-        )? {
+        )?;
+        match lowered {
             Lowered::Scalar(v) => Ok(QueryResult::Scalar { t: time_ms, v }),
             Lowered::String(v) => Ok(QueryResult::String { t: time_ms, v }),
             Lowered::Vector(plan) => {
                 let series = to_series(&self.run(&plan, opts, notes).await?)?;
-                let mut samples: Vec<InstantSample> = series
-                    .into_iter()
-                    .flat_map(|s| {
-                        let labels = s.labels;
-                        let floats = s.points.into_iter().map(|(t, v)| (t, v, None));
-                        let histograms = s.histograms.into_iter().map(|(t, h)| (t, 0.0, Some(h)));
-                        floats
-                            .chain(histograms)
-                            .map(move |(t, v, h)| InstantSample {
-                                labels: labels.clone(),
-                                t,
-                                v,
-                                h,
-                            })
-                    })
-                    .collect();
-                if let Some(order) = promql_parser::parser::parse(query)
-                    .ok()
-                    .and_then(|e| crate::order::result_order(&e))
-                {
+                let mut samples: Vec<InstantSample> = Vec::with_capacity(series.len());
+                for s in series {
+                    let n = s.points.len() + s.histograms.len();
+                    let floats = s.points.into_iter().map(|(t, v)| (t, v, None));
+                    let histograms = s.histograms.into_iter().map(|(t, h)| (t, 0.0, Some(h)));
+                    // The last sample takes the labels, the others a copy.
+                    let mut labels = Some(s.labels);
+                    for (i, (t, v, h)) in floats.chain(histograms).enumerate() {
+                        let labels = if i + 1 == n {
+                            labels.take()
+                        } else {
+                            labels.clone()
+                        }
+                        .expect("taken at the last sample only");
+                        samples.push(InstantSample { labels, t, v, h });
+                    }
+                }
+                if let Some(order) = crate::order::result_order(&expr) {
                     order.apply(&mut samples);
                 }
                 Ok(QueryResult::Vector(samples))
@@ -415,7 +500,7 @@ impl QueryEngine {
             Lowered::Scalar(v) => Ok(format!("constant scalar {v} (folded by the planner)")),
             Lowered::String(v) => Ok(format!("constant string {v:?}")),
             Lowered::Vector(plan) | Lowered::Matrix(plan) | Lowered::ScalarPlan(plan) => {
-                let (optimized, physical) = self.physical(&plan).await?;
+                let (optimized, physical) = self.physical(&plan, &self.ctx.state()).await?;
                 Ok(format!(
                     "logical plan:\n{}\nphysical plan:\n{}",
                     optimized.display_indent(),
@@ -456,46 +541,60 @@ fn range_steps(start: i64, end: i64, step: i64) -> Result<Steps, QueryError> {
 /// same labels at the same timestamp (e.g. `rate` dropping the only distinguishing name) are
 /// an error, as in Prometheus.
 fn to_series(batches: &[RecordBatch]) -> Result<Vec<RangeSeries>, QueryError> {
-    type Points = (Vec<(i64, f64)>, Vec<(i64, FloatHistogram)>);
-    let mut by_labels: HashMap<Labels, Points> = HashMap::new();
-    let mut repeated = false;
+    let mut parts: Vec<RangeSeries> = Vec::new();
     for b in batches {
         for s in series_rows(b).map_err(df_error)? {
-            let (points, histograms) = by_labels
-                .entry(hypnos_engine::ops::remove_dropped_name(&s.labels))
-                .or_default();
-            repeated |= !points.is_empty() || !histograms.is_empty();
-            for (i, t) in s.ts.iter().enumerate() {
-                match s.histogram(i).map_err(df_error)? {
-                    Some(h) => histograms.push((*t, h)),
-                    None => points.push((*t, s.values[i])),
+            let mut points = Vec::new();
+            let mut histograms: Vec<(i64, FloatHistogram)> = Vec::new();
+            if s.has_histograms() {
+                for (i, t) in s.ts.iter().enumerate() {
+                    match s.histogram(i).map_err(df_error)? {
+                        Some(h) => histograms.push((*t, h)),
+                        None => points.push((*t, s.values[i])),
+                    }
                 }
+            } else {
+                points = s.ts.iter().copied().zip(s.values.iter().copied()).collect();
             }
+            let labels = if hypnos_engine::ops::name_dropped(&s.labels) {
+                hypnos_engine::ops::remove_dropped_name(&s.labels)
+            } else {
+                s.labels
+            };
+            parts.push(RangeSeries {
+                labels,
+                points,
+                histograms,
+            });
         }
     }
-    let mut out: Vec<RangeSeries> = by_labels
-        .into_iter()
-        .map(|(labels, (points, histograms))| RangeSeries {
-            labels,
-            points,
-            histograms,
-        })
-        .collect();
-    if repeated {
-        for s in &mut out {
-            s.points.sort_by_key(|p| p.0);
-            s.histograms.sort_by_key(|p| p.0);
-            let mut times: Vec<i64> = s.points.iter().map(|p| p.0).collect();
-            times.extend(s.histograms.iter().map(|p| p.0));
-            times.sort_unstable();
-            if times.windows(2).any(|w| w[0] == w[1]) {
-                return Err(QueryError::Execution(
-                    "vector cannot contain metrics with the same labelset".into(),
-                ));
+    // Stable, so that the parts of one label set stay in the order they came.
+    parts.sort_by(|a, b| a.labels.cmp(&b.labels));
+    if parts.windows(2).all(|w| w[0].labels != w[1].labels) {
+        return Ok(parts);
+    }
+    let mut out: Vec<RangeSeries> = Vec::with_capacity(parts.len());
+    for p in parts {
+        match out.last_mut() {
+            Some(last) if last.labels == p.labels => {
+                last.points.extend(p.points);
+                last.histograms.extend(p.histograms);
             }
+            _ => out.push(p),
         }
     }
-    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    for s in &mut out {
+        s.points.sort_by_key(|p| p.0);
+        s.histograms.sort_by_key(|p| p.0);
+        let mut times: Vec<i64> = s.points.iter().map(|p| p.0).collect();
+        times.extend(s.histograms.iter().map(|p| p.0));
+        times.sort_unstable();
+        if times.windows(2).any(|w| w[0] == w[1]) {
+            return Err(QueryError::Execution(
+                "vector cannot contain metrics with the same labelset".into(),
+            ));
+        }
+    }
     Ok(out)
 }
 

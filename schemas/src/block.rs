@@ -164,11 +164,13 @@ pub async fn read_meta(
     Ok(meta)
 }
 
+mod cache;
 mod codec;
 mod io;
 mod reader;
 mod writer;
 
+pub use cache::SampleCache;
 pub use reader::{BlockReader, RefSamples};
 pub use writer::{BlockInfo, BlockWriter};
 

@@ -167,16 +167,18 @@ impl Labels {
         if *b.last()? != SEP {
             return None;
         }
-        let parts: Vec<&[u8]> = b[..b.len() - 1].split(|c| *c == SEP).collect();
-        if !parts.len().is_multiple_of(2) {
+        // Every label ends in two separators, the last one included.
+        let seps = b.iter().filter(|c| **c == SEP).count();
+        if !seps.is_multiple_of(2) {
             return None;
         }
-        let mut v = Vec::with_capacity(parts.len() / 2);
-        for pair in parts.chunks(2) {
-            v.push(Label::new(
-                std::str::from_utf8(pair[0]).ok()?,
-                std::str::from_utf8(pair[1]).ok()?,
-            ));
+        let mut v = Vec::with_capacity(seps / 2);
+        let mut parts = b[..b.len() - 1].split(|c| *c == SEP);
+        while let (Some(name), Some(value)) = (parts.next(), parts.next()) {
+            v.push(Label {
+                name: std::str::from_utf8(name).ok()?.to_owned(),
+                value: std::str::from_utf8(value).ok()?.to_owned(),
+            });
         }
         Some(Labels(v))
     }
@@ -223,6 +225,13 @@ mod tests {
         assert_eq!(Labels::decode(&l.encode()), Some(l.clone()));
         assert_eq!(Labels::decode(&[]), Some(Labels::default()));
         assert_eq!(Labels::decode(b"a\xff"), None);
+        assert_eq!(Labels::decode(b"a\xffb\xffc\xff"), None);
+        assert_eq!(Labels::decode(b"a\xffb"), None);
+        assert_eq!(Labels::decode(b"a\xff\xc3\x28\xff"), None);
+        assert_eq!(
+            Labels::decode(b"a\xff\xff"),
+            Some(Labels(vec![Label::new("a", "")]))
+        );
         assert_eq!(l.to_string(), r#"{__name__="up", job="api"}"#);
     }
 

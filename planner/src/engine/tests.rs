@@ -497,3 +497,65 @@ async fn subquery_over_too_many_steps_is_refused() {
     );
     assert_eq!(v.len(), 3, "{v:?}");
 }
+
+/// Planning `PromNode`s directly gives the plan DataFusion's planner and optimizers give.
+#[tokio::test]
+async fn direct_planning_matches_datafusion_planning() {
+    let e = engine();
+    let queries = [
+        "http_requests_total",
+        "http_requests_total offset 1m",
+        "http_requests_total @ 300",
+        "rate(http_requests_total[5m])",
+        "sum by (job) (rate(http_requests_total[5m]))",
+        "topk(1, http_requests_total)",
+        "count_values(\"v\", http_requests_total)",
+        "histogram_quantile(0.9, sum by (le) (rate(http_requests_total[5m])))",
+        "http_requests_total * on(instance) group_left(job) http_requests_total",
+        "http_requests_total > 10 and http_requests_total < 1000 or up",
+        "max_over_time(rate(http_requests_total[1m])[5m:1m])",
+        "label_replace(http_requests_total, \"x\", \"$1\", \"job\", \"(.*)\")",
+        "absent(nope)",
+        "scalar(sum(http_requests_total)) * vector(2) + time()",
+        "sort_desc(http_requests_total)",
+        "-http_requests_total ^ 2",
+    ];
+    for (start, end) in [(600_000, 600_000), (0, 600_000)] {
+        let steps = if start == end {
+            Steps::instant(start)
+        } else {
+            Steps {
+                start,
+                end,
+                step: 60_000,
+            }
+        };
+        for q in queries {
+            let notes = Annotations::new();
+            let lowered = e
+                .lower(&[tenant("a")], q, steps, &QueryOptions::default(), &notes)
+                .unwrap_or_else(|err| panic!("{q}: {err:?}"));
+            let plan = match lowered {
+                Lowered::Vector(p) | Lowered::Matrix(p) | Lowered::ScalarPlan(p) => p,
+                other => panic!("{q}: not a plan: {other:?}"),
+            };
+            let state = e.ctx.state();
+            let direct = e
+                .prom_physical(&plan, &state)
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("{q}: not planned directly"));
+            let (optimized, planned) = e.physical(&plan, &state).await.unwrap();
+            assert_eq!(
+                optimized.display_indent().to_string(),
+                plan.display_indent().to_string(),
+                "{q}: the logical optimizer changed the plan"
+            );
+            assert_eq!(
+                displayable(direct.as_ref()).indent(true).to_string(),
+                displayable(planned.as_ref()).indent(true).to_string(),
+                "{q}"
+            );
+        }
+    }
+}

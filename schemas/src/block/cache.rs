@@ -49,19 +49,50 @@ impl Cached {
     }
 }
 
-type Key = (Ulid, u32, Part);
-
 struct Slot {
     entry: Cached,
     bytes: usize,
     last_used: u64,
 }
 
+/// The entries of one block, indexed by series ref.
+#[derive(Default)]
+struct BlockEntries {
+    timestamps: Vec<Option<Slot>>,
+    values: Vec<Option<Slot>>,
+}
+
+impl BlockEntries {
+    fn slots(&mut self, part: Part) -> &mut Vec<Option<Slot>> {
+        match part {
+            Part::Timestamps => &mut self.timestamps,
+            Part::Values => &mut self.values,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Inner {
-    map: HashMap<Key, Slot>,
+    blocks: HashMap<Ulid, BlockEntries>,
+    entries: usize,
     bytes: usize,
     clock: u64,
+}
+
+impl Inner {
+    fn remove(&mut self, block: Ulid, series_ref: u32, part: Part) {
+        let Some(b) = self.blocks.get_mut(&block) else {
+            return;
+        };
+        if let Some(old) = b
+            .slots(part)
+            .get_mut(series_ref as usize)
+            .and_then(Option::take)
+        {
+            self.entries -= 1;
+            self.bytes -= old.bytes;
+        }
+    }
 }
 
 /// Decoded samples of block series, shared by every reader of a catalog; at most `budget`
@@ -93,22 +124,39 @@ impl SampleCache {
     /// Entries and bytes held now.
     pub fn usage(&self) -> (usize, usize) {
         let inner = self.lock();
-        (inner.map.len(), inner.bytes)
+        (inner.entries, inner.bytes)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // A panic while holding the lock leaves a consistent map (every update is a single
-        // insert or remove with its byte count), so a poisoned lock is still usable.
+        // A panic while holding the lock leaves a consistent state (every update is a
+        // single slot change with its counts), so a poisoned lock is still usable.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(super) fn get(&self, block: Ulid, series_ref: u32, part: Part) -> Option<Cached> {
+    /// The entries of `refs` of `block`, in the order of `refs` (one lock for all).
+    pub(super) fn get_many(
+        &self,
+        block: Ulid,
+        part: Part,
+        refs: impl IntoIterator<Item = u32>,
+    ) -> Vec<Option<Cached>> {
         let mut inner = self.lock();
         inner.clock += 1;
         let now = inner.clock;
-        let slot = inner.map.get_mut(&(block, series_ref, part))?;
-        slot.last_used = now;
-        Some(slot.entry.clone())
+        let mut slots = inner.blocks.get_mut(&block).map(|b| b.slots(part));
+        refs.into_iter()
+            .map(|r| {
+                let slot = slots.as_mut()?.get_mut(r as usize)?.as_mut()?;
+                slot.last_used = now;
+                Some(slot.entry.clone())
+            })
+            .collect()
+    }
+
+    /// The entry of one series of `block`.
+    #[cfg(test)]
+    pub(super) fn get(&self, block: Ulid, series_ref: u32, part: Part) -> Option<Cached> {
+        self.get_many(block, part, [series_ref]).pop().flatten()
     }
 
     /// Keeps `entry`; when that goes over the budget, the least recently used entries go
@@ -120,45 +168,56 @@ impl SampleCache {
             return;
         }
         let mut inner = self.lock();
+        inner.remove(block, series_ref, part);
         inner.clock += 1;
         let last_used = inner.clock;
-        let slot = Slot {
+        let slots = inner.blocks.entry(block).or_default().slots(part);
+        let at = series_ref as usize;
+        if slots.len() <= at {
+            slots.resize_with(at + 1, || None);
+        }
+        slots[at] = Some(Slot {
             entry,
             bytes,
             last_used,
-        };
-        if let Some(old) = inner.map.insert((block, series_ref, part), slot) {
-            inner.bytes -= old.bytes;
-        }
+        });
+        inner.entries += 1;
         inner.bytes += bytes;
         if inner.bytes > self.budget {
             let target = self.budget - self.budget / 4;
-            let mut by_age: Vec<(u64, Key)> =
-                inner.map.iter().map(|(k, s)| (s.last_used, *k)).collect();
-            by_age.sort_unstable_by_key(|(used, _)| *used);
-            for (_, k) in by_age {
+            let mut by_age: Vec<(u64, Ulid, u32, Part)> = Vec::with_capacity(inner.entries);
+            for (b, e) in &inner.blocks {
+                for (part, slots) in [(Part::Timestamps, &e.timestamps), (Part::Values, &e.values)]
+                {
+                    for (r, s) in slots.iter().enumerate() {
+                        if let Some(s) = s {
+                            by_age.push((s.last_used, *b, r as u32, part));
+                        }
+                    }
+                }
+            }
+            by_age.sort_unstable_by_key(|(used, ..)| *used);
+            for (_, b, r, part) in by_age {
                 if inner.bytes <= target {
                     break;
                 }
-                if let Some(s) = inner.map.remove(&k) {
-                    inner.bytes -= s.bytes;
-                }
+                inner.remove(b, r, part);
             }
+            inner
+                .blocks
+                .retain(|_, e| e.timestamps.iter().chain(&e.values).any(Option::is_some));
         }
     }
 
     /// Drops every entry of `block` (a block that is gone).
     pub(super) fn forget_block(&self, block: Ulid) {
         let mut inner = self.lock();
-        let mut freed = 0;
-        inner.map.retain(|(b, _, _), s| {
-            let keep = *b != block;
-            if !keep {
-                freed += s.bytes;
+        if let Some(e) = inner.blocks.remove(&block) {
+            for s in e.timestamps.iter().chain(&e.values).flatten() {
+                inner.entries -= 1;
+                inner.bytes -= s.bytes;
             }
-            keep
-        });
-        inner.bytes -= freed;
+        }
     }
 }
 
@@ -186,7 +245,11 @@ mod tests {
         assert_eq!(len(&cache.get(b, 3, Part::Timestamps).unwrap()), 10);
         assert!(cache.get(b, 3, Part::Values).is_none());
         assert!(cache.get(b, 4, Part::Timestamps).is_none());
-        assert!(cache.get(Ulid::from_parts(2, 1), 3, Part::Timestamps).is_none());
+        assert!(
+            cache
+                .get(Ulid::from_parts(2, 1), 3, Part::Timestamps)
+                .is_none()
+        );
         let (entries, bytes) = cache.usage();
         assert_eq!(entries, 1);
         assert!(bytes >= 80, "{bytes}");

@@ -1,5 +1,6 @@
 //! [`BlockReader`]: a block in the object store, read lazily (versions 1 to 3).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -15,13 +16,15 @@ use parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchS
 use parquet::file::metadata::ParquetMetaData;
 use tokio::sync::OnceCell;
 
+use super::cache::{Cached, Part, SampleCache};
 use super::codec::decode;
 use super::io::StoreReader;
 use super::{LABELS_COL, SERIES_REF, TIMESTAMPS_REF_COL, VALUE_INT_COL, VALUE_SCALE_COL};
+use crate::labels::METRIC_NAME;
 use crate::layout::{BlockMeta, SAMPLES_FILE, SERIES_FILE, block_file};
 use crate::matcher::matches_all;
 use crate::source::{HISTOGRAM, TIMESTAMP, TimeRange, VALUE};
-use crate::{Label, Labels, Matcher, SchemaError, SeriesData, SeriesSource, TenantId};
+use crate::{Label, Labels, MatchOp, Matcher, SchemaError, SeriesData, SeriesSource, TenantId};
 
 /// The series table of a block: labels by ref, and how each series' samples are stored.
 #[derive(Debug)]
@@ -100,6 +103,59 @@ pub struct BlockReader {
     /// The first row of each series in `samples.parquet` (one more entry than series: the
     /// row count), found once by reading the `series_ref` column.
     row_index: OnceCell<Vec<u64>>,
+    /// Decoded samples kept across reads, if any.
+    cache: Option<Arc<SampleCache>>,
+    /// The series refs of each metric name, built once on first use.
+    names: OnceCell<NameIndex>,
+}
+
+/// The series of a block grouped by metric name (`""` for series without one): sorted by
+/// name, each with its refs in ascending order. Matchers on `__name__` are tried once per
+/// name instead of once per series.
+#[derive(Debug)]
+struct NameIndex(Vec<(String, Vec<u32>)>);
+
+impl NameIndex {
+    fn new(series: &[Labels]) -> Self {
+        let mut by_name: HashMap<&str, Vec<u32>> = HashMap::new();
+        for (r, l) in series.iter().enumerate() {
+            by_name.entry(l.metric_name()).or_default().push(r as u32);
+        }
+        let mut names: Vec<(String, Vec<u32>)> = by_name
+            .into_iter()
+            .map(|(n, refs)| (n.to_string(), refs))
+            .collect();
+        names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Self(names)
+    }
+
+    /// The refs (ascending) of the series whose name every `__name__` matcher of
+    /// `matchers` accepts; `None` when there is no such matcher.
+    fn candidates(&self, matchers: &[Matcher]) -> Option<Vec<u32>> {
+        let on_name: Vec<&Matcher> = matchers.iter().filter(|m| m.name == METRIC_NAME).collect();
+        if on_name.is_empty() {
+            return None;
+        }
+        if let Some(eq) = on_name.iter().find(|m| m.op == MatchOp::Equal) {
+            let Ok(i) = self.0.binary_search_by(|(n, _)| n.as_str().cmp(&eq.value)) else {
+                return Some(Vec::new());
+            };
+            let (name, refs) = &self.0[i];
+            return Some(if on_name.iter().all(|m| m.matches_value(name)) {
+                refs.clone()
+            } else {
+                Vec::new()
+            });
+        }
+        let mut refs: Vec<u32> = self
+            .0
+            .iter()
+            .filter(|(n, _)| on_name.iter().all(|m| m.matches_value(n)))
+            .flat_map(|(_, r)| r.iter().copied())
+            .collect();
+        refs.sort_unstable();
+        Some(refs)
+    }
 }
 
 impl BlockReader {
@@ -112,7 +168,15 @@ impl BlockReader {
             series: OnceCell::new(),
             samples_footer: OnceCell::new(),
             row_index: OnceCell::new(),
+            cache: None,
+            names: OnceCell::new(),
         })
+    }
+
+    /// Keeps decoded samples in `cache` (shared with other readers) and reads from it.
+    pub fn with_cache(mut self, cache: Arc<SampleCache>) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     pub fn meta(&self) -> &BlockMeta {
@@ -312,13 +376,29 @@ impl BlockReader {
         Ok(Arc::clone(&self.table().await?.labels))
     }
 
-    fn matching_refs(series: &[Labels], matchers: &[Matcher]) -> Vec<u32> {
-        series
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| matches_all(matchers, l))
-            .map(|(i, _)| i as u32)
-            .collect()
+    /// The refs (ascending) of the series `matchers` select; the name index narrows the
+    /// series to try first.
+    async fn matching_refs(
+        &self,
+        series: &[Labels],
+        matchers: &[Matcher],
+    ) -> Result<Vec<u32>, SchemaError> {
+        let names = self
+            .names
+            .get_or_try_init(|| async { Ok::<_, SchemaError>(NameIndex::new(series)) })
+            .await?;
+        Ok(match names.candidates(matchers) {
+            Some(refs) => refs
+                .into_iter()
+                .filter(|r| matches_all(matchers, &series[*r as usize]))
+                .collect(),
+            None => series
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| matches_all(matchers, l))
+                .map(|(i, _)| i as u32)
+                .collect(),
+        })
     }
 
     /// The samples of the series `refs` (sorted, unique) within `range`, in ref order;
@@ -328,7 +408,9 @@ impl BlockReader {
     /// with the offset index, pages holding none of them are neither fetched nor decoded):
     /// first the timestamps of every series whose timestamp vector is needed (a series'
     /// own, or the one it shares), then, for each wanted series, the values (floats and
-    /// histograms) of the rows whose timestamps fall in `range`.
+    /// histograms) of the rows whose timestamps fall in `range`. With a [`SampleCache`],
+    /// whatever it holds is not read at all, and what is read is read whole (every row of
+    /// the series: decoding the pages costs about the same) and kept there.
     pub async fn read_refs(
         &self,
         refs: &[u32],
@@ -346,37 +428,82 @@ impl BlockReader {
         }
         let first_row = self.row_index().await?;
         let rows_of = |r: u32| (first_row[r as usize], first_row[r as usize + 1]);
+        let cache = self.cache.as_deref();
+        let ulid = self.meta.ulid;
 
         // Pass 1: timestamp vectors.
         let mut sources: Vec<u32> = refs.iter().map(|r| table.ts_refs[*r as usize]).collect();
         sources.sort_unstable();
         sources.dedup();
-        let mut ts_of: Vec<Option<Vec<i64>>> = vec![None; n];
-        let ranges: Vec<(u64, u64)> = sources.iter().map(|r| rows_of(*r)).collect();
-        let mut stream = self.stream_rows(&ranges, &[SERIES_REF, TIMESTAMP]).await?;
-        while let Some(batch) = stream.try_next().await? {
-            let (Some(r), Some(t)) = (
-                column::<UInt32Array>(&batch, SERIES_REF),
-                column::<Int64Array>(&batch, TIMESTAMP),
-            ) else {
-                return Err(self.corrupt("samples.parquet has unexpected column types"));
-            };
-            for (i, sref) in r.values().iter().enumerate() {
-                if t.is_null(i) {
-                    return Err(self.corrupt(format!("series {sref} lacks timestamps")));
+        let mut ts_of: HashMap<u32, Int64Array> = HashMap::with_capacity(sources.len());
+        if let Some(c) = cache {
+            let found = c.get_many(ulid, Part::Timestamps, sources.iter().copied());
+            let mut missing = Vec::new();
+            for (r, f) in sources.iter().zip(found) {
+                match f {
+                    Some(Cached::Timestamps(t)) => {
+                        ts_of.insert(*r, t);
+                    }
+                    _ => missing.push(*r),
                 }
-                ts_of[*sref as usize]
-                    .get_or_insert_with(Vec::new)
-                    .push(t.value(i));
+            }
+            sources = missing;
+        }
+        if !sources.is_empty() {
+            let mut read: Vec<Vec<i64>> = sources
+                .iter()
+                .map(|r| {
+                    let (a, b) = rows_of(*r);
+                    Vec::with_capacity((b - a) as usize)
+                })
+                .collect();
+            let ranges: Vec<(u64, u64)> = sources.iter().map(|r| rows_of(*r)).collect();
+            let mut stream = self.stream_rows(&ranges, &[SERIES_REF, TIMESTAMP]).await?;
+            let mut at = 0usize;
+            while let Some(batch) = stream.try_next().await? {
+                let (Some(r), Some(t)) = (
+                    column::<UInt32Array>(&batch, SERIES_REF),
+                    column::<Int64Array>(&batch, TIMESTAMP),
+                ) else {
+                    return Err(self.corrupt("samples.parquet has unexpected column types"));
+                };
+                for (i, sref) in r.values().iter().enumerate() {
+                    if t.is_null(i) {
+                        return Err(self.corrupt(format!("series {sref} lacks timestamps")));
+                    }
+                    while at < sources.len() && sources[at] != *sref {
+                        at += 1;
+                    }
+                    if at == sources.len() {
+                        return Err(self.corrupt(format!("unexpected row of series {sref}")));
+                    }
+                    read[at].push(t.value(i));
+                }
+            }
+            for (r, ts) in sources.iter().zip(read) {
+                let ts = Int64Array::from(ts);
+                if let Some(c) = cache {
+                    c.insert(ulid, *r, Part::Timestamps, Cached::Timestamps(ts.clone()));
+                }
+                ts_of.insert(*r, ts);
             }
         }
 
-        // Pass 2: the values of each wanted series within the range.
-        let mut spans: Vec<(u32, usize, usize)> = Vec::with_capacity(refs.len());
-        let mut ranges: Vec<(u64, u64)> = Vec::with_capacity(refs.len());
+        // Pass 2: the values of each wanted series within the range. `wanted` holds each
+        // series with samples in the range: its ref, its rows `lo..hi` in the range (within
+        // the series), and its values once known.
+        struct Wanted {
+            series_ref: u32,
+            lo: usize,
+            hi: usize,
+            /// The values of rows `from..` of the series.
+            values: Option<(Float64Array, Option<BinaryArray>)>,
+            from: usize,
+        }
+        let mut wanted: Vec<Wanted> = Vec::with_capacity(refs.len());
         for r in refs {
             let src = table.ts_refs[*r as usize];
-            let Some(ts) = ts_of[src as usize].as_ref() else {
+            let Some(ts) = ts_of.get(&src) else {
                 return Err(self.corrupt(format!("series {r} lacks timestamps")));
             };
             let (a, b) = rows_of(*r);
@@ -387,77 +514,140 @@ impl BlockReader {
                     ts.len()
                 )));
             }
-            let lo = ts.partition_point(|x| *x < range.min);
-            let hi = ts.partition_point(|x| *x <= range.max);
+            let tv = ts.values();
+            let lo = tv.partition_point(|x| *x < range.min);
+            let hi = tv.partition_point(|x| *x <= range.max);
             if lo < hi {
-                spans.push((*r, lo, hi));
-                ranges.push((a + lo as u64, a + hi as u64));
+                wanted.push(Wanted {
+                    series_ref: *r,
+                    lo,
+                    hi,
+                    values: None,
+                    from: 0,
+                });
             }
         }
-        let mut values: Vec<SpanValues> = spans
+        if let Some(c) = cache {
+            let found = c.get_many(ulid, Part::Values, wanted.iter().map(|w| w.series_ref));
+            for (w, f) in wanted.iter_mut().zip(found) {
+                if let Some(Cached::Values { values, histograms }) = f {
+                    w.values = Some((values, histograms));
+                }
+            }
+        }
+        // The series to read, with the rows (within the series) to read: all of them when
+        // they are to be cached.
+        let to_read: Vec<(usize, usize, usize)> = wanted
             .iter()
-            .map(|(_, lo, hi)| SpanValues::with_capacity(hi - lo))
-            .collect();
-        let mut stream = self
-            .stream_rows(&ranges, &[SERIES_REF, VALUE, VALUE_INT_COL, HISTOGRAM])
-            .await?;
-        let mut span = 0usize;
-        while let Some(batch) = stream.try_next().await? {
-            let (Some(r), Some(v)) = (
-                column::<UInt32Array>(&batch, SERIES_REF),
-                column::<Float64Array>(&batch, VALUE),
-            ) else {
-                return Err(self.corrupt("samples.parquet has unexpected column types"));
-            };
-            let vi = column::<Int64Array>(&batch, VALUE_INT_COL);
-            // Versions 1 and 2 have no histogram column.
-            let hist = match batch.column_by_name(HISTOGRAM) {
-                None => None,
-                Some(c) => Some(c.as_any().downcast_ref::<BinaryArray>().ok_or_else(|| {
-                    self.corrupt("samples.parquet histogram column is not Binary")
-                })?),
-            }
-            .filter(|h| h.null_count() < h.len());
-            for k in 0..batch.num_rows() {
-                let sref = r.value(k);
-                while span < spans.len() && spans[span].0 != sref {
-                    span += 1;
-                }
-                if span == spans.len() {
-                    return Err(self.corrupt(format!("unexpected row of series {sref}")));
-                }
-                if let Some(h) = hist.filter(|h| h.is_valid(k)) {
-                    values[span].push_histogram(h.value(k));
-                    continue;
-                }
-                let x = if !v.is_null(k) {
-                    v.value(k)
+            .enumerate()
+            .filter(|(_, w)| w.values.is_none())
+            .map(|(i, w)| {
+                if cache.is_some() {
+                    let (a, b) = rows_of(w.series_ref);
+                    (i, 0, (b - a) as usize)
                 } else {
-                    match vi.filter(|a| !a.is_null(k)) {
-                        Some(a) => decode(a.value(k), table.scales[sref as usize]),
-                        None => return Err(self.corrupt(format!("series {sref} lacks a value"))),
-                    }
+                    (i, w.lo, w.hi)
+                }
+            })
+            .collect();
+        if !to_read.is_empty() {
+            let ranges: Vec<(u64, u64)> = to_read
+                .iter()
+                .map(|(i, from, to)| {
+                    let a = rows_of(wanted[*i].series_ref).0;
+                    (a + *from as u64, a + *to as u64)
+                })
+                .collect();
+            let mut values: Vec<SpanValues> = to_read
+                .iter()
+                .map(|(_, from, to)| SpanValues::with_capacity(to - from))
+                .collect();
+            let mut stream = self
+                .stream_rows(&ranges, &[SERIES_REF, VALUE, VALUE_INT_COL, HISTOGRAM])
+                .await?;
+            let mut span = 0usize;
+            while let Some(batch) = stream.try_next().await? {
+                let (Some(r), Some(v)) = (
+                    column::<UInt32Array>(&batch, SERIES_REF),
+                    column::<Float64Array>(&batch, VALUE),
+                ) else {
+                    return Err(self.corrupt("samples.parquet has unexpected column types"));
                 };
-                values[span].push_float(x);
+                let vi = column::<Int64Array>(&batch, VALUE_INT_COL);
+                // Versions 1 and 2 have no histogram column.
+                let hist = match batch.column_by_name(HISTOGRAM) {
+                    None => None,
+                    Some(c) => Some(c.as_any().downcast_ref::<BinaryArray>().ok_or_else(|| {
+                        self.corrupt("samples.parquet histogram column is not Binary")
+                    })?),
+                }
+                .filter(|h| h.null_count() < h.len());
+                for k in 0..batch.num_rows() {
+                    let sref = r.value(k);
+                    while span < to_read.len() && wanted[to_read[span].0].series_ref != sref {
+                        span += 1;
+                    }
+                    if span == to_read.len() {
+                        return Err(self.corrupt(format!("unexpected row of series {sref}")));
+                    }
+                    if let Some(h) = hist.filter(|h| h.is_valid(k)) {
+                        values[span].push_histogram(h.value(k));
+                        continue;
+                    }
+                    let x = if !v.is_null(k) {
+                        v.value(k)
+                    } else {
+                        match vi.filter(|a| !a.is_null(k)) {
+                            Some(a) => decode(a.value(k), table.scales[sref as usize]),
+                            None => {
+                                return Err(self.corrupt(format!("series {sref} lacks a value")));
+                            }
+                        }
+                    };
+                    values[span].push_float(x);
+                }
+            }
+            for ((i, from, to), vals) in to_read.into_iter().zip(values) {
+                let w = &mut wanted[i];
+                if vals.values.len() != to - from {
+                    return Err(self.corrupt(format!(
+                        "series {}: read {} values for {} timestamps",
+                        w.series_ref,
+                        vals.values.len(),
+                        to - from
+                    )));
+                }
+                let read = (
+                    Float64Array::from(vals.values),
+                    vals.histograms.map(|mut h| h.finish()),
+                );
+                if let Some(c) = cache {
+                    let (values, histograms) = read.clone();
+                    c.insert(
+                        ulid,
+                        w.series_ref,
+                        Part::Values,
+                        Cached::Values { values, histograms },
+                    );
+                }
+                w.values = Some(read);
+                w.from = from;
             }
         }
-        let mut out = Vec::with_capacity(spans.len());
-        for ((r, lo, hi), vals) in spans.into_iter().zip(values) {
-            if vals.values.len() != hi - lo {
-                return Err(self.corrupt(format!(
-                    "series {r}: read {} values for {} timestamps",
-                    vals.values.len(),
-                    hi - lo
-                )));
-            }
-            let ts = ts_of[table.ts_refs[r as usize] as usize]
-                .as_ref()
-                .expect("checked above");
+        let mut out = Vec::with_capacity(wanted.len());
+        for w in wanted {
+            let (values, histograms) = w.values.expect("every wanted series was read");
+            let ts = &ts_of[&table.ts_refs[w.series_ref as usize]];
+            let len = w.hi - w.lo;
+            let at = w.lo - w.from;
             out.push(RefSamples {
-                series_ref: r,
-                timestamps: Int64Array::from(ts[lo..hi].to_vec()),
-                values: Float64Array::from(vals.values),
-                histograms: vals.histograms.map(|mut h| h.finish()),
+                series_ref: w.series_ref,
+                timestamps: ts.slice(w.lo, len),
+                values: values.slice(at, len),
+                // As when reading: none when the rows in the range hold no histogram.
+                histograms: histograms
+                    .map(|h| h.slice(at, len))
+                    .filter(|h| h.null_count() < h.len()),
             });
         }
         Ok(out)
@@ -518,6 +708,15 @@ impl BlockReader {
     }
 }
 
+impl Drop for BlockReader {
+    /// A reader is dropped when its block leaves the catalog: its cached samples go too.
+    fn drop(&mut self) {
+        if let Some(c) = &self.cache {
+            c.forget_block(self.meta.ulid);
+        }
+    }
+}
+
 fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Option<&'a T> {
     batch.column_by_name(name)?.as_any().downcast_ref::<T>()
 }
@@ -534,7 +733,7 @@ impl SeriesSource for BlockReader {
             return Ok(Vec::new());
         }
         let all = self.all_series().await?;
-        let refs = Self::matching_refs(&all, matchers);
+        let refs = self.matching_refs(&all, matchers).await?;
         Ok(self
             .read_refs(&refs, range)
             .await?
@@ -557,9 +756,199 @@ impl SeriesSource for BlockReader {
         }
         // Block granularity: a series of an overlapping block counts as present.
         let all = self.all_series().await?;
-        Ok(Self::matching_refs(&all, matchers)
+        Ok(self
+            .matching_refs(&all, matchers)
+            .await?
             .into_iter()
             .map(|r| all[r as usize].clone())
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::write_block;
+    use crate::histogram::FloatHistogram;
+    use object_store::local::LocalFileSystem;
+
+    fn labels(name: &str, job: &str) -> Labels {
+        Labels::from_pairs([("__name__", name), ("job", job)])
+    }
+
+    /// Series of every kind a block stores: timestamps shared between series or not,
+    /// scaled-integer and plain float values, the staleness marker, histograms among floats.
+    fn input() -> Vec<SeriesData> {
+        let ts: Vec<i64> = (0..3000).map(|i| i * 15_000 + (i * 7919) % 51).collect();
+        let other: Vec<i64> = (0..2000).map(|i| 7 + i * 20_000).collect();
+        let counter = |k: f64| -> Vec<f64> { (0..3000).map(|i| (i as f64) * k).collect() };
+        let mut floats: Vec<f64> = (0..3000).map(|i| (i as f64).sqrt()).collect();
+        floats[2999] = f64::from_bits(crate::STALE_NAN_BITS);
+        let mut hists = BinaryBuilder::new();
+        let mut hvals = Vec::new();
+        for i in 0..2000 {
+            if i % 3 == 0 || i >= 1500 {
+                let h = FloatHistogram {
+                    count: i as f64,
+                    sum: i as f64 * 0.5,
+                    ..Default::default()
+                };
+                hists.append_value(h.encode());
+                hvals.push(0.0);
+            } else {
+                hists.append_null();
+                hvals.push(i as f64 / 8.0);
+            }
+        }
+        vec![
+            SeriesData::new(
+                labels("a", "x"),
+                Int64Array::from(ts.clone()),
+                Float64Array::from(counter(1.25)),
+            ),
+            SeriesData::new(
+                labels("b", "x"),
+                Int64Array::from(ts.clone()),
+                Float64Array::from(counter(4096.0)),
+            ),
+            SeriesData::new(
+                labels("c", "x"),
+                Int64Array::from(ts),
+                Float64Array::from(floats),
+            ),
+            SeriesData::with_histograms(
+                labels("d", "y"),
+                Int64Array::from(other.clone()),
+                Float64Array::from(hvals),
+                hists.finish(),
+            ),
+            SeriesData::new(
+                labels("e", "y"),
+                Int64Array::from(other),
+                Float64Array::from(vec![2.5; 2000]),
+            ),
+        ]
+    }
+
+    /// One series as read: labels, timestamps, value bits, histogram bytes.
+    type Dumped = (Labels, Vec<i64>, Vec<u64>, Option<Vec<Option<Vec<u8>>>>);
+
+    /// What a read returned, bit for bit.
+    fn dump(got: &[SeriesData]) -> Vec<Dumped> {
+        got.iter()
+            .map(|s| {
+                (
+                    s.labels.clone(),
+                    s.timestamps().values().to_vec(),
+                    s.values().values().iter().map(|v| v.to_bits()).collect(),
+                    s.histograms()
+                        .map(|h| h.iter().map(|x| x.map(<[u8]>::to_vec)).collect()),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn name_index_narrows_without_changing_the_selection() {
+        let series: Vec<Labels> = [
+            vec![("__name__", "up"), ("job", "a")],
+            vec![("__name__", "up"), ("job", "b")],
+            vec![("job", "a")],
+            vec![("__name__", "down"), ("job", "a")],
+            vec![("__name__", "up"), ("job", "c")],
+            vec![("__name__", "upper"), ("job", "a")],
+        ]
+        .into_iter()
+        .map(Labels::from_pairs)
+        .collect();
+        let index = NameIndex::new(&series);
+        let m = |op, name: &str, v: &str| Matcher::new(op, name, v).unwrap();
+        let cases = vec![
+            vec![m(MatchOp::Equal, "__name__", "up")],
+            vec![
+                m(MatchOp::Equal, "__name__", "up"),
+                m(MatchOp::Equal, "job", "a"),
+            ],
+            vec![m(MatchOp::Equal, "__name__", "nope")],
+            vec![m(MatchOp::Equal, "__name__", "")],
+            vec![m(MatchOp::Re, "__name__", "up.*")],
+            vec![
+                m(MatchOp::Re, "__name__", "up|down"),
+                m(MatchOp::NotRe, "__name__", "d.*"),
+            ],
+            vec![m(MatchOp::NotEqual, "__name__", "up")],
+            vec![m(MatchOp::NotRe, "__name__", ".+")],
+            vec![
+                m(MatchOp::Equal, "__name__", "up"),
+                m(MatchOp::NotEqual, "__name__", "up"),
+            ],
+            vec![m(MatchOp::Equal, "job", "a")],
+        ];
+        for matchers in cases {
+            let brute: Vec<u32> = (0..series.len() as u32)
+                .filter(|r| matches_all(&matchers, &series[*r as usize]))
+                .collect();
+            let narrowed: Option<Vec<u32>> = index.candidates(&matchers).map(|c| {
+                c.into_iter()
+                    .filter(|r| matches_all(&matchers, &series[*r as usize]))
+                    .collect()
+            });
+            let on_name = matchers.iter().any(|m| m.name == METRIC_NAME);
+            assert_eq!(narrowed.is_some(), on_name, "{matchers:?}");
+            assert_eq!(narrowed.unwrap_or(brute.clone()), brute, "{matchers:?}");
+        }
+        // Candidates come sorted even when names interleave in ref order.
+        let c = index
+            .candidates(&[m(MatchOp::Re, "__name__", ".*")])
+            .unwrap();
+        assert_eq!(c, (0..series.len() as u32).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn cached_reads_answer_as_uncached_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ObjectStore> =
+            Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+        let tenant = TenantId::new("t1").unwrap();
+        let meta = write_block(&store, &tenant, input()).await.unwrap();
+        let plain = BlockReader::new(Arc::clone(&store), meta.clone()).unwrap();
+        let cache = Arc::new(SampleCache::new(64 << 20));
+        let cached = BlockReader::new(Arc::clone(&store), meta.clone())
+            .unwrap()
+            .with_cache(Arc::clone(&cache));
+        // A budget too small for any series: every read goes to the file.
+        let starved = BlockReader::new(Arc::clone(&store), meta)
+            .unwrap()
+            .with_cache(Arc::new(SampleCache::new(1000)));
+        let job = |v: &str| Matcher::new(MatchOp::Equal, "job", v).unwrap();
+        let name = |v: &str| Matcher::new(MatchOp::Re, "__name__", v).unwrap();
+        let reads = [
+            (vec![job("y")], TimeRange::new(0, 300_000)),
+            (vec![name("a|d")], TimeRange::new(29_000_000, 31_000_000)),
+            (vec![], TimeRange::new(i64::MIN, i64::MAX)),
+            (vec![name("c")], TimeRange::new(44_970_000, 45_000_000)),
+            // Past the end of the histogram series' floats: histograms only.
+            (vec![job("y")], TimeRange::new(30_000_000, 30_100_000)),
+            // Between two samples: nothing.
+            (vec![name("e")], TimeRange::new(8, 19_000)),
+            (vec![job("x")], TimeRange::new(-5, -1)),
+        ];
+        let mut nonempty = 0;
+        // Twice: the first round fills the cache, the second reads from it.
+        for round in 0..2 {
+            for (matchers, range) in &reads {
+                let want = dump(&plain.select(&tenant, matchers, *range).await.unwrap());
+                let got = dump(&cached.select(&tenant, matchers, *range).await.unwrap());
+                let starved = dump(&starved.select(&tenant, matchers, *range).await.unwrap());
+                assert_eq!(got, want, "round {round}, {matchers:?} {range:?}");
+                assert_eq!(starved, want, "round {round}, {matchers:?} {range:?}");
+                nonempty += usize::from(!want.is_empty());
+            }
+        }
+        assert_eq!(nonempty, 2 * 5);
+        // Timestamps of the two timestamp vectors and the values of all five series.
+        assert_eq!(cache.usage().0, 2 + 5);
+        drop(cached);
+        assert_eq!(cache.usage(), (0, 0));
     }
 }
