@@ -124,6 +124,11 @@ pub(crate) struct AllArgs {
     #[arg(long = "exemplars.max-per-tenant", env = "HYPNOS_EXEMPLARS_MAX_PER_TENANT", default_value_t = hypnos_ingest::DEFAULT_MAX_EXEMPLARS_PER_TENANT)]
     pub(crate) exemplars_max_per_tenant: usize,
 
+    /// Memory for decoded block samples kept between queries, in bytes (least recently used
+    /// series evicted first; 0: every query decodes what it reads).
+    #[arg(long = "store.sample-cache-size", env = "HYPNOS_STORE_SAMPLE_CACHE_SIZE", default_value_t = hypnos_engine::DEFAULT_SAMPLE_CACHE_BYTES)]
+    pub(crate) sample_cache_bytes: usize,
+
     /// How often the built-in compactor runs (0s: never; run `hypnos compact` instead).
     #[arg(long = "compact-interval", env = "HYPNOS_COMPACT_INTERVAL", default_value = "5m", value_parser = parse_duration)]
     pub(crate) compact_interval: Duration,
@@ -316,6 +321,7 @@ mod tests {
         assert_eq!(a.grpc_address.to_string(), "127.0.0.1:10901");
         assert_eq!(a.block_duration, Duration::from_secs(7200));
         assert_eq!(a.exemplars_max_per_tenant, 100_000);
+        assert_eq!(a.sample_cache_bytes, 256 << 20);
         assert_eq!(a.max_request_bytes, 32 << 20);
         assert_eq!(a.log_level, "info");
         assert!(a.objstore_url.is_none() && a.objstore_config_file.is_none());

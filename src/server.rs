@@ -55,7 +55,10 @@ pub(crate) async fn build_state(
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data directory {}", args.data_dir.display()))?;
     let store = bucket.build()?;
-    let catalog = Arc::new(BlockCatalog::new(Arc::clone(&store)));
+    let catalog = Arc::new(BlockCatalog::with_sample_cache_bytes(
+        Arc::clone(&store),
+        args.sample_cache_bytes,
+    ));
     let blocks = catalog
         .sync()
         .await
