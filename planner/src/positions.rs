@@ -729,4 +729,3 @@ mod tests {
         assert!(non_utf8_strings(r#"x{a="\305"}"#).contains_key("\u{c5}"));
     }
 }
-
