@@ -58,6 +58,19 @@ impl Drop for Prometheus {
     }
 }
 
+/// The Prometheus binary; `None` (the test then skips, except under `CI=true`, where it
+/// fails) when it is not installed.
+fn prometheus_or_skip() -> Option<String> {
+    let bin = prometheus_bin();
+    require(
+        bin.is_some(),
+        "prometheus (Debian package `prometheus`)",
+        INSTALL,
+    )
+    .then_some(bin)
+    .flatten()
+}
+
 /// Starts Prometheus with `config` (and extra flags), logging into `dir`.
 fn start_prometheus(bin: &str, dir: &Path, config: &str, flags: &[&str]) -> (Prometheus, String) {
     let cfg = dir.join("prometheus.yml");
@@ -84,15 +97,9 @@ fn start_prometheus(bin: &str, dir: &Path, config: &str, flags: &[&str]) -> (Pro
 
 #[test]
 fn prometheus_scrapes_and_remote_writes_to_hypnos() {
-    let bin = prometheus_bin();
-    if !require(
-        bin.is_some(),
-        "prometheus (Debian package `prometheus`)",
-        INSTALL,
-    ) {
+    let Some(bin) = prometheus_or_skip() else {
         return;
-    }
-    let bin = bin.unwrap();
+    };
     let s = TestServer::start();
     let dir = tempfile::tempdir().unwrap();
     let http = s.http_addr();
@@ -345,15 +352,9 @@ fn prometheus_query(prom: &str, query: &str, t_ms: i64) -> Value {
 
 #[test]
 fn prometheus_remote_writes_native_histograms_to_hypnos() {
-    let bin = prometheus_bin();
-    if !require(
-        bin.is_some(),
-        "prometheus (Debian package `prometheus`)",
-        INSTALL,
-    ) {
+    let Some(bin) = prometheus_or_skip() else {
         return;
-    }
-    let bin = bin.unwrap();
+    };
     let s = TestServer::start();
     let (target, scrapes) = serve_exposition();
     let dir = tempfile::tempdir().unwrap();

@@ -583,23 +583,13 @@ impl Acc {
 
 /// Aggregates every sample of `inputs` per (group labels, timestamp).
 pub fn aggregate(inputs: &[RecordBatch], op: AggOp, grouping: &Grouping) -> Result<RecordBatch> {
-    aggregate_annotated(inputs, op, grouping, &Annotations::new(), None)
-}
-
-/// [`aggregate`] adding its annotations to `notes`; `pos` is the position of the
-/// aggregation's parameter.
-pub fn aggregate_annotated(
-    inputs: &[RecordBatch],
-    op: AggOp,
-    grouping: &Grouping,
-    notes: &Annotations,
-    pos: Option<QueryPos>,
-) -> Result<RecordBatch> {
-    let at = AggPositions {
-        param: pos,
-        ..AggPositions::default()
-    };
-    aggregate_positioned(inputs, op, grouping, notes, at)
+    aggregate_positioned(
+        inputs,
+        op,
+        grouping,
+        &Annotations::new(),
+        AggPositions::default(),
+    )
 }
 
 /// [`aggregate`] adding its annotations to `notes`, at the positions `at`.
@@ -671,24 +661,14 @@ pub fn aggregate_per_step(
     op: AggOp,
     grouping: &Grouping,
 ) -> Result<RecordBatch> {
-    aggregate_per_step_annotated(inputs, params, op, grouping, &Annotations::new(), None)
-}
-
-/// [`aggregate_per_step`] adding its annotations to `notes`; `pos` is the position of the
-/// aggregation's parameter.
-pub fn aggregate_per_step_annotated(
-    inputs: &[RecordBatch],
-    params: &[RecordBatch],
-    op: AggOp,
-    grouping: &Grouping,
-    notes: &Annotations,
-    pos: Option<QueryPos>,
-) -> Result<RecordBatch> {
-    let at = AggPositions {
-        param: pos,
-        ..AggPositions::default()
-    };
-    aggregate_per_step_positioned(inputs, params, op, grouping, notes, at)
+    aggregate_per_step_positioned(
+        inputs,
+        params,
+        op,
+        grouping,
+        &Annotations::new(),
+        AggPositions::default(),
+    )
 }
 
 /// [`aggregate_per_step`] adding its annotations to `notes`, at the positions `at`.

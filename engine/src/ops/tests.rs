@@ -474,12 +474,12 @@ fn quantile_aggregation_warns_per_distinct_parameter() {
     use annotations::{AnnotationKind, Annotations};
     let b = batch(&[("a", &[(0, 1.0), (1, 2.0)])]);
     let notes = Annotations::new();
-    aggregate_annotated(
+    aggregate_positioned(
         std::slice::from_ref(&b),
         AggOp::Quantile(0.5f64.to_bits()),
         &Grouping::By(vec![]),
         &notes,
-        None,
+        AggPositions::default(),
     )
     .unwrap();
     assert!(notes.is_empty());
@@ -487,13 +487,13 @@ fn quantile_aggregation_warns_per_distinct_parameter() {
     params.start_series(&Labels::default());
     params.push(0, -1.0);
     params.push(1, f64::NAN);
-    aggregate_per_step_annotated(
+    aggregate_per_step_positioned(
         &[b],
         &[params.finish()],
         AggOp::Quantile(0),
         &Grouping::By(vec![]),
         &notes,
-        None,
+        AggPositions::default(),
     )
     .unwrap();
     assert_eq!(
