@@ -45,10 +45,46 @@ def exemplar(labels, value: float, ts: int) -> bytes:
     return body + field(2, 1, struct.pack("<d", value)) + field(3, 0, varint(ts))
 
 
-def series(labels, samples, exemplars=()) -> bytes:
+def zigzag(n: int) -> int:
+    return (n << 1) ^ (n >> 63)
+
+
+def span(offset: int, length: int) -> bytes:
+    return field(1, 0, varint(zigzag(offset))) + field(2, 0, varint(length))
+
+
+def packed_sint(num: int, values) -> bytes:
+    return lendelim(num, b"".join(varint(zigzag(v)) for v in values))
+
+
+def packed_double(num: int, values) -> bytes:
+    return lendelim(num, b"".join(struct.pack("<d", v) for v in values))
+
+
+def int_histogram(ts, schema, count, total, zero, pos_spans, pos_deltas, neg_spans=(), neg_deltas=(), hint=0):
+    """prometheus.Histogram with integer (delta-encoded) buckets."""
+    body = field(1, 0, varint(count)) + field(3, 1, struct.pack("<d", total))
+    body += field(4, 0, varint(zigzag(schema))) + field(5, 1, struct.pack("<d", 0.001))
+    body += field(6, 0, varint(zero))
+    body += b"".join(lendelim(8, span(*s)) for s in neg_spans) + packed_sint(9, neg_deltas)
+    body += b"".join(lendelim(11, span(*s)) for s in pos_spans) + packed_sint(12, pos_deltas)
+    return body + field(14, 0, varint(hint)) + field(15, 0, varint(ts))
+
+
+def float_histogram(ts, schema, count, total, pos_spans, pos_counts, custom=(), hint=0):
+    """prometheus.Histogram with float (absolute) buckets; `custom`: NHCB bounds."""
+    body = field(2, 1, struct.pack("<d", count)) + field(3, 1, struct.pack("<d", total))
+    body += field(4, 0, varint(zigzag(schema))) + field(7, 1, struct.pack("<d", 0.0))
+    body += b"".join(lendelim(11, span(*s)) for s in pos_spans) + packed_double(13, pos_counts)
+    body += field(14, 0, varint(hint)) + field(15, 0, varint(ts))
+    return body + (packed_double(16, custom) if custom else b"")
+
+
+def series(labels, samples, exemplars=(), histograms=()) -> bytes:
     body = b"".join(lendelim(1, label(n, v)) for n, v in labels)
     body += b"".join(lendelim(2, sample(v, t)) for v, t in samples)
     body += b"".join(lendelim(3, exemplar(*e)) for e in exemplars)
+    body += b"".join(lendelim(4, h) for h in histograms)
     return body
 
 
@@ -78,6 +114,31 @@ SEEDS = {
     "unsorted-samples": request(series([("__name__", "o")], [(1.0, 20), (2.0, 10), (3.0, 10)])),
     "extreme-times": request(series([("__name__", "x")], [(1.0, -(1 << 63)), (2.0, (1 << 63) - 1)])),
     "empty-request": b"",
+    "native-histograms": request(
+        series(
+            [("__name__", "rpc_seconds"), ("job", "a")],
+            [],
+            histograms=[
+                int_histogram(1000, 3, 6, 2.5, 1, [(-1, 2), (2, 1)], [1, 1, -1], [(0, 1)], [1]),
+                int_histogram(2000, 3, 12, 5.0, 2, [(-1, 2), (2, 1)], [2, 2, -2], [(0, 1)], [2]),
+            ],
+        ),
+        series(
+            [("__name__", "queue"), ("job", "a")],
+            [(1.0, 500)],
+            histograms=[float_histogram(1000, 0, 3.5, 1.0, [(0, 2)], [1.5, 2.0], hint=3)],
+        ),
+    ),
+    "custom-buckets": request(
+        series(
+            [("__name__", "latency")],
+            [],
+            histograms=[float_histogram(1000, -53, 6.0, 2.0, [(0, 3)], [1.0, 2.0, 3.0], custom=[0.1, 0.5])],
+        )
+    ),
+    "bad-histogram-spans": request(
+        series([("__name__", "bad")], [], histograms=[int_histogram(1000, 0, 1, 1.0, 0, [(0, 3)], [1])])
+    ),
 }
 
 

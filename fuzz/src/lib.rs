@@ -8,10 +8,11 @@
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use arrow::array::{Float64Array, Int64Array};
+use arrow::array::{BinaryArray, BooleanArray, Float64Array, Int64Array};
 use async_trait::async_trait;
 use hypnos_ingest::{IngestConfig, Ingester, WriteLimits};
 use hypnos_planner::{QueryEngine, QueryError, QueryOptions};
+use hypnos_schemas::histogram::{FloatHistogram, ResetHint, Span};
 use hypnos_schemas::matcher::matches_all;
 use hypnos_schemas::{
     BlockSink, Labels, MatchOp, Matcher, STALE_NAN_BITS, SchemaError, SeriesData, SeriesSource,
@@ -57,15 +58,18 @@ impl SeriesSource for FixedSource {
                 s.labels.get("tenant_id") == tenant.as_str() && matches_all(matchers, &s.labels)
             })
             .map(|s| {
-                let (t, v): (Vec<i64>, Vec<f64>) = s
-                    .timestamps()
-                    .values()
-                    .iter()
-                    .zip(s.values().values())
-                    .filter(|(t, _)| **t >= range.min && **t <= range.max)
-                    .map(|(t, v)| (*t, *v))
-                    .unzip();
-                SeriesData::new(s.labels.clone(), Int64Array::from(t), Float64Array::from(v))
+                let keep = BooleanArray::from_iter(
+                    s.timestamps()
+                        .values()
+                        .iter()
+                        .map(|t| Some(*t >= range.min && *t <= range.max)),
+                );
+                let samples = arrow::compute::filter_record_batch(&s.samples, &keep)
+                    .expect("a filter as long as the samples");
+                SeriesData {
+                    labels: s.labels.clone(),
+                    samples,
+                }
             })
             .filter(|s| !s.is_empty())
             .collect())
@@ -83,6 +87,74 @@ fn series(tenant: &str, labels: &[(&str, &str)], points: &[(i64, f64)]) -> Serie
     )
 }
 
+/// A series of native histograms (`None`: a float sample with value `i`).
+fn histogram_series(
+    tenant: &str,
+    labels: &[(&str, &str)],
+    f: impl Fn(i64) -> Option<FloatHistogram>,
+) -> SeriesData {
+    let mut pairs: Vec<(&str, &str)> = labels.to_vec();
+    pairs.push(("tenant_id", tenant));
+    let points: Vec<(i64, Option<FloatHistogram>)> =
+        (0..=48).map(|i| (-60_000 + i * 15_000, f(i))).collect();
+    SeriesData::with_histograms(
+        Labels::from_pairs(pairs),
+        Int64Array::from_iter_values(points.iter().map(|p| p.0)),
+        Float64Array::from_iter_values(
+            points
+                .iter()
+                .enumerate()
+                .map(|(i, p)| if p.1.is_some() { 0.0 } else { i as f64 }),
+        ),
+        BinaryArray::from_iter(points.iter().map(|p| p.1.as_ref().map(|h| h.encode()))),
+    )
+}
+
+/// An exponential histogram of `n` observations spread over a few buckets.
+fn exponential(n: f64, schema: i32, hint: ResetHint) -> FloatHistogram {
+    FloatHistogram {
+        counter_reset_hint: hint,
+        schema,
+        zero_threshold: 0.001,
+        zero_count: n,
+        count: 6.0 * n,
+        sum: 2.5 * n,
+        positive_spans: vec![
+            Span {
+                offset: -1,
+                length: 2,
+            },
+            Span {
+                offset: 2,
+                length: 1,
+            },
+        ],
+        positive_buckets: vec![n, 2.0 * n, n],
+        negative_spans: vec![Span {
+            offset: 0,
+            length: 1,
+        }],
+        negative_buckets: vec![n],
+        custom_values: vec![],
+    }
+}
+
+/// A histogram with custom buckets (bounds 0.1, 0.5, 1) of `n` observations.
+fn custom(n: f64, bounds: &[f64]) -> FloatHistogram {
+    FloatHistogram {
+        schema: hypnos_schemas::histogram::CUSTOM_BUCKETS_SCHEMA,
+        count: 4.0 * n,
+        sum: 1.5 * n,
+        positive_spans: vec![Span {
+            offset: 0,
+            length: 4,
+        }],
+        positive_buckets: vec![n, n, n, n],
+        custom_values: bounds.to_vec(),
+        ..FloatHistogram::default()
+    }
+}
+
 /// Every 15 s from -60 s to 660 s, `f(i)` for the i-th point.
 fn every_15s(f: impl Fn(i64) -> f64) -> Vec<(i64, f64)> {
     (0..=48).map(|i| (-60_000 + i * 15_000, f(i))).collect()
@@ -95,6 +167,42 @@ pub fn data_set() -> Vec<SeriesData> {
     let stale = f64::from_bits(STALE_NAN_BITS);
     let mut out = Vec::new();
     for tenant in [TENANT, "other"] {
+        // Native histograms: a counter with a reset and a schema change, a gauge, custom
+        // buckets whose bounds change, and a series mixing floats and histograms.
+        out.push(histogram_series(
+            tenant,
+            &[("__name__", "rpc_duration_seconds"), ("job", "api")],
+            |i| {
+                let n = if i < 30 { i } else { i - 30 } as f64;
+                Some(exponential(
+                    n,
+                    if i < 40 { 1 } else { 0 },
+                    ResetHint::Unknown,
+                ))
+            },
+        ));
+        out.push(histogram_series(
+            tenant,
+            &[("__name__", "queue_size"), ("job", "db")],
+            |i| Some(exponential((i % 7) as f64, -2, ResetHint::Gauge)),
+        ));
+        out.push(histogram_series(
+            tenant,
+            &[("__name__", "rpc_duration_seconds"), ("job", "db")],
+            |i| {
+                let bounds: &[f64] = if i < 24 {
+                    &[0.1, 0.5, 1.0]
+                } else {
+                    &[0.1, 1.0, 5.0]
+                };
+                Some(custom(i as f64, bounds))
+            },
+        ));
+        out.push(histogram_series(
+            tenant,
+            &[("__name__", "mixed"), ("job", "api")],
+            |i| (i % 3 != 0).then(|| exponential(i as f64, 3, ResetHint::NotReset)),
+        ));
         for (job, instance, inc) in [("api", "0", 1.0), ("api", "1", 3.5), ("db", "0", 100.0)] {
             out.push(series(
                 tenant,
