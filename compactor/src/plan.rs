@@ -135,6 +135,7 @@ mod tests {
             level: 1,
             num_series: 1,
             num_samples: 1,
+            num_histogram_samples: 0,
             schema_version: 2,
             source: "head".into(),
             sources: sources.to_vec(),

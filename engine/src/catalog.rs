@@ -211,7 +211,7 @@ fn aggr_matcher(op: MatchOp, value: &str) -> Matcher {
 }
 
 /// Time intervals (both ends included), kept sorted and disjoint.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Covered(Vec<(i64, i64)>);
 
 impl Covered {
@@ -240,6 +240,26 @@ impl Covered {
     fn overlaps(&self, lo: i64, hi: i64) -> bool {
         let i = self.0.partition_point(|&(_, end)| end < lo);
         self.0.get(i).is_some_and(|&(start, _)| start <= hi)
+    }
+
+    /// The histogram samples of raw series `s` that lie in covered time (`None` when there
+    /// are none).
+    fn histograms_within(&self, s: SeriesData) -> Option<SeriesData> {
+        let hs = s.histograms()?;
+        let ts = s.timestamps();
+        let keep: Vec<u32> = (0..s.len())
+            .filter(|&i| hs.is_valid(i) && self.overlaps(ts.value(i), ts.value(i)))
+            .map(|i| i as u32)
+            .collect();
+        if keep.is_empty() {
+            return None;
+        }
+        let idx = UInt32Array::from(keep);
+        let samples = take_record_batch(&s.samples, &idx).expect("indices are in bounds");
+        Some(SeriesData {
+            labels: s.labels,
+            samples,
+        })
     }
 
     /// `s`, read from a block of resolution `res` starting at `block_min`, without the
@@ -578,8 +598,13 @@ impl SeriesSource for BlockCatalog {
         let blocks = self.blocks(tenant, range);
         let down = downsampled_matchers(matchers);
         let mut covered = Covered::default();
+        // The time downsampled blocks answer.
+        let mut downsampled = Covered::default();
         let mut parts = Vec::new();
         for res in allowed_resolutions(hints.max_resolution_ms) {
+            if res == RESOLUTION_RAW {
+                downsampled = covered.clone();
+            }
             // Blocks whose part of the range is answered already are not read at all.
             let level: Vec<&Arc<BlockReader>> = blocks
                 .iter()
@@ -647,10 +672,37 @@ impl SeriesSource for BlockCatalog {
                 covered.add(b.meta().min_time, b.meta().max_time);
             }
         }
-        if hints.aggregate == ReadAggregate::Counter {
-            return Ok(chain_counters(parts, false));
+        // Histogram samples are never downsampled (docs/format.md): for the time that
+        // downsampled blocks answer, they come from the raw blocks holding some (their
+        // meta.json says so), as long as retention keeps those. They are merged in after
+        // counters are joined, which concerns floats only.
+        let mut histograms = Vec::new();
+        if !downsampled.0.is_empty() {
+            for b in blocks.iter().filter(|b| {
+                let m = b.meta();
+                m.resolution_ms == RESOLUTION_RAW
+                    && m.num_histogram_samples > 0
+                    && downsampled.overlaps(m.min_time.max(range.min), m.max_time.min(range.max))
+            }) {
+                let within = b
+                    .select(tenant, matchers, range)
+                    .await?
+                    .into_iter()
+                    .filter_map(|s| downsampled.histograms_within(s))
+                    .collect();
+                histograms.extend(raw_as_aggregate(within, hints.aggregate));
+            }
         }
-        Ok(merge_parts(parts.into_iter().map(|p| p.series)))
+        if hints.aggregate == ReadAggregate::Counter {
+            let joined = chain_counters(parts, false);
+            if histograms.is_empty() {
+                return Ok(joined);
+            }
+            return Ok(merge_parts(joined.into_iter().chain(histograms)));
+        }
+        Ok(merge_parts(
+            parts.into_iter().map(|p| p.series).chain(histograms),
+        ))
     }
 
     /// The series of blocks of every resolution; those of downsampled blocks without
@@ -1223,8 +1275,68 @@ mod tests {
         }
     }
 
+    /// Histograms are not downsampled: for the time a 5m block answers, a downsampled read
+    /// takes them from the raw block that holds them, beside the float aggregates; a raw
+    /// block without histograms (its meta.json says so) is not read at all.
+    #[tokio::test]
+    async fn histograms_inside_downsampled_time_come_from_raw_blocks() {
+        let store = store();
+        let series = raw_series(0, 2 * HOUR);
+        let mut with_h: Vec<SeriesData> = series
+            .iter()
+            .map(|(l, p)| with_histograms(l.clone(), p, histogram_every_fourth))
+            .collect();
+        with_h.sort_by(|x, y| x.labels.cmp(&y.labels));
+        let raw = hypnos_schemas::block::write_block(&store, &tenant(), with_h.clone())
+            .await
+            .unwrap();
+        assert!(raw.num_histogram_samples > 0);
+        // As the compactor does: the 5m block aggregates the float samples only.
+        let floats: Raw = series
+            .iter()
+            .map(|(l, p)| {
+                let p = p
+                    .iter()
+                    .copied()
+                    .filter(|p| !histogram_every_fourth(p.0))
+                    .collect();
+                (l.clone(), p)
+            })
+            .collect();
+        downsampled_block(&store, &raw, &floats, RESOLUTION_5M).await;
+        let c = catalog(&store).await;
+        let g = [eq("__name__", "g")];
+        let got = read(
+            &c,
+            &g,
+            (0, 2 * HOUR),
+            hints(RESOLUTION_5M, ReadAggregate::Max),
+        )
+        .await;
+        assert_eq!(got.len(), 1);
+        let (histograms, floats_got): (Vec<_>, Vec<_>) =
+            samples(&got[0]).into_iter().partition(|p| p.1.is_err());
+        let g_raw = with_h
+            .iter()
+            .find(|s| s.labels == labels("g", "a"))
+            .unwrap();
+        let want_histograms: Vec<_> = samples(g_raw)
+            .into_iter()
+            .filter(|p| p.1.is_err())
+            .collect();
+        assert!(!want_histograms.is_empty());
+        assert_eq!(histograms, want_histograms);
+        let g_floats = &floats.iter().find(|s| s.0 == labels("g", "a")).unwrap().1;
+        let want_floats: Vec<_> = aggregates(g_floats, RESOLUTION_5M)["max"]
+            .iter()
+            .map(|p| (p.0, Ok(p.1)))
+            .collect();
+        assert_eq!(floats_got, want_floats);
+    }
+
     /// Where downsampled data answers first, the raw samples after it keep their histograms,
-    /// and counters are joined over the float samples alone.
+    /// the histograms inside its time come from the raw block, and counters are joined over
+    /// the float samples alone.
     #[tokio::test]
     async fn histograms_of_raw_data_pass_through_downsampled_reads() {
         let store = store();
@@ -1259,6 +1371,8 @@ mod tests {
         .await;
         let pts = samples(&got[0]);
         let (down, raw): (Vec<_>, Vec<_>) = pts.into_iter().partition(|p| p.0 <= a.max_time);
+        let (down_histograms, down): (Vec<_>, Vec<_>) =
+            down.into_iter().partition(|p| p.1.is_err());
         let want_down: Vec<(i64, Result<f64, String>)> =
             aggregates(&first[0].1, RESOLUTION_5M)["max"]
                 .iter()
@@ -1270,6 +1384,13 @@ mod tests {
             .find(|s| s.labels == labels("g", "a"))
             .unwrap();
         assert_eq!(raw, after(g_raw));
+        // The later raw block's histograms inside the 5m block's time.
+        let want_down_histograms: Vec<_> = samples(g_raw)
+            .into_iter()
+            .filter(|p| p.1.is_err() && p.0 <= a.max_time)
+            .collect();
+        assert!(!want_down_histograms.is_empty());
+        assert_eq!(down_histograms, want_down_histograms);
         assert!(raw.iter().any(|p| p.1.is_err()));
 
         // Counters: the histograms are kept as they are, the floats continue the counter
@@ -1287,9 +1408,12 @@ mod tests {
             .iter()
             .find(|s| s.labels == labels("c", "a"))
             .unwrap();
-        let hist_after: Vec<_> = after(c_raw).into_iter().filter(|p| p.1.is_err()).collect();
+        let hist_all: Vec<_> = samples(c_raw)
+            .into_iter()
+            .filter(|p| p.1.is_err())
+            .collect();
         let hist_got: Vec<_> = pts.iter().filter(|p| p.1.is_err()).cloned().collect();
-        assert_eq!(hist_got, hist_after);
+        assert_eq!(hist_got, hist_all);
         let floats: Vec<(i64, f64)> = pts
             .iter()
             .filter_map(|(t, v)| v.as_ref().ok().map(|v| (*t, *v)))

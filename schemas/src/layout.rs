@@ -48,6 +48,10 @@ pub struct BlockFile {
     pub size_bytes: u64,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// `meta.json`: what a block holds. Times are milliseconds, both ends included.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockMeta {
@@ -61,6 +65,9 @@ pub struct BlockMeta {
     pub level: u32,
     pub num_series: u64,
     pub num_samples: u64,
+    /// How many of the samples are native histograms (absent, 0, in blocks without any).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub num_histogram_samples: u64,
     pub schema_version: u32,
     /// Who wrote it: "head" or "compactor".
     pub source: String,

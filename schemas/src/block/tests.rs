@@ -310,6 +310,7 @@ async fn write_v1_block(
         level: 1,
         num_series: input.len() as u64,
         num_samples: ts.len() as u64,
+        num_histogram_samples: 0,
         schema_version: 1,
         source: "head".into(),
         sources: Vec::new(),

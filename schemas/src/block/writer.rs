@@ -71,6 +71,7 @@ pub struct BlockWriter {
     min_time: i64,
     max_time: i64,
     num_samples: u64,
+    num_histogram_samples: u64,
 }
 
 impl std::fmt::Debug for BlockWriter {
@@ -105,6 +106,7 @@ impl BlockWriter {
             min_time: i64::MAX,
             max_time: i64::MIN,
             num_samples: 0,
+            num_histogram_samples: 0,
         }
     }
 
@@ -172,6 +174,7 @@ impl BlockWriter {
         self.min_time = self.min_time.min(tsv[0]);
         self.max_time = self.max_time.max(tsv[tsv.len() - 1]);
         self.num_samples += tsv.len() as u64;
+        self.num_histogram_samples += histograms.map_or(0, |h| (h.len() - h.null_count()) as u64);
 
         // Timestamps: shared with an earlier series holding exactly the same vector.
         let hash = xxhash_rust::xxh3::xxh3_64(&bytes_of(tsv));
@@ -322,6 +325,7 @@ impl BlockWriter {
             level: info.level,
             num_series: self.labels.len() as u64,
             num_samples: self.num_samples,
+            num_histogram_samples: self.num_histogram_samples,
             schema_version: BLOCK_SCHEMA_VERSION,
             source: info.source,
             sources,
