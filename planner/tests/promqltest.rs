@@ -19,7 +19,10 @@
 //! listed with `PROMQLTEST_VERBOSE=1`.
 //!
 //! A panic in a load or an eval fails that load or eval (with the panic's message), not the
-//! run. The run fails only when a file passes fewer evals than its baseline.
+//! run. The run fails when a file passes fewer evals than its baseline, when a file of the
+//! baseline did not run, and under `CI=true` when the upstream suite is missing. An
+//! `expect fail` without a message passes only on an error PromQL itself raises (bad data or
+//! an evaluation error), never on "unsupported" or an internal failure.
 
 #[path = "promqltest/histogram.rs"]
 mod histogram;
@@ -388,6 +391,16 @@ async fn run_eval(env: &Env, ev: &Eval, data_missing: bool) -> Result<bool, Stri
         return match result {
             Err(e) => {
                 let text = e.to_string();
+                // Without a message, upstream expects the error PromQL itself raises: one
+                // that says "not supported here" or "internal failure" is not that error.
+                if ev.fail_msg.is_none() && !is_promql_error(&e) {
+                    return Err(format!(
+                        "line {}: {}\n    expected a PromQL error, got {} error {text:?}",
+                        ev.line,
+                        ev.query,
+                        e.error_type()
+                    ));
+                }
                 let matches = match &ev.fail_msg {
                     None => true,
                     Some(FailMsg::Exact(m)) => text == *m,
@@ -705,6 +718,12 @@ async fn run_file(path: &Path) -> FileOutcome {
     }
 }
 
+/// An error PromQL itself raises (a parse error, a bad parameter, an evaluation error, a
+/// limit), as opposed to Hypnos not supporting the construct or failing internally.
+fn is_promql_error(e: &QueryError) -> bool {
+    matches!(e, QueryError::BadData(_) | QueryError::Execution(_))
+}
+
 fn read_baseline(path: &Path) -> BTreeMap<String, usize> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -851,8 +870,20 @@ fn check_annotation_rules() {
     assert!(script::parse("eval instant at 0 x\n  expect warn\n  expect no_warn\n").is_err());
 }
 
+/// `expect fail` without a message: only errors PromQL raises count.
+fn check_failure_rules() {
+    assert!(is_promql_error(&QueryError::BadData("parse error".into())));
+    assert!(is_promql_error(&QueryError::Execution(
+        "many-to-many".into()
+    )));
+    assert!(!is_promql_error(&QueryError::Unsupported("x".into())));
+    assert!(!is_promql_error(&QueryError::Internal("x".into())));
+    assert!(!is_promql_error(&QueryError::Timeout("query execution")));
+}
+
 fn main() {
     panics::install_hook();
+    check_failure_rules();
     panics::self_check();
     series::self_check();
     histogram::self_check();
@@ -882,12 +913,21 @@ fn main() {
                 .into_iter()
                 .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), p)),
         );
+    } else if std::env::var("CI").is_ok_and(|v| v == "true") {
+        // In CI the suite is part of the checkout's surroundings: its absence is a failure,
+        // never a run that passes on the project's own cases alone.
+        println!(
+            "promqltest: CI=true and {} is not there: the upstream suite cannot run",
+            upstream.display()
+        );
+        std::process::exit(1);
     } else {
         println!(
-            "promqltest: {} not found; running only the project's own cases. Point PROMQLTEST_DIR at a Prometheus checkout's promql/promqltest/testdata to run the upstream suite.",
+            "promqltest: SKIPPED the upstream suite: {} not found; running only the project's own cases. Point PROMQLTEST_DIR at a Prometheus checkout's promql/promqltest/testdata to run it.",
             upstream.display()
         );
     }
+    let upstream_ran = upstream.is_dir();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -934,6 +974,15 @@ fn main() {
             ));
         }
         counts.insert(name.clone(), outcome.passed);
+    }
+    // A file of the baseline that did not run at all (renamed, deleted, or its directory
+    // gone) is a regression too, not a silent pass. Upstream files are only expected when
+    // the upstream suite ran (outside CI it may be missing, said above).
+    for name in baseline.keys() {
+        let own_case = name.starts_with("hypnos/");
+        if !counts.contains_key(name) && (own_case || upstream_ran) {
+            regressions.push(format!("{name}: in the baseline but did not run"));
+        }
     }
     if std::env::var("PROMQLTEST_WRITE_BASELINE").is_ok_and(|v| v != "0") {
         let mut merged = baseline.clone();
