@@ -559,3 +559,49 @@ async fn direct_planning_matches_datafusion_planning() {
         }
     }
 }
+
+/// Queries of every shape of nesting at the limit (`depth` levels; `None`: one more).
+fn nested_queries(depth: usize) -> Vec<String> {
+    let sel = "http_requests_total";
+    let wrap = |open: &str, close: &str, n: usize| {
+        format!("{}{sel}{}", open.repeat(n), close.repeat(n))
+    };
+    let n = depth - 1;
+    vec![
+        wrap("abs(", ")", n),
+        wrap("(", ")", n),
+        wrap("sum(", ")", n),
+        format!("{}{sel}", "-".repeat(n)),
+        format!("{sel}{}", format!(" + {sel}").repeat(n)),
+        format!("{}{}", "1 + ".repeat(n), sel),
+        // A subquery inside a function call is two levels.
+        wrap("max_over_time(", "[1m:30s])", n / 2),
+        wrap("sum by (job) (", ")", n),
+    ]
+}
+
+/// Every shape of nesting runs at the limit on a query thread, with a quarter of its stack
+/// for margin, and one level more is refused as bad data naming the limit.
+#[test]
+fn queries_at_the_nesting_limit_run_on_query_threads() {
+    let rt = crate::query_runtime_with_stack(1, crate::QUERY_THREAD_STACK / 4).unwrap();
+    let run = rt.spawn(async {
+        let engine = engine();
+        let opts = QueryOptions::default();
+        for q in nested_queries(crate::MAX_NESTING_DEPTH) {
+            let r = engine.instant_query(&tenant("a"), &q, 600_000, &opts).await;
+            assert!(r.is_ok(), "{}...: {r:?}", &q[..40]);
+            let r = engine
+                .range_query(&tenant("a"), &q, 0, 600_000, 60_000, &opts)
+                .await;
+            assert!(r.is_ok(), "{}...: {r:?}", &q[..40]);
+        }
+        for q in nested_queries(crate::MAX_NESTING_DEPTH + 1) {
+            match engine.instant_query(&tenant("a"), &q, 600_000, &opts).await {
+                Err(QueryError::BadData(e)) => assert!(e.contains("nesting limit"), "{e}"),
+                other => panic!("{}...: {other:?}", &q[..40]),
+            }
+        }
+    });
+    rt.block_on(run).expect("no stack overflow");
+}
