@@ -22,5 +22,5 @@ pub use engine::{
 pub use error::QueryError;
 pub use nesting::{MAX_NESTING_DEPTH, depth as nesting_depth};
 pub use parse::parse_promql;
-pub use runtime::{QUERY_THREAD_STACK, query_runtime, query_runtime_with_stack};
 pub use result::{AnnotatedResult, InstantSample, QueryAnnotations, QueryResult, RangeSeries};
+pub use runtime::{QUERY_THREAD_STACK, query_runtime, query_runtime_with_stack};

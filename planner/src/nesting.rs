@@ -151,7 +151,10 @@ mod tests {
     #[test]
     fn queries_at_the_limit_parse_and_one_level_more_do_not() {
         let at = nested("abs(", "up", ")", MAX_NESTING_DEPTH - 1);
-        assert_eq!(depth(&parse_promql(&at).expect("at the limit")), MAX_NESTING_DEPTH);
+        assert_eq!(
+            depth(&parse_promql(&at).expect("at the limit")),
+            MAX_NESTING_DEPTH
+        );
         let above = nested("abs(", "up", ")", MAX_NESTING_DEPTH);
         let e = parse_promql(&above).unwrap_err();
         assert!(e.contains("nesting limit"), "{e}");

@@ -57,7 +57,7 @@ pub(super) async fn guarded(
         Err(e) => return count(state, scope, kind, None, Err(e)),
     };
     let (r, cpu) = crate::metrics::cpu_time_of(f(&admitted)).await;
-    super::tenant::count_cpu(state, &admitted, cpu);
+    super::tenant::count_cpu(state, &admitted, cpu + admitted.spawned_cpu());
     count(state, scope, kind, Some(&admitted), r)
 }
 
