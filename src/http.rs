@@ -41,6 +41,7 @@ mod metadata;
 mod metric_metadata;
 mod params;
 mod query;
+mod query_runtime;
 mod remote_write;
 mod status;
 mod tenant;

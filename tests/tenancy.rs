@@ -1185,6 +1185,12 @@ tenants:
 /// however loaded the machine.
 #[test]
 fn concurrency_and_timeout_limits_refuse_only_that_tenant() {
+    let hooks = std::hint::black_box(cfg!(feature = "testsuite"));
+    assert!(
+        hooks,
+        "the query hold needs a binary built with the test hooks: \
+         cargo test --features hypnos/testsuite (README)"
+    );
     let dir = tempfile::tempdir().unwrap();
     let limits = dir.path().join("limits.yml");
     std::fs::write(&limits, READ_LIMITS).unwrap();

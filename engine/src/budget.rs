@@ -64,6 +64,17 @@ impl QueryBudget {
         Ok(())
     }
 
+    /// The most samples the query may select (0: unlimited); also the most points one of
+    /// its operators may hold (see [`crate::QueryGuard`]).
+    pub fn max_samples(&self) -> usize {
+        self.max_samples
+    }
+
+    /// Records that `limit` stopped the query (the first one recorded stays).
+    pub fn mark_exceeded(&self, limit: &'static str) {
+        let _ = self.exceeded.set(limit);
+    }
+
     /// The limit that stopped the query, if one did.
     pub fn exceeded(&self) -> Option<&'static str> {
         self.exceeded.get().copied()

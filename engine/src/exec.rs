@@ -451,7 +451,26 @@ impl ExecutionPlan for PromExec {
         }
     }
 
+    /// The operator's output, under the query's [`crate::QueryGuard`] when the session
+    /// has one ([`crate::guard::GuardedStream`]).
     fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let guard = context
+            .session_config()
+            .get_extension::<crate::QueryGuard>();
+        let stream = self.execute_op(partition, context)?;
+        Ok(match guard {
+            Some(g) => Box::pin(crate::guard::GuardedStream::new(stream, g)),
+            None => stream,
+        })
+    }
+}
+
+impl PromExec {
+    fn execute_op(
         &self,
         partition: usize,
         context: Arc<TaskContext>,
@@ -468,10 +487,10 @@ impl ExecutionPlan for PromExec {
             .get_extension::<Annotations>()
             .unwrap_or_default();
         if let PromOp::StepValues { steps, value } = &self.op {
-            let batch = step_values(*steps, *value);
+            let (steps, value) = (*steps, *value);
             return Ok(Box::pin(RecordBatchStreamAdapter::new(
                 schema,
-                stream::iter([Ok(batch)]),
+                stream::once(async move { step_values(steps, value) }),
             )));
         }
         if let PromOp::Select {

@@ -7,7 +7,9 @@ mod merge;
 
 pub use budget::QueryBudget;
 pub use catalog::{BlockCatalog, DEFAULT_SAMPLE_CACHE_BYTES};
+pub use guard::QueryGuard;
 pub use merge::MergedSource;
 pub mod exec;
+pub mod guard;
 pub mod ops;
 pub mod vector;

@@ -9,6 +9,7 @@ use datafusion::error::Result;
 use hypnos_schemas::labels::METRIC_NAME;
 use hypnos_schemas::{Labels, is_stale_nan};
 
+use crate::guard;
 use crate::vector::{VectorBuilder, series_rows};
 use annotations::{Annotations, QueryPos};
 
@@ -69,6 +70,7 @@ fn select_at_steps(
 ) -> Result<RecordBatch> {
     let mut out = VectorBuilder::new();
     for s in series_rows(input)? {
+        guard::hold(out.rows())?;
         if sample_times {
             out.start_series(&mark_name_dropped(&s.labels));
         } else {
@@ -76,7 +78,10 @@ fn select_at_steps(
         }
         // `hi` = number of samples with timestamp <= the reference time.
         let mut hi = 0;
-        for t in steps.iter() {
+        for (i, t) in steps.iter().enumerate() {
+            if i % guard::CHECK_EVERY == 0 {
+                guard::hold(out.rows())?;
+            }
             let reference = t - offset;
             while hi < s.ts.len() && s.ts[hi] <= reference {
                 hi += 1;
@@ -112,10 +117,13 @@ pub enum StepValue {
 }
 
 /// One series with no labels holding `value` at every step.
-pub fn step_values(steps: Steps, value: StepValue) -> RecordBatch {
+pub fn step_values(steps: Steps, value: StepValue) -> Result<RecordBatch> {
     let mut out = VectorBuilder::new();
     out.start_series(&Labels::default());
-    for t in steps.iter() {
+    for (i, t) in steps.iter().enumerate() {
+        if i % guard::CHECK_EVERY == 0 {
+            guard::hold(out.rows())?;
+        }
         out.push(
             t,
             match value {
@@ -124,7 +132,7 @@ pub fn step_values(steps: Steps, value: StepValue) -> RecordBatch {
             },
         );
     }
-    out.finish()
+    Ok(out.finish())
 }
 
 /// `scalar(v)`: at each step, the value of the only float sample, or NaN when there is not
@@ -271,6 +279,7 @@ fn range_function_with(
     // once, without scanning it).
     let mut h_before: Vec<usize> = Vec::new();
     for s in series_rows(input)? {
+        guard::hold(out.rows())?;
         // Staleness markers never take part in range functions.
         ts_buf.clear();
         v_buf.clear();
@@ -304,7 +313,10 @@ fn range_function_with(
         let (mut lo, mut hi) = (0, 0);
         // Whether the function gave the series a float value at some step.
         let mut produced = false;
-        for t in steps.iter() {
+        for (i, t) in steps.iter().enumerate() {
+            if i % guard::CHECK_EVERY == 0 {
+                guard::hold(out.rows())?;
+            }
             let func = func_at(t);
             let end = at.unwrap_or(t) - offset;
             let start = end - range;

@@ -192,7 +192,11 @@ pub fn floats_only(batch: &RecordBatch) -> Result<RecordBatch> {
 }
 
 /// The series of a vector batch, in order.
+///
+/// Operators take their input apart with this, batch by batch: it checks the deadline and
+/// cancellation of the running query ([`crate::guard::checkpoint`]).
 pub fn series_rows(batch: &RecordBatch) -> Result<Vec<SeriesRows<'_>>> {
+    crate::guard::checkpoint()?;
     let dict = batch
         .column(0)
         .as_dictionary_opt::<Int32Type>()

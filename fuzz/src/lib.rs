@@ -19,8 +19,10 @@ use hypnos_schemas::{
     TenantId, TimeRange,
 };
 
-/// Longest query text tried (longer inputs are skipped, to keep each run short).
-pub const MAX_QUERY_BYTES: usize = 512;
+/// Longest query text tried (longer inputs are skipped, to keep each run short). Long
+/// enough for queries nested past the nesting limit in every way (a 2 KiB query once
+/// overflowed the stack); run with `-max_len=16384`.
+pub const MAX_QUERY_BYTES: usize = 16 * 1024;
 
 /// Longest remote-write body tried.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -292,6 +294,12 @@ pub static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
         .expect("tokio runtime")
 });
 
+/// The runtime queries run on, as in the server: [`hypnos_planner::query_runtime`], whose
+/// worker threads have the stack production query threads have
+/// ([`hypnos_planner::QUERY_THREAD_STACK`]), not the 8 MiB of libFuzzer's main thread.
+pub static QUERY_RUNTIME: LazyLock<tokio::runtime::Runtime> =
+    LazyLock::new(|| hypnos_planner::query_runtime(1).expect("query runtime"));
+
 static ENGINE: LazyLock<QueryEngine> =
     LazyLock::new(|| QueryEngine::with_max_samples(Arc::new(FixedSource(data_set())), MAX_SAMPLES));
 
@@ -334,25 +342,31 @@ pub fn promql_parse_plan(data: &[u8]) -> QueryOutcome {
     let Ok(query) = std::str::from_utf8(data) else {
         return outcome;
     };
-    let engine = &*ENGINE;
-    let tenant = &*TENANT_ID;
-    let opts = query_options();
-    RUNTIME.block_on(async {
+    let query = query.to_string();
+    let run = QUERY_RUNTIME.spawn(async move {
+        let (engine, tenant, opts) = (&*ENGINE, &*TENANT_ID, query_options());
+        let mut outcome = QueryOutcome::default();
         for t in INSTANT_TIMES {
             tally(
                 &mut outcome,
-                engine.instant_query(tenant, query, t, &opts).await,
+                engine.instant_query(tenant, &query, t, &opts).await,
             );
         }
         for (start, end, step) in RANGES {
             tally(
                 &mut outcome,
                 engine
-                    .range_query(tenant, query, start, end, step, &opts)
+                    .range_query(tenant, &query, start, end, step, &opts)
                     .await,
             );
         }
+        outcome
     });
+    // A panic in the query resumes here, so that libFuzzer sees it.
+    match QUERY_RUNTIME.block_on(run) {
+        Ok(o) => outcome = o,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
     outcome
 }
 

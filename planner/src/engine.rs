@@ -1,7 +1,8 @@
 //! The entry point: [`QueryEngine`] runs instant and range queries for one tenant.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use datafusion::error::DataFusionError;
@@ -17,10 +18,11 @@ use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, Phy
 use datafusion::prelude::SessionConfig;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use hypnos_engine::QueryBudget;
+use hypnos_engine::guard::Interrupted;
 use hypnos_engine::ops::annotations::{AnnotationKind, Annotations};
 use hypnos_engine::ops::{EvalError, Steps};
 use hypnos_engine::vector::series_rows;
+use hypnos_engine::{QueryBudget, QueryGuard};
 use hypnos_schemas::histogram::FloatHistogram;
 use hypnos_schemas::{
     Labels, RESOLUTION_1H, RESOLUTION_5M, RESOLUTION_RAW, SeriesSource, TenantId,
@@ -131,6 +133,9 @@ pub struct QueryOptions {
     pub budget: Option<Arc<QueryBudget>>,
     /// The coarsest resolution selections may read (default: raw).
     pub max_source_resolution: MaxSourceResolution,
+    /// Raised by the caller when it gives up on the query: the operators stop at their next
+    /// check ([`QueryGuard`]).
+    pub cancel: Arc<AtomicBool>,
 }
 
 impl Default for QueryOptions {
@@ -140,6 +145,7 @@ impl Default for QueryOptions {
             timeout: Duration::from_secs(120),
             budget: None,
             max_source_resolution: MaxSourceResolution::Raw,
+            cancel: Arc::default(),
         }
     }
 }
@@ -163,7 +169,10 @@ fn df_error(e: DataFusionError) -> QueryError {
     match e {
         DataFusionError::External(inner) => match inner.downcast::<EvalError>() {
             Ok(e) => QueryError::Execution(e.0),
-            Err(inner) => QueryError::Internal(inner.to_string()),
+            Err(inner) => match inner.downcast::<Interrupted>() {
+                Ok(_) => QueryError::Timeout("query execution"),
+                Err(inner) => QueryError::Internal(inner.to_string()),
+            },
         },
         DataFusionError::Context(_, inner) => df_error(*inner),
         other => QueryError::Internal(other.to_string()),
@@ -314,6 +323,14 @@ impl QueryEngine {
         opts: &QueryOptions,
         notes: &Arc<Annotations>,
     ) -> Result<Vec<RecordBatch>, QueryError> {
+        // Operators check the deadline, the cancellation and the points they hold as they
+        // compute; the timeout around the whole also covers the time between checks.
+        let guard = Arc::new(QueryGuard::new(
+            Instant::now().checked_add(opts.timeout),
+            Arc::clone(&opts.cancel),
+            self.prom.max_samples,
+            opts.budget.clone(),
+        ));
         let work = async {
             // One copy of the session state per query (copying it is not free).
             let state = self.ctx.state();
@@ -322,7 +339,11 @@ impl QueryEngine {
                 None => self.physical(plan, &state).await?.1,
             };
             // The operators find the query's budget and annotations collector here.
-            let mut config = state.config().clone().with_extension(Arc::clone(notes));
+            let mut config = state
+                .config()
+                .clone()
+                .with_extension(Arc::clone(notes))
+                .with_extension(guard);
             if let Some(budget) = &opts.budget {
                 config = config.with_extension(Arc::clone(budget));
             }

@@ -8,15 +8,19 @@
 mod engine;
 mod error;
 mod lower;
+mod nesting;
 mod nodes;
 mod order;
 mod parse;
 mod positions;
 mod result;
+mod runtime;
 
 pub use engine::{
     DEFAULT_MAX_SAMPLES, MaxSourceResolution, QueryEngine, QueryOptions, TenantScope,
 };
 pub use error::QueryError;
+pub use nesting::{MAX_NESTING_DEPTH, depth as nesting_depth};
 pub use parse::parse_promql;
 pub use result::{AnnotatedResult, InstantSample, QueryAnnotations, QueryResult, RangeSeries};
+pub use runtime::{QUERY_THREAD_STACK, query_runtime, query_runtime_with_stack};

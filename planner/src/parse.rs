@@ -18,7 +18,17 @@ use promql_parser::parser::{Expr, lexer};
 /// promql-parser does not know the histogram trim operators `</` and `>/`: they are parsed
 /// as the comparisons `<` and `>` (same precedence), which the planner then tells apart
 /// with [`lt_gt_operators`].
+///
+/// Queries nested past [`crate::MAX_NESTING_DEPTH`] are refused (see `nesting.rs`): the
+/// deepest before parsing, the others right after.
 pub fn parse_promql(query: &str) -> Result<Expr, String> {
+    crate::nesting::check_text(query)?;
+    let expr = parse_checked(query)?;
+    crate::nesting::check_expr(&expr)?;
+    Ok(expr)
+}
+
+fn parse_checked(query: &str) -> Result<Expr, String> {
     check_number_durations(query)?;
     let ops = lt_gt_operators(query);
     if !ops.iter().any(|(_, trim)| *trim) {

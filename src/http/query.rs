@@ -57,7 +57,7 @@ pub(super) async fn guarded(
         Err(e) => return count(state, scope, kind, None, Err(e)),
     };
     let (r, cpu) = crate::metrics::cpu_time_of(f(&admitted)).await;
-    super::tenant::count_cpu(state, &admitted, cpu);
+    super::tenant::count_cpu(state, &admitted, cpu + admitted.spawned_cpu());
     count(state, scope, kind, Some(&admitted), r)
 }
 
@@ -110,22 +110,20 @@ async fn instant_inner(
     let time = params.time("time", now_ms())?;
     let opts = options(state, params, admitted)?;
     let query = query_param(params)?;
+    let (engine, tenant, query) = (state.engine.clone(), tenant.to_vec(), query.to_string());
+    let o = opts.clone();
     if explain(params) {
-        let plan = run(
-            admitted,
-            &opts,
-            state.engine.explain(tenant, query, time, time, 0, &opts),
-        )
+        let plan = run(admitted, &opts, async move {
+            engine.explain(&tenant, &query, time, time, 0, &o).await
+        })
         .await?;
         return Ok(plan_response(&plan));
     }
-    let result = run(
-        admitted,
-        &opts,
-        state
-            .engine
-            .instant_query_annotated(tenant, query, time, &opts),
-    )
+    let result = run(admitted, &opts, async move {
+        engine
+            .instant_query_annotated(&tenant, &query, time, &o)
+            .await
+    })
     .await?;
     Ok(result_response(&result))
 }
@@ -178,22 +176,20 @@ async fn range_inner(
     let step = (step_ns / NS_PER_MS).max(1);
     let opts = options(state, params, admitted)?;
     let query = query_param(params)?;
+    let (engine, tenant, query) = (state.engine.clone(), tenant.to_vec(), query.to_string());
+    let o = opts.clone();
     if explain(params) {
-        let plan = run(
-            admitted,
-            &opts,
-            state.engine.explain(tenant, query, start, end, step, &opts),
-        )
+        let plan = run(admitted, &opts, async move {
+            engine.explain(&tenant, &query, start, end, step, &o).await
+        })
         .await?;
         return Ok(plan_response(&plan));
     }
-    let result = run(
-        admitted,
-        &opts,
-        state
-            .engine
-            .range_query_annotated(tenant, query, start, end, step, &opts),
-    )
+    let result = run(admitted, &opts, async move {
+        engine
+            .range_query_annotated(&tenant, &query, start, end, step, &o)
+            .await
+    })
     .await?;
     Ok(result_response(&result))
 }
@@ -209,6 +205,7 @@ fn options(state: &AppRef, params: &Params, admitted: &Admitted) -> Result<Query
     let mut opts = QueryOptions {
         timeout: state.query_timeout,
         budget: Some(Arc::clone(&admitted.budget)),
+        cancel: Arc::default(),
         ..QueryOptions::default()
     };
     if let Some(t) = admitted.limits.query_timeout {
@@ -244,20 +241,31 @@ fn explain(params: &Params) -> bool {
         .is_some_and(|v| matches!(v, "true" | "1" | "t" | "TRUE" | "True"))
 }
 
-/// Awaits `fut`, failing with a timeout shortly after the query's own deadline in case the
-/// engine does not stop by itself.
-/// A timeout that the tenant's `query_timeout` decided names that limit.
-async fn run<T>(
+/// Runs `fut` on the query runtime ([`super::query_runtime`]), failing with a timeout
+/// shortly after the query's own deadline in case the engine does not stop by itself (the
+/// query is then cancelled: dropping its task raises `opts.cancel`). The CPU time of the
+/// query counts for the read. A timeout that the tenant's `query_timeout` decided names
+/// that limit.
+async fn run<T: Send + 'static>(
     admitted: &Admitted,
     opts: &QueryOptions,
-    fut: impl Future<Output = Result<T, QueryError>>,
+    fut: impl Future<Output = Result<T, QueryError>> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let held = async {
+    let timeout = opts.timeout + Duration::from_secs(1);
+    let joined = tokio::time::timeout(timeout, async {
+        #[cfg(feature = "testsuite")]
         super::tenant::test_hold(admitted.tenants()).await;
-        fut.await
-    };
-    let r = match tokio::time::timeout(opts.timeout + Duration::from_secs(1), held).await {
-        Ok(r) => r,
+        super::query_runtime::spawn(Arc::clone(&opts.cancel), fut)?
+            .join()
+            .await
+    })
+    .await;
+    let r = match joined {
+        Ok(joined) => {
+            let (r, cpu) = joined?;
+            admitted.add_cpu(cpu);
+            r
+        }
         Err(_) => Err(QueryError::Timeout("query evaluation")),
     };
     match r {

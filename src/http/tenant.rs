@@ -5,15 +5,20 @@
 //!
 //! An admitted read counts in `hypnos_queries_running{tenant}` until it is answered.
 //!
-//! Test hook: when the environment variable [`HOLD_ENV`] names a directory, a query
+//! Test hook, compiled only with the cargo feature `testsuite` (off by default, so release
+//! builds do not have it): when the environment variable `HYPNOS_TEST_HOLD_QUERIES_DIR` names a directory, a query
 //! (`/api/v1/query`, `/api/v1/query_range`) of a tenant for which that directory holds a
 //! file of the tenant's name waits, once admitted (holding its concurrency slot, its timeout
-//! running), until the file is removed (at most [`MAX_HOLD`]). The end-to-end tests use it
+//! running), until the file is removed (at most 60 s). The end-to-end tests use it
 //! to hold a query in flight without depending on how fast the machine is; it is not meant
 //! for production and nothing happens when the variable is unset.
 
+#[cfg(feature = "testsuite")]
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+#[cfg(feature = "testsuite")]
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::FromRequestParts;
@@ -87,9 +92,22 @@ pub(crate) struct Admitted {
     pub(crate) budget: Arc<QueryBudget>,
     _passes: Vec<GatePass>,
     running: Running,
+    /// CPU time the read spent on the query runtime, in nanoseconds.
+    spawned_cpu_ns: AtomicU64,
 }
 
 impl Admitted {
+    /// Adds CPU time the read spent outside its handler (on the query runtime).
+    pub(crate) fn add_cpu(&self, cpu: Duration) {
+        let ns = u64::try_from(cpu.as_nanos()).unwrap_or(u64::MAX);
+        self.spawned_cpu_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// The CPU time added with [`Self::add_cpu`].
+    pub(crate) fn spawned_cpu(&self) -> Duration {
+        Duration::from_nanos(self.spawned_cpu_ns.load(Ordering::Relaxed))
+    }
+
     /// The tenants of the read.
     pub(crate) fn tenants(&self) -> &[TenantId] {
         &self.running.tenants
@@ -181,6 +199,7 @@ pub(crate) fn admit(state: &AppRef, scope: &Scope) -> Result<Admitted, ApiError>
         budget,
         _passes: passes,
         running: Running::new(&state.metrics.queries_running, scope.tenants()),
+        spawned_cpu_ns: AtomicU64::new(0),
     })
 }
 
@@ -205,13 +224,16 @@ pub(crate) fn count_cpu(state: &AppRef, admitted: &Admitted, cpu: Duration) {
 }
 
 /// The environment variable of the test hook (see the module).
+#[cfg(feature = "testsuite")]
 pub(crate) const HOLD_ENV: &str = "HYPNOS_TEST_HOLD_QUERIES_DIR";
 
 /// The longest the test hook holds a query.
+#[cfg(feature = "testsuite")]
 pub(crate) const MAX_HOLD: Duration = Duration::from_secs(60);
 
 /// Waits while the test hook holds one of `tenants` (see the module); returns at once when
 /// [`HOLD_ENV`] is unset.
+#[cfg(feature = "testsuite")]
 pub(crate) async fn test_hold(tenants: &[TenantId]) {
     static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
     let Some(dir) = DIR.get_or_init(|| std::env::var_os(HOLD_ENV).map(PathBuf::from)) else {

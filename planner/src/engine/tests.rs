@@ -559,3 +559,138 @@ async fn direct_planning_matches_datafusion_planning() {
         }
     }
 }
+
+/// Queries of every shape of nesting at the limit (`depth` levels; `None`: one more).
+fn nested_queries(depth: usize) -> Vec<String> {
+    let sel = "http_requests_total";
+    let wrap =
+        |open: &str, close: &str, n: usize| format!("{}{sel}{}", open.repeat(n), close.repeat(n));
+    let n = depth - 1;
+    vec![
+        wrap("abs(", ")", n),
+        wrap("(", ")", n),
+        wrap("sum(", ")", n),
+        format!("{}{sel}", "-".repeat(n)),
+        format!("{sel}{}", format!(" + {sel}").repeat(n)),
+        format!("{}{}", "1 + ".repeat(n), sel),
+        // A subquery inside a function call is two levels.
+        wrap("max_over_time(", "[1m:30s])", n / 2),
+        wrap("sum by (job) (", ")", n),
+    ]
+}
+
+/// Every shape of nesting runs at the limit on a query thread, with a quarter of its stack
+/// for margin, and one level more is refused as bad data naming the limit.
+#[test]
+fn queries_at_the_nesting_limit_run_on_query_threads() {
+    let rt = crate::query_runtime_with_stack(1, crate::QUERY_THREAD_STACK / 4).unwrap();
+    let run = rt.spawn(async {
+        let engine = engine();
+        let opts = QueryOptions::default();
+        for q in nested_queries(crate::MAX_NESTING_DEPTH) {
+            let r = engine.instant_query(&tenant("a"), &q, 600_000, &opts).await;
+            assert!(r.is_ok(), "{}...: {r:?}", &q[..40]);
+            let r = engine
+                .range_query(&tenant("a"), &q, 0, 600_000, 60_000, &opts)
+                .await;
+            assert!(r.is_ok(), "{}...: {r:?}", &q[..40]);
+        }
+        for q in nested_queries(crate::MAX_NESTING_DEPTH + 1) {
+            match engine.instant_query(&tenant("a"), &q, 600_000, &opts).await {
+                Err(QueryError::BadData(e)) => assert!(e.contains("nesting limit"), "{e}"),
+                other => panic!("{}...: {other:?}", &q[..40]),
+            }
+        }
+    });
+    rt.block_on(run).expect("no stack overflow");
+}
+
+/// A query whose selections read little but whose subquery computes millions of points.
+const EXPENSIVE: &str = "max_over_time(last_over_time(http_requests_total[2d])[1d:10ms])";
+
+/// The timeout binds CPU-bound operators: the query stops soon after it, not when the
+/// operators are done (minutes in the debug build, gigabytes of points).
+#[tokio::test]
+async fn timeout_stops_cpu_bound_operators() {
+    let opts = QueryOptions {
+        timeout: Duration::from_millis(500),
+        ..QueryOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let r = engine()
+        .instant_query(&tenant("a"), EXPENSIVE, 86_400_000, &opts)
+        .await;
+    assert!(matches!(r, Err(QueryError::Timeout(_))), "{r:?}");
+    // Generous for a slow machine; without the checks in the operators it runs for minutes.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A raised cancellation flag stops a running query.
+#[tokio::test]
+async fn cancellation_stops_cpu_bound_operators() {
+    let opts = QueryOptions::default();
+    let cancel = Arc::clone(&opts.cancel);
+    // Another thread: the query does not yield to this test's runtime while it computes.
+    let raise = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let r = engine()
+        .instant_query(&tenant("a"), EXPENSIVE, 86_400_000, &opts)
+        .await;
+    raise.join().unwrap();
+    assert!(matches!(r, Err(QueryError::Timeout(_))), "{r:?}");
+}
+
+/// The points a subquery materializes count against the samples limit, although its
+/// selection reads few samples (Prometheus' max-samples counts what is held in memory).
+#[tokio::test]
+async fn points_held_by_operators_count_against_the_samples_limit() {
+    let budget = Arc::new(QueryBudget::new(0, 100_000));
+    let opts = QueryOptions {
+        budget: Some(Arc::clone(&budget)),
+        ..QueryOptions::default()
+    };
+    let r = engine()
+        .instant_query(&tenant("a"), EXPENSIVE, 86_400_000, &opts)
+        .await;
+    match r {
+        Err(QueryError::Execution(e)) => {
+            assert_eq!(e, hypnos_engine::guard::TOO_MANY_SAMPLES);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(budget.exceeded(), Some("max_samples_per_query"));
+    assert!(budget.samples() < 1000, "{}", budget.samples());
+    // The engine's own bound (Prometheus' --query.max-samples) applies without a budget.
+    let small = QueryEngine::with_max_samples(
+        Arc::new(Fixed(vec![counter("a", "api", "1", 1.0)])),
+        100_000,
+    );
+    let r = small
+        .instant_query(
+            &tenant("a"),
+            EXPENSIVE,
+            86_400_000,
+            &QueryOptions::default(),
+        )
+        .await;
+    assert!(
+        matches!(&r, Err(QueryError::Execution(e)) if e.contains("too many samples")),
+        "{r:?}"
+    );
+    // A query within the bound still answers.
+    let r = small
+        .instant_query(
+            &tenant("a"),
+            "max_over_time(http_requests_total[10m:1s])",
+            600_000,
+            &QueryOptions::default(),
+        )
+        .await;
+    assert!(r.is_ok(), "{r:?}");
+}

@@ -1,0 +1,224 @@
+//! [`QueryGuard`]: the deadline, the cancellation flag and the bound on the points of one
+//! query, checked by the operators while they compute, so that a CPU-bound query stops
+//! within a small margin of its timeout (or as soon as its caller gives up) and never
+//! holds more points than it may.
+//!
+//! `PromExec` installs the query's guard for the duration of each poll of an operator's
+//! output ([`GuardedStream`]), when it also checks the deadline and counts the points the
+//! operator produced; the operators' loops call [`checkpoint`] per series and every
+//! [`CHECK_EVERY`] steps, and [`hold`] with the points they built so far. Operators are
+//! synchronous within a poll, so the guard of the poll is the guard of the query.
+
+use std::cell::RefCell;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
+use futures::Stream;
+use thiserror::Error;
+
+use crate::QueryBudget;
+use crate::ops::EvalError;
+
+/// How many steps (or samples) an operator's loop runs between two checks of the guard.
+pub const CHECK_EVERY: usize = 4096;
+
+/// Prometheus' error when a query would hold more samples than `--query.max-samples`.
+pub const TOO_MANY_SAMPLES: &str =
+    "query processing would load too many samples into memory in query execution";
+
+/// The query ran past its deadline or was cancelled while operators were running.
+#[derive(Debug, Error)]
+pub enum Interrupted {
+    /// Past the deadline.
+    #[error("query timed out in query execution")]
+    Timeout,
+    /// The caller gave up on the query.
+    #[error("query cancelled")]
+    Cancelled,
+}
+
+/// The limits one query's operators check as they run.
+#[derive(Debug)]
+pub struct QueryGuard {
+    deadline: Option<Instant>,
+    cancel: Arc<AtomicBool>,
+    /// The most points one operator may hold; 0: unlimited.
+    max_points: usize,
+    /// The budget whose `max_samples_per_query` set `max_points`, marked when it stops
+    /// the query.
+    budget: Option<Arc<QueryBudget>>,
+}
+
+impl QueryGuard {
+    /// A guard that stops the query at `deadline`, when `cancel` is raised, or when an
+    /// operator holds more than `max_points` points (0: unlimited). When `budget` is given
+    /// and its `max_samples_per_query` is stricter, that is the bound, and the budget
+    /// records that it stopped the query.
+    pub fn new(
+        deadline: Option<Instant>,
+        cancel: Arc<AtomicBool>,
+        max_points: usize,
+        budget: Option<Arc<QueryBudget>>,
+    ) -> Self {
+        let tenant_max = budget.as_ref().map_or(0, |b| b.max_samples());
+        let (max_points, budget) = match (max_points, tenant_max) {
+            (_, 0) => (max_points, None),
+            (0, t) => (t, budget),
+            (m, t) if t <= m => (t, budget),
+            (m, _) => (m, None),
+        };
+        Self {
+            deadline,
+            cancel,
+            max_points,
+            budget,
+        }
+    }
+
+    /// An error once the query is past its deadline or cancelled.
+    pub fn check(&self) -> Result<()> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(DataFusionError::External(Box::new(Interrupted::Cancelled)));
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(DataFusionError::External(Box::new(Interrupted::Timeout)));
+        }
+        Ok(())
+    }
+
+    /// An error when one operator would hold `points` points, more than it may.
+    pub fn check_points(&self, points: usize) -> Result<()> {
+        if self.max_points > 0 && points > self.max_points {
+            if let Some(b) = &self.budget {
+                b.mark_exceeded("max_samples_per_query");
+            }
+            return Err(DataFusionError::External(Box::new(EvalError(
+                TOO_MANY_SAMPLES.into(),
+            ))));
+        }
+        Ok(())
+    }
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Arc<QueryGuard>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `guard` as the guard of this thread's operators.
+pub fn scoped<R>(guard: &Arc<QueryGuard>, f: impl FnOnce() -> R) -> R {
+    let previous = CURRENT.with(|c| c.replace(Some(Arc::clone(guard))));
+    // Restored even when `f` unwinds.
+    struct Restore(Option<Arc<QueryGuard>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            CURRENT.with(|c| *c.borrow_mut() = previous);
+        }
+    }
+    let _restore = Restore(previous);
+    f()
+}
+
+/// Checks the deadline and cancellation of the query running on this thread (nothing
+/// outside a query).
+pub fn checkpoint() -> Result<()> {
+    CURRENT.with(|c| c.borrow().as_ref().map_or(Ok(()), |g| g.check()))
+}
+
+/// [`checkpoint`], and an error when the operator holds `points` points, more than the
+/// query may.
+pub fn hold(points: usize) -> Result<()> {
+    CURRENT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .map_or(Ok(()), |g| g.check().and_then(|()| g.check_points(points)))
+    })
+}
+
+/// An operator's output stream under the query's guard: each poll runs with the guard
+/// installed ([`scoped`]), after a check of the deadline, and the points the operator has
+/// produced so far are held against the query's bound.
+pub struct GuardedStream {
+    inner: SendableRecordBatchStream,
+    guard: Arc<QueryGuard>,
+    points: usize,
+}
+
+impl GuardedStream {
+    pub fn new(inner: SendableRecordBatchStream, guard: Arc<QueryGuard>) -> Self {
+        Self {
+            inner,
+            guard,
+            points: 0,
+        }
+    }
+}
+
+impl Stream for GuardedStream {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Err(e) = self.guard.check() {
+            return Poll::Ready(Some(Err(e)));
+        }
+        let this = &mut *self;
+        let polled = scoped(&this.guard, || this.inner.as_mut().poll_next(cx));
+        if let Poll::Ready(Some(Ok(b))) = &polled {
+            this.points = this.points.saturating_add(b.num_rows());
+            if let Err(e) = this.guard.check_points(this.points) {
+                return Poll::Ready(Some(Err(e)));
+            }
+        }
+        polled
+    }
+}
+
+impl RecordBatchStream for GuardedStream {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn checks_deadline_cancellation_and_points() {
+        let cancel = Arc::new(AtomicBool::new(false));
+        let g = Arc::new(QueryGuard::new(None, Arc::clone(&cancel), 10, None));
+        assert!(checkpoint().is_ok(), "no guard outside a query");
+        scoped(&g, || {
+            assert!(hold(10).is_ok());
+            let e = hold(11).unwrap_err().to_string();
+            assert!(e.contains(TOO_MANY_SAMPLES), "{e}");
+            cancel.store(true, Ordering::Relaxed);
+            assert!(checkpoint().unwrap_err().to_string().contains("cancelled"));
+        });
+        assert!(checkpoint().is_ok(), "restored after the scope");
+        let past = Instant::now() - Duration::from_millis(1);
+        let g = QueryGuard::new(Some(past), Arc::default(), 0, None);
+        assert!(g.check().unwrap_err().to_string().contains("timed out"));
+        assert!(g.check_points(usize::MAX).is_ok(), "0 is unlimited");
+    }
+
+    #[test]
+    fn the_stricter_bound_wins_and_the_tenant_limit_is_named() {
+        let budget = Arc::new(QueryBudget::new(0, 5));
+        let g = QueryGuard::new(None, Arc::default(), 100, Some(Arc::clone(&budget)));
+        assert!(g.check_points(6).is_err());
+        assert_eq!(budget.exceeded(), Some("max_samples_per_query"));
+        let budget = Arc::new(QueryBudget::new(0, 500));
+        let g = QueryGuard::new(None, Arc::default(), 100, Some(Arc::clone(&budget)));
+        assert!(g.check_points(101).is_err());
+        assert_eq!(budget.exceeded(), None, "the engine's bound stopped it");
+    }
+}
