@@ -31,6 +31,8 @@ pub(crate) fn auth_status(e: &AuthError) -> Status {
         AuthError::Unauthenticated(_) => Status::unauthenticated(msg),
         AuthError::Forbidden { .. } => Status::permission_denied(msg),
         AuthError::Tenant(_) => Status::invalid_argument(msg),
+        AuthError::NotAllowed { .. } => Status::permission_denied(msg),
+        AuthError::AdminDisabled => Status::unavailable(msg),
     }
 }
 

@@ -65,7 +65,9 @@ pub(crate) async fn build_state(
         .with_context(|| format!("cannot list blocks in {}", bucket.describe()))?;
     info!(bucket = %bucket.describe(), blocks, "block catalog loaded");
 
-    let auth = Authenticator::new(args.auth, args.auth_tokens_file.as_deref())?;
+    let auth = Authenticator::new(args.auth, args.auth_tokens_file.as_deref())?
+        .with_admin_api(args.enable_admin_api)
+        .with_max_tenants(args.max_tenants);
     let limits = Limits::new(args.limits_file.as_deref())?;
     let registry = prometheus::Registry::new();
     let cfg = IngestConfig {
@@ -94,11 +96,33 @@ pub(crate) async fn build_state(
     let heads: Arc<dyn SeriesSource> = Arc::clone(&ingester) as Arc<dyn SeriesSource>;
     let blocks: Arc<dyn SeriesSource> = Arc::clone(&catalog) as Arc<dyn SeriesSource>;
     let source: Arc<dyn SeriesSource> = Arc::new(MergedSource::new(vec![heads, blocks]));
+    let auth = Arc::new(auth);
+    let metrics = HttpMetrics::new(&registry).context("cannot register HTTP metrics")?;
+    // Only known tenants become metric label values: the default tenant, the tenants the
+    // tokens or limits file names, and the tenants holding data.
+    metrics.tenant_labels.set_known({
+        let (auth, limits, ingester, catalog) = (
+            Arc::clone(&auth),
+            limits.file().cloned(),
+            Arc::clone(&ingester),
+            Arc::clone(&catalog),
+        );
+        move |t: &str| {
+            let Ok(t) = hypnos_schemas::TenantId::new(t) else {
+                return false;
+            };
+            t == hypnos_schemas::TenantId::default_tenant()
+                || auth.names_tenant(&t)
+                || limits.as_ref().is_some_and(|l| l.get().names_tenant(&t))
+                || catalog.has_tenant(&t)
+                || ingester.tenants().contains(&t)
+        }
+    });
     let state = AppState {
         ingester,
         engine: QueryEngine::new(Arc::clone(&source)),
         source,
-        metrics: HttpMetrics::new(&registry).context("cannot register HTTP metrics")?,
+        metrics,
         registry,
         max_request_bytes: args.max_request_bytes,
         query_timeout: QueryOptions::default().timeout,
@@ -107,7 +131,7 @@ pub(crate) async fn build_state(
         } else {
             MaxSourceResolution::Raw
         },
-        auth: Arc::new(auth),
+        auth,
         metric_metadata: Default::default(),
         limits,
         catalog: Arc::clone(&catalog),

@@ -152,6 +152,14 @@ impl BlockCatalog {
             .collect()
     }
 
+    /// Whether `tenant` has a block.
+    pub fn has_tenant(&self, tenant: &TenantId) -> bool {
+        self.blocks
+            .read()
+            .get(tenant)
+            .is_some_and(|b| !b.is_empty())
+    }
+
     /// The metas of every block, by tenant.
     pub fn metas(&self) -> Vec<BlockMeta> {
         self.blocks

@@ -133,11 +133,10 @@ pub(crate) fn usage(state: &AppRef, only: Option<&BTreeSet<TenantId>>) -> Vec<Te
             *r.bytes_stored_by_resolution.entry(res).or_default() += s.bytes;
         }
     }
-    // Label values that are not tenants ("unknown", "invalid") are no tenant's usage.
+    // Label values that are not tenants (the placeholders of `crate::metrics`, which no
+    // tenant id can spell) are no tenant's usage.
     rows.into_values()
-        .filter(|r| {
-            TenantId::new(&r.tenant).is_ok() && r.tenant != "unknown" && r.tenant != "invalid"
-        })
+        .filter(|r| TenantId::new(&r.tenant).is_ok())
         .collect()
 }
 
