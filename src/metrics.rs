@@ -123,6 +123,8 @@ pub(crate) struct HttpMetrics {
     pub(crate) stored_bytes: IntGaugeVec,
     /// `hypnos_tenant_blocks{tenant}`.
     pub(crate) stored_blocks: IntGaugeVec,
+    /// `hypnos_catalog_blocks_skipped{reason}`: blocks of the bucket not served.
+    pub(crate) blocks_skipped: IntGaugeVec,
 }
 
 impl HttpMetrics {
@@ -228,6 +230,11 @@ impl HttpMetrics {
                 "hypnos_tenant_blocks",
                 "Blocks in the object store, by tenant.",
                 &["tenant"],
+            )?,
+            blocks_skipped: gauge(
+                "hypnos_catalog_blocks_skipped",
+                "Blocks of the bucket not served because their meta.json cannot be read or parsed (unreadable, invalid_meta, unsupported_version) or names another tenant or block than its path (tenant_mismatch, ulid_mismatch), by reason; the log says which.",
+                &["reason"],
             )?,
         })
     }

@@ -70,6 +70,13 @@ pub(crate) async fn build_state(
         .with_max_tenants(args.max_tenants);
     let limits = Limits::new(args.limits_file.as_deref())?;
     let registry = prometheus::Registry::new();
+    for file in [auth.tokens().map(|t| t.register(&registry))]
+        .into_iter()
+        .chain([limits.file().map(|l| l.register(&registry))])
+        .flatten()
+    {
+        file.context("cannot register the reload metrics")?;
+    }
     let cfg = IngestConfig {
         block_duration: args.block_duration,
         ..IngestConfig::new(&args.data_dir)

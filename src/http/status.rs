@@ -212,7 +212,7 @@ pub(crate) fn stored(metas: &[BlockMeta]) -> BTreeMap<(String, String), Stored> 
     out
 }
 
-/// Sets the stored-bytes and block gauges from the catalog (called before `/metrics` is
+/// Sets the stored-bytes, block and skipped-block gauges from the catalog (called before `/metrics` is
 /// encoded, so tenants whose blocks are gone disappear).
 pub(crate) fn refresh_storage_gauges(state: &AppRef) {
     let m = &state.metrics;
@@ -225,6 +225,18 @@ pub(crate) fn refresh_storage_gauges(state: &AppRef) {
         m.stored_blocks
             .with_label_values(&[tenant.as_str()])
             .add(i64::try_from(s.blocks).unwrap_or(i64::MAX));
+    }
+    m.blocks_skipped.reset();
+    for reason in [
+        "unreadable",
+        "invalid_meta",
+        "unsupported_version",
+        "tenant_mismatch",
+    ] {
+        m.blocks_skipped.with_label_values(&[reason]);
+    }
+    for b in state.catalog.skipped() {
+        m.blocks_skipped.with_label_values(&[b.reason]).inc();
     }
 }
 
