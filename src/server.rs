@@ -142,6 +142,7 @@ pub(crate) async fn build_state(
         metric_metadata: Default::default(),
         limits,
         catalog: Arc::clone(&catalog),
+        body_read_timeout: args.http_body_read_timeout,
     };
     Ok((Arc::new(state), catalog))
 }
@@ -168,16 +169,18 @@ pub(crate) async fn run_all(args: AllArgs) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let router = http::router(Arc::clone(&state));
+    let limits = http::ServeLimits {
+        header_read_timeout: args.http_header_read_timeout,
+        max_connections: args.http_max_connections,
+    };
     let mut http_server: JoinHandle<anyhow::Result<()>> = tokio::spawn({
         let stop = stopped(stop_rx.clone());
         async move {
-            axum::serve(http_listener, router)
-                .with_graceful_shutdown(stop)
-                .await
-                .context("HTTP server failed")
+            http::serve(http_listener, router, limits, stop).await;
+            Ok(())
         }
     });
-    let mut grpc_server = tokio::spawn(crate::grpc::serve(grpc_listener, stopped(stop_rx)));
+    let mut grpc_server = tokio::spawn(crate::grpc::serve(grpc_listener, limits, stopped(stop_rx)));
     info!(
         http = %args.http_address,
         grpc = %args.grpc_address,
