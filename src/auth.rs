@@ -46,6 +46,8 @@ pub(crate) const THANOS_TENANT: &str = "thanos-tenant";
 pub(crate) const SCOPE_ORG_ID: &str = "x-scope-orgid";
 /// Separator of several tenants in one header (Cortex' federation).
 pub(crate) const TENANT_SEPARATOR: char = '|';
+/// The most tenants one read may name by default (`--tenant-federation.max-tenants`).
+pub(crate) const DEFAULT_MAX_TENANTS: usize = 100;
 
 /// `--auth`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -68,6 +70,9 @@ pub(crate) enum Access {
     Read,
     /// Operations on every tenant (flush, usage of all tenants).
     Admin,
+    /// Reading `/metrics` (every tenant's volumes): open in `header` and `none` modes, for
+    /// tokens with `metrics: true` or `admin: true` in `token` mode.
+    Metrics,
 }
 
 impl Access {
@@ -76,6 +81,7 @@ impl Access {
             Access::Write => "write",
             Access::Read => "read",
             Access::Admin => "administer",
+            Access::Metrics => "read the metrics of",
         }
     }
 }
@@ -138,6 +144,12 @@ pub(crate) enum TenantError {
          yet: name one with THANOS-TENANT or X-Scope-OrgID"
     )]
     NoneKnown { token: Arc<str> },
+    #[error("header {header} names {count} tenants, at most {max} may be read at once")]
+    TooMany {
+        header: &'static str,
+        count: usize,
+        max: usize,
+    },
 }
 
 /// Why a request may not proceed.
@@ -156,6 +168,14 @@ pub(crate) enum AuthError {
     /// The tenant headers are invalid (HTTP 400).
     #[error(transparent)]
     Tenant(#[from] TenantError),
+    /// A valid token that may not do something that concerns no single tenant, such as
+    /// reading `/metrics` (HTTP 403).
+    #[error("token {token:?} may not {what}")]
+    NotAllowed { token: Arc<str>, what: &'static str },
+    /// Admin endpoints in `header` or `none` mode without `--web.enable-admin-api` (HTTP 503
+    /// `unavailable`, as Prometheus answers).
+    #[error("admin APIs disabled")]
+    AdminDisabled,
 }
 
 impl AuthError {
@@ -165,6 +185,8 @@ impl AuthError {
             AuthError::Unauthenticated(_) => "unauthenticated",
             AuthError::Forbidden { .. } => "forbidden",
             AuthError::Tenant(_) => "invalid_tenant",
+            AuthError::NotAllowed { .. } => "forbidden",
+            AuthError::AdminDisabled => "admin_disabled",
         }
     }
 }
@@ -197,6 +219,10 @@ pub(crate) struct Authenticator {
     tokens: Option<Arc<Reloading<TokenTable>>>,
     /// Where the tenants of regex-granted reads come from (none known without it).
     known: Option<KnownTenants>,
+    /// `--web.enable-admin-api`: admin endpoints in `header` and `none` modes.
+    admin_api: bool,
+    /// The most tenants one request may name.
+    max_tenants: usize,
 }
 
 impl Authenticator {
@@ -216,7 +242,26 @@ impl Authenticator {
             mode,
             tokens,
             known: None,
+            admin_api: false,
+            max_tenants: DEFAULT_MAX_TENANTS,
         })
+    }
+
+    /// The same, with the admin endpoints open in `header` and `none` modes when
+    /// `enabled` (in `token` mode only admin tokens use them, flag or not).
+    pub(crate) fn with_admin_api(self, enabled: bool) -> Self {
+        Self {
+            admin_api: enabled,
+            ..self
+        }
+    }
+
+    /// The same, refusing requests that name more than `max` tenants (at least 1).
+    pub(crate) fn with_max_tenants(self, max: usize) -> Self {
+        Self {
+            max_tenants: max.max(1),
+            ..self
+        }
     }
 
     /// The same, listing the tenants that hold data with `known`.
@@ -236,12 +281,23 @@ impl Authenticator {
         self.mode
     }
 
+    /// Whether the tokens file names `tenant` (for the bounded metric labels).
+    pub(crate) fn names_tenant(&self, tenant: &TenantId) -> bool {
+        self.tokens.as_ref().is_some_and(|t| t.get().names(tenant))
+    }
+
     /// The scope of a request with `headers` doing `access`.
     pub(crate) fn authenticate(
         &self,
         headers: &HeaderMap,
         access: Access,
     ) -> Result<Scope, AuthError> {
+        if access == Access::Metrics {
+            return self.authenticate_metrics(headers);
+        }
+        if access == Access::Admin && self.mode != AuthMode::Token && !self.admin_api {
+            return Err(AuthError::AdminDisabled);
+        }
         match self.mode {
             AuthMode::None => Ok(Scope {
                 tenants: vec![TenantId::default_tenant()],
@@ -249,7 +305,7 @@ impl Authenticator {
                 admin: true,
             }),
             AuthMode::Header => {
-                let tenants = requested_tenants(headers, access)?
+                let tenants = requested_tenants(headers, access, self.max_tenants)?
                     .unwrap_or_else(|| vec![TenantId::default_tenant()]);
                 Ok(Scope {
                     tenants,
@@ -267,7 +323,7 @@ impl Authenticator {
                 let entry = table
                     .find(presented)
                     .ok_or(AuthError::Unauthenticated("unknown bearer token"))?;
-                let tenants = match requested_tenants(headers, access)? {
+                let tenants = match requested_tenants(headers, access, self.max_tenants)? {
                     Some(t) => t,
                     None if access == Access::Read
                         && entry.read_regex.is_some()
@@ -296,6 +352,7 @@ impl Authenticator {
                         Access::Write => entry.write.contains(t),
                         Access::Read => entry.may_read(t),
                         Access::Admin => entry.admin,
+                        Access::Metrics => entry.admin || entry.metrics,
                     };
                     if !allowed {
                         return Err(forbidden(t));
@@ -308,6 +365,36 @@ impl Authenticator {
                 })
             }
         }
+    }
+
+    /// `/metrics`: open but for `token` mode, where the token needs `metrics` or `admin`.
+    /// The scope names the default tenant (the metrics concern every tenant).
+    fn authenticate_metrics(&self, headers: &HeaderMap) -> Result<Scope, AuthError> {
+        let (principal, admin) = match self.mode {
+            AuthMode::None | AuthMode::Header => (None, false),
+            AuthMode::Token => {
+                let table = self
+                    .tokens
+                    .as_ref()
+                    .map(|t| t.get())
+                    .unwrap_or_else(|| Arc::new(TokenTable::default()));
+                let entry = table
+                    .find(bearer(headers)?)
+                    .ok_or(AuthError::Unauthenticated("unknown bearer token"))?;
+                if !(entry.admin || entry.metrics) {
+                    return Err(AuthError::NotAllowed {
+                        token: Arc::clone(&entry.name),
+                        what: "read /metrics (it needs metrics: true or admin: true)",
+                    });
+                }
+                (Some(Arc::clone(&entry.name)), entry.admin)
+            }
+        };
+        Ok(Scope {
+            tenants: vec![TenantId::default_tenant()],
+            principal,
+            admin,
+        })
     }
 
     /// Every tenant `entry` may read among its `read` list and the known tenants; refused
@@ -351,10 +438,11 @@ fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
 
 /// The tenants the headers name: `THANOS-TENANT`, else `X-Scope-OrgID`; `None` when neither
 /// is present (an empty header counts as absent, as in Thanos). Several tenants, `a|b`, only
-/// for reads.
+/// for reads, at most `max` of them (counted before any is parsed).
 pub(crate) fn requested_tenants(
     headers: &HeaderMap,
     access: Access,
+    max: usize,
 ) -> Result<Option<Vec<TenantId>>, TenantError> {
     for (name, shown) in [
         (THANOS_TENANT, "THANOS-TENANT"),
@@ -367,6 +455,14 @@ pub(crate) fn requested_tenants(
             .trim();
         if v.is_empty() {
             continue;
+        }
+        let count = v.split(TENANT_SEPARATOR).count();
+        if access != Access::Write && count > max {
+            return Err(TenantError::TooMany {
+                header: shown,
+                count,
+                max,
+            });
         }
         let mut tenants = BTreeSet::new();
         for part in v.split(TENANT_SEPARATOR) {
@@ -399,7 +495,8 @@ pub(crate) fn requested_tenants(
 ///     read_regex: "team-.*"     # … and/or a fully anchored regex over tenant ids; without
 ///                               # an explicit `tenant`, reads naming no tenant see every
 ///                               # known tenant it matches (and the `read` list)
-///     admin: false              # flush, usage of every tenant
+///     admin: false              # flush, usage of every tenant, /metrics
+///     metrics: false            # may read /metrics (every tenant's volumes)
 /// ```
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -422,6 +519,8 @@ struct TokenSpec {
     read_regex: Option<String>,
     #[serde(default)]
     admin: bool,
+    #[serde(default)]
+    metrics: bool,
 }
 
 impl std::fmt::Debug for TokenSpec {
@@ -445,6 +544,8 @@ pub(crate) struct TokenEntry {
     read: BTreeSet<TenantId>,
     read_regex: Option<Regex>,
     admin: bool,
+    /// May read `/metrics`.
+    metrics: bool,
 }
 
 impl TokenEntry {
@@ -527,9 +628,19 @@ impl TokenTable {
                 read,
                 read_regex,
                 admin: spec.admin,
+                metrics: spec.metrics,
             });
         }
         Ok(Self { entries })
+    }
+
+    /// Whether a token names `tenant` (as its tenant, or in its write or read list).
+    fn names(&self, tenant: &TenantId) -> bool {
+        self.entries.iter().any(|e| {
+            e.default.as_ref() == Some(tenant)
+                || e.write.contains(tenant)
+                || e.read.contains(tenant)
+        })
     }
 
     /// The entry of `token`: every entry is compared (in constant time, on digests), so the

@@ -168,6 +168,31 @@ pub(crate) struct AllArgs {
         env = "HYPNOS_QUERY_AUTO_DOWNSAMPLING"
     )]
     pub(crate) query_auto_downsampling: bool,
+
+    /// Serve the admin endpoints (`/api/v1/admin/*`) in `header` and `none` auth modes,
+    /// where every caller is trusted; without it they answer 503 "admin APIs disabled". In
+    /// `token` mode only admin tokens use them, with or without this flag.
+    #[arg(long = "web.enable-admin-api", env = "HYPNOS_WEB_ENABLE_ADMIN_API")]
+    pub(crate) enable_admin_api: bool,
+
+    /// The most tenants one read may name (`X-Scope-OrgID: a|b|...`); more get 400.
+    #[arg(long = "tenant-federation.max-tenants", env = "HYPNOS_TENANT_FEDERATION_MAX_TENANTS", default_value_t = crate::auth::DEFAULT_MAX_TENANTS, value_parser = parse_at_least_one)]
+    pub(crate) max_tenants: usize,
+
+    /// Longest a client may take to send a request's headers; the connection is closed
+    /// after it (also the longest an idle keep-alive connection waits for its next request).
+    #[arg(long = "http.header-read-timeout", env = "HYPNOS_HTTP_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
+    pub(crate) http_header_read_timeout: Duration,
+
+    /// Longest a client may take to send a request's body, counted from its headers; past
+    /// it the request gets 408 and the connection is closed.
+    #[arg(long = "http.body-read-timeout", env = "HYPNOS_HTTP_BODY_READ_TIMEOUT", default_value = "1m", value_parser = parse_positive_duration)]
+    pub(crate) http_body_read_timeout: Duration,
+
+    /// The most HTTP connections open at once (and, separately, gRPC connections); further
+    /// connections wait to be accepted until one closes.
+    #[arg(long = "http.max-connections", env = "HYPNOS_HTTP_MAX_CONNECTIONS", default_value_t = 1024, value_parser = parse_at_least_one)]
+    pub(crate) http_max_connections: usize,
 }
 
 /// Compaction settings shared by `hypnos compact` and `hypnos all`.
@@ -281,6 +306,15 @@ pub(crate) enum BucketCommand {
     Ls(BucketArgs),
     /// Every block's meta.json and files, with totals per tenant.
     Inspect(BucketArgs),
+}
+
+/// A count that is at least 1.
+fn parse_at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// A humantime duration; `0s` allowed.

@@ -11,14 +11,20 @@
 //! `PERMISSION_DENIED`, an invalid tenant header (400) to `INVALID_ARGUMENT`.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
+use futures::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::metadata::MetadataMap;
 use tonic::service::Interceptor;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
+use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
 use tonic::{Request, Status};
 use tonic_health::ServingStatus;
 
@@ -31,6 +37,8 @@ pub(crate) fn auth_status(e: &AuthError) -> Status {
         AuthError::Unauthenticated(_) => Status::unauthenticated(msg),
         AuthError::Forbidden { .. } => Status::permission_denied(msg),
         AuthError::Tenant(_) => Status::invalid_argument(msg),
+        AuthError::NotAllowed { .. } => Status::permission_denied(msg),
+        AuthError::AdminDisabled => Status::unavailable(msg),
     }
 }
 
@@ -81,9 +89,16 @@ pub(crate) fn scope_of<T>(req: &Request<T>) -> Result<&Scope, Status> {
         .ok_or_else(|| Status::internal("the service is not behind the authentication interceptor"))
 }
 
-/// Serves gRPC on `listener` until `shutdown` resolves.
+/// How often an idle gRPC connection is pinged; one that does not answer within the same
+/// time is closed.
+const KEEPALIVE: Duration = Duration::from_secs(30);
+
+/// Serves gRPC on `listener` until `shutdown` resolves, with at most
+/// `limits.max_connections` connections open (further ones wait to be accepted); HTTP/2
+/// keep-alive pings close connections whose peer is gone.
 pub(crate) async fn serve(
     listener: TcpListener,
+    limits: crate::http::ServeLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (reporter, health) = tonic_health::server::health_reporter();
@@ -92,10 +107,98 @@ pub(crate) async fn serve(
         .set_service_status("", ServingStatus::Serving)
         .await;
     Server::builder()
+        .http2_keepalive_interval(Some(KEEPALIVE))
+        .http2_keepalive_timeout(Some(KEEPALIVE))
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
         .add_service(health)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .serve_with_incoming_shutdown(capped(listener, limits.max_connections), shutdown)
         .await
         .context("gRPC server failed")
+}
+
+/// Concurrent requests (streams) on one gRPC connection.
+const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+
+/// The connections of `listener`, at most `max` open at once: the next one is accepted
+/// when one closes.
+fn capped(
+    listener: TcpListener,
+    max: usize,
+) -> impl futures::Stream<Item = std::io::Result<Capped>> {
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let slots = Arc::new(Semaphore::new(max));
+    futures::stream::unfold((incoming, slots), |(mut incoming, slots)| async move {
+        let slot = Arc::clone(&slots).acquire_owned().await.ok()?;
+        let next = incoming.next().await?;
+        Some((
+            next.map(|stream| Capped {
+                stream,
+                _slot: slot,
+            }),
+            (incoming, slots),
+        ))
+    })
+}
+
+/// A gRPC connection holding one of the connection slots until it is dropped.
+#[derive(Debug)]
+struct Capped {
+    stream: TcpStream,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Connected for Capped {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> TcpConnectInfo {
+        self.stream.connect_info()
+    }
+}
+
+impl AsyncRead for Capped {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Capped {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
 }
 
 #[cfg(test)]
@@ -190,7 +293,11 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, async {
+        let limits = crate::http::ServeLimits {
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 4,
+        };
+        let server = tokio::spawn(serve(listener, limits, async {
             let _ = stopped.await;
         }));
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))

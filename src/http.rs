@@ -43,10 +43,12 @@ mod params;
 mod query;
 mod query_runtime;
 mod remote_write;
+mod serve;
 mod status;
 mod tenant;
 
 pub(crate) use errors::ApiError;
+pub(crate) use serve::{ServeLimits, serve};
 
 /// What the handlers share.
 #[derive(Debug)]
@@ -71,6 +73,8 @@ pub(crate) struct AppState {
     pub(crate) metric_metadata: metric_metadata::MetricMetadataStore,
     /// The blocks of every tenant (stored bytes for usage tracking).
     pub(crate) catalog: Arc<BlockCatalog>,
+    /// Longest a request body may take to arrive (`--http.body-read-timeout`).
+    pub(crate) body_read_timeout: Duration,
 }
 
 impl AppState {
@@ -120,6 +124,10 @@ pub(crate) fn router(state: AppRef) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         // Remote write enforces its own limit; other bodies are small forms.
         .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            serve::body_deadline,
+        ))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
         .with_state(state)
 }

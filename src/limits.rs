@@ -74,6 +74,11 @@ impl LimitsConfig {
         self.tenants.get(t).unwrap_or(&self.defaults)
     }
 
+    /// Whether the file has limits of `t`'s own.
+    pub(crate) fn names_tenant(&self, t: &TenantId) -> bool {
+        self.tenants.contains_key(t)
+    }
+
     pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let file: LimitsFile = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
         let defaults = file

@@ -2,12 +2,19 @@
 //! parsed at startup (an invalid file stops the start), then polled; a changed file that
 //! parses replaces the old configuration, one that does not is logged and ignored, so a
 //! typo never takes the running configuration away.
+//!
+//! Whether that worked is exported as Prometheus exports its own configuration reloads, per
+//! file: `hypnos_config_last_reload_successful{file}` (1 when the file now on disk is the
+//! one in use, 0 while it cannot be read or parsed) and
+//! `hypnos_config_last_reload_success_timestamp_seconds{file}` (when the file in use was
+//! loaded).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use prometheus::{Gauge, IntGauge, Opts, Registry};
 use tokio::task::JoinHandle;
 
 /// How often reloadable files are checked.
@@ -18,8 +25,13 @@ pub(crate) struct Reloading<T> {
     path: PathBuf,
     what: &'static str,
     parse: fn(&str) -> Result<T, String>,
-    /// The parsed configuration and the bytes it came from.
+    /// The parsed configuration and the bytes last read (those of the configuration, or of
+    /// a broken file, remembered so that it is reported once).
     current: RwLock<(Arc<T>, Vec<u8>)>,
+    /// `hypnos_config_last_reload_successful{file}`.
+    successful: IntGauge,
+    /// `hypnos_config_last_reload_success_timestamp_seconds{file}`.
+    success_time: Gauge,
 }
 
 impl<T> std::fmt::Debug for Reloading<T> {
@@ -42,12 +54,46 @@ impl<T: Send + Sync + 'static> Reloading<T> {
             .with_context(|| format!("cannot read the {what} {}", path.display()))?;
         let value = parse_bytes(&bytes, parse)
             .map_err(|e| anyhow::anyhow!("invalid {what} {}: {e}", path.display()))?;
-        Ok(Arc::new(Self {
+        let opts = |name: &str, help: &str| {
+            Opts::new(name, help).const_label("file", path.display().to_string())
+        };
+        let successful = IntGauge::with_opts(opts(
+            "hypnos_config_last_reload_successful",
+            "Whether the last check of a configuration file (tokens, limits) found it valid and in use (1) or could not read or parse it, keeping the previous configuration (0).",
+        ))?;
+        let success_time = Gauge::with_opts(opts(
+            "hypnos_config_last_reload_success_timestamp_seconds",
+            "When the configuration in use was loaded from the file, in Unix seconds.",
+        ))?;
+        let this = Self {
             path: path.to_path_buf(),
             what,
             parse,
             current: RwLock::new((Arc::new(value), bytes)),
-        }))
+            successful,
+            success_time,
+        };
+        this.set_success(true);
+        Ok(Arc::new(this))
+    }
+
+    /// Registers the reload metrics of this file into `registry`.
+    pub(crate) fn register(&self, registry: &Registry) -> Result<(), prometheus::Error> {
+        registry.register(Box::new(self.successful.clone()))?;
+        registry.register(Box::new(self.success_time.clone()))?;
+        Ok(())
+    }
+
+    /// Records the outcome of a check; a success that loaded a configuration also moves the
+    /// timestamp.
+    fn set_success(&self, loaded: bool) {
+        self.successful.set(1);
+        if loaded {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            self.success_time.set(now.as_secs_f64());
+        }
     }
 
     /// The configuration now.
@@ -60,22 +106,32 @@ impl<T: Send + Sync + 'static> Reloading<T> {
         let bytes = match std::fs::read(&self.path) {
             Ok(b) => b,
             Err(e) => {
-                tracing::warn!(file = %self.path.display(), error = %e, "cannot re-read the {}; keeping the previous one", self.what);
+                if self.successful.get() != 0 {
+                    tracing::warn!(file = %self.path.display(), error = %e, "cannot re-read the {}; keeping the previous one", self.what);
+                }
+                self.successful.set(0);
                 return false;
             }
         };
         if self.current.read().unwrap_or_else(|e| e.into_inner()).1 == bytes {
+            // Unchanged since the last read: still broken if it was, back to good if the
+            // file had only been unreadable for a while.
+            if self.successful.get() == 0 && parse_bytes(&bytes, self.parse).is_ok() {
+                self.set_success(false);
+            }
             return false;
         }
         match parse_bytes(&bytes, self.parse) {
             Ok(v) => {
                 *self.current.write().unwrap_or_else(|e| e.into_inner()) = (Arc::new(v), bytes);
+                self.set_success(true);
                 tracing::info!(file = %self.path.display(), "reloaded the {}", self.what);
                 true
             }
             Err(e) => {
                 // Remember the bytes so the same broken file is reported once.
                 self.current.write().unwrap_or_else(|e| e.into_inner()).1 = bytes;
+                self.successful.set(0);
                 tracing::warn!(file = %self.path.display(), error = %e, "invalid {}; keeping the previous one", self.what);
                 false
             }
@@ -130,5 +186,57 @@ mod tests {
         std::fs::write(&p, "x").unwrap();
         let e = Reloading::load(&p, "number file", parse_num).unwrap_err();
         assert!(e.to_string().starts_with("invalid number file"), "{e}");
+    }
+
+    #[test]
+    fn reload_outcome_is_exported_per_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, q) = (dir.path().join("n"), dir.path().join("m"));
+        std::fs::write(&p, "1").unwrap();
+        std::fs::write(&q, "5").unwrap();
+        let r = Reloading::load(&p, "number file", parse_num).unwrap();
+        let other = Reloading::load(&q, "number file", parse_num).unwrap();
+        let registry = Registry::new();
+        r.register(&registry).unwrap();
+        other.register(&registry).unwrap();
+        let value = |name: &str, file: &Path| {
+            let fam = registry.gather();
+            let fam = fam.iter().find(|f| f.name() == name).unwrap();
+            let m = fam
+                .get_metric()
+                .iter()
+                .find(|m| {
+                    m.get_label()
+                        .iter()
+                        .any(|l| l.name() == "file" && l.value() == file.display().to_string())
+                })
+                .unwrap();
+            m.get_gauge().get_value()
+        };
+        let ok = |file: &Path| value("hypnos_config_last_reload_successful", file);
+        let at = |file: &Path| value("hypnos_config_last_reload_success_timestamp_seconds", file);
+        assert_eq!(ok(&p), 1.0);
+        let loaded = at(&p);
+        assert!(loaded > 1.6e9, "{loaded}");
+        // Broken: the old value stays in use, the metric says so; the other file is fine.
+        std::fs::write(&p, "x").unwrap();
+        assert!(!r.check());
+        assert_eq!(*r.get(), 1);
+        assert_eq!((ok(&p), at(&p)), (0.0, loaded));
+        assert!(!r.check(), "the same broken file again");
+        assert_eq!(ok(&p), 0.0);
+        assert_eq!(ok(&q), 1.0);
+        // Fixed: a new configuration, a new timestamp.
+        std::fs::write(&p, "2").unwrap();
+        assert!(r.check());
+        assert_eq!(ok(&p), 1.0);
+        assert!(at(&p) >= loaded);
+        // Deleted: 0 while it is missing, 1 again once the same file is back.
+        std::fs::remove_file(&p).unwrap();
+        assert!(!r.check());
+        assert_eq!(ok(&p), 0.0);
+        std::fs::write(&p, "2").unwrap();
+        assert!(!r.check(), "unchanged content");
+        assert_eq!((ok(&p), *r.get()), (1.0, 2));
     }
 }

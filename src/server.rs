@@ -65,9 +65,18 @@ pub(crate) async fn build_state(
         .with_context(|| format!("cannot list blocks in {}", bucket.describe()))?;
     info!(bucket = %bucket.describe(), blocks, "block catalog loaded");
 
-    let auth = Authenticator::new(args.auth, args.auth_tokens_file.as_deref())?;
+    let auth = Authenticator::new(args.auth, args.auth_tokens_file.as_deref())?
+        .with_admin_api(args.enable_admin_api)
+        .with_max_tenants(args.max_tenants);
     let limits = Limits::new(args.limits_file.as_deref())?;
     let registry = prometheus::Registry::new();
+    for file in [auth.tokens().map(|t| t.register(&registry))]
+        .into_iter()
+        .chain([limits.file().map(|l| l.register(&registry))])
+        .flatten()
+    {
+        file.context("cannot register the reload metrics")?;
+    }
     let cfg = IngestConfig {
         block_duration: args.block_duration,
         ..IngestConfig::new(&args.data_dir)
@@ -94,11 +103,33 @@ pub(crate) async fn build_state(
     let heads: Arc<dyn SeriesSource> = Arc::clone(&ingester) as Arc<dyn SeriesSource>;
     let blocks: Arc<dyn SeriesSource> = Arc::clone(&catalog) as Arc<dyn SeriesSource>;
     let source: Arc<dyn SeriesSource> = Arc::new(MergedSource::new(vec![heads, blocks]));
+    let auth = Arc::new(auth);
+    let metrics = HttpMetrics::new(&registry).context("cannot register HTTP metrics")?;
+    // Only known tenants become metric label values: the default tenant, the tenants the
+    // tokens or limits file names, and the tenants holding data.
+    metrics.tenant_labels.set_known({
+        let (auth, limits, ingester, catalog) = (
+            Arc::clone(&auth),
+            limits.file().cloned(),
+            Arc::clone(&ingester),
+            Arc::clone(&catalog),
+        );
+        move |t: &str| {
+            let Ok(t) = hypnos_schemas::TenantId::new(t) else {
+                return false;
+            };
+            t == hypnos_schemas::TenantId::default_tenant()
+                || auth.names_tenant(&t)
+                || limits.as_ref().is_some_and(|l| l.get().names_tenant(&t))
+                || catalog.has_tenant(&t)
+                || ingester.tenants().contains(&t)
+        }
+    });
     let state = AppState {
         ingester,
         engine: QueryEngine::new(Arc::clone(&source)),
         source,
-        metrics: HttpMetrics::new(&registry).context("cannot register HTTP metrics")?,
+        metrics,
         registry,
         max_request_bytes: args.max_request_bytes,
         query_timeout: QueryOptions::default().timeout,
@@ -107,10 +138,11 @@ pub(crate) async fn build_state(
         } else {
             MaxSourceResolution::Raw
         },
-        auth: Arc::new(auth),
+        auth,
         metric_metadata: Default::default(),
         limits,
         catalog: Arc::clone(&catalog),
+        body_read_timeout: args.http_body_read_timeout,
     };
     Ok((Arc::new(state), catalog))
 }
@@ -137,16 +169,18 @@ pub(crate) async fn run_all(args: AllArgs) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let router = http::router(Arc::clone(&state));
+    let limits = http::ServeLimits {
+        header_read_timeout: args.http_header_read_timeout,
+        max_connections: args.http_max_connections,
+    };
     let mut http_server: JoinHandle<anyhow::Result<()>> = tokio::spawn({
         let stop = stopped(stop_rx.clone());
         async move {
-            axum::serve(http_listener, router)
-                .with_graceful_shutdown(stop)
-                .await
-                .context("HTTP server failed")
+            http::serve(http_listener, router, limits, stop).await;
+            Ok(())
         }
     });
-    let mut grpc_server = tokio::spawn(crate::grpc::serve(grpc_listener, stopped(stop_rx)));
+    let mut grpc_server = tokio::spawn(crate::grpc::serve(grpc_listener, limits, stopped(stop_rx)));
     info!(
         http = %args.http_address,
         grpc = %args.grpc_address,

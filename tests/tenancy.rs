@@ -408,6 +408,12 @@ tokens:
   - name: ops
     token: tok-ops-0123456789
     admin: true
+  - name: beta-prometheus
+    token: tok-beta-write-0123456789
+    write: [beta]
+  - name: scraper
+    token: tok-scrape-0123456789
+    metrics: true
 "#;
 
 /// A server with `--auth=token` reading `tokens` (YAML) from a file in the returned
@@ -514,7 +520,7 @@ fn tokens_are_checked_on_every_path() {
         vec![],
     );
     assert_eq!(vector(&json(&b)["data"]).len(), 1, "{b}");
-    // Flush needs an admin token; probes, build info and /metrics need none.
+    // Flush needs an admin token; probes and build info need none.
     assert_eq!(
         call(&s, "POST", "/api/v1/admin/flush", &[], &[], vec![]).0,
         401
@@ -543,15 +549,23 @@ fn tokens_are_checked_on_every_path() {
         .0,
         200
     );
-    for open in [
-        "/-/ready",
-        "/-/healthy",
-        "/metrics",
-        "/api/v1/status/buildinfo",
-    ] {
+    for open in ["/-/ready", "/-/healthy", "/api/v1/status/buildinfo"] {
         assert_eq!(s.get(open).0, 200, "{open}");
     }
-    let metrics = s.metrics();
+    // /metrics lists every tenant's volumes: tokens with `metrics: true` or admins only.
+    assert_eq!(s.get("/metrics").0, 401);
+    let (st, _, b) = call(
+        &s,
+        "GET",
+        "/metrics",
+        &[("Authorization", "Bearer tok-alpha-read-0123456789")],
+        &[],
+        vec![],
+    );
+    assert_eq!(st, 403, "{b}");
+    assert!(b.contains("alpha-grafana") && b.contains("metrics"), "{b}");
+    s.metrics_with_token("tok-ops-0123456789");
+    let metrics = s.metrics_with_token("tok-scrape-0123456789");
     assert!(
         metric_value(
             &metrics,

@@ -6,6 +6,11 @@
 //! [`BlockCatalog`]'s implementation for how a resolution is chosen), and the metadata path
 //! ([`SeriesSource::series`]) lists the series of every resolution, without the
 //! [`AGGR_LABEL`] of downsampled blocks.
+//!
+//! A block's tenant is the one of its path, `tenants/<tenant>/<ULID>/meta.json`: a block
+//! whose `meta.json` names another tenant or another ULID, or cannot be read or parsed, is
+//! skipped (logged once as an error, listed by [`BlockCatalog::skipped`]) and the rest of
+//! the bucket is served; it is looked at again at every [`BlockCatalog::sync`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -16,7 +21,7 @@ use arrow::array::{
 use arrow::compute::take_record_batch;
 use async_trait::async_trait;
 use futures::TryStreamExt;
-use futures::future::try_join_all;
+use futures::future::{join_all, try_join_all};
 use hypnos_schemas::block::{BlockReader, SampleCache, read_meta};
 use hypnos_schemas::layout::{BlockMeta, TENANTS_DIR, parse_meta_path};
 use hypnos_schemas::{
@@ -31,11 +36,25 @@ use ulid::Ulid;
 
 use crate::merge::{merge_parts, union_labels};
 
+/// A block the catalog does not serve, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedBlock {
+    /// The path of its `meta.json`.
+    pub path: String,
+    /// `unreadable`, `invalid_meta`, `unsupported_version`, `tenant_mismatch` or
+    /// `ulid_mismatch`.
+    pub reason: &'static str,
+    /// The error, for the log.
+    pub error: String,
+}
+
 /// Every block of every tenant, by tenant and ULID.
 #[derive(Debug)]
 pub struct BlockCatalog {
     store: Arc<dyn ObjectStore>,
     blocks: RwLock<BTreeMap<TenantId, BTreeMap<Ulid, Arc<BlockReader>>>>,
+    /// Blocks found at the last sync and not served, by the path's tenant and ULID.
+    skipped: RwLock<BTreeMap<(TenantId, Ulid), SkippedBlock>>,
     /// Decoded samples of every block, kept across queries.
     cache: Arc<SampleCache>,
 }
@@ -44,6 +63,16 @@ pub struct BlockCatalog {
 /// thousand series scraped every 15 s take about 50 MiB (8 bytes per value; series
 /// scraped together share one timestamp vector).
 pub const DEFAULT_SAMPLE_CACHE_BYTES: usize = 256 << 20;
+
+/// The `reason` of a block whose meta could not be loaded; `gone` when it no longer exists.
+fn skip_reason(e: &SchemaError) -> &'static str {
+    match e {
+        SchemaError::ObjectStore(object_store::Error::NotFound { .. }) => "gone",
+        SchemaError::ObjectStore(_) => "unreadable",
+        SchemaError::UnsupportedVersion { .. } => "unsupported_version",
+        _ => "invalid_meta",
+    }
+}
 
 impl BlockCatalog {
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
@@ -55,6 +84,7 @@ impl BlockCatalog {
         Self {
             store,
             blocks: RwLock::new(BTreeMap::new()),
+            skipped: RwLock::new(BTreeMap::new()),
             cache: Arc::new(SampleCache::new(bytes)),
         }
     }
@@ -80,16 +110,58 @@ impl BlockCatalog {
         let new = metas
             .iter()
             .filter(|(t, u, _)| !known.get(t).is_some_and(|b| b.contains_key(u)));
-        let loaded = try_join_all(new.map(|(_, _, p)| read_meta(&self.store, p))).await?;
+        let loaded = join_all(
+            new.map(|(t, u, p)| async move { ((t, u, p), read_meta(&self.store, p).await) }),
+        )
+        .await;
         let mut next: BTreeMap<TenantId, BTreeMap<Ulid, Arc<BlockReader>>> = BTreeMap::new();
         for (t, u, _) in &metas {
             if let Some(r) = known.get(t).and_then(|b| b.get(u)) {
                 next.entry(t.clone()).or_default().insert(*u, Arc::clone(r));
             }
         }
-        for meta in loaded {
-            self.insert_into(&mut next, meta)?;
+        let mut skipped = BTreeMap::new();
+        for ((t, u, path), meta) in loaded {
+            let checked = meta
+                .map_err(|e| (skip_reason(&e), e.to_string()))
+                .and_then(|m| {
+                    if m.tenant != t.as_str() {
+                        Err((
+                            "tenant_mismatch",
+                            format!("meta.json names tenant {:?}, the path tenant {t}", m.tenant),
+                        ))
+                    } else if m.ulid != *u {
+                        Err((
+                            "ulid_mismatch",
+                            format!("meta.json names block {}, the path block {u}", m.ulid),
+                        ))
+                    } else {
+                        Ok(m)
+                    }
+                });
+            match checked {
+                Ok(m) => self.insert_into(&mut next, m)?,
+                // Deleted between the listing and the read (a compactor's deletion).
+                Err(("gone", _)) => {}
+                Err((reason, error)) => {
+                    let block = SkippedBlock {
+                        path: path.to_string(),
+                        reason,
+                        error,
+                    };
+                    skipped.insert((t.clone(), *u), block);
+                }
+            }
         }
+        {
+            let before = self.skipped.read();
+            for (key, b) in &skipped {
+                if before.get(key) != Some(b) {
+                    tracing::error!(block = %b.path, reason = b.reason, error = %b.error, "block skipped: it is not served until its meta.json is fixed");
+                }
+            }
+        }
+        *self.skipped.write() = skipped;
         let mut current = self.blocks.write();
         // Blocks announced through `block_written` while the bucket was being listed are
         // newer than the listing: keep them.
@@ -103,6 +175,11 @@ impl BlockCatalog {
         let n = next.values().map(|b| b.len()).sum();
         *current = next;
         Ok(n)
+    }
+
+    /// The blocks found at the last sync and not served.
+    pub fn skipped(&self) -> Vec<SkippedBlock> {
+        self.skipped.read().values().cloned().collect()
     }
 
     fn insert_into(
@@ -150,6 +227,14 @@ impl BlockCatalog {
             .filter(|(_, b)| !b.is_empty())
             .map(|(t, _)| t.clone())
             .collect()
+    }
+
+    /// Whether `tenant` has a block.
+    pub fn has_tenant(&self, tenant: &TenantId) -> bool {
+        self.blocks
+            .read()
+            .get(tenant)
+            .is_some_and(|b| !b.is_empty())
     }
 
     /// The metas of every block, by tenant.
@@ -1445,5 +1530,75 @@ mod tests {
         let a = aggregates(&[(1, 1.0), (2, STALE), (3, 2.0)], RESOLUTION_5M);
         assert_eq!(a["count"], vec![(3, 2.0)]);
         assert_eq!(a["counter"], vec![(1, 1.0), (3, 2.0)]);
+    }
+
+    #[tokio::test]
+    async fn blocks_with_a_foreign_or_broken_meta_are_skipped_and_the_rest_served() {
+        use hypnos_schemas::layout::{META_FILE, block_file};
+        let store = store();
+        let series = raw_series(0, HOUR);
+        let good = raw_block(&store, &series).await;
+        let meta = store
+            .get(&block_file(&tenant(), good.ulid, META_FILE))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        // Another tenant's folder holding a meta that names tenant `t`, and a folder of
+        // `t` whose meta is not JSON.
+        let evil = TenantId::new("evil").unwrap();
+        let foreign = Ulid::new();
+        let foreign_meta = String::from_utf8(meta.to_vec())
+            .unwrap()
+            .replace(&good.ulid.to_string(), &foreign.to_string());
+        store
+            .put(&block_file(&evil, foreign, META_FILE), foreign_meta.into())
+            .await
+            .unwrap();
+        let garbage = Ulid::new();
+        store
+            .put(
+                &block_file(&tenant(), garbage, META_FILE),
+                b"{not json".to_vec().into(),
+            )
+            .await
+            .unwrap();
+        let c = BlockCatalog::new(Arc::clone(&store));
+        assert_eq!(c.sync().await.unwrap(), 1);
+        assert_eq!(c.tenants(), vec![tenant()]);
+        let blocks = c.blocks(&tenant(), TimeRange::new(i64::MIN, i64::MAX));
+        assert_eq!(blocks.len(), 1);
+        assert_eq!(blocks[0].meta().ulid, good.ulid);
+        assert!(!c.has_tenant(&evil));
+        let got = read(
+            &c,
+            &[eq("__name__", "g")],
+            (0, HOUR),
+            hints(0, ReadAggregate::Max),
+        )
+        .await;
+        assert_eq!(points(&got[0]), series[0].1);
+        let mut reasons: Vec<&str> = c.skipped().iter().map(|b| b.reason).collect();
+        reasons.sort_unstable();
+        assert_eq!(reasons, ["invalid_meta", "tenant_mismatch"]);
+        let mismatch = c
+            .skipped()
+            .into_iter()
+            .find(|b| b.reason == "tenant_mismatch");
+        assert!(mismatch.unwrap().path.contains("evil"));
+        // Fixed on disk: served at the next sync, and no longer listed as skipped.
+        store
+            .put(
+                &block_file(&tenant(), garbage, META_FILE),
+                String::from_utf8(meta.to_vec())
+                    .unwrap()
+                    .replace(&good.ulid.to_string(), &garbage.to_string())
+                    .into(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(c.sync().await.unwrap(), 2);
+        assert_eq!(c.skipped().len(), 1);
     }
 }

@@ -6,7 +6,7 @@ mod catalog;
 mod merge;
 
 pub use budget::QueryBudget;
-pub use catalog::{BlockCatalog, DEFAULT_SAMPLE_CACHE_BYTES};
+pub use catalog::{BlockCatalog, DEFAULT_SAMPLE_CACHE_BYTES, SkippedBlock};
 pub use guard::QueryGuard;
 pub use merge::MergedSource;
 pub mod exec;

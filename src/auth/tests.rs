@@ -309,3 +309,47 @@ fn regex_grants_read_the_known_tenants_they_match() {
     set.lock().unwrap().insert(TenantId::new("team-c").unwrap());
     assert_eq!(b.authenticate(&h, Access::Read).unwrap().label(), "team-c");
 }
+
+#[test]
+fn metrics_need_a_metrics_or_admin_token_in_token_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("tokens.yml");
+    std::fs::write(
+        &p,
+        format!("{TOKENS}  - name: scraper\n    token: secret-scrape\n    metrics: true\n"),
+    )
+    .unwrap();
+    let a = Authenticator::new(AuthMode::Token, Some(&p)).unwrap();
+    let auth = |tok: Option<&str>| {
+        let bearer = tok.map(|t| format!("Bearer {t}"));
+        let pairs: Vec<(&'static str, &str)> = bearer
+            .as_deref()
+            .map(|b| ("authorization", b))
+            .into_iter()
+            .collect();
+        a.authenticate(&headers(&pairs), Access::Metrics)
+    };
+    assert!(matches!(auth(None), Err(AuthError::Unauthenticated(_))));
+    let e = auth(Some("secret-ra")).unwrap_err();
+    assert!(matches!(e, AuthError::NotAllowed { .. }), "{e}");
+    assert!(e.to_string().contains("a-reader"), "{e}");
+    assert!(!e.to_string().contains("secret"), "{e}");
+    assert!(auth(Some("secret-scrape")).is_ok());
+    assert!(auth(Some("secret-ops")).is_ok());
+    // The metrics scope reads nothing else: a scraper token cannot read a tenant.
+    let h = headers(&[("authorization", "Bearer secret-scrape")]);
+    assert!(a.authenticate(&h, Access::Read).is_err());
+    // Header and none modes: open, whatever the headers say.
+    for mode in [AuthMode::Header, AuthMode::None] {
+        let a = Authenticator::new(mode, None).unwrap();
+        let h = headers(&[("x-scope-orgid", "not/valid")]);
+        assert!(a.authenticate(&h, Access::Metrics).is_ok());
+        // Admin endpoints: off unless enabled.
+        assert!(matches!(
+            a.authenticate(&HeaderMap::new(), Access::Admin),
+            Err(AuthError::AdminDisabled)
+        ));
+        let a = a.with_admin_api(true);
+        assert!(a.authenticate(&HeaderMap::new(), Access::Admin).is_ok());
+    }
+}

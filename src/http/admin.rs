@@ -6,11 +6,12 @@ use axum::response::{IntoResponse, Response};
 use prometheus::{Encoder, TextEncoder};
 
 use super::errors::ApiError;
-use super::tenant::AdminScope;
+use super::tenant::{AdminScope, MetricsScope};
 use super::{AppRef, json};
 
 /// `POST /api/v1/admin/flush`: cuts every head now and answers once the blocks are written,
-/// listing their metas. It touches every tenant: with `--auth=token` only admin tokens may.
+/// listing their metas. It touches every tenant: with `--auth=token` only admin tokens may,
+/// in the other modes only when `--web.enable-admin-api` is given.
 pub(super) async fn flush(
     State(state): State<AppRef>,
     AdminScope(admin): AdminScope,
@@ -47,8 +48,9 @@ pub(super) async fn healthy() -> Response {
     text(StatusCode::OK, "Hypnos is Healthy.\n".into())
 }
 
-/// `GET /metrics`: every metric of the shared registry (ingester and HTTP layer).
-pub(super) async fn metrics(State(state): State<AppRef>) -> Response {
+/// `GET /metrics`: every metric of the shared registry (ingester and HTTP layer). With
+/// `--auth=token` only tokens with `metrics: true` or `admin: true` may read it.
+pub(super) async fn metrics(State(state): State<AppRef>, _: MetricsScope) -> Response {
     let encoder = TextEncoder::new();
     let mut buf = Vec::new();
     super::status::refresh_storage_gauges(&state);

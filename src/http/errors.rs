@@ -75,6 +75,8 @@ impl ApiError {
             ApiError::Auth(AuthError::Unauthenticated(_)) => "unauthorized",
             ApiError::Auth(AuthError::Forbidden { .. }) => "forbidden",
             ApiError::Auth(AuthError::Tenant(_)) => "bad_data",
+            ApiError::Auth(AuthError::NotAllowed { .. }) => "forbidden",
+            ApiError::Auth(AuthError::AdminDisabled) => "unavailable",
             ApiError::Limit { status, .. } => match status.as_u16() {
                 429 => "unavailable",
                 503 => "timeout",
@@ -110,6 +112,8 @@ pub(crate) fn auth_status(e: &AuthError) -> StatusCode {
         AuthError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         AuthError::Forbidden { .. } => StatusCode::FORBIDDEN,
         AuthError::Tenant(_) => StatusCode::BAD_REQUEST,
+        AuthError::NotAllowed { .. } => StatusCode::FORBIDDEN,
+        AuthError::AdminDisabled => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 

@@ -31,9 +31,7 @@ pub(super) async fn receive(
     // Unauthenticated callers are not trusted to name a tenant in a metric label.
     let tenant_label = match &scope {
         Ok(s) => s.first().to_string(),
-        Err(AuthError::Forbidden { tenant, .. }) => tenant.clone(),
-        Err(AuthError::Unauthenticated(_)) => "unknown".into(),
-        Err(AuthError::Tenant(_)) => "invalid".into(),
+        Err(e) => super::tenant::rejection_label(e).to_string(),
     };
     let mut samples = None;
     match write(&state, scope, &headers, body, &mut samples).await {

@@ -133,11 +133,10 @@ pub(crate) fn usage(state: &AppRef, only: Option<&BTreeSet<TenantId>>) -> Vec<Te
             *r.bytes_stored_by_resolution.entry(res).or_default() += s.bytes;
         }
     }
-    // Label values that are not tenants ("unknown", "invalid") are no tenant's usage.
+    // Label values that are not tenants (the placeholders of `crate::metrics`, which no
+    // tenant id can spell) are no tenant's usage.
     rows.into_values()
-        .filter(|r| {
-            TenantId::new(&r.tenant).is_ok() && r.tenant != "unknown" && r.tenant != "invalid"
-        })
+        .filter(|r| TenantId::new(&r.tenant).is_ok())
         .collect()
 }
 
@@ -213,7 +212,7 @@ pub(crate) fn stored(metas: &[BlockMeta]) -> BTreeMap<(String, String), Stored> 
     out
 }
 
-/// Sets the stored-bytes and block gauges from the catalog (called before `/metrics` is
+/// Sets the stored-bytes, block and skipped-block gauges from the catalog (called before `/metrics` is
 /// encoded, so tenants whose blocks are gone disappear).
 pub(crate) fn refresh_storage_gauges(state: &AppRef) {
     let m = &state.metrics;
@@ -226,6 +225,18 @@ pub(crate) fn refresh_storage_gauges(state: &AppRef) {
         m.stored_blocks
             .with_label_values(&[tenant.as_str()])
             .add(i64::try_from(s.blocks).unwrap_or(i64::MAX));
+    }
+    m.blocks_skipped.reset();
+    for reason in [
+        "unreadable",
+        "invalid_meta",
+        "unsupported_version",
+        "tenant_mismatch",
+    ] {
+        m.blocks_skipped.with_label_values(&[reason]);
+    }
+    for b in state.catalog.skipped() {
+        m.blocks_skipped.with_label_values(&[b.reason]).inc();
     }
 }
 

@@ -26,12 +26,13 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use hypnos_engine::QueryBudget;
 use hypnos_schemas::TenantId;
-use prometheus::IntGaugeVec;
+use prometheus::{IntGauge, IntGaugeVec};
 
 use super::AppRef;
 use super::errors::ApiError;
 use crate::auth::{Access, AuthError, Scope, requested_tenants};
 use crate::limits::{GatePass, ReadLimits};
+use crate::metrics::{ByTenant, INVALID_TENANT, OTHER_TENANT, UNAUTHENTICATED_TENANT};
 
 /// The tenants a read (query, metadata, usage) may see: one, or several for a federated
 /// read (`X-Scope-OrgID: a|b`).
@@ -41,6 +42,10 @@ pub(crate) struct ReadScope(pub(crate) Scope);
 /// A caller allowed to act on every tenant (flush).
 #[derive(Clone, Debug)]
 pub(crate) struct AdminScope(pub(crate) Scope);
+
+/// A caller allowed to read `/metrics` (anyone but in `token` mode).
+#[derive(Clone, Debug)]
+pub(crate) struct MetricsScope;
 
 fn authenticate(state: &AppRef, parts: &Parts, access: Access) -> Result<Scope, ApiError> {
     state
@@ -53,18 +58,25 @@ fn authenticate(state: &AppRef, parts: &Parts, access: Access) -> Result<Scope, 
 }
 
 /// Counts a refused read in `hypnos_query_rejected_total`. Unauthenticated callers are not
-/// trusted to name a tenant (that would let anyone create label values).
+/// trusted to name a tenant (that would let anyone create label values), and a forbidden
+/// tenant counts under its own name only when it is a known tenant
+/// ([`crate::metrics::TenantLabels`]).
 fn count_auth_rejection(state: &AppRef, e: &AuthError) {
-    let tenant = match e {
-        AuthError::Forbidden { tenant, .. } => tenant.clone(),
-        AuthError::Unauthenticated(_) => "unknown".into(),
-        AuthError::Tenant(_) => "invalid".into(),
-    };
     state
         .metrics
         .query_rejected
-        .with_label_values(&[tenant.as_str(), e.reason()])
+        .with_label_values(&[rejection_label(e), e.reason()])
         .inc();
+}
+
+/// The `tenant` label of a request refused by authentication.
+pub(crate) fn rejection_label(e: &AuthError) -> &str {
+    match e {
+        AuthError::Forbidden { tenant, .. } => tenant,
+        AuthError::Unauthenticated(_) => UNAUTHENTICATED_TENANT,
+        AuthError::Tenant(_) => INVALID_TENANT,
+        AuthError::NotAllowed { .. } | AuthError::AdminDisabled => OTHER_TENANT,
+    }
 }
 
 impl FromRequestParts<AppRef> for ReadScope {
@@ -80,6 +92,14 @@ impl FromRequestParts<AppRef> for AdminScope {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppRef) -> Result<Self, ApiError> {
         authenticate(state, parts, Access::Admin).map(AdminScope)
+    }
+}
+
+impl FromRequestParts<AppRef> for MetricsScope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppRef) -> Result<Self, ApiError> {
+        authenticate(state, parts, Access::Metrics).map(|_| MetricsScope)
     }
 }
 
@@ -114,20 +134,23 @@ impl Admitted {
     }
 }
 
-/// Counts a read in `hypnos_queries_running` while it lives.
+/// Counts a read in `hypnos_queries_running` while it lives (the gauges are chosen once, so
+/// a tenant that becomes known meanwhile is decremented where it was incremented).
 #[derive(Debug)]
 struct Running {
-    gauge: IntGaugeVec,
+    gauges: Vec<IntGauge>,
     tenants: Vec<TenantId>,
 }
 
 impl Running {
-    fn new(gauge: &IntGaugeVec, tenants: &[TenantId]) -> Self {
-        for t in tenants {
-            gauge.with_label_values(&[t.as_str()]).inc();
-        }
+    fn new(gauge: &ByTenant<IntGaugeVec>, tenants: &[TenantId]) -> Self {
+        let gauges: Vec<IntGauge> = tenants
+            .iter()
+            .map(|t| gauge.with_label_values(&[t.as_str()]))
+            .collect();
+        gauges.iter().for_each(IntGauge::inc);
         Self {
-            gauge: gauge.clone(),
+            gauges,
             tenants: tenants.to_vec(),
         }
     }
@@ -135,9 +158,7 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        for t in &self.tenants {
-            self.gauge.with_label_values(&[t.as_str()]).dec();
-        }
+        self.gauges.iter().for_each(IntGauge::dec);
     }
 }
 
@@ -248,10 +269,10 @@ pub(crate) async fn test_hold(tenants: &[TenantId]) {
 
 /// The tenant label for logs when no scope could be established.
 pub(crate) fn requested_label(headers: &axum::http::HeaderMap) -> String {
-    match requested_tenants(headers, Access::Read) {
+    match requested_tenants(headers, Access::Read, usize::MAX) {
         Ok(Some(t)) => t.iter().map(|t| t.as_str()).collect::<Vec<_>>().join("|"),
         Ok(None) => "default".into(),
-        Err(_) => "invalid".into(),
+        Err(_) => INVALID_TENANT.into(),
     }
 }
 

@@ -19,20 +19,29 @@ struct Fixture {
 }
 
 async fn fixture_with(max_request_bytes: usize) -> Fixture {
+    fixture_args(max_request_bytes, &["--web.enable-admin-api"]).await
+}
+
+/// A fixture with `extra` flags.
+async fn fixture_args(max_request_bytes: usize, extra: &[&str]) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     // Parsed like the command line, so that flags added later take their defaults.
     let data_dir = dir.path().join("data");
     let max = max_request_bytes.to_string();
-    let cli = crate::cli::Cli::try_parse_from([
-        "hypnos".as_ref(),
-        "all".as_ref(),
-        "--data-dir".as_ref(),
-        data_dir.as_os_str(),
-        "--http-address=127.0.0.1:0".as_ref(),
-        "--grpc-address=127.0.0.1:0".as_ref(),
-        "--max-request-bytes".as_ref(),
-        std::ffi::OsStr::new(&max),
-    ])
+    let cli = crate::cli::Cli::try_parse_from(
+        [
+            "hypnos".as_ref(),
+            "all".as_ref(),
+            "--data-dir".as_ref(),
+            data_dir.as_os_str(),
+            "--http-address=127.0.0.1:0".as_ref(),
+            "--grpc-address=127.0.0.1:0".as_ref(),
+            "--max-request-bytes".as_ref(),
+            std::ffi::OsStr::new(&max),
+        ]
+        .into_iter()
+        .chain(extra.iter().map(std::ffi::OsStr::new)),
+    )
     .unwrap();
     let crate::cli::Command::All(args) = cli.command else {
         panic!("not all")
@@ -249,7 +258,7 @@ async fn remote_write_refuses_bad_input_in_plain_text() {
         r#"hypnos_receive_rejected_total{reason="unsupported_media_type",tenant="default-tenant"} 1"#,
         r#"hypnos_receive_rejected_total{reason="decode",tenant="default-tenant"} 1"#,
         r#"hypnos_receive_rejected_total{reason="too_large",tenant="default-tenant"} 1"#,
-        r#"hypnos_receive_rejected_total{reason="invalid_tenant",tenant="invalid"} 1"#,
+        r#"hypnos_receive_rejected_total{reason="invalid_tenant",tenant="<invalid>"} 1"#,
         r#"hypnos_http_requests_total{code="415",handler="/api/v1/receive"} 1"#,
     ] {
         assert!(metrics.contains(line), "no {line} in\n{metrics}");
@@ -481,3 +490,5 @@ async fn query_answers_carry_warnings_and_infos_like_prometheus() {
         "{v}"
     );
 }
+
+mod hardening;

@@ -361,6 +361,9 @@ pub struct Options {
     pub addresses_by_env: bool,
     /// Give no addresses at all: the server uses its defaults (10902 and 10901).
     pub default_addresses: bool,
+    /// Do not pass `--web.enable-admin-api` (which the tests pass by default so that
+    /// [`TestServer::flush`] works in `header` mode).
+    pub no_admin_api: bool,
 }
 
 impl Options {
@@ -480,6 +483,9 @@ impl TestServer {
             } else if !self.opts.default_addresses {
                 cmd.arg("--http-address").arg(self.http.to_string());
                 cmd.arg("--grpc-address").arg(self.grpc.to_string());
+            }
+            if !self.opts.no_admin_api {
+                cmd.arg("--web.enable-admin-api");
             }
             cmd.args(&self.opts.args);
             for (k, v) in &self.opts.envs {
@@ -750,6 +756,22 @@ impl TestServer {
     #[track_caller]
     pub fn metrics(&self) -> String {
         let (status, body) = self.get("/metrics");
+        assert_eq!(status, 200, "/metrics answered {status}: {body}");
+        body
+    }
+
+    /// `/metrics` with `Authorization: Bearer <token>` (`--auth=token`), which must answer
+    /// 200.
+    #[track_caller]
+    pub fn metrics_with_token(&self, token: &str) -> String {
+        let r = self
+            .client
+            .get(self.url("/metrics"))
+            .bearer_auth(token)
+            .send()
+            .unwrap_or_else(|e| panic!("GET /metrics: {e}"));
+        let status = r.status().as_u16();
+        let body = r.text().unwrap_or_default();
         assert_eq!(status, 200, "/metrics answered {status}: {body}");
         body
     }
