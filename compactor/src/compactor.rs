@@ -24,7 +24,7 @@ use hypnos_schemas::layout::{
 };
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use ulid::Ulid;
 
 use crate::CompactError;
@@ -127,6 +127,10 @@ pub struct CompactReport {
     pub marked: usize,
     /// Blocks (or partial folders) deleted.
     pub deleted: usize,
+    /// Blocks left alone because their `meta.json` cannot be trusted: it does not parse, has
+    /// a schema version this build cannot read, or names another tenant or block than its
+    /// path. Counted once per listing (a run may list several times).
+    pub skipped: usize,
 }
 
 /// One block folder as listed.
@@ -183,7 +187,8 @@ impl Compactor {
         // Blocks whose downsampling failed on their content: not tried again in this run.
         let mut failed: HashSet<Ulid> = HashSet::new();
         for _ in 0..self.cfg.max_passes.max(1) {
-            let tenants = self.list_blocks().await?;
+            let (tenants, skipped) = self.list_blocks().await?;
+            report.skipped = skipped;
             let mut jobs: Vec<Vec<Arc<BlockReader>>> = Vec::new();
             let mut downsample_jobs: Vec<(Arc<BlockReader>, i64)> = Vec::new();
             for (tenant, blocks) in &tenants {
@@ -363,26 +368,48 @@ impl Compactor {
     }
 
     /// The metas of every complete block, with whether it is marked, by tenant.
+    /// The blocks of every tenant with whether each is marked for deletion, and how many
+    /// blocks were skipped. A block whose `meta.json` cannot be trusted (it does not parse,
+    /// is of a newer schema, or names another tenant or block than its path) is skipped with
+    /// an error log: never compacted, marked or deleted, and it stops nothing else. An
+    /// object-store failure still fails the run (a block missing from a listing could be
+    /// compacted twice).
     async fn list_blocks(
         &self,
-    ) -> Result<BTreeMap<TenantId, Vec<(BlockMeta, bool)>>, CompactError> {
+    ) -> Result<(BTreeMap<TenantId, Vec<(BlockMeta, bool)>>, usize), CompactError> {
+        use hypnos_schemas::SchemaError;
         let mut out: BTreeMap<TenantId, Vec<(BlockMeta, bool)>> = BTreeMap::new();
+        let mut skipped = 0;
         for ((t, u), f) in self.list_folders().await? {
             if !f.has(META_FILE) {
                 continue;
             }
             let meta = match read_meta(&self.store, &block_file(&t, u, META_FILE)).await {
                 Ok(m) => m,
-                Err(hypnos_schemas::SchemaError::ObjectStore(object_store::Error::NotFound {
-                    ..
-                })) => continue,
-                Err(e) => return Err(e.into()),
+                Err(SchemaError::ObjectStore(object_store::Error::NotFound { .. })) => continue,
+                Err(e @ SchemaError::ObjectStore(_)) => return Err(e.into()),
+                Err(e) => {
+                    error!(tenant = %t, block = %u, error = %e, "block skipped by the compactor: its meta.json cannot be read");
+                    skipped += 1;
+                    continue;
+                }
             };
+            if meta.tenant != t.as_str() || meta.ulid != u {
+                error!(
+                    tenant = %t,
+                    block = %u,
+                    meta_tenant = %meta.tenant,
+                    meta_block = %meta.ulid,
+                    "block skipped by the compactor: its meta.json names another tenant or block than its path"
+                );
+                skipped += 1;
+                continue;
+            }
             out.entry(t)
                 .or_default()
                 .push((meta, f.has(DELETION_MARK_FILE)));
         }
-        Ok(out)
+        Ok((out, skipped))
     }
 
     /// Marks the blocks of one tenant that are replaced (their new block exists) or past

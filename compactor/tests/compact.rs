@@ -391,6 +391,64 @@ async fn compacts_levels_and_deletes_after_delay(kind: Kind) {
     assert!(!exists(&store, "compactor.lock").await);
 }
 
+async fn blocks_whose_meta_cannot_be_trusted_are_skipped_and_kept(kind: Kind) {
+    let Some(mut buckets) = Buckets::new(kind) else {
+        return;
+    };
+    let store = buckets.fresh();
+    let tenant = TenantId::new("t").unwrap();
+    seed(&store, &tenant).await;
+    let (before, _, _) = query(&store, &tenant).await;
+    // A block of tenant "u" copied under "t"'s path, and a meta.json that does not parse.
+    let other = TenantId::new("u").unwrap();
+    let ts = scrape(0, H, 0);
+    let foreign = write_block(
+        &store,
+        &other,
+        vec![series(&[("__name__", "secret"), ("job", "u")], &ts, |_| {
+            1.0
+        })],
+    )
+    .await
+    .unwrap();
+    let mut foreign_files: Vec<String> = foreign.files.iter().map(|f| f.name.clone()).collect();
+    foreign_files.push("meta.json".into());
+    for name in &foreign_files {
+        let from = Path::from(format!("tenants/u/{}/{name}", foreign.ulid));
+        let bytes = store.get(&from).await.unwrap().bytes().await.unwrap();
+        let to = Path::from(format!("tenants/t/{}/{name}", foreign.ulid));
+        store.put(&to, bytes.into()).await.unwrap();
+    }
+    let garbage = ulid::Ulid::new();
+    let garbage_meta = format!("tenants/t/{garbage}/meta.json");
+    store
+        .put(
+            &Path::from(garbage_meta.as_str()),
+            b"{not json".to_vec().into(),
+        )
+        .await
+        .unwrap();
+
+    let c = Compactor::new(Arc::clone(&store), cfg()).unwrap();
+    let report = c.run_once().await.unwrap();
+    assert_eq!(report.skipped, 2, "the foreign and the garbage block");
+    assert_eq!(
+        report.written.len(),
+        1,
+        "the good blocks are still compacted"
+    );
+    let report = c.run_once().await.unwrap();
+    assert_eq!(
+        report.deleted, 4,
+        "only the replaced good blocks are deleted"
+    );
+    assert_eq!(report.skipped, 2);
+    // Neither skipped block was touched, and t's data is what it was.
+    assert!(exists(&store, &garbage_meta).await);
+    assert!(exists(&store, &format!("tenants/t/{}/meta.json", foreign.ulid)).await);
+    assert_eq!(query(&store, &tenant).await.0, before);
+}
+
 async fn replicas_are_deduplicated_into_one_series(kind: Kind) {
     let Some(mut buckets) = Buckets::new(kind) else {
         return;
@@ -1087,6 +1145,7 @@ macro_rules! on_both_stores {
 
 on_both_stores!(
     compacts_levels_and_deletes_after_delay,
+    blocks_whose_meta_cannot_be_trusted_are_skipped_and_kept,
     replicas_are_deduplicated_into_one_series,
     a_crash_at_any_step_is_finished_by_the_next_run,
     a_second_compactor_is_refused_while_the_lease_is_held,
