@@ -241,6 +241,11 @@ impl PreparedWrite {
     pub fn take_metadata(&mut self) -> Vec<MetricMetadata> {
         std::mem::take(&mut self.metadata)
     }
+
+    /// The tenant written to.
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
 }
 
 impl std::fmt::Debug for Ingester {
