@@ -75,7 +75,12 @@ fn decompression_bombs_are_refused_before_they_are_decoded() {
     let body = snappy(&raw);
     assert!(body.len() < 2 << 20, "{} bytes compressed", body.len());
     // Default limits: refused by the sample count, read on the wire.
-    let (status, msg) = s.post("/api/v1/receive", Tenant::Default, &RW_HEADERS, body.clone());
+    let (status, msg) = s.post(
+        "/api/v1/receive",
+        Tenant::Default,
+        &RW_HEADERS,
+        body.clone(),
+    );
     assert_eq!(status, 413, "{msg}");
     assert!(msg.contains("max_samples_per_request"), "{msg}");
     // Without count limits: refused by the amplification bound.
@@ -91,22 +96,25 @@ fn decompression_bombs_are_refused_before_they_are_decoded() {
         (bomb(1, 8 << 20), "labels"),
         (metadata, "metadata"),
     ] {
-        let (status, msg) =
-            s.post("/api/v1/receive", Tenant::OrgId("open"), &RW_HEADERS, snappy(&raw));
+        let (status, msg) = s.post(
+            "/api/v1/receive",
+            Tenant::OrgId("open"),
+            &RW_HEADERS,
+            snappy(&raw),
+        );
         match status {
             400 => assert!(msg.contains("empty messages"), "{what}: {msg}"),
-            413 => assert!(msg.contains("--receive.max-inflight-decode-bytes"), "{what}: {msg}"),
+            413 => assert!(
+                msg.contains("--receive.max-inflight-decode-bytes"),
+                "{what}: {msg}"
+            ),
             _ => panic!("{what}: {status} {msg}"),
         }
     }
 
     let growth = s.proc_status_bytes("VmHWM").saturating_sub(hwm_before);
     eprintln!("peak RSS (VmHWM) grew by {} KiB", growth >> 10);
-    assert!(
-        growth < 300 << 20,
-        "peak RSS grew by {} MiB",
-        growth >> 20
-    );
+    assert!(growth < 300 << 20, "peak RSS grew by {} MiB", growth >> 20);
     assert_kept(&s, t);
     s.write(Tenant::Default, &good_series(t + 1000));
 }

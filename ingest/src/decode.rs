@@ -13,8 +13,8 @@ pub(crate) mod budget;
 mod scan;
 
 pub use budget::{DEFAULT_MAX_INFLIGHT_DECODE_BYTES, Reservation};
-use scan::{decode_scanned, scan};
 pub use scan::MAX_DECODE_AMPLIFICATION;
+use scan::{decode_scanned, scan};
 
 /// Default limit on a decompressed request body: 64 MiB.
 pub const DEFAULT_MAX_DECOMPRESSED_BYTES: usize = 64 << 20;
@@ -123,8 +123,8 @@ fn check_content_type(v: Option<&str>) -> Result<(), IngestError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prost::Message;
     use hypnos_schemas::remote::{Label, Sample, TimeSeries};
+    use prost::Message;
 
     fn body() -> Vec<u8> {
         let req = WriteRequest {

@@ -28,8 +28,7 @@ use tracing::{debug, error, info};
 
 use crate::decode::budget::DecodeBudget;
 use crate::decode::{
-    DEFAULT_MAX_DECOMPRESSED_BYTES, DEFAULT_MAX_INFLIGHT_DECODE_BYTES, Reservation,
-    decode_limited,
+    DEFAULT_MAX_DECOMPRESSED_BYTES, DEFAULT_MAX_INFLIGHT_DECODE_BYTES, Reservation, decode_limited,
 };
 use crate::exemplars::{
     DEFAULT_MAX_EXEMPLARS_PER_TENANT, ExemplarStats, ExemplarStore, SeriesExemplars,

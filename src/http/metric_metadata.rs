@@ -21,8 +21,8 @@ use std::sync::RwLock;
 
 use axum::extract::State;
 use axum::response::Response;
-use hypnos_schemas::TenantId;
 use hypnos_ingest::{LimitError, LimitKind, WriteLimits};
+use hypnos_schemas::TenantId;
 use hypnos_schemas::remote::MetricMetadata;
 use serde::Serialize;
 
@@ -250,7 +250,9 @@ mod tests {
     fn kept_per_tenant_unique_and_bounded() {
         let s = MetricMetadataStore::default();
         let (a, b) = (tenant("a"), tenant("b"));
-        s.record(&a, &L,
+        s.record(
+            &a,
+            &L,
             &[
                 md("up", 2, "up help"),
                 md("req_total", 1, "requests"),
@@ -344,8 +346,14 @@ mod tests {
         // Known names pass, a new one does not; the message names the limit.
         s.check(&a, &l, &[md("m2", 2, "")]).unwrap();
         let e = s.check(&a, &l, &[md("m3", 1, "")]).unwrap_err();
-        assert_eq!((e.limit, e.kind), ("max_metadata_per_user", LimitKind::Invalid));
-        assert!(e.message.contains("adds 1, more than the limit of 2"), "{e}");
+        assert_eq!(
+            (e.limit, e.kind),
+            ("max_metadata_per_user", LimitKind::Invalid)
+        );
+        assert!(
+            e.message.contains("adds 1, more than the limit of 2"),
+            "{e}"
+        );
         // Another tenant has its own count.
         s.check(&tenant("b"), &l, &[md("m3", 1, "")]).unwrap();
         // One entry per metric, the newest; help and unit cut at max_metadata_length.

@@ -74,7 +74,11 @@ fn expect_len(wire: WireType, what: &str) -> Result<(), IngestError> {
 /// Bytes of a vector of `n` elements of `size` bytes grown by pushing (capacity at most
 /// twice the length, at least 4).
 fn grown(n: usize, size: usize) -> usize {
-    if n == 0 { 0 } else { n.max(2).saturating_mul(2).saturating_mul(size) }
+    if n == 0 {
+        0
+    } else {
+        n.max(2).saturating_mul(2).saturating_mul(size)
+    }
 }
 
 /// Counts the request in `buf` (a decompressed body).
@@ -217,7 +221,11 @@ impl Shape {
     /// Refuses a request whose decoded structures would take more than
     /// [`MAX_DECODE_AMPLIFICATION`] times its `decompressed` bytes (400), or that crosses
     /// one of the request limits (413 for counts, 400 for labels per series).
-    pub(crate) fn check(&self, decompressed: usize, limits: &WriteLimits) -> Result<(), IngestError> {
+    pub(crate) fn check(
+        &self,
+        decompressed: usize,
+        limits: &WriteLimits,
+    ) -> Result<(), IngestError> {
         let too_large = |limit: &'static str, message: String| {
             IngestError::from(LimitError::new(limit, LimitKind::TooLarge, message))
         };
@@ -254,7 +262,9 @@ impl Shape {
             )
             .into());
         }
-        let bound = decompressed.max(64).saturating_mul(MAX_DECODE_AMPLIFICATION);
+        let bound = decompressed
+            .max(64)
+            .saturating_mul(MAX_DECODE_AMPLIFICATION);
         if self.decoded_bytes > bound {
             return Err(IngestError::Decode(format!(
                 "the request would decode to about {} bytes of structures, more than \
@@ -318,7 +328,9 @@ fn decode_series(buf: &[u8]) -> Result<TimeSeries, IngestError> {
         let field = take_len(&mut rest)?;
         match tag {
             1 => ts.labels.push(Label::decode(field).map_err(decode_error)?),
-            2 => ts.samples.push(Sample::decode(field).map_err(decode_error)?),
+            2 => ts
+                .samples
+                .push(Sample::decode(field).map_err(decode_error)?),
             3 => ts
                 .exemplars
                 .push(Exemplar::decode(field).map_err(decode_error)?),

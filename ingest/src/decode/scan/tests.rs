@@ -68,8 +68,7 @@ fn mixed() -> WriteRequest {
 fn footprint(req: &WriteRequest) -> usize {
     let labels = |ls: &Vec<Label>| {
         ls.capacity() * size_of::<Label>()
-            + ls
-                .iter()
+            + ls.iter()
                 .map(|l| l.name.capacity() + l.value.capacity())
                 .sum::<usize>()
     };
@@ -139,10 +138,12 @@ fn unknown_fields_are_skipped_and_garbage_refused() {
         WriteRequest::decode(raw.as_slice()).unwrap()
     );
     for bad in [
-        &[0x0a, 0x05, 0x01][..],          // length past the end
-        &[0x08, 0x01],                    // timeseries as a varint
-        &[0x0a, 0x02, 0x0a, 0x7f],        // a label running past its series
-        &[0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+        &[0x0a, 0x05, 0x01][..],   // length past the end
+        &[0x08, 0x01],             // timeseries as a varint
+        &[0x0a, 0x02, 0x0a, 0x7f], // a label running past its series
+        &[
+            0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+        ],
     ] {
         let e = scan(bad).unwrap_err();
         assert!(matches!(e, IngestError::Decode(_)), "{bad:?}: {e}");
@@ -195,7 +196,11 @@ fn empty_messages_of_every_kind_stay_within_the_bound_or_are_refused() {
             Ok(()) => {
                 let req = decode_scanned(body, &s).unwrap();
                 let got = footprint(&req);
-                assert!(got <= s.decoded_bytes, "{name}: {got} > {}", s.decoded_bytes);
+                assert!(
+                    got <= s.decoded_bytes,
+                    "{name}: {got} > {}",
+                    s.decoded_bytes
+                );
                 assert!(
                     got <= MAX_DECODE_AMPLIFICATION * body.len(),
                     "{name}: {got} bytes from {}",
