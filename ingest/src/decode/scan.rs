@@ -98,8 +98,8 @@ pub(crate) fn scan(mut buf: &[u8]) -> Result<Shape, IngestError> {
                 expect_len(wire, "WriteRequest.metadata")?;
                 let md = take_len(&mut buf)?;
                 s.metadata += 1;
-                // The struct and its strings, at most the message's bytes.
-                bytes = bytes.saturating_add(size_of::<MetricMetadata>() + md.len());
+                // Its strings: at most the message's bytes.
+                bytes = bytes.saturating_add(md.len());
             }
             _ => skip(wire, tag, &mut buf)?,
         }
@@ -190,8 +190,8 @@ fn scan_exemplar(mut buf: &[u8]) -> Result<usize, IngestError> {
 
 /// The heap bytes of a decoded histogram: its spans and bucket vectors.
 fn scan_histogram(mut buf: &[u8]) -> Result<usize, IngestError> {
-    // Elements per repeated field: spans (8, 11), deltas (9, 12), counts (10, 13), custom
-    // values (16). A packed field of `n` bytes holds at most `n` elements.
+    // Elements per repeated field: spans (8, 11), deltas (9, 12; varints), counts (10, 13;
+    // doubles), custom values (16; doubles); packed or one element per field.
     let mut elems = [0usize; 17];
     while !buf.is_empty() {
         let (tag, wire) = decode_key(&mut buf).map_err(decode_error)?;
@@ -200,8 +200,13 @@ fn scan_histogram(mut buf: &[u8]) -> Result<usize, IngestError> {
                 take_len(&mut buf)?;
                 elems[tag as usize] += 1;
             }
-            (9 | 10 | 12 | 13 | 16, WireType::LengthDelimited) => {
-                elems[tag as usize] += take_len(&mut buf)?.len();
+            (9 | 12, WireType::LengthDelimited) => {
+                // A varint ends at each byte without the continuation bit.
+                let packed = take_len(&mut buf)?;
+                elems[tag as usize] += packed.iter().filter(|b| **b < 0x80).count();
+            }
+            (10 | 13 | 16, WireType::LengthDelimited) => {
+                elems[tag as usize] += take_len(&mut buf)?.len().div_ceil(8);
             }
             (9 | 10 | 12 | 13 | 16, _) => {
                 skip(wire, tag, &mut buf)?;

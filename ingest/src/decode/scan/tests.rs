@@ -303,3 +303,64 @@ fn request_limits_are_checked_on_the_wire() {
     assert_eq!(l.limit, "max_label_names_per_series");
     assert_eq!(l.kind, LimitKind::Invalid);
 }
+
+#[test]
+fn realistic_histogram_requests_are_far_from_the_bound() {
+    // What Prometheus sends: one histogram per series, with a few labels; float histograms
+    // with many buckets, integer ones with few, and bare ones with a timestamp only.
+    let labels = |i: usize| {
+        vec![
+            label("__name__", "http_request_duration_seconds"),
+            label("instance", &format!("10.0.0.{i}:9090")),
+            label("job", "api"),
+        ]
+    };
+    let float = Histogram {
+        count: Some(Count::CountFloat(160.0)),
+        sum: 12.5,
+        schema: 3,
+        zero_threshold: 2.938735877055719e-39,
+        positive_spans: vec![BucketSpan {
+            offset: -80,
+            length: 160,
+        }],
+        positive_counts: vec![1.0; 160],
+        timestamp: 1_700_000_000_000,
+        ..Default::default()
+    };
+    let int = Histogram {
+        count: Some(Count::CountInt(3)),
+        zero_threshold: 2.938735877055719e-39,
+        positive_spans: vec![BucketSpan {
+            offset: 0,
+            length: 2,
+        }],
+        positive_deltas: vec![1, 1],
+        timestamp: 1_700_000_000_000,
+        ..Default::default()
+    };
+    let bare = Histogram {
+        timestamp: 1_700_000_000_000,
+        ..Default::default()
+    };
+    for (name, h) in [("float", float), ("int", int), ("bare", bare)] {
+        let req = WriteRequest {
+            timeseries: (0..500)
+                .map(|i| TimeSeries {
+                    labels: labels(i),
+                    histograms: vec![h.clone()],
+                    ..Default::default()
+                })
+                .collect(),
+            metadata: vec![],
+        };
+        let raw = req.encode_to_vec();
+        let s = scan(&raw).unwrap();
+        let ratio = s.decoded_bytes as f64 / raw.len() as f64;
+        assert!(ratio < 8.0, "{name}: {ratio}");
+        s.check(raw.len(), &WriteLimits::default()).unwrap();
+        let decoded = decode_scanned(&raw, &s).unwrap();
+        assert!(footprint(&decoded) <= s.decoded_bytes, "{name}");
+        assert_eq!(decoded, req);
+    }
+}
