@@ -84,11 +84,11 @@ async fn write(
     let limits = state.limits.get().for_tenant(&tenant).write.clone();
     // Decompression, decoding, validation and the WAL encoding are CPU-bound: off the async
     // workers. The decoding budget bounds how much memory these tasks hold together.
-    let ingester = Arc::clone(&state.ingester);
+    let st = Arc::clone(state);
     let now = now_ms();
     let task_limits = limits.clone();
     let (count, prepared) = tokio::task::spawn_blocking(move || {
-        let decoded = match ingester.decode_limited(
+        let decoded = match st.ingester.decode_limited(
             encoding.as_deref(),
             content_type.as_deref(),
             &body,
@@ -104,10 +104,14 @@ async fn write(
             .iter()
             .map(|t| t.samples.len() + t.histograms.len())
             .sum();
-        (
-            Some(count),
-            ingester.prepare(&tenant, decoded, &task_limits, now),
-        )
+        // Metadata names past the tenant's limit refuse the request before it takes
+        // anything from the ingestion rate or the log.
+        let prepared = st
+            .metric_metadata
+            .check(&tenant, &task_limits, &decoded.req.metadata)
+            .map_err(IngestError::from)
+            .and_then(|()| st.ingester.prepare(&tenant, decoded, &task_limits, now));
+        (Some(count), prepared)
     })
     .await
     .map_err(|e| WriteError::Body(format!("decoding task failed: {e}")))?;
@@ -115,11 +119,6 @@ async fn write(
     let mut prepared = prepared?;
     let metadata = prepared.take_metadata();
     let tenant = prepared.tenant().clone();
-    // Refused before anything is logged: the request stays all or nothing.
-    state
-        .metric_metadata
-        .check(&tenant, &limits, &metadata)
-        .map_err(IngestError::from)?;
     let stats = state.ingester.commit(prepared).await?;
     // Only an accepted request's metadata is kept.
     state.metric_metadata.record(&tenant, &limits, &metadata);

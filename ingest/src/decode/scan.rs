@@ -24,6 +24,9 @@ use crate::limits::{LimitError, LimitKind, WriteLimits};
 /// label and one histogram carrying only a timestamp is about 16.
 pub const MAX_DECODE_AMPLIFICATION: usize = 24;
 
+/// The smallest allocation of a non-empty string.
+const MIN_STRING: usize = 8;
+
 /// What a request holds, counted on the wire.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Shape {
@@ -98,8 +101,8 @@ pub(crate) fn scan(mut buf: &[u8]) -> Result<Shape, IngestError> {
                 expect_len(wire, "WriteRequest.metadata")?;
                 let md = take_len(&mut buf)?;
                 s.metadata += 1;
-                // Its strings: at most the message's bytes.
-                bytes = bytes.saturating_add(md.len());
+                // Its strings: at most the message's bytes, each at least 8.
+                bytes = bytes.saturating_add(md.len() + 3 * MIN_STRING);
             }
             _ => skip(wire, tag, &mut buf)?,
         }
@@ -163,8 +166,8 @@ fn scan_series(buf: &[u8], s: &mut Shape) -> Result<usize, IngestError> {
         }
         let field = take_len(&mut rest)?;
         bytes = bytes.saturating_add(match tag {
-            // Label strings: at most the message's bytes.
-            1 => field.len(),
+            // Label strings: at most the message's bytes, each at least 8.
+            1 => field.len() + 2 * MIN_STRING,
             3 => scan_exemplar(field)?,
             4 => scan_histogram(field)?,
             _ => 0,
@@ -180,7 +183,7 @@ fn scan_exemplar(mut buf: &[u8]) -> Result<usize, IngestError> {
         let (tag, wire) = decode_key(&mut buf).map_err(decode_error)?;
         if tag == 1 && wire == WireType::LengthDelimited {
             labels += 1;
-            strings += take_len(&mut buf)?.len();
+            strings += take_len(&mut buf)?.len() + 2 * MIN_STRING;
         } else {
             skip(wire, tag, &mut buf)?;
         }
