@@ -140,6 +140,16 @@ pub(crate) struct AllArgs {
     #[arg(long, env = "HYPNOS_MAX_REQUEST_BYTES", default_value_t = 32 << 20)]
     pub(crate) max_request_bytes: usize,
 
+    /// Bytes that remote-write requests being decoded, validated and logged may hold at
+    /// once, across tenants (decompressed bodies and an estimate of their decoded form);
+    /// past it a request gets 429, one needing more than all of it 413 (0: unlimited).
+    #[arg(
+        long = "receive.max-inflight-decode-bytes",
+        env = "HYPNOS_RECEIVE_MAX_INFLIGHT_DECODE_BYTES",
+        default_value_t = hypnos_ingest::DEFAULT_MAX_INFLIGHT_DECODE_BYTES
+    )]
+    pub(crate) receive_max_inflight_decode_bytes: usize,
+
     /// Log filter: a level (error, warn, info, debug, trace) or tracing directives such as
     /// `info,hypnos_ingest=debug`.
     #[arg(long, env = "HYPNOS_LOG_LEVEL", default_value = "info")]

@@ -3,19 +3,32 @@
 //! limits ([`ReadLimits`], enforced by the HTTP API and the query engine), plus the
 //! per-tenant concurrency gates of queries.
 //!
+//! `0` switches a limit off. A limit absent from the file (or every limit, without a file)
+//! takes its default: unlimited, except the bounds of one write request, which default to
+//! `max_label_names_per_series: 30`, `max_label_name_length: 1024`,
+//! `max_label_value_length: 2048`, `max_series_per_request: 100000`,
+//! `max_samples_per_request: 1000000` (floats and histograms), `max_future_skew: 10m`,
+//! `max_metadata_length: 1024`, `max_metadata_per_user: 10000` and
+//! `max_metadata_per_metric: 10`. Whatever the limits, samples before 1970 (negative
+//! timestamps) are refused, and a request whose decoded structures would take more than 24
+//! times its decompressed size is refused before it is decoded.
+//!
 //! ```yaml
 //! defaults:
-//!   ingestion_rate: 100000          # samples/s; 0 or absent: unlimited
+//!   ingestion_rate: 100000          # samples and metadata entries/s; 0 or absent: unlimited
 //!   ingestion_burst: 200000         # samples (default: one second of the rate)
 //!   max_series: 1000000             # active series per tenant
 //!   max_series_per_metric: 0
 //!   max_label_names_per_series: 30
 //!   max_label_name_length: 1024
 //!   max_label_value_length: 2048
-//!   max_series_per_request: 0
-//!   max_samples_per_request: 0
+//!   max_series_per_request: 100000  # counted before the request is decoded
+//!   max_samples_per_request: 1000000
 //!   max_sample_age: 2w              # durations: 10s, 5m, 2h, 1d, 2w
-//!   max_future_skew: 10m
+//!   max_future_skew: 10m            # 0: samples may be any time ahead
+//!   max_metadata_length: 1024       # bytes of a metadata name or unit (refused) and help (cut)
+//!   max_metadata_per_user: 10000    # metric names with metadata per tenant
+//!   max_metadata_per_metric: 10     # distinct entries per metric name
 //!   max_series_per_query: 100000
 //!   max_samples_per_query: 50000000
 //!   max_query_range: 32d            # query_range end - start
@@ -121,6 +134,9 @@ struct LimitsSpec {
     max_samples_per_request: Option<usize>,
     max_sample_age: Option<String>,
     max_future_skew: Option<String>,
+    max_metadata_length: Option<usize>,
+    max_metadata_per_user: Option<usize>,
+    max_metadata_per_metric: Option<usize>,
     max_series_per_query: Option<usize>,
     max_samples_per_query: Option<usize>,
     max_query_range: Option<String>,
@@ -208,6 +224,13 @@ impl LimitsSpec {
                     &self.max_future_skew,
                     since(w.max_future_skew_ms),
                 )?),
+                max_metadata_length: self.max_metadata_length.unwrap_or(w.max_metadata_length),
+                max_metadata_per_user: self
+                    .max_metadata_per_user
+                    .unwrap_or(w.max_metadata_per_user),
+                max_metadata_per_metric: self
+                    .max_metadata_per_metric
+                    .unwrap_or(w.max_metadata_per_metric),
             },
             read: ReadLimits {
                 max_series_per_query: self.max_series_per_query.unwrap_or(r.max_series_per_query),
@@ -333,6 +356,37 @@ mod tests {
             LimitsConfig::parse("").unwrap().defaults,
             TenantLimits::default()
         );
+    }
+
+    #[test]
+    fn write_requests_are_bounded_without_a_file_and_0_switches_off() {
+        let none = Limits::new(None).unwrap().get();
+        let w = &none.for_tenant(&TenantId::new("any").unwrap()).write;
+        assert_eq!(w.max_future_skew_ms, Some(600_000));
+        assert_eq!(w.max_series_per_request, 100_000);
+        assert_eq!(w.max_samples_per_request, 1_000_000);
+        assert_eq!(w.max_label_names_per_series, 30);
+        assert_eq!(
+            (w.max_label_name_length, w.max_label_value_length),
+            (1024, 2048)
+        );
+        assert_eq!(
+            (
+                w.max_metadata_length,
+                w.max_metadata_per_user,
+                w.max_metadata_per_metric
+            ),
+            (1024, 10_000, 10)
+        );
+        let c = LimitsConfig::parse(
+            "defaults: {max_future_skew: 0, max_series_per_request: 0, max_metadata_per_user: 5}",
+        )
+        .unwrap();
+        let w = &c.for_tenant(&TenantId::new("any").unwrap()).write;
+        assert_eq!(w.max_future_skew_ms, None);
+        assert_eq!(w.max_series_per_request, 0);
+        assert_eq!(w.max_metadata_per_user, 5);
+        assert_eq!(w.max_samples_per_request, 1_000_000);
     }
 
     #[test]

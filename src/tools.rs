@@ -27,15 +27,25 @@ pub(crate) fn log_level(args: &ToolsArgs) -> &str {
     }
 }
 
+/// Last millisecond that RFC 3339 can write (9999-12-31T23:59:59.999Z).
+const MAX_RFC3339_MS: i64 = 253_402_300_799_999;
+
+/// A block time: RFC 3339 from 1970 to 9999, the raw milliseconds outside (a block of a
+/// broken or hostile writer must still be listed).
 fn time(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    if !(0..=MAX_RFC3339_MS).contains(&ms) {
+        return format!("{ms}ms");
+    }
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.unsigned_abs());
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
 fn resolution(ms: i64) -> String {
     match ms {
         0 => "raw".into(),
-        ms => humantime::format_duration(std::time::Duration::from_millis(ms as u64)).to_string(),
+        ms if ms < 0 => format!("{ms}ms"),
+        ms => humantime::format_duration(std::time::Duration::from_millis(ms.unsigned_abs()))
+            .to_string(),
     }
 }
 
@@ -176,4 +186,23 @@ pub(crate) async fn run_tools(args: ToolsArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_time_and_resolution_is_printable() {
+        assert_eq!(time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(time(MAX_RFC3339_MS), "9999-12-31T23:59:59Z");
+        assert_eq!(time(MAX_RFC3339_MS + 1), "253402300800000ms");
+        assert_eq!(time(-1), "-1ms");
+        assert_eq!(time(i64::MAX), format!("{}ms", i64::MAX));
+        assert_eq!(time(i64::MIN), format!("{}ms", i64::MIN));
+        assert_eq!(resolution(0), "raw");
+        assert_eq!(resolution(300_000), "5m");
+        assert_eq!(resolution(i64::MIN), format!("{}ms", i64::MIN));
+        assert!(!resolution(i64::MAX).is_empty());
+    }
 }

@@ -142,12 +142,43 @@ SEEDS = {
 }
 
 
+def snappy_repeat(prefix: bytes, unit: bytes, total: int) -> bytes:
+    """A raw snappy block of `prefix` followed by `unit` repeated up to `total` bytes
+    (`len(unit)` divides 64): one literal, then copies of 64 bytes at offset `len(unit)`."""
+    body = prefix + unit
+    copies = (total - len(body)) // 64
+    length = len(body) + copies * 64
+    out = varint(length)
+    out += bytes([(len(body) - 1) << 2]) + body  # literal of at most 60 bytes
+    out += bytes([(63 << 2) | 2, len(unit), 0]) * copies
+    return out
+
+
+def bomb(field_num: int, total: int) -> bytes:
+    """A request of one series holding empty messages of `field_num` up to `total` bytes
+    decompressed (decompression amplification, issue 11 finding 2)."""
+    lab = label("__name__", "b")
+    inner_len = len(lendelim(1, lab)) + ((total - 16) // 64) * 64 + 2
+    prefix = lendelim(1, b"")[:1] + varint(inner_len) + lendelim(1, lab)
+    return snappy_repeat(prefix, bytes([(field_num << 3) | 2, 0]), total)
+
+
+# Already snappy-compressed (mode byte 0: snappy, protobuf, body as is): about 400 KB that
+# decompress to 8 MiB, the target's limit.
+BOMBS = {
+    "bomb-empty-histograms": bomb(4, 8 << 20),
+    "bomb-empty-samples": bomb(2, 8 << 20),
+}
+
+
 def main(dst: str) -> None:
     out = pathlib.Path(dst)
     out.mkdir(parents=True, exist_ok=True)
     for name, body in SEEDS.items():
         (out / name).write_bytes(b"\x80" + body)
-    print(f"{len(SEEDS)} seeds in {out}")
+    for name, body in BOMBS.items():
+        (out / name).write_bytes(b"\x00" + body)
+    print(f"{len(SEEDS) + len(BOMBS)} seeds in {out}")
 
 
 if __name__ == "__main__":

@@ -24,8 +24,14 @@ use hypnos_schemas::{
 /// overflowed the stack); run with `-max_len=16384`.
 pub const MAX_QUERY_BYTES: usize = 16 * 1024;
 
-/// Longest remote-write body tried.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Longest remote-write body tried: enough for a snappy block that decompresses to
+/// [`MAX_DECOMPRESSED_BYTES`] of repeated messages (about 400 KB), so that decompression
+/// amplification is reachable.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// The ingester's limit on decompressed bodies: 8 MiB. With `-rss_limit_mb` (see
+/// README.md), a body whose decoding takes memory out of proportion to it is a finding.
+pub const MAX_DECOMPRESSED_BYTES: usize = 8 << 20;
 
 /// Samples one selection may load: small, so that a huge range or subquery is refused
 /// instead of running for long.
@@ -402,7 +408,7 @@ impl FuzzIngester {
         let cfg = IngestConfig {
             data_dir: dir.path().to_path_buf(),
             block_duration: Duration::from_secs(365 * 86_400),
-            max_decompressed_bytes: 1 << 20,
+            max_decompressed_bytes: MAX_DECOMPRESSED_BYTES,
         };
         let ingester = RUNTIME
             .block_on(Ingester::open(
@@ -471,7 +477,7 @@ pub fn remote_write_decode(data: &[u8]) -> bool {
         max_label_name_length: 128,
         max_label_value_length: 1024,
         max_samples_per_request: 10_000,
-        ..WriteLimits::default()
+        ..WriteLimits::unlimited()
     };
     let written = RUNTIME.block_on(async {
         let ok = fi

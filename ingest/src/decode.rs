@@ -1,10 +1,20 @@
 //! Remote-write 1.0 bodies: header checks, snappy block decompression with a size limit
-//! checked before allocating, protobuf decoding.
+//! checked before allocating, a count of the request on the wire (`scan.rs`) checked against
+//! the request limits and the decoding amplification bound before anything is materialized,
+//! then protobuf decoding into vectors of exact size. The memory of requests being decoded
+//! at once is bounded by a [`budget::DecodeBudget`].
 
 use hypnos_schemas::remote::WriteRequest;
-use prost::Message;
 
 use crate::IngestError;
+use crate::limits::WriteLimits;
+
+pub(crate) mod budget;
+mod scan;
+
+pub use budget::{DEFAULT_MAX_INFLIGHT_DECODE_BYTES, Reservation};
+pub use scan::MAX_DECODE_AMPLIFICATION;
+use scan::{decode_scanned, scan};
 
 /// Default limit on a decompressed request body: 64 MiB.
 pub const DEFAULT_MAX_DECOMPRESSED_BYTES: usize = 64 << 20;
@@ -14,12 +24,38 @@ const RW1_PROTO: &str = "prometheus.WriteRequest";
 const RW2_PROTO: &str = "io.prometheus.write.v2.Request";
 
 /// Decodes a remote-write 1.0 body sent with the given `Content-Encoding` and
-/// `Content-Type` headers, refusing decompressed bodies over `max_decompressed_bytes`.
+/// `Content-Type` headers, refusing decompressed bodies over `max_decompressed_bytes` and
+/// bodies whose decoded structures would be out of proportion to their size
+/// ([`MAX_DECODE_AMPLIFICATION`]); no request limit, no budget.
 pub fn decode_write_request(
     content_encoding: Option<&str>,
     content_type: Option<&str>,
     body: &[u8],
     max_decompressed_bytes: usize,
+) -> Result<WriteRequest, IngestError> {
+    let budget = budget::DecodeBudget::new(0);
+    let mut reservation = budget.reservation();
+    decode_limited(
+        content_encoding,
+        content_type,
+        body,
+        max_decompressed_bytes,
+        &WriteLimits::unlimited(),
+        &mut reservation,
+    )
+}
+
+/// [`decode_write_request`] under the request limits of `limits` (series, samples and
+/// label names per request, checked on the wire before decoding) and reserving in
+/// `reservation` the decompressed size before decompressing and twice the decoded size (the
+/// decoded request and what validation makes of it) before decoding.
+pub(crate) fn decode_limited(
+    content_encoding: Option<&str>,
+    content_type: Option<&str>,
+    body: &[u8],
+    max_decompressed_bytes: usize,
+    limits: &WriteLimits,
+    reservation: &mut Reservation,
 ) -> Result<WriteRequest, IngestError> {
     check_content_encoding(content_encoding)?;
     check_content_type(content_type)?;
@@ -30,11 +66,14 @@ pub fn decode_write_request(
             "decompressed body of {len} bytes exceeds the limit of {max_decompressed_bytes} bytes"
         )));
     }
+    reservation.grow(len)?;
     let raw = snap::raw::Decoder::new()
         .decompress_vec(body)
         .map_err(|e| IngestError::Decode(format!("corrupt snappy block: {e}")))?;
-    WriteRequest::decode(raw.as_slice())
-        .map_err(|e| IngestError::Decode(format!("invalid protobuf WriteRequest: {e}")))
+    let shape = scan(&raw)?;
+    shape.check(raw.len(), limits)?;
+    reservation.grow(shape.decoded_bytes.saturating_mul(2))?;
+    decode_scanned(&raw, &shape)
 }
 
 fn check_content_encoding(v: Option<&str>) -> Result<(), IngestError> {
@@ -85,6 +124,7 @@ fn check_content_type(v: Option<&str>) -> Result<(), IngestError> {
 mod tests {
     use super::*;
     use hypnos_schemas::remote::{Label, Sample, TimeSeries};
+    use prost::Message;
 
     fn body() -> Vec<u8> {
         let req = WriteRequest {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use hypnos_schemas::block::write_block;
 use hypnos_schemas::layout::BlockMeta;
-use hypnos_schemas::remote::WriteRequest;
+use hypnos_schemas::remote::{MetricMetadata, WriteRequest};
 use hypnos_schemas::{
     BlockSink, Labels, Matcher, SchemaError, SeriesData, SeriesSource, TenantId, TimeRange,
 };
@@ -26,7 +26,10 @@ use parking_lot::RwLock;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info};
 
-use crate::decode::{DEFAULT_MAX_DECOMPRESSED_BYTES, decode_write_request};
+use crate::decode::budget::DecodeBudget;
+use crate::decode::{
+    DEFAULT_MAX_DECOMPRESSED_BYTES, DEFAULT_MAX_INFLIGHT_DECODE_BYTES, Reservation, decode_limited,
+};
 use crate::exemplars::{
     DEFAULT_MAX_EXEMPLARS_PER_TENANT, ExemplarStats, ExemplarStore, SeriesExemplars,
 };
@@ -35,7 +38,7 @@ use crate::limits::{LimitError, LimitKind, RateLimiter, WriteLimits};
 use crate::metrics::Metrics;
 #[cfg(test)]
 use crate::validate::validate;
-use crate::validate::{ValidRequest, validate_limited};
+use crate::validate::{ValidRequest, check_metadata, validate_limited};
 use crate::{IngestError, wal};
 
 mod writer;
@@ -208,6 +211,40 @@ pub struct Ingester {
     flush_lock: tokio::sync::Mutex<()>,
     /// Ingestion-rate buckets of every tenant.
     rates: RateLimiter,
+    /// Bytes of requests being decoded, validated or logged, across tenants.
+    budget: DecodeBudget,
+}
+
+/// A decoded request with the bytes it holds reserved in the decoding budget.
+#[derive(Debug)]
+pub struct DecodedRequest {
+    pub req: WriteRequest,
+    reservation: Reservation,
+}
+
+/// A request validated under its tenant's limits and encoded for the WAL
+/// ([`Ingester::prepare`]), ready for [`Ingester::commit`]. Its metadata entries are handed
+/// back to the caller ([`Self::take_metadata`]), who keeps them.
+#[derive(Debug)]
+pub struct PreparedWrite {
+    tenant: TenantId,
+    req: ValidRequest,
+    payload: Option<Vec<u8>>,
+    series: usize,
+    metadata: Vec<MetricMetadata>,
+    _reservation: Reservation,
+}
+
+impl PreparedWrite {
+    /// The metadata entries of the request (checked against `max_metadata_length`).
+    pub fn take_metadata(&mut self) -> Vec<MetricMetadata> {
+        std::mem::take(&mut self.metadata)
+    }
+
+    /// The tenant written to.
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
 }
 
 impl std::fmt::Debug for Ingester {
@@ -292,23 +329,60 @@ impl Ingester {
             wal_thread: Some(thread),
             flush_lock: tokio::sync::Mutex::new(()),
             rates: RateLimiter::default(),
+            budget: DecodeBudget::new(DEFAULT_MAX_INFLIGHT_DECODE_BYTES),
         }))
     }
 
-    /// Decodes a remote-write 1.0 body (see [`decode_write_request`]) with this ingester's
-    /// size limit.
+    /// Sets the bytes that requests being decoded, validated and logged may hold at once,
+    /// across tenants (0: unlimited); past it a request is refused with
+    /// [`crate::LimitKind::Rate`], never queued.
+    pub fn set_max_inflight_decode_bytes(&self, max: usize) {
+        self.budget.set_max(max);
+    }
+
+    /// Bytes held now by requests being decoded, validated or logged.
+    pub fn inflight_decode_bytes(&self) -> usize {
+        self.budget.used()
+    }
+
+    /// Decodes a remote-write 1.0 body (see [`crate::decode_write_request`]) with this
+    /// ingester's size limit and decoding budget, without request limits.
     pub fn decode(
         &self,
         content_encoding: Option<&str>,
         content_type: Option<&str>,
         body: &[u8],
     ) -> Result<WriteRequest, IngestError> {
-        decode_write_request(
+        self.decode_limited(
+            content_encoding,
+            content_type,
+            body,
+            &WriteLimits::unlimited(),
+        )
+        .map(|d| d.req)
+    }
+
+    /// Decodes a remote-write 1.0 body under the request limits of `limits` (series,
+    /// samples, label names per series; counted on the wire before anything is decoded),
+    /// reserving its memory in the decoding budget (see
+    /// [`Self::set_max_inflight_decode_bytes`]). CPU-bound: call it off the async workers.
+    pub fn decode_limited(
+        &self,
+        content_encoding: Option<&str>,
+        content_type: Option<&str>,
+        body: &[u8],
+        limits: &WriteLimits,
+    ) -> Result<DecodedRequest, IngestError> {
+        let mut reservation = self.budget.reservation();
+        let req = decode_limited(
             content_encoding,
             content_type,
             body,
             self.cfg.max_decompressed_bytes,
-        )
+            limits,
+            &mut reservation,
+        )?;
+        Ok(DecodedRequest { req, reservation })
     }
 
     /// Validates the whole request (nothing is applied when any series is invalid), attaches
@@ -320,7 +394,7 @@ impl Ingester {
         tenant: &TenantId,
         req: WriteRequest,
     ) -> Result<WriteStats, IngestError> {
-        self.write_limited(tenant, req, &WriteLimits::default(), 0)
+        self.write_limited(tenant, req, &WriteLimits::unlimited(), 0)
             .await
     }
 
@@ -332,10 +406,35 @@ impl Ingester {
     pub async fn write_limited(
         &self,
         tenant: &TenantId,
-        mut req: WriteRequest,
+        req: WriteRequest,
         limits: &WriteLimits,
         now_ms: i64,
     ) -> Result<WriteStats, IngestError> {
+        let decoded = DecodedRequest {
+            req,
+            reservation: self.budget.reservation(),
+        };
+        let prepared = self.prepare(tenant, decoded, limits, now_ms)?;
+        self.commit(prepared).await
+    }
+
+    /// The CPU-bound half of [`Self::write_limited`], to run off the async workers:
+    /// validates `req` under `limits`, checks the series limits, takes its samples and
+    /// metadata entries from the tenant's ingestion rate and encodes its WAL record.
+    /// `reservation` (from [`Self::decode_limited`]) stays held until the write is done.
+    pub fn prepare(
+        &self,
+        tenant: &TenantId,
+        decoded: DecodedRequest,
+        limits: &WriteLimits,
+        now_ms: i64,
+    ) -> Result<PreparedWrite, IngestError> {
+        let DecodedRequest {
+            mut req,
+            reservation,
+        } = decoded;
+        let metadata = std::mem::take(&mut req.metadata);
+        check_metadata(&metadata, limits)?;
         if !self.shared.exemplars.enabled() {
             for ts in &mut req.timeseries {
                 ts.exemplars.clear();
@@ -352,15 +451,42 @@ impl Ingester {
         if limits.max_series > 0 || limits.max_series_per_metric > 0 {
             self.check_series_limits(tenant, &req, limits)?;
         }
-        self.rates.take(tenant, req.num_samples, limits)?;
+        // Metadata entries cost as much as samples: a metadata-only request is no free ride.
+        self.rates
+            .take(tenant, req.num_samples + metadata.len(), limits)?;
         let series = req.series.iter().filter(|s| s.num_samples() > 0).count();
-        if req.num_samples == 0 && req.num_exemplars == 0 {
+        let payload = if req.num_samples == 0 && req.num_exemplars == 0 {
+            None
+        } else {
+            Some(wal::encode_payload(tenant, &req)?)
+        };
+        Ok(PreparedWrite {
+            tenant: tenant.clone(),
+            req,
+            payload,
+            series,
+            metadata,
+            _reservation: reservation,
+        })
+    }
+
+    /// Logs a prepared request, waits for the fsync (shared with concurrent writers) and its
+    /// application to the head; after `Ok` its samples are visible to `select`.
+    pub async fn commit(&self, prepared: PreparedWrite) -> Result<WriteStats, IngestError> {
+        let PreparedWrite {
+            tenant,
+            req,
+            payload,
+            series,
+            _reservation,
+            ..
+        } = prepared;
+        let Some(payload) = payload else {
             return Ok(WriteStats {
                 series,
                 ..WriteStats::default()
             });
-        }
-        let payload = wal::encode_payload(tenant, &req)?;
+        };
         let (reply, rx) = oneshot::channel();
         self.wal_tx
             .send(WalCmd::Append(Append {

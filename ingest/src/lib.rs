@@ -19,10 +19,18 @@ mod metrics;
 mod validate;
 mod wal;
 
-pub use decode::{DEFAULT_MAX_DECOMPRESSED_BYTES, decode_write_request};
+pub use decode::{
+    DEFAULT_MAX_DECOMPRESSED_BYTES, DEFAULT_MAX_INFLIGHT_DECODE_BYTES, MAX_DECODE_AMPLIFICATION,
+    Reservation, decode_write_request,
+};
 pub use error::IngestError;
 pub use exemplars::{
     DEFAULT_MAX_EXEMPLARS_PER_TENANT, Exemplar, MAX_EXEMPLAR_LABEL_RUNES, SeriesExemplars,
 };
-pub use ingester::{IngestConfig, Ingester, WriteStats};
-pub use limits::{LimitError, LimitKind, RateLimiter, WriteLimits};
+pub use ingester::{DecodedRequest, IngestConfig, Ingester, PreparedWrite, WriteStats};
+pub use limits::{
+    DEFAULT_MAX_FUTURE_SKEW_MS, DEFAULT_MAX_LABEL_NAME_LENGTH, DEFAULT_MAX_LABEL_NAMES_PER_SERIES,
+    DEFAULT_MAX_LABEL_VALUE_LENGTH, DEFAULT_MAX_METADATA_LENGTH, DEFAULT_MAX_METADATA_PER_METRIC,
+    DEFAULT_MAX_METADATA_PER_USER, DEFAULT_MAX_SAMPLES_PER_REQUEST, DEFAULT_MAX_SERIES_PER_REQUEST,
+    LimitError, LimitKind, RateLimiter, WriteLimits,
+};

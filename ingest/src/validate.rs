@@ -59,7 +59,7 @@ pub(crate) struct ValidRequest {
 /// (protobuf decoding refuses invalid strings).
 #[cfg(test)]
 pub(crate) fn validate(tenant: &TenantId, req: WriteRequest) -> Result<ValidRequest, IngestError> {
-    validate_limited(tenant, req, &WriteLimits::default(), 0)
+    validate_limited(tenant, req, &WriteLimits::unlimited(), 0)
 }
 
 /// [`validate`] under `limits`, with sample ages measured from `now_ms`: the request's size
@@ -210,6 +210,39 @@ fn check_request_size(req: &WriteRequest, limits: &WriteLimits) -> Result<(), In
     Ok(())
 }
 
+/// The metadata entries' metric names and units are at most `max_metadata_length` bytes
+/// (help texts are cut when stored, not refused).
+pub(crate) fn check_metadata(
+    metadata: &[remote::MetricMetadata],
+    limits: &WriteLimits,
+) -> Result<(), IngestError> {
+    let max = limits.max_metadata_length;
+    if max == 0 {
+        return Ok(());
+    }
+    for m in metadata {
+        let name = &m.metric_family_name;
+        let (what, len) = if name.len() > max {
+            ("metric name", name.len())
+        } else if m.unit.len() > max {
+            ("unit", m.unit.len())
+        } else {
+            continue;
+        };
+        let shown = &name[..name.floor_char_boundary(64)];
+        return Err(LimitError::new(
+            "max_metadata_length",
+            LimitKind::Invalid,
+            format!(
+                "metadata entry {shown:?}{} has a {what} of {len} bytes, longer than {max}",
+                if shown.len() < name.len() { "..." } else { "" }
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// The per-series limits: label count and lengths, sample age and future skew (of float and
 /// histogram samples).
 fn check_series_limits(
@@ -264,6 +297,13 @@ fn check_series_limits(
         .iter()
         .map(|s| s.timestamp)
         .chain(ts.histograms.iter().map(|h| h.timestamp));
+    if let Some(t) = timestamps.clone().find(|t| *t < 0) {
+        return Err(IngestError::Invalid(format!(
+            "sample at {t} ms is before 1970-01-01T00:00:00Z (timestamps are milliseconds \
+             since the Unix epoch, negative ones are refused) in series {}",
+            render(&ts.labels)
+        )));
+    }
     if let Some(age) = limits.max_sample_age_ms
         && let Some(t) = timestamps.clone().find(|t| *t < now_ms.saturating_sub(age))
     {
@@ -583,7 +623,7 @@ mod tests {
         };
         let l = WriteLimits {
             max_samples_per_request: 1,
-            ..WriteLimits::default()
+            ..WriteLimits::unlimited()
         };
         match one(s.clone(), &l).unwrap_err() {
             IngestError::Limit(l) => {
@@ -599,7 +639,7 @@ mod tests {
         let l = WriteLimits {
             max_future_skew_ms: Some(10_000),
             max_sample_age_ms: Some(10_000),
-            ..WriteLimits::default()
+            ..WriteLimits::unlimited()
         };
         match one(s, &l).unwrap_err() {
             IngestError::Limit(l) => {
@@ -683,7 +723,7 @@ mod tests {
         let two = || vec![ts(&[("__name__", "a")]), ts(&[("__name__", "b")])];
         let l = WriteLimits {
             max_series_per_request: 1,
-            ..WriteLimits::default()
+            ..WriteLimits::unlimited()
         };
         let (name, kind, msg) = limit(check_with(two(), &l).unwrap_err());
         assert_eq!(
@@ -696,7 +736,7 @@ mod tests {
         );
         let l = WriteLimits {
             max_samples_per_request: 1,
-            ..WriteLimits::default()
+            ..WriteLimits::unlimited()
         };
         assert_eq!(
             limit(check_with(two(), &l).unwrap_err()).0,
@@ -704,7 +744,7 @@ mod tests {
         );
         let l = WriteLimits {
             max_label_names_per_series: 1,
-            ..WriteLimits::default()
+            ..WriteLimits::unlimited()
         };
         // tenant_id does not count.
         check_with(vec![ts(&[("__name__", "a"), ("tenant_id", "x")])], &l).unwrap();
@@ -718,7 +758,7 @@ mod tests {
         let l = WriteLimits {
             max_label_name_length: 3,
             max_label_value_length: 4,
-            ..WriteLimits::default()
+            ..WriteLimits::unlimited()
         };
         check_with(vec![ts(&[("abc", "abcd")])], &l).unwrap();
         assert_eq!(
@@ -736,7 +776,7 @@ mod tests {
         let l = WriteLimits {
             max_sample_age_ms: Some(60_000),
             max_future_skew_ms: Some(10_000),
-            ..WriteLimits::default()
+            ..WriteLimits::unlimited()
         };
         assert_eq!(
             limit(check_with(vec![old], &l).unwrap_err()).0,

@@ -6,9 +6,12 @@
 //! metadata of its request under the writer's tenant; a refused write records nothing. It is
 //! not logged nor stored in blocks: after a restart it comes back with the senders' next
 //! round. A read sees the metadata of its tenants only (the union, for a federated read).
-//! Memory is bounded: at most [`MAX_METRICS_PER_TENANT`] metric names per tenant (names past
-//! it are dropped until the process restarts) and [`MAX_ENTRIES_PER_METRIC`] distinct entries
-//! per metric (the oldest goes first); help texts are cut at [`MAX_HELP_BYTES`].
+//! Memory is bounded by the tenant's write limits: at most `max_metadata_per_user` metric
+//! names per tenant (a request bringing more new names is refused whole with 400, before
+//! anything of it is written), `max_metadata_per_metric` distinct entries per metric (the
+//! oldest goes first), metric names and units of at most `max_metadata_length` bytes (the
+//! ingester refuses longer ones) and help texts cut at that length. Metadata entries count
+//! against the ingestion rate as samples do.
 //!
 //! Parameters, as Prometheus: `metric` (one metric name), `limit` (metric names at most),
 //! `limit_per_metric` (entries per metric at most); absent, `0` or negative means no limit.
@@ -18,6 +21,7 @@ use std::sync::RwLock;
 
 use axum::extract::State;
 use axum::response::Response;
+use hypnos_ingest::{LimitError, LimitKind, WriteLimits};
 use hypnos_schemas::TenantId;
 use hypnos_schemas::remote::MetricMetadata;
 use serde::Serialize;
@@ -27,13 +31,6 @@ use super::params::Params;
 use super::query::guarded;
 use super::tenant::ReadScope;
 use super::{AppRef, json};
-
-/// Metric names kept per tenant.
-pub(crate) const MAX_METRICS_PER_TENANT: usize = 100_000;
-/// Distinct entries kept per metric name.
-pub(crate) const MAX_ENTRIES_PER_METRIC: usize = 10;
-/// Longest help text kept (longer ones are cut at a character boundary).
-pub(crate) const MAX_HELP_BYTES: usize = 4096;
 
 /// One metadata entry, in the shape of Prometheus' answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -58,15 +55,12 @@ fn kind(t: i32) -> &'static str {
     }
 }
 
+/// `s` cut at `max` bytes (0: not cut), at a character boundary.
 fn cut(s: &str, max: usize) -> String {
-    if s.len() <= max {
+    if max == 0 || s.len() <= max {
         return s.to_string();
     }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
+    s[..s.floor_char_boundary(max)].to_string()
 }
 
 type TenantMetadata = BTreeMap<String, Vec<MetadataEntry>>;
@@ -78,12 +72,55 @@ pub(crate) struct MetricMetadataStore {
 }
 
 impl MetricMetadataStore {
+    /// Refuses `metadata` when its new metric names would take `tenant` past
+    /// `max_metadata_per_user`. Concurrent writes of one tenant may overshoot the limit by
+    /// the names of one request.
+    pub(crate) fn check(
+        &self,
+        tenant: &TenantId,
+        limits: &WriteLimits,
+        metadata: &[MetricMetadata],
+    ) -> Result<(), LimitError> {
+        let max = limits.max_metadata_per_user;
+        if max == 0 || metadata.is_empty() {
+            return Ok(());
+        }
+        let tenants = self.tenants.read().unwrap_or_else(|e| e.into_inner());
+        let mine = tenants.get(tenant);
+        let known = mine.map_or(0, BTreeMap::len);
+        let mut new: Vec<&str> = metadata
+            .iter()
+            .map(|m| m.metric_family_name.as_str())
+            .filter(|n| !n.is_empty() && !mine.is_some_and(|m| m.contains_key(*n)))
+            .collect();
+        new.sort_unstable();
+        new.dedup();
+        if known + new.len() > max {
+            return Err(LimitError {
+                limit: "max_metadata_per_user",
+                kind: LimitKind::Invalid,
+                message: format!(
+                    "tenant {tenant} has metadata for {known} metric names, the request adds \
+                     {}, more than the limit of {max}",
+                    new.len()
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Records the metadata of an accepted write of `tenant`; entries without a metric name
-    /// are skipped.
-    pub(crate) fn record(&self, tenant: &TenantId, metadata: &[MetricMetadata]) {
+    /// are skipped, names past `max_metadata_per_user` dropped (see [`Self::check`]).
+    pub(crate) fn record(
+        &self,
+        tenant: &TenantId,
+        limits: &WriteLimits,
+        metadata: &[MetricMetadata],
+    ) {
         if metadata.is_empty() {
             return;
         }
+        let max_len = limits.max_metadata_length;
         let mut tenants = self.tenants.write().unwrap_or_else(|e| e.into_inner());
         let mine = tenants.entry(tenant.clone()).or_default();
         for m in metadata {
@@ -92,18 +129,23 @@ impl MetricMetadataStore {
             }
             let entry = MetadataEntry {
                 kind: kind(m.r#type),
-                help: cut(&m.help, MAX_HELP_BYTES),
-                unit: m.unit.clone(),
+                help: cut(&m.help, max_len),
+                unit: cut(&m.unit, max_len),
             };
-            if !mine.contains_key(&m.metric_family_name) && mine.len() >= MAX_METRICS_PER_TENANT {
+            if !mine.contains_key(&m.metric_family_name)
+                && limits.max_metadata_per_user > 0
+                && mine.len() >= limits.max_metadata_per_user
+            {
                 continue;
             }
-            let entries = mine.entry(m.metric_family_name.clone()).or_default();
+            let name = cut(&m.metric_family_name, max_len);
+            let entries = mine.entry(name).or_default();
             // The newest last; a repeated entry moves to the end.
             entries.retain(|e| *e != entry);
             entries.push(entry);
-            if entries.len() > MAX_ENTRIES_PER_METRIC {
-                entries.remove(0);
+            let per_metric = limits.max_metadata_per_metric;
+            if per_metric > 0 && entries.len() > per_metric {
+                entries.drain(..entries.len() - per_metric);
             }
         }
     }
@@ -184,7 +226,12 @@ pub(super) async fn metadata(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::LazyLock;
+
     use super::*;
+
+    /// The limits of a server without a limits file.
+    static L: LazyLock<WriteLimits> = LazyLock::new(WriteLimits::default);
 
     fn md(name: &str, t: i32, help: &str) -> MetricMetadata {
         MetricMetadata {
@@ -205,14 +252,15 @@ mod tests {
         let (a, b) = (tenant("a"), tenant("b"));
         s.record(
             &a,
+            &L,
             &[
                 md("up", 2, "up help"),
                 md("req_total", 1, "requests"),
                 md("", 1, "x"),
             ],
         );
-        s.record(&a, &[md("up", 2, "up help")]);
-        s.record(&b, &[md("up", 2, "b's help"), md("b_only", 9, "")]);
+        s.record(&a, &L, &[md("up", 2, "up help")]);
+        s.record(&b, &L, &[md("up", 2, "b's help"), md("b_only", 9, "")]);
         let only_a = s.get(std::slice::from_ref(&a), None, 0, 0);
         assert_eq!(only_a.keys().collect::<Vec<_>>(), ["req_total", "up"]);
         assert_eq!(
@@ -247,38 +295,72 @@ mod tests {
         assert_eq!(s.get(&[a.clone(), b.clone()], None, 0, 1)["up"].len(), 1);
         assert!(s.get(&[tenant("c")], None, 0, 0).is_empty());
         // Entries per metric: the newest kept.
-        for i in 0..(MAX_ENTRIES_PER_METRIC + 3) {
-            s.record(&a, &[md("churn", 2, &format!("help {i}"))]);
+        for i in 0..(L.max_metadata_per_metric + 3) {
+            s.record(&a, &L, &[md("churn", 2, &format!("help {i}"))]);
         }
         let churn = &s.get(std::slice::from_ref(&a), Some("churn"), 0, 0)["churn"];
-        assert_eq!(churn.len(), MAX_ENTRIES_PER_METRIC);
+        assert_eq!(churn.len(), L.max_metadata_per_metric);
         assert_eq!(
             churn.last().unwrap().help,
-            format!("help {}", MAX_ENTRIES_PER_METRIC + 2)
+            format!("help {}", L.max_metadata_per_metric + 2)
         );
         // Long help texts are cut at a character boundary.
-        s.record(&a, &[md("long", 2, &"é".repeat(MAX_HELP_BYTES))]);
+        s.record(&a, &L, &[md("long", 2, &"é".repeat(L.max_metadata_length))]);
         let long = &s.get(&[a], Some("long"), 0, 0)["long"][0].help;
-        assert!(long.len() <= MAX_HELP_BYTES && long.chars().all(|c| c == 'é'));
+        assert!(long.len() <= L.max_metadata_length && long.chars().all(|c| c == 'é'));
     }
 
     #[test]
     fn metric_names_per_tenant_are_capped() {
         let s = MetricMetadataStore::default();
         let a = tenant("a");
-        let many: Vec<MetricMetadata> = (0..MAX_METRICS_PER_TENANT + 5)
+        let many: Vec<MetricMetadata> = (0..L.max_metadata_per_user + 5)
             .map(|i| md(&format!("m{i}"), 2, ""))
             .collect();
-        s.record(&a, &many);
+        s.record(&a, &L, &many);
         assert_eq!(
             s.get(std::slice::from_ref(&a), None, 0, 0).len(),
-            MAX_METRICS_PER_TENANT
+            L.max_metadata_per_user
         );
         // Known names still take new entries; other tenants are not affected.
-        s.record(&a, &[md("m0", 1, "now a counter")]);
+        s.record(&a, &L, &[md("m0", 1, "now a counter")]);
         assert_eq!(s.get(&[a], Some("m0"), 0, 0)["m0"].len(), 2);
         let b = tenant("b");
-        s.record(&b, &[md("x", 2, "")]);
+        s.record(&b, &L, &[md("x", 2, "")]);
         assert_eq!(s.get(&[b], None, 0, 0).len(), 1);
+    }
+
+    #[test]
+    fn new_names_past_the_limit_are_refused_before_writing() {
+        let s = MetricMetadataStore::default();
+        let a = tenant("a");
+        let l = WriteLimits {
+            max_metadata_per_user: 2,
+            max_metadata_per_metric: 1,
+            max_metadata_length: 4,
+            ..WriteLimits::default()
+        };
+        let two = [md("m1", 1, ""), md("m2", 1, ""), md("m1", 2, "")];
+        s.check(&a, &l, &two).unwrap();
+        s.record(&a, &l, &two);
+        // Known names pass, a new one does not; the message names the limit.
+        s.check(&a, &l, &[md("m2", 2, "")]).unwrap();
+        let e = s.check(&a, &l, &[md("m3", 1, "")]).unwrap_err();
+        assert_eq!(
+            (e.limit, e.kind),
+            ("max_metadata_per_user", LimitKind::Invalid)
+        );
+        assert!(
+            e.message.contains("adds 1, more than the limit of 2"),
+            "{e}"
+        );
+        // Another tenant has its own count.
+        s.check(&tenant("b"), &l, &[md("m3", 1, "")]).unwrap();
+        // One entry per metric, the newest; help and unit cut at max_metadata_length.
+        s.record(&a, &l, &[md("m1", 1, "a long help"), md("m3", 1, "")]);
+        let got = s.get(std::slice::from_ref(&a), None, 0, 0);
+        assert_eq!(got.keys().collect::<Vec<_>>(), ["m1", "m2"]);
+        assert_eq!(got["m1"].len(), 1);
+        assert_eq!(got["m1"][0].help, "a lo");
     }
 }

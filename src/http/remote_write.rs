@@ -10,17 +10,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use hypnos_ingest::WriteStats;
+use hypnos_ingest::{IngestError, WriteStats};
 use hypnos_schemas::TenantId;
 
 use super::AppRef;
 use super::errors::WriteError;
 use super::params::now_ms;
 use crate::auth::{Access, AuthError, Scope};
-
-/// Bodies up to this size are decoded on the request's task; larger ones on the blocking
-/// pool, so that a big snappy block does not stall other requests.
-const INLINE_DECODE_BYTES: usize = 1 << 20;
 
 pub(super) async fn receive(
     State(state): State<AppRef>,
@@ -81,35 +77,49 @@ async fn write(
         .receive_bytes
         .with_label_values(&[tenant.as_str()])
         .inc_by(body.len() as u64);
-    let encoding = header_str(headers, header::CONTENT_ENCODING);
-    let content_type = header_str(headers, header::CONTENT_TYPE);
-    let mut req = if body.len() <= INLINE_DECODE_BYTES {
-        state.ingester.decode(encoding, content_type, &body)?
-    } else {
-        let ingester = Arc::clone(&state.ingester);
-        let (encoding, content_type) =
-            (encoding.map(str::to_owned), content_type.map(str::to_owned));
-        tokio::task::spawn_blocking(move || {
-            ingester.decode(encoding.as_deref(), content_type.as_deref(), &body)
-        })
-        .await
-        .map_err(|e| WriteError::Body(format!("decoding task failed: {e}")))??
-    };
-    *samples = Some(
-        req.timeseries
+    let encoding = header_str(headers, header::CONTENT_ENCODING).map(str::to_owned);
+    let content_type = header_str(headers, header::CONTENT_TYPE).map(str::to_owned);
+    let limits = state.limits.get().for_tenant(&tenant).write.clone();
+    // Decompression, decoding, validation and the WAL encoding are CPU-bound: off the async
+    // workers. The decoding budget bounds how much memory these tasks hold together.
+    let st = Arc::clone(state);
+    let now = now_ms();
+    let task_limits = limits.clone();
+    let (count, prepared) = tokio::task::spawn_blocking(move || {
+        let decoded = match st.ingester.decode_limited(
+            encoding.as_deref(),
+            content_type.as_deref(),
+            &body,
+            &task_limits,
+        ) {
+            Ok(d) => d,
+            Err(e) => return (None, Err(e)),
+        };
+        drop(body);
+        let count: usize = decoded
+            .req
+            .timeseries
             .iter()
             .map(|t| t.samples.len() + t.histograms.len())
-            .sum(),
-    );
-    let metadata = std::mem::take(&mut req.metadata);
-    let limits = state.limits.get();
-    let limits = &limits.for_tenant(&tenant).write;
-    let stats = state
-        .ingester
-        .write_limited(&tenant, req, limits, now_ms())
-        .await?;
+            .sum();
+        // Metadata names past the tenant's limit refuse the request before it takes
+        // anything from the ingestion rate or the log.
+        let prepared = st
+            .metric_metadata
+            .check(&tenant, &task_limits, &decoded.req.metadata)
+            .map_err(IngestError::from)
+            .and_then(|()| st.ingester.prepare(&tenant, decoded, &task_limits, now));
+        (Some(count), prepared)
+    })
+    .await
+    .map_err(|e| WriteError::Body(format!("decoding task failed: {e}")))?;
+    *samples = count;
+    let mut prepared = prepared?;
+    let metadata = prepared.take_metadata();
+    let tenant = prepared.tenant().clone();
+    let stats = state.ingester.commit(prepared).await?;
     // Only an accepted request's metadata is kept.
-    state.metric_metadata.record(&tenant, &metadata);
+    state.metric_metadata.record(&tenant, &limits, &metadata);
     Ok(stats)
 }
 

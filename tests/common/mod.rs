@@ -428,6 +428,24 @@ impl TestServer {
         s
     }
 
+    /// The process id of the running server.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
+    /// A `kB` field of `/proc/<pid>/status` (`VmHWM`: peak resident memory, `VmRSS`), in
+    /// bytes.
+    pub fn proc_status_bytes(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/<pid>/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/<pid>/status"))
+            * 1024
+    }
+
     /// The temporary directory of this server (working directory, log, default data).
     pub fn work_dir(&self) -> &Path {
         self.tmp.path()
