@@ -323,6 +323,14 @@ impl Authenticator {
                 let entry = table
                     .find(presented)
                     .ok_or(AuthError::Unauthenticated("unknown bearer token"))?;
+                // Admin rights concern no single tenant: a token without them is refused
+                // (403) before its tenant is looked for.
+                if access == Access::Admin && !entry.admin {
+                    return Err(AuthError::NotAllowed {
+                        token: Arc::clone(&entry.name),
+                        what: "use the admin API (it needs admin: true)",
+                    });
+                }
                 let tenants = match requested_tenants(headers, access, self.max_tenants)? {
                     Some(t) => t,
                     None if access == Access::Read

@@ -336,6 +336,21 @@ fn metrics_need_a_metrics_or_admin_token_in_token_mode() {
     assert!(!e.to_string().contains("secret"), "{e}");
     assert!(auth(Some("secret-scrape")).is_ok());
     assert!(auth(Some("secret-ops")).is_ok());
+    // Admin endpoints: a token without admin rights is forbidden (403), whether it has a
+    // tenant of its own or not (the scraper has none), and whatever tenant it names.
+    for (tok, name) in [("secret-scrape", "scraper"), ("secret-ra", "a-reader")] {
+        for extra in [None, Some("a")] {
+            let bearer = format!("Bearer {tok}");
+            let mut pairs = vec![("authorization", bearer.as_str())];
+            pairs.extend(extra.map(|t| ("x-scope-orgid", t)));
+            let e = a.authenticate(&headers(&pairs), Access::Admin).unwrap_err();
+            assert!(matches!(e, AuthError::NotAllowed { .. }), "{tok}: {e}");
+            assert!(e.to_string().contains(name), "{e}");
+            assert!(e.to_string().contains("admin"), "{e}");
+        }
+    }
+    let h = headers(&[("authorization", "Bearer secret-ops")]);
+    assert!(a.authenticate(&h, Access::Admin).is_ok());
     // The metrics scope reads nothing else: a scraper token cannot read a tenant.
     let h = headers(&[("authorization", "Bearer secret-scrape")]);
     assert!(a.authenticate(&h, Access::Read).is_err());
