@@ -232,6 +232,8 @@ pub struct PreparedWrite {
     payload: Option<Vec<u8>>,
     series: usize,
     metadata: Vec<MetricMetadata>,
+    /// Exemplars dropped for their label length, counted once the write is committed.
+    exemplars_too_long: usize,
     _reservation: Reservation,
 }
 
@@ -441,13 +443,9 @@ impl Ingester {
             }
         }
         let req = validate_limited(tenant, req, limits, now_ms)?;
-        if req.exemplars_too_long > 0 {
-            self.shared
-                .metrics
-                .exemplars_dropped
-                .with_label_values(&[tenant.as_str(), "label_length"])
-                .inc_by(req.exemplars_too_long as u64);
-        }
+        // Exemplars dropped for their length are counted by `commit`: a request refused
+        // below must not make its tenant a label value.
+        let exemplars_too_long = req.exemplars_too_long;
         if limits.max_series > 0 || limits.max_series_per_metric > 0 {
             self.check_series_limits(tenant, &req, limits)?;
         }
@@ -466,6 +464,7 @@ impl Ingester {
             payload,
             series,
             metadata,
+            exemplars_too_long,
             _reservation: reservation,
         })
     }
@@ -478,10 +477,17 @@ impl Ingester {
             req,
             payload,
             series,
+            exemplars_too_long,
             _reservation,
             ..
         } = prepared;
         let Some(payload) = payload else {
+            // Nothing to log: the dropped exemplars are counted only for a tenant that holds
+            // data in memory, so a request of a tenant that holds none (any id in header
+            // mode) creates no label value.
+            if exemplars_too_long > 0 && !self.shared.tenant_heads(&tenant).is_empty() {
+                self.count_too_long(&tenant, exemplars_too_long);
+            }
             return Ok(WriteStats {
                 series,
                 ..WriteStats::default()
@@ -498,6 +504,9 @@ impl Ingester {
             .await
             .map_err(|_| IngestError::ShutDown)?;
         let stats = rx.await.map_err(|_| IngestError::ShutDown)??;
+        if exemplars_too_long > 0 {
+            self.count_too_long(&tenant, exemplars_too_long);
+        }
         let m = &self.shared.metrics;
         let t = [tenant.as_str()];
         m.samples
@@ -514,6 +523,15 @@ impl Ingester {
             samples: stats.appended,
             duplicates: stats.duplicates,
         })
+    }
+
+    /// Counts `n` exemplars of a committed request dropped for their label length.
+    fn count_too_long(&self, tenant: &TenantId, n: usize) {
+        self.shared
+            .metrics
+            .exemplars_dropped
+            .with_label_values(&[tenant.as_str(), "label_length"])
+            .inc_by(n as u64);
     }
 
     /// Cuts every head now, writes each non-empty one as a Parquet block, tells the sink

@@ -991,3 +991,88 @@ async fn exemplars_outlive_a_flush_and_a_restart() {
 }
 
 mod histograms;
+
+/// The `tenant` label values of every metric in `registry`.
+fn tenant_labels(registry: &prometheus::Registry) -> std::collections::BTreeSet<String> {
+    registry
+        .gather()
+        .iter()
+        .flat_map(|f| f.get_metric().iter())
+        .flat_map(|m| m.get_label().iter())
+        .filter(|l| l.name() == "tenant")
+        .map(|l| l.value().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn dropped_exemplars_of_refused_or_empty_requests_make_no_tenant_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = open(dir.path()).await;
+    let long = "x".repeat(200);
+    // The reviewer's repro: a series without samples and one exemplar too long, for a
+    // tenant that holds nothing; accepted (nothing to keep) but no label value.
+    let stats = env
+        .ingester
+        .write(
+            &tenant("ghost-1"),
+            req(vec![with_exemplars(up("y", &[]), &[(20, 4.0, &long)])]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stats.samples, 0);
+    // A request refused by the ingestion rate counts nothing either.
+    let limits = WriteLimits {
+        ingestion_rate: 1.0,
+        ingestion_burst: 1,
+        ..WriteLimits::unlimited()
+    };
+    let refused = env
+        .ingester
+        .write_limited(
+            &tenant("ghost-2"),
+            req(vec![with_exemplars(
+                up("x", &[(10, 1.0), (11, 1.0), (12, 1.0)]),
+                &[(10, 1.0, &long)],
+            )]),
+            &limits,
+            0,
+        )
+        .await;
+    assert!(matches!(refused, Err(IngestError::Limit(_))), "{refused:?}");
+    let labels = tenant_labels(&env.registry);
+    assert!(!labels.iter().any(|t| t.starts_with("ghost")), "{labels:?}");
+    // A tenant that holds data has its dropped exemplars counted, with or without samples
+    // in the request.
+    env.ingester
+        .write(
+            &tenant("a"),
+            req(vec![with_exemplars(
+                up("x", &[(10, 1.0)]),
+                &[(10, 1.0, &long)],
+            )]),
+        )
+        .await
+        .unwrap();
+    env.ingester
+        .write(
+            &tenant("a"),
+            req(vec![with_exemplars(up("y", &[]), &[(20, 4.0, &long)])]),
+        )
+        .await
+        .unwrap();
+    let dropped: f64 = env
+        .registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == "hypnos_receive_exemplars_dropped_total")
+        .flat_map(|f| f.get_metric().iter())
+        .filter(|m| m.get_label().iter().any(|l| l.value() == "a"))
+        .map(|m| m.get_counter().get_value())
+        .sum();
+    assert_eq!(dropped, 2.0);
+    assert!(
+        !tenant_labels(&env.registry)
+            .iter()
+            .any(|t| t.starts_with("ghost"))
+    );
+}
