@@ -286,3 +286,87 @@ fn a_broken_tokens_file_keeps_the_old_tokens_and_says_so() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Opens a remote write announcing `len` bytes of body and sends `sent` of them.
+fn announce_write(s: &TestServer, len: usize, sent: usize) -> TcpStream {
+    let mut c = TcpStream::connect(s.http_addr()).unwrap();
+    write!(
+        c,
+        "POST /api/v1/write HTTP/1.1\r\nHost: h\r\nContent-Type: application/x-protobuf\r\n\
+         Content-Encoding: snappy\r\nContent-Length: {len}\r\n\r\n"
+    )
+    .unwrap();
+    c.write_all(&vec![0u8; sent]).unwrap();
+    c
+}
+
+/// The answer to a request sent on `c` before its body (the whole answer, up to the close,
+/// as the server closes a connection whose body it did not read), or `None` when nothing
+/// came within `wait`.
+fn early_answer(c: &mut TcpStream, wait: Duration) -> Option<String> {
+    c.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = c.read(&mut buf).ok().filter(|&n| n > 0)?;
+    let mut out = buf[..n].to_vec();
+    out.extend(read_until_closed(c, Duration::from_secs(30)).into_bytes());
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[test]
+fn request_bodies_being_received_count_against_the_decoding_budget() {
+    const FLAG: &str = "--receive.max-inflight-decode-bytes";
+    let s = TestServer::with(
+        Options::default()
+            .arg(format!("{FLAG}=1048576"))
+            .arg("--http.body-read-timeout=10m"),
+    );
+    // A body larger than the whole budget (yet under the request size limit) is refused
+    // before it is read, 413 naming the flag.
+    let mut big = announce_write(&s, 2 << 20, 0);
+    let answer = early_answer(&mut big, Duration::from_secs(30)).expect("an answer");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains(FLAG), "{answer}");
+    // A request that announces 900 kB and sends a little of it, held open.
+    let held = announce_write(&s, 900_000, 1000);
+    // Another of 300 kB does not fit next to it: 429 with Retry-After, naming the flag,
+    // before its body is sent (it may reach the server before the held one does: poll,
+    // bounded).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let answer = loop {
+        let mut c = announce_write(&s, 300_000, 0);
+        if let Some(a) = early_answer(&mut c, Duration::from_secs(2)) {
+            if a.starts_with("HTTP/1.1 429") {
+                break a;
+            }
+        }
+        assert!(Instant::now() < deadline, "never refused for the budget");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(answer.contains(FLAG), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 1"),
+        "{answer}"
+    );
+    // Once the held request is gone, its bytes are given back: a valid write is accepted.
+    drop(held);
+    let t = now_ms();
+    let body = encode(&request(vec![series("up", &[], &[(t, 1.0)])]));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = s
+            .client()
+            .post(s.url("/api/v1/write"))
+            .header("Content-Encoding", "snappy")
+            .header("Content-Type", "application/x-protobuf")
+            .body(body.clone())
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        if status == 204 {
+            break;
+        }
+        assert_eq!(status, 429, "{}", r.text().unwrap());
+        assert!(Instant::now() < deadline, "the budget was never given back");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

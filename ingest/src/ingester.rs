@@ -375,7 +375,35 @@ impl Ingester {
         body: &[u8],
         limits: &WriteLimits,
     ) -> Result<DecodedRequest, IngestError> {
-        let mut reservation = self.budget.reservation();
+        self.decode_reserved(
+            content_encoding,
+            content_type,
+            body,
+            limits,
+            self.budget.reservation(),
+        )
+    }
+
+    /// An empty reservation in the decoding budget, for a request body being received:
+    /// grow it with the body's size ([`Reservation::grow`]) before or while collecting it,
+    /// then hand it to [`Self::decode_reserved`], so that bodies being received count
+    /// against the budget as much as bodies being decoded.
+    pub fn body_reservation(&self) -> Reservation {
+        self.budget.reservation()
+    }
+
+    /// [`Self::decode_limited`] adding its reservations to `reservation` (which holds the
+    /// body's bytes, see [`Self::body_reservation`]); the whole is held until the write is
+    /// done. The body's bytes stay reserved after the body is dropped: a request holds
+    /// its body's size more than it needs once decoded, a bound on the safe side.
+    pub fn decode_reserved(
+        &self,
+        content_encoding: Option<&str>,
+        content_type: Option<&str>,
+        body: &[u8],
+        limits: &WriteLimits,
+        mut reservation: Reservation,
+    ) -> Result<DecodedRequest, IngestError> {
         let req = decode_limited(
             content_encoding,
             content_type,

@@ -8,9 +8,9 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use hypnos_ingest::{IngestError, WriteStats};
+use hypnos_ingest::{IngestError, Reservation, WriteStats};
 use hypnos_schemas::TenantId;
 
 use super::AppRef;
@@ -71,7 +71,10 @@ async fn write(
     samples: &mut Option<usize>,
 ) -> Result<WriteStats, WriteError> {
     let tenant: TenantId = scope?.first().clone();
-    let body = read_body(headers, body, state.max_request_bytes).await?;
+    // The body counts against the decoding budget from its first byte; decoding adds to
+    // the same reservation, held until the write is done.
+    let mut reservation = state.ingester.body_reservation();
+    let body = read_body(headers, body, state.max_request_bytes, &mut reservation).await?;
     state
         .metrics
         .receive_bytes
@@ -86,11 +89,12 @@ async fn write(
     let now = now_ms();
     let task_limits = limits.clone();
     let (count, prepared) = tokio::task::spawn_blocking(move || {
-        let decoded = match st.ingester.decode_limited(
+        let decoded = match st.ingester.decode_reserved(
             encoding.as_deref(),
             content_type.as_deref(),
             &body,
             &task_limits,
+            reservation,
         ) {
             Ok(d) => d,
             Err(e) => return (None, Err(e)),
@@ -124,17 +128,54 @@ async fn write(
 }
 
 /// The body, refused with 413 past `limit` bytes (by `Content-Length` before reading when
-/// the sender declares it).
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, WriteError> {
+/// the sender declares it), with the bytes it holds reserved in `reservation` (the decoding
+/// budget): the declared length before reading, else the buffer's capacity as chunks
+/// arrive. Past the budget the request is refused (429 with `Retry-After`, 413 when the
+/// body alone exceeds the whole budget) before more of it is read.
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    reservation: &mut Reservation,
+) -> Result<Bytes, WriteError> {
     let declared = header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(WriteError::BodyTooLarge { limit });
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(WriteError::BodyTooLarge { limit }),
-        Err(e) => Err(WriteError::Body(e.to_string())),
+    let budget_error = |e| WriteError::Ingest(IngestError::Limit(e));
+    // `declared` is at most `limit` here; hyper ends the body at the declared length.
+    let declared = declared.map(|n| n as usize);
+    let mut buf = BytesMut::new();
+    if let Some(n) = declared {
+        reservation.grow(n).map_err(budget_error)?;
+        buf.reserve(n);
     }
+    let mut body = Limited::new(body, limit);
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(f) => f,
+            Err(e) if e.is::<LengthLimitError>() => {
+                return Err(WriteError::BodyTooLarge { limit });
+            }
+            Err(e) => return Err(WriteError::Body(e.to_string())),
+        };
+        let Ok(chunk) = frame.into_data() else {
+            continue; // trailers
+        };
+        if declared.is_none() {
+            let need = buf.len() + chunk.len();
+            if need > buf.capacity() {
+                // Grow the reservation by what the buffer will hold, before it holds it.
+                let cap = need.max(buf.capacity().saturating_mul(2)).min(limit);
+                reservation
+                    .grow(cap.saturating_sub(reservation.bytes()))
+                    .map_err(budget_error)?;
+                buf.reserve(cap - buf.len());
+            }
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {

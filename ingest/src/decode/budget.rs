@@ -65,7 +65,7 @@ pub struct Reservation {
 impl Reservation {
     /// Reserves `more` bytes for this request: refused with 413 when the request alone needs
     /// more than the whole budget, with 429 when other requests hold too much of it now.
-    pub(crate) fn grow(&mut self, more: usize) -> Result<(), LimitError> {
+    pub fn grow(&mut self, more: usize) -> Result<(), LimitError> {
         let inner = &self.budget.0;
         let max = inner.max.load(Ordering::Relaxed);
         let want = self.bytes.saturating_add(more);
