@@ -203,6 +203,11 @@ pub(crate) struct AllArgs {
     /// connections wait to be accepted until one closes.
     #[arg(long = "http.max-connections", env = "HYPNOS_HTTP_MAX_CONNECTIONS", default_value_t = 1024, value_parser = parse_at_least_one)]
     pub(crate) http_max_connections: usize,
+
+    /// Longest a response (HTTP or gRPC) may make no progress because the client does not
+    /// read it; the connection is closed after it.
+    #[arg(long = "http.write-timeout", env = "HYPNOS_HTTP_WRITE_TIMEOUT", default_value = "1m", value_parser = parse_positive_duration)]
+    pub(crate) http_write_timeout: Duration,
 }
 
 /// Compaction settings shared by `hypnos compact` and `hypnos all`.

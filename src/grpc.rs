@@ -29,6 +29,7 @@ use tonic::{Request, Status};
 use tonic_health::ServingStatus;
 
 use crate::auth::{Access, AuthError, Authenticator, Scope};
+use crate::http::TimeoutIo;
 
 /// The gRPC status of a refused request.
 pub(crate) fn auth_status(e: &AuthError) -> Status {
@@ -95,7 +96,10 @@ const KEEPALIVE: Duration = Duration::from_secs(30);
 
 /// Serves gRPC on `listener` until `shutdown` resolves, with at most
 /// `limits.max_connections` connections open (further ones wait to be accepted); HTTP/2
-/// keep-alive pings close connections whose peer is gone.
+/// keep-alive pings close connections whose peer is gone. Keep-alive starts only after the
+/// HTTP/2 handshake, so a connection must also send its preface and first frame header
+/// within `limits.header_read_timeout`, and one whose peer reads nothing for
+/// `limits.write_timeout` is closed ([`TimeoutIo`]).
 pub(crate) async fn serve(
     listener: TcpListener,
     limits: crate::http::ServeLimits,
@@ -111,7 +115,7 @@ pub(crate) async fn serve(
         .http2_keepalive_timeout(Some(KEEPALIVE))
         .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
         .add_service(health)
-        .serve_with_incoming_shutdown(capped(listener, limits.max_connections), shutdown)
+        .serve_with_incoming_shutdown(capped(listener, limits), shutdown)
         .await
         .context("gRPC server failed")
 }
@@ -119,20 +123,25 @@ pub(crate) async fn serve(
 /// Concurrent requests (streams) on one gRPC connection.
 const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 
-/// The connections of `listener`, at most `max` open at once: the next one is accepted
-/// when one closes.
+/// What a client sends first: the 24-byte HTTP/2 connection preface and the 9-byte header
+/// of its SETTINGS frame.
+const HANDSHAKE_START: usize = 24 + 9;
+
+/// The connections of `listener`, at most `limits.max_connections` open at once: the next
+/// one is accepted when one closes.
 fn capped(
     listener: TcpListener,
-    max: usize,
+    limits: crate::http::ServeLimits,
 ) -> impl futures::Stream<Item = std::io::Result<Capped>> {
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let slots = Arc::new(Semaphore::new(max));
-    futures::stream::unfold((incoming, slots), |(mut incoming, slots)| async move {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    futures::stream::unfold((incoming, slots), move |(mut incoming, slots)| async move {
         let slot = Arc::clone(&slots).acquire_owned().await.ok()?;
         let next = incoming.next().await?;
         Some((
             next.map(|stream| Capped {
-                stream,
+                stream: TimeoutIo::new(stream, limits.write_timeout)
+                    .first_bytes_within(HANDSHAKE_START, limits.header_read_timeout),
                 _slot: slot,
             }),
             (incoming, slots),
@@ -143,7 +152,7 @@ fn capped(
 /// A gRPC connection holding one of the connection slots until it is dropped.
 #[derive(Debug)]
 struct Capped {
-    stream: TcpStream,
+    stream: TimeoutIo<TcpStream>,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -151,7 +160,7 @@ impl Connected for Capped {
     type ConnectInfo = TcpConnectInfo;
 
     fn connect_info(&self) -> TcpConnectInfo {
-        self.stream.connect_info()
+        self.stream.get_ref().connect_info()
     }
 }
 
@@ -296,6 +305,7 @@ mod tests {
         let limits = crate::http::ServeLimits {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 4,
+            write_timeout: Duration::from_secs(10),
         };
         let server = tokio::spawn(serve(listener, limits, async {
             let _ = stopped.await;

@@ -46,9 +46,11 @@ mod remote_write;
 mod serve;
 mod status;
 mod tenant;
+mod timeout_io;
 
 pub(crate) use errors::ApiError;
 pub(crate) use serve::{ServeLimits, serve};
+pub(crate) use timeout_io::TimeoutIo;
 
 /// What the handlers share.
 #[derive(Debug)]

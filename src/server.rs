@@ -173,6 +173,7 @@ pub(crate) async fn run_all(args: AllArgs) -> anyhow::Result<()> {
     let limits = http::ServeLimits {
         header_read_timeout: args.http_header_read_timeout,
         max_connections: args.http_max_connections,
+        write_timeout: args.http_write_timeout,
     };
     let mut http_server: JoinHandle<anyhow::Result<()>> = tokio::spawn({
         let stop = stopped(stop_rx.clone());

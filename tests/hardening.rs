@@ -328,20 +328,24 @@ fn request_bodies_being_received_count_against_the_decoding_budget() {
     assert!(answer.contains(FLAG), "{answer}");
     // A request that announces 900 kB and sends a little of it, held open.
     let held = announce_write(&s, 900_000, 1000);
-    // Another of 300 kB does not fit next to it: 429 with Retry-After, naming the flag,
-    // before its body is sent (it may reach the server before the held one does: poll,
-    // bounded).
     let deadline = Instant::now() + Duration::from_secs(60);
-    let answer = loop {
-        let mut c = announce_write(&s, 300_000, 0);
-        if let Some(a) = early_answer(&mut c, Duration::from_secs(2)) {
-            if a.starts_with("HTTP/1.1 429") {
-                break a;
-            }
+    loop {
+        let m = s.metrics();
+        let used = metric_value(&m, "hypnos_receive_inflight_decode_bytes", &[]);
+        if used == Some(900_000.0) {
+            break;
         }
-        assert!(Instant::now() < deadline, "never refused for the budget");
+        assert!(
+            Instant::now() < deadline,
+            "the held body is not reserved: {m}"
+        );
         std::thread::sleep(Duration::from_millis(50));
-    };
+    }
+    // Another of 300 kB does not fit next to it: 429 with Retry-After, naming the flag,
+    // before its body is sent.
+    let mut c = announce_write(&s, 300_000, 0);
+    let answer = early_answer(&mut c, Duration::from_secs(60)).expect("an answer");
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
     assert!(answer.contains(FLAG), "{answer}");
     assert!(
         answer.to_ascii_lowercase().contains("retry-after: 1"),
@@ -368,5 +372,93 @@ fn request_bodies_being_received_count_against_the_decoding_budget() {
         assert_eq!(status, 429, "{}", r.text().unwrap());
         assert!(Instant::now() < deadline, "the budget was never given back");
         std::thread::sleep(Duration::from_millis(50));
+    }
+    // Nothing stays reserved once the requests are done.
+    while metric_value(&s.metrics(), "hypnos_receive_inflight_decode_bytes", &[]) != Some(0.0) {
+        assert!(Instant::now() < deadline, "bytes stay reserved");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn clients_that_never_read_their_responses_are_disconnected() {
+    let s = TestServer::with(
+        Options::default()
+            .arg("--http.max-connections=2")
+            .arg("--http.write-timeout=2s"),
+    );
+    // About 2 MB of series labels: each /api/v1/series answer is that large.
+    let t = now_ms();
+    let pad = "p".repeat(1000);
+    for batch in 0..4 {
+        let series: Vec<_> = (0..500)
+            .map(|i| {
+                let id = format!("{batch}-{i}");
+                common::series("big", &[("id", &id), ("pad", &pad)], &[(t, 1.0)])
+            })
+            .collect();
+        s.write(Tenant::Default, &request(series));
+    }
+    // Two clients fill the cap: each asks for the series 20 times (40 MB, far more than
+    // the socket buffers hold) and reads nothing.
+    let hogs: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut c = TcpStream::connect(s.http_addr()).unwrap();
+            let get = "GET /api/v1/series?match%5B%5D=big HTTP/1.1\r\nHost: h\r\n\r\n";
+            c.write_all(get.repeat(20).as_bytes()).unwrap();
+            c
+        })
+        .collect();
+    // A new client is served once the write timeout has closed them.
+    let mut fresh = TcpStream::connect(s.http_addr()).unwrap();
+    write!(fresh, "GET /-/healthy HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    fresh
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = fresh
+        .read(&mut buf)
+        .expect("a new client is served once the non-reading ones are closed");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+    // The hogs were disconnected: what they did not read ends with the close.
+    for mut h in hogs {
+        let got = read_until_closed(&mut h, Duration::from_secs(60));
+        assert!(
+            got.starts_with("HTTP/1.1 200"),
+            "{}",
+            &got[..got.len().min(200)]
+        );
+    }
+    assert_eq!(s.get("/-/healthy").0, 200);
+}
+
+#[test]
+fn grpc_connections_that_never_start_http2_are_closed() {
+    let s = TestServer::with(
+        Options::default()
+            .arg("--http.max-connections=2")
+            .arg("--http.header-read-timeout=1s"),
+    );
+    // Two connections that send nothing hold the gRPC cap...
+    let mut silent: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(s.grpc_addr()).unwrap())
+        .collect();
+    // ...until the timeout closes them, and a third client that starts HTTP/2 (preface
+    // and an empty SETTINGS frame) gets the server's SETTINGS.
+    let mut client = TcpStream::connect(s.grpc_addr()).unwrap();
+    client
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut head = [0u8; 9];
+    client
+        .read_exact(&mut head)
+        .expect("the server answers once the silent connections are closed");
+    assert_eq!(head[3], 0x04, "a SETTINGS frame: {head:?}");
+    // They were closed (after the server's own SETTINGS, which it sends first).
+    for c in &mut silent {
+        read_until_closed(c, Duration::from_secs(60));
     }
 }

@@ -321,6 +321,10 @@ impl Ingester {
                 .map_err(|e| IngestError::wal("starting the writer thread", e))?
         };
         info!(wal = %wal_dir.display(), tenants = tenants.len(), "ingester open");
+        let budget = DecodeBudget::with_gauge(
+            DEFAULT_MAX_INFLIGHT_DECODE_BYTES,
+            shared.metrics.inflight_decode_bytes.clone(),
+        );
         Ok(Arc::new(Self {
             cfg,
             wal_dir,
@@ -331,7 +335,7 @@ impl Ingester {
             wal_thread: Some(thread),
             flush_lock: tokio::sync::Mutex::new(()),
             rates: RateLimiter::default(),
-            budget: DecodeBudget::new(DEFAULT_MAX_INFLIGHT_DECODE_BYTES),
+            budget,
         }))
     }
 

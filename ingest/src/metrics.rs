@@ -1,6 +1,6 @@
 //! The ingester's own metrics, registered into the registry the binary serves on `/metrics`.
 
-use prometheus::{IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 #[derive(Clone, Debug)]
 pub(crate) struct Metrics {
@@ -16,6 +16,7 @@ pub(crate) struct Metrics {
     pub(crate) flushed_blocks: IntCounterVec,
     pub(crate) wal_fsyncs: IntCounter,
     pub(crate) wal_replayed_records: IntCounter,
+    pub(crate) inflight_decode_bytes: IntGauge,
 }
 
 impl Metrics {
@@ -103,6 +104,16 @@ impl Metrics {
                 "hypnos_wal_replayed_records_total",
                 "Write-ahead log records replayed at startup.",
             )?,
+            inflight_decode_bytes: {
+                let g = IntGauge::new(
+                    "hypnos_receive_inflight_decode_bytes",
+                    "Bytes reserved now in the decoding budget \
+                     (--receive.max-inflight-decode-bytes) by remote-write requests being \
+                     received, decoded, validated or logged.",
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
         })
     }
 }

@@ -7,6 +7,8 @@
 //! - a body read timeout (`--http.body-read-timeout`), counted from the request's headers:
 //!   reading the body fails past it, the request is answered 408 and the connection closed
 //!   ([`body_deadline`], a middleware);
+//! - a write timeout (`--http.write-timeout`): a connection whose response makes no
+//!   progress for it, the client reading nothing, is closed ([`TimeoutIo`]);
 //! - a connection cap (`--http.max-connections`): past it, new connections wait in the
 //!   listen backlog until one closes (as Prometheus' `--web.max-connections`), so the
 //!   connections already open, a health checker's keep-alive connection among them, are
@@ -37,12 +39,15 @@ use tokio::sync::Semaphore;
 use tokio::time::Sleep;
 
 use super::AppRef;
+use super::timeout_io::TimeoutIo;
 
 /// How slow and how many clients may be.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ServeLimits {
     pub(crate) header_read_timeout: Duration,
     pub(crate) max_connections: usize,
+    /// Longest a response may make no progress (the client not reading it).
+    pub(crate) write_timeout: Duration,
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and waits
@@ -100,7 +105,7 @@ pub(crate) async fn serve(
         }
         let _ = stream.set_nodelay(true);
         let conn = builder.serve_connection(
-            TokioIo::new(stream),
+            TokioIo::new(TimeoutIo::new(stream, limits.write_timeout)),
             TowerToHyperService::new(router.clone()),
         );
         let conn = graceful.watch(conn);

@@ -6,6 +6,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use prometheus::IntGauge;
+
 use crate::limits::{LimitError, LimitKind};
 
 /// Default budget: 256 MiB.
@@ -21,6 +23,13 @@ const LIMIT: &str = "max_inflight_decode_bytes";
 struct Inner {
     max: AtomicUsize,
     used: AtomicUsize,
+    /// Exports `used`, when set.
+    gauge: Option<IntGauge>,
+}
+
+/// `n` bytes as a gauge change.
+fn gauge_bytes(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// The process-wide decoding budget (cheap to clone: clones share it).
@@ -33,6 +42,16 @@ impl DecodeBudget {
         Self(Arc::new(Inner {
             max: AtomicUsize::new(max),
             used: AtomicUsize::new(0),
+            gauge: None,
+        }))
+    }
+
+    /// A budget of `max` bytes whose use `gauge` follows.
+    pub(crate) fn with_gauge(max: usize, gauge: IntGauge) -> Self {
+        Self(Arc::new(Inner {
+            max: AtomicUsize::new(max),
+            used: AtomicUsize::new(0),
+            gauge: Some(gauge),
         }))
     }
 
@@ -71,6 +90,9 @@ impl Reservation {
         let want = self.bytes.saturating_add(more);
         if max == 0 {
             inner.used.fetch_add(more, Ordering::AcqRel);
+            if let Some(g) = &inner.gauge {
+                g.add(gauge_bytes(more));
+            }
             self.bytes = want;
             return Ok(());
         }
@@ -108,6 +130,9 @@ impl Reservation {
                 Err(now) => used = now,
             }
         }
+        if let Some(g) = &inner.gauge {
+            g.add(gauge_bytes(more));
+        }
         self.bytes = want;
         Ok(())
     }
@@ -121,6 +146,9 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         self.budget.0.used.fetch_sub(self.bytes, Ordering::AcqRel);
+        if let Some(g) = &self.budget.0.gauge {
+            g.sub(gauge_bytes(self.bytes));
+        }
     }
 }
 
