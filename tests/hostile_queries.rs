@@ -303,6 +303,7 @@ fn repeated_matchers_in_series_and_exemplar_reads_are_bounded() {
     let bound = Duration::from_secs(30);
     let answered = |r: Result<(u16, Value), String>, what: &str| {
         let (status, v) = r.unwrap_or_else(|e| panic!("{what}: no answer within {bound:?}: {e}"));
+        eprintln!("{what}: {status}");
         match status {
             200 => v,
             503 => {

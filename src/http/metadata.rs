@@ -249,9 +249,19 @@ pub(super) fn selector_sets(
     if vs.matchers.or_matchers.is_empty() {
         return Ok(vec![base]);
     }
+    // Identical `or` groups (in any order) are converted once: converting compiles regexes.
+    let mut seen = HashSet::new();
     vs.matchers
         .or_matchers
         .iter()
+        .filter(|group| {
+            let mut key: Vec<(&str, u8, &str)> = group
+                .iter()
+                .map(|m| (m.name.as_str(), op_of(&m.op) as u8, m.value.as_str()))
+                .collect();
+            key.sort_unstable();
+            seen.insert(key)
+        })
         .map(|group| {
             let mut set = base.clone();
             for m in group {
@@ -263,13 +273,16 @@ pub(super) fn selector_sets(
 }
 
 fn convert(m: &PMatcher) -> Result<Matcher, String> {
-    let op = match m.op {
+    new_matcher(op_of(&m.op), &m.name, &m.value)
+}
+
+fn op_of(op: &PMatchOp) -> MatchOp {
+    match op {
         PMatchOp::Equal => MatchOp::Equal,
         PMatchOp::NotEqual => MatchOp::NotEqual,
         PMatchOp::Re(_) => MatchOp::Re,
         PMatchOp::NotRe(_) => MatchOp::NotRe,
-    };
-    new_matcher(op, &m.name, &m.value)
+    }
 }
 
 fn new_matcher(op: MatchOp, name: &str, value: &str) -> Result<Matcher, String> {
@@ -347,5 +360,24 @@ mod tests {
         assert_eq!(truncate(&mut v, 2), vec![TRUNCATED.to_string()]);
         assert_eq!(v, vec![1, 2]);
         assert!(truncate(&mut v, 0).is_empty());
+    }
+
+    #[test]
+    fn identical_sets_are_read_once() {
+        let mut sets = parse_selector(r#"{a="1" or a="1" or b=~"x.*"}"#).unwrap();
+        assert_eq!(sets.len(), 2, "identical or groups are converted once");
+        sets.extend(parse_selector(r#"{a="1"}"#).unwrap());
+        sets.extend(parse_selector(r#"{b=~"x.*"}"#).unwrap());
+        sets.extend(parse_selector(r#"up{a="1"}"#).unwrap());
+        sets.extend(parse_selector(r#"{a="1",__name__="up"}"#).unwrap());
+        assert_eq!(sets.len(), 6);
+        assert_eq!(
+            show(&dedup_sets(sets)),
+            vec![
+                vec!["aEqual1"],
+                vec!["bRex.*"],
+                vec!["__name__Equalup", "aEqual1"]
+            ]
+        );
     }
 }
