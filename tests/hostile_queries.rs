@@ -224,3 +224,139 @@ fn expensive_queries_stop_at_their_limits_and_others_are_served() {
     let data = s.query(Tenant::Thanos("other"), "w", t);
     assert_eq!(vector(&data).len(), 1, "{data}");
 }
+
+/// Series, each with a sample and an exemplar, for the metadata and exemplar reads.
+const META_SERIES: usize = 20_000;
+
+/// Writes [`META_SERIES`] series `m{id="<i>"}` with a sample and an exemplar at `t`.
+fn write_with_exemplars(s: &TestServer, tenant: &str, t: i64) {
+    for chunk in (0..META_SERIES).collect::<Vec<_>>().chunks(2_000) {
+        let all = chunk
+            .iter()
+            .map(|i| {
+                let mut ts = series("m", &[("id", &i.to_string())], &[(t, *i as f64)]);
+                ts.exemplars.push(hypnos_schemas::remote::Exemplar {
+                    labels: vec![hypnos_schemas::remote::Label {
+                        name: "trace_id".into(),
+                        value: format!("trace-{i}"),
+                    }],
+                    value: *i as f64,
+                    timestamp: t,
+                });
+                ts
+            })
+            .collect();
+        s.write(Tenant::Thanos(tenant), &request(all));
+    }
+}
+
+/// POSTs `params` form-encoded to `/api/v1/<endpoint>` with a client that gives up after
+/// `timeout`: the status and body, or the client's error.
+fn post_with(
+    s: &TestServer,
+    tenant: &str,
+    endpoint: &str,
+    params: &[(&str, String)],
+    timeout: Duration,
+) -> Result<(u16, Value), String> {
+    let r = reqwest::blocking::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| e.to_string())?
+        .post(s.url(&format!("/api/v1/{endpoint}")))
+        .header("THANOS-TENANT", tenant)
+        .form(params)
+        .send()
+        .map_err(|e| e.to_string())?;
+    let status = r.status().as_u16();
+    let text = r.text().map_err(|e| e.to_string())?;
+    Ok((
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    ))
+}
+
+/// `/api/v1/series` with one selector repeated 200 times, and `/api/v1/query_exemplars`
+/// with 1,000 identical `or` groups, ran for minutes on the server's runtime whatever the
+/// query timeout, holding a copy of every series per repetition. They now run on the query
+/// runtime under `query_timeout`, read each distinct matcher set once, and answer in time
+/// (or with the timeout error) while `/-/healthy` keeps answering.
+#[test]
+fn repeated_matchers_in_series_and_exemplar_reads_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = dir.path().join("limits.yml");
+    std::fs::write(&limits, "tenants:\n  meta:\n    query_timeout: 2s\n").unwrap();
+    let s = TestServer::with(Options::default().arg(format!("--limits-file={}", limits.display())));
+    let t = base_time();
+    write_with_exemplars(&s, "meta", t);
+
+    let series_params: Vec<(&str, String)> = (0..200)
+        .map(|_| ("match[]", r#"{__name__=~".+"}"#.to_string()))
+        .collect();
+    let groups = vec![r#"id=~".*1.*""#; 1_000].join(" or ");
+    let exemplar_params = vec![
+        ("query", format!("{{{groups}}}")),
+        ("start", secs(t - 60_000)),
+        ("end", secs(t + 60_000)),
+    ];
+    // Generous for a 2 s timeout on a loaded machine; before, these took minutes.
+    let bound = Duration::from_secs(30);
+    let answered = |r: Result<(u16, Value), String>, what: &str| {
+        let (status, v) = r.unwrap_or_else(|e| panic!("{what}: no answer within {bound:?}: {e}"));
+        eprintln!("{what}: {status}");
+        match status {
+            200 => v,
+            503 => {
+                assert_eq!(v["errorType"], "timeout", "{what}: {v}");
+                assert!(
+                    v["error"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains("query_timeout"),
+                    "{what}: {v}"
+                );
+                Value::Null
+            }
+            other => panic!("{what}: {other}: {v}"),
+        }
+    };
+    std::thread::scope(|scope| {
+        let reads: Vec<_> = (0..2)
+            .flat_map(|_| {
+                [
+                    scope.spawn(|| post_with(&s, "meta", "series", &series_params, bound)),
+                    scope.spawn(|| {
+                        post_with(&s, "meta", "query_exemplars", &exemplar_params, bound)
+                    }),
+                ]
+            })
+            .collect();
+        for _ in 0..3 {
+            assert_eq!(
+                get_with(&s, "/-/healthy", Duration::from_secs(5)),
+                Ok(200),
+                "/-/healthy while the reads run"
+            );
+        }
+        for (i, r) in reads.into_iter().enumerate() {
+            let what = if i % 2 == 0 { "series" } else { "exemplars" };
+            let v = answered(r.join().unwrap(), what);
+            if v.is_null() {
+                continue;
+            }
+            // Each series once, however often it was asked for.
+            let data = v["data"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{what}: {v}"));
+            let want = if what == "series" {
+                META_SERIES
+            } else {
+                (0..META_SERIES)
+                    .filter(|i| i.to_string().contains('1'))
+                    .count()
+            };
+            assert_eq!(data.len(), want, "{what}");
+        }
+    });
+    assert_eq!(s.get("/-/healthy").0, 200);
+}

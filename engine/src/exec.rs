@@ -461,19 +461,24 @@ impl ExecutionPlan for PromExec {
         let guard = context
             .session_config()
             .get_extension::<crate::QueryGuard>();
-        let stream = self.execute_op(partition, context)?;
+        let inputs = guard
+            .as_ref()
+            .map(|g| crate::guard::Inputs::new(Arc::clone(g)));
+        let stream = self.execute_op(partition, context, inputs.as_ref())?;
         Ok(match guard {
-            Some(g) => Box::pin(crate::guard::GuardedStream::new(stream, g)),
+            Some(g) => Box::pin(crate::guard::GuardedStream::new(stream, g, inputs)),
             None => stream,
         })
     }
 }
 
 impl PromExec {
+    /// The operator's output; what its inputs hand it counts in `inputs` when given.
     fn execute_op(
         &self,
         partition: usize,
         context: Arc<TaskContext>,
+        inputs: Option<&crate::guard::Inputs>,
     ) -> Result<SendableRecordBatchStream> {
         if partition != 0 {
             return Err(DataFusionError::Internal(format!(
@@ -554,10 +559,10 @@ impl PromExec {
         if let (PromOp::InstantFunctionPerStep { func }, [data, params @ ..]) =
             (&self.op, self.inputs.as_slice())
         {
-            let data = self.child(data, Arc::clone(&context))?;
+            let data = self.child(data, Arc::clone(&context), inputs)?;
             let params = params
                 .iter()
-                .map(|p| self.child(p, Arc::clone(&context)))
+                .map(|p| self.child(p, Arc::clone(&context), inputs))
                 .collect::<Result<Vec<_>>>()?;
             let func = *func;
             let fut = async move {
@@ -591,8 +596,8 @@ impl PromExec {
                 ));
             };
             let (lhs, rhs) = (
-                self.child(lhs, Arc::clone(&context))?,
-                self.child(rhs, context)?,
+                self.child(lhs, Arc::clone(&context), inputs)?,
+                self.child(rhs, context, inputs)?,
             );
             let (op, matching, return_bool, pos) = (*op, matching.clone(), *return_bool, *pos);
             let notes = Arc::clone(&notes);
@@ -618,8 +623,8 @@ impl PromExec {
         ) = (&self.op, self.inputs.as_slice())
         {
             let (data, param) = (
-                self.child(data, Arc::clone(&context))?,
-                self.child(param, context)?,
+                self.child(data, Arc::clone(&context), inputs)?,
+                self.child(param, context, inputs)?,
             );
             let op = self.op.clone();
             let notes = Arc::clone(&notes);
@@ -684,6 +689,7 @@ impl PromExec {
                 .first()
                 .ok_or_else(|| DataFusionError::Internal("operator without input".into()))?,
             context,
+            inputs,
         )?;
         let op = self.op.clone();
         if let PromOp::Aggregate { op, grouping, pos } = op {
@@ -843,8 +849,13 @@ impl PromExec {
         &self,
         input: &Arc<dyn ExecutionPlan>,
         context: Arc<TaskContext>,
+        inputs: Option<&crate::guard::Inputs>,
     ) -> Result<SendableRecordBatchStream> {
         let stream = input.execute(0, context)?;
+        let stream = match inputs {
+            Some(i) => i.counted(stream),
+            None => stream,
+        };
         if self.op.accepts_histograms() {
             return Ok(stream);
         }

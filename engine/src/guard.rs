@@ -8,11 +8,18 @@
 //! operator produced; the operators' loops call [`checkpoint`] per series and every
 //! [`CHECK_EVERY`] steps, and [`hold`] with the points they built so far. Operators are
 //! synchronous within a poll, so the guard of the poll is the guard of the query.
+//!
+//! Besides each operator's own bound, the guard keeps a query-wide count of the points
+//! held at once: the points an operator received from its inputs ([`Inputs`]) count from
+//! the moment they are handed over until that operator is done (its output ended, failed
+//! or was dropped), since every operator keeps its inputs whole while it computes. So
+//! `m + (m + (m + ...))`, whose every level holds its left side while the right one is
+//! evaluated, is bounded as a whole, not level by level.
 
 use std::cell::RefCell;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -54,6 +61,9 @@ pub struct QueryGuard {
     /// The budget whose `max_samples_per_query` set `max_points`, marked when it stops
     /// the query.
     budget: Option<Arc<QueryBudget>>,
+    /// The points handed from operators to their consumers and not yet released
+    /// ([`Inputs`]), held against `max_points` for the whole query.
+    held: AtomicUsize,
 }
 
 impl QueryGuard {
@@ -79,7 +89,33 @@ impl QueryGuard {
             cancel,
             max_points,
             budget,
+            held: AtomicUsize::new(0),
         }
+    }
+
+    /// The points held across the query's operators at the moment ([`Inputs`]).
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// Adds `points` handed to an operator to the query-wide count; an error when the
+    /// query would then hold more than it may.
+    fn take(&self, points: usize) -> Result<()> {
+        let held = self
+            .held
+            .fetch_add(points, Ordering::Relaxed)
+            .saturating_add(points);
+        self.check_points(held)
+    }
+
+    /// Releases `points` taken with [`Self::take`].
+    fn give_back(&self, points: usize) {
+        // Never below zero, whatever the order of releases.
+        let _ = self
+            .held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| {
+                Some(h.saturating_sub(points))
+            });
     }
 
     /// An error once the query is past its deadline or cancelled.
@@ -142,21 +178,85 @@ pub fn hold(points: usize) -> Result<()> {
     })
 }
 
+/// The points one operator received from its inputs, counted in the query-wide total of
+/// its [`QueryGuard`] from the moment each batch is handed over ([`Inputs::counted`])
+/// until the operator is done ([`Inputs::release`], called by its [`GuardedStream`] when
+/// its output ends, fails or is dropped).
+#[derive(Debug)]
+pub struct Inputs {
+    guard: Arc<QueryGuard>,
+    taken: Arc<AtomicUsize>,
+}
+
+impl Inputs {
+    /// No points received yet, for an operator of the query of `guard`.
+    pub fn new(guard: Arc<QueryGuard>) -> Self {
+        Self {
+            guard,
+            taken: Arc::default(),
+        }
+    }
+
+    /// `input`, counting the points of each batch it hands over against the query-wide
+    /// bound (an error in the stream once the query would hold too many).
+    pub fn counted(&self, input: SendableRecordBatchStream) -> SendableRecordBatchStream {
+        let schema = input.schema();
+        let (guard, taken) = (Arc::clone(&self.guard), Arc::clone(&self.taken));
+        let counted = futures::StreamExt::map(input, move |b| {
+            let b = b?;
+            let n = b.num_rows();
+            taken.fetch_add(n, Ordering::Relaxed);
+            guard.take(n)?;
+            Ok(b)
+        });
+        Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, counted))
+    }
+
+    /// Gives back every point received so far (the operator is done with them).
+    pub fn release(&self) {
+        let n = self.taken.swap(0, Ordering::Relaxed);
+        if n > 0 {
+            self.guard.give_back(n);
+        }
+    }
+}
+
+impl Drop for Inputs {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 /// An operator's output stream under the query's guard: each poll runs with the guard
 /// installed ([`scoped`]), after a check of the deadline, and the points the operator has
-/// produced so far are held against the query's bound.
+/// produced so far are held against the query's bound. The points of its inputs are
+/// released once its output has ended or failed (or when it is dropped).
 pub struct GuardedStream {
     inner: SendableRecordBatchStream,
     guard: Arc<QueryGuard>,
     points: usize,
+    inputs: Option<Inputs>,
 }
 
 impl GuardedStream {
-    pub fn new(inner: SendableRecordBatchStream, guard: Arc<QueryGuard>) -> Self {
+    /// `inner` under `guard`; `inputs` counts what the operator received from its inputs.
+    pub fn new(
+        inner: SendableRecordBatchStream,
+        guard: Arc<QueryGuard>,
+        inputs: Option<Inputs>,
+    ) -> Self {
         Self {
             inner,
             guard,
             points: 0,
+            inputs,
+        }
+    }
+
+    /// The operator is done: its inputs' points no longer count.
+    fn done(&mut self) {
+        if let Some(i) = self.inputs.take() {
+            i.release();
         }
     }
 }
@@ -166,15 +266,21 @@ impl Stream for GuardedStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if let Err(e) = self.guard.check() {
+            self.done();
             return Poll::Ready(Some(Err(e)));
         }
         let this = &mut *self;
         let polled = scoped(&this.guard, || this.inner.as_mut().poll_next(cx));
-        if let Poll::Ready(Some(Ok(b))) = &polled {
-            this.points = this.points.saturating_add(b.num_rows());
-            if let Err(e) = this.guard.check_points(this.points) {
-                return Poll::Ready(Some(Err(e)));
+        match &polled {
+            Poll::Ready(Some(Ok(b))) => {
+                this.points = this.points.saturating_add(b.num_rows());
+                if let Err(e) = this.guard.check_points(this.points) {
+                    this.done();
+                    return Poll::Ready(Some(Err(e)));
+                }
             }
+            Poll::Ready(_) => this.done(),
+            Poll::Pending => {}
         }
         polled
     }
@@ -220,5 +326,43 @@ mod tests {
         let g = QueryGuard::new(None, Arc::default(), 100, Some(Arc::clone(&budget)));
         assert!(g.check_points(101).is_err());
         assert_eq!(budget.exceeded(), None, "the engine's bound stopped it");
+    }
+
+    #[tokio::test]
+    async fn inputs_count_query_wide_until_released() {
+        use arrow::array::Int64Array;
+        use futures::TryStreamExt;
+        let g = Arc::new(QueryGuard::new(None, Arc::default(), 5, None));
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("x", arrow::datatypes::DataType::Int64, false),
+        ]));
+        let batch = |n: i64| {
+            RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![Arc::new(Int64Array::from_iter_values(0..n))],
+            )
+            .unwrap()
+        };
+        let stream = |n: i64| -> SendableRecordBatchStream {
+            Box::pin(
+                datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                    Arc::clone(&schema),
+                    futures::stream::iter([Ok(batch(n))]),
+                ),
+            )
+        };
+        let a = Inputs::new(Arc::clone(&g));
+        let got: Vec<RecordBatch> = a.counted(stream(3)).try_collect().await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(g.held(), 3, "held after the input stream is gone");
+        let b = Inputs::new(Arc::clone(&g));
+        let e = b.counted(stream(3)).try_collect::<Vec<_>>().await;
+        assert!(e.unwrap_err().to_string().contains(TOO_MANY_SAMPLES));
+        drop(b);
+        a.release();
+        assert_eq!(g.held(), 0);
+        let c = Inputs::new(Arc::clone(&g));
+        let ok = c.counted(stream(5)).try_collect::<Vec<_>>().await;
+        assert!(ok.is_ok(), "within the bound once released");
     }
 }

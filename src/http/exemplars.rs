@@ -3,17 +3,21 @@
 //! buffers. As every read, it sees the caller's tenants only (one after the other; their
 //! series differ by `tenant_id`).
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
 use axum::extract::State;
 use axum::response::Response;
 use hypnos_ingest::SeriesExemplars;
-use hypnos_schemas::Matcher;
+use hypnos_schemas::{Labels, Matcher};
 use promql_parser::parser::Expr;
 use promql_parser::util::{ExprVisitor, walk_expr};
 
 use super::errors::ApiError;
-use super::metadata::selector_sets;
+use super::metadata::{dedup_sets, selector_sets};
 use super::params::{MAX_TIME_MS, MIN_TIME_MS, Params};
-use super::query::guarded;
+use super::query::{guarded, interrupted, read_options, run};
 use super::tenant::ReadScope;
 use super::{AppRef, json};
 
@@ -22,7 +26,7 @@ pub(super) async fn query_exemplars(
     ReadScope(scope): ReadScope,
     params: Params,
 ) -> Result<Response, ApiError> {
-    guarded(&state, &scope, "query_exemplars", async |_| {
+    guarded(&state, &scope, "query_exemplars", async |a| {
         let start = params.time("start", MIN_TIME_MS)?;
         let end = params.time("end", MAX_TIME_MS)?;
         if end < start {
@@ -30,15 +34,33 @@ pub(super) async fn query_exemplars(
                 "end timestamp must not be before start timestamp".into(),
             ));
         }
-        let sets = query_sets(params.get("query").unwrap_or_default())?;
-        let mut all = Vec::new();
-        if !sets.is_empty() {
-            for tenant in scope.tenants() {
-                all.extend(state.ingester.query_exemplars(tenant, &sets, start, end));
+        let query = params.get("query").unwrap_or_default().to_string();
+        let opts = read_options(&state, a);
+        let deadline = Instant::now().checked_add(opts.timeout);
+        let (ingester, tenants, o) = (
+            Arc::clone(&state.ingester),
+            scope.tenants().to_vec(),
+            opts.clone(),
+        );
+        // The ingester's search is synchronous: it runs on the query runtime, one matcher
+        // set at a time, with the deadline and cancellation checked between sets.
+        let data = run(a, &opts, async move {
+            let sets = dedup_sets(query_sets(&query)?);
+            let mut all: BTreeMap<Labels, SeriesExemplars> = BTreeMap::new();
+            for tenant in &tenants {
+                for set in &sets {
+                    interrupted(&o, deadline)?;
+                    for s in ingester.query_exemplars(tenant, std::slice::from_ref(set), start, end)
+                    {
+                        all.entry(s.series.clone()).or_insert(s);
+                    }
+                }
             }
-        }
-        all.sort_by(|a, b| a.series.cmp(&b.series));
-        Ok(json::success(&render(&all), &[]))
+            let all: Vec<SeriesExemplars> = all.into_values().collect();
+            Ok::<_, ApiError>(render(&all))
+        })
+        .await?;
+        Ok(json::success(&data, &[]))
     })
     .await
 }

@@ -3,11 +3,14 @@
 //! by `tenant_id`) through [`SeriesSource::series`](hypnos_schemas::SeriesSource::series),
 //! under the tenants' read limits.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use hypnos_planner::QueryOptions;
 use hypnos_schemas::labels::METRIC_NAME;
 use hypnos_schemas::{Labels, MatchOp, Matcher, TenantId, TimeRange};
 use promql_parser::label::{MatchOp as PMatchOp, Matcher as PMatcher};
@@ -15,7 +18,7 @@ use promql_parser::parser::Expr;
 
 use super::errors::ApiError;
 use super::params::{MAX_TIME_MS, MIN_TIME_MS, Params};
-use super::query::guarded;
+use super::query::{guarded, interrupted, read_options, run};
 use super::tenant::{Admitted, ReadScope};
 use super::{AppRef, json};
 
@@ -27,14 +30,17 @@ pub(super) async fn series(
     params: Params,
 ) -> Result<Response, ApiError> {
     guarded(&state, &scope, "series", async |a| {
-        let sets = matcher_sets(&params)?;
+        let sets = selectors(&params);
         if sets.is_empty() {
             return Err(ApiError::BadData("no match[] parameter provided".into()));
         }
         let (range, limit) = (range(&params)?, limit(&params)?);
-        let mut all = select(&state, scope.tenants(), &sets, range, a).await?;
-        let warnings = truncate(&mut all, limit);
-        Ok(json::success(&json::labels_array(&all), &warnings))
+        let (data, warnings) = select(&state, scope.tenants(), sets, range, a, move |mut all| {
+            let warnings = truncate(&mut all, limit);
+            (json::labels_array(&all), warnings)
+        })
+        .await?;
+        Ok(json::success(&data, &warnings))
     })
     .await
 }
@@ -45,16 +51,19 @@ pub(super) async fn labels(
     params: Params,
 ) -> Result<Response, ApiError> {
     guarded(&state, &scope, "labels", async |a| {
-        let sets = matcher_sets(&params)?;
+        let sets = selectors(&params);
         let (range, limit) = (range(&params)?, limit(&params)?);
-        let series = select(&state, scope.tenants(), &sets, range, a).await?;
-        let names: BTreeSet<&str> = series
-            .iter()
-            .flat_map(|l| l.iter().map(|l| l.name.as_str()))
-            .collect();
-        let mut names: Vec<&str> = names.into_iter().collect();
-        let warnings = truncate(&mut names, limit);
-        Ok(json::success(&json::string_array(names), &warnings))
+        let (data, warnings) = select(&state, scope.tenants(), sets, range, a, move |series| {
+            let names: BTreeSet<&str> = series
+                .iter()
+                .flat_map(|l| l.iter().map(|l| l.name.as_str()))
+                .collect();
+            let mut names: Vec<&str> = names.into_iter().collect();
+            let warnings = truncate(&mut names, limit);
+            (json::string_array(names), warnings)
+        })
+        .await?;
+        Ok(json::success(&data, &warnings))
     })
     .await
 }
@@ -66,55 +75,96 @@ pub(super) async fn label_values(
     params: Params,
 ) -> Result<Response, ApiError> {
     guarded(&state, &scope, "label_values", async |a| {
-        let sets = matcher_sets(&params)?;
+        let sets = selectors(&params);
         let (range, limit) = (range(&params)?, limit(&params)?);
-        let series = select(&state, scope.tenants(), &sets, range, a).await?;
-        let values: BTreeSet<&str> = series
-            .iter()
-            .map(|l| l.get(&name))
-            .filter(|v| !v.is_empty())
-            .collect();
-        let mut values: Vec<&str> = values.into_iter().collect();
-        let warnings = truncate(&mut values, limit);
-        Ok(json::success(&json::string_array(values), &warnings))
+        let (data, warnings) = select(&state, scope.tenants(), sets, range, a, move |series| {
+            let values: BTreeSet<&str> = series
+                .iter()
+                .map(|l| l.get(&name))
+                .filter(|v| !v.is_empty())
+                .collect();
+            let mut values: Vec<&str> = values.into_iter().collect();
+            let warnings = truncate(&mut values, limit);
+            (json::string_array(values), warnings)
+        })
+        .await?;
+        Ok(json::success(&data, &warnings))
     })
     .await
 }
 
-/// The label sets of the series of `tenants` matching any of `sets` (every series when
-/// there is none), sorted and unique; refused past the query's series budget.
-async fn select(
+/// Every `match[]`, unparsed.
+fn selectors(params: &Params) -> Vec<String> {
+    params
+        .all("match[]")
+        .into_iter()
+        .map(String::from)
+        .collect()
+}
+
+/// The label sets of the series of `tenants` matching any of the selectors `sets` (every
+/// series when there is none), sorted and unique, handed to `finish`. Runs on the query
+/// runtime under the read's timeout ([`run`]), parsing included: identical matcher sets
+/// (after parsing) are read once, the deadline and
+/// cancellation are checked before each set, and each set's new series are charged to
+/// the query's series budget as they are collected, so that what is held stays within it.
+async fn select<R: Send + 'static>(
     state: &AppRef,
     tenants: &[TenantId],
-    sets: &[Vec<Matcher>],
+    sets: Vec<String>,
     range: TimeRange,
     admitted: &Admitted,
-) -> Result<Vec<Labels>, ApiError> {
-    let mut all = Vec::new();
-    let every: [Vec<Matcher>; 1] = [Vec::new()];
-    let sets = if sets.is_empty() { &every[..] } else { sets };
-    for tenant in tenants {
-        let mut mine = Vec::new();
-        for set in sets {
-            mine.extend(state.source.series(tenant, set, range).await?);
+    finish: impl FnOnce(Vec<Labels>) -> R + Send + 'static,
+) -> Result<R, ApiError> {
+    let opts = read_options(state, admitted);
+    let deadline = Instant::now().checked_add(opts.timeout);
+    let (source, tenants) = (Arc::clone(&state.source), tenants.to_vec());
+    let (budget, o) = (Arc::clone(&admitted.budget), opts.clone());
+    run(admitted, &opts, async move {
+        let sets = if sets.is_empty() {
+            vec![Vec::new()]
+        } else {
+            dedup_sets(parse_sets(&sets, &o, deadline)?)
+        };
+        let mut all = Vec::new();
+        for tenant in &tenants {
+            let mut mine = BTreeSet::new();
+            for set in &sets {
+                interrupted(&o, deadline)?;
+                let before = mine.len();
+                mine.extend(source.series(tenant, set, range).await?);
+                budget
+                    .charge(tenant, mine.len() - before, 0)
+                    .map_err(|e| ApiError::Limit {
+                        limit: budget.exceeded().unwrap_or("max_series_per_query"),
+                        status: StatusCode::UNPROCESSABLE_ENTITY,
+                        message: e
+                            .0
+                            .split_once(": ")
+                            .map_or(e.0.clone(), |(_, m)| m.to_string()),
+                    })?;
+            }
+            all.extend(mine);
         }
-        mine.sort();
-        mine.dedup();
-        admitted
-            .budget
-            .charge(tenant, mine.len(), 0)
-            .map_err(|e| ApiError::Limit {
-                limit: admitted.budget.exceeded().unwrap_or("max_series_per_query"),
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                message: e
-                    .0
-                    .split_once(": ")
-                    .map_or(e.0.clone(), |(_, m)| m.to_string()),
-            })?;
-        all.extend(mine);
-    }
-    all.sort();
-    Ok(all)
+        all.sort();
+        Ok::<_, ApiError>(finish(all))
+    })
+    .await
+}
+
+/// `sets` without repetitions: sets of the same matchers (in any order) are read once.
+pub(super) fn dedup_sets(sets: Vec<Vec<Matcher>>) -> Vec<Vec<Matcher>> {
+    let mut seen = HashSet::new();
+    sets.into_iter()
+        .filter(|set| {
+            let mut key: Vec<String> = set
+                .iter()
+                .map(|m| format!("{}\0{:?}\0{}", m.name, m.op, m.value))
+                .collect();
+            key.sort();
+            seen.insert(key)
+        })
+        .collect()
 }
 
 /// `start` and `end`, by default the whole time range.
@@ -151,9 +201,21 @@ fn truncate<T>(items: &mut Vec<T>, limit: usize) -> Vec<String> {
 
 /// Every `match[]`, each parsed as a series selector into one or more matcher sets (one per
 /// `or` branch).
-pub(super) fn matcher_sets(params: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
+#[cfg(test)]
+fn matcher_sets(params: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
+    parse_sets(&selectors(params), &QueryOptions::default(), None)
+}
+
+/// The selectors `all`, each parsed into one or more matcher sets (one per `or` branch),
+/// with the read's deadline and cancellation checked before each.
+fn parse_sets(
+    all: &[String],
+    opts: &QueryOptions,
+    deadline: Option<Instant>,
+) -> Result<Vec<Vec<Matcher>>, ApiError> {
     let mut sets = Vec::new();
-    for s in params.all("match[]") {
+    for s in all {
+        interrupted(opts, deadline)?;
         sets.extend(parse_selector(s).map_err(|e| ApiError::invalid_param("match[]", e))?);
     }
     Ok(sets)
@@ -187,9 +249,19 @@ pub(super) fn selector_sets(
     if vs.matchers.or_matchers.is_empty() {
         return Ok(vec![base]);
     }
+    // Identical `or` groups (in any order) are converted once: converting compiles regexes.
+    let mut seen = HashSet::new();
     vs.matchers
         .or_matchers
         .iter()
+        .filter(|group| {
+            let mut key: Vec<(&str, u8, &str)> = group
+                .iter()
+                .map(|m| (m.name.as_str(), op_of(&m.op) as u8, m.value.as_str()))
+                .collect();
+            key.sort_unstable();
+            seen.insert(key)
+        })
         .map(|group| {
             let mut set = base.clone();
             for m in group {
@@ -201,13 +273,16 @@ pub(super) fn selector_sets(
 }
 
 fn convert(m: &PMatcher) -> Result<Matcher, String> {
-    let op = match m.op {
+    new_matcher(op_of(&m.op), &m.name, &m.value)
+}
+
+fn op_of(op: &PMatchOp) -> MatchOp {
+    match op {
         PMatchOp::Equal => MatchOp::Equal,
         PMatchOp::NotEqual => MatchOp::NotEqual,
         PMatchOp::Re(_) => MatchOp::Re,
         PMatchOp::NotRe(_) => MatchOp::NotRe,
-    };
-    new_matcher(op, &m.name, &m.value)
+    }
 }
 
 fn new_matcher(op: MatchOp, name: &str, value: &str) -> Result<Matcher, String> {
@@ -285,5 +360,24 @@ mod tests {
         assert_eq!(truncate(&mut v, 2), vec![TRUNCATED.to_string()]);
         assert_eq!(v, vec![1, 2]);
         assert!(truncate(&mut v, 0).is_empty());
+    }
+
+    #[test]
+    fn identical_sets_are_read_once() {
+        let mut sets = parse_selector(r#"{a="1" or a="1" or b=~"x.*"}"#).unwrap();
+        assert_eq!(sets.len(), 2, "identical or groups are converted once");
+        sets.extend(parse_selector(r#"{a="1"}"#).unwrap());
+        sets.extend(parse_selector(r#"{b=~"x.*"}"#).unwrap());
+        sets.extend(parse_selector(r#"up{a="1"}"#).unwrap());
+        sets.extend(parse_selector(r#"{a="1",__name__="up"}"#).unwrap());
+        assert_eq!(sets.len(), 6);
+        assert_eq!(
+            show(&dedup_sets(sets)),
+            vec![
+                vec!["aEqual1"],
+                vec!["bRex.*"],
+                vec!["__name__Equalup", "aEqual1"]
+            ]
+        );
     }
 }

@@ -241,15 +241,31 @@ fn explain(params: &Params) -> bool {
         .is_some_and(|v| matches!(v, "true" | "1" | "t" | "TRUE" | "True"))
 }
 
+/// The options of a read that is not a query (`/api/v1/series`, labels, label values,
+/// exemplars): the server's query timeout, or the tenant's `query_timeout` when shorter,
+/// and a cancellation flag of its own.
+pub(super) fn read_options(state: &AppRef, admitted: &Admitted) -> QueryOptions {
+    let mut timeout = state.query_timeout;
+    if let Some(t) = admitted.limits.query_timeout {
+        timeout = timeout.min(t);
+    }
+    QueryOptions {
+        timeout,
+        budget: Some(Arc::clone(&admitted.budget)),
+        cancel: Arc::default(),
+        ..QueryOptions::default()
+    }
+}
+
 /// Runs `fut` on the query runtime ([`super::query_runtime`]), failing with a timeout
 /// shortly after the query's own deadline in case the engine does not stop by itself (the
 /// query is then cancelled: dropping its task raises `opts.cancel`). The CPU time of the
 /// query counts for the read. A timeout that the tenant's `query_timeout` decided names
-/// that limit.
-async fn run<T: Send + 'static>(
+/// that limit. Metadata and exemplar reads run here too ([`read_options`]).
+pub(super) async fn run<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
     admitted: &Admitted,
     opts: &QueryOptions,
-    fut: impl Future<Output = Result<T, QueryError>> + Send + 'static,
+    fut: impl Future<Output = Result<T, E>> + Send + 'static,
 ) -> Result<T, ApiError> {
     let timeout = opts.timeout + Duration::from_secs(1);
     let joined = tokio::time::timeout(timeout, async {
@@ -264,13 +280,12 @@ async fn run<T: Send + 'static>(
         Ok(joined) => {
             let (r, cpu) = joined?;
             admitted.add_cpu(cpu);
-            r
+            r.map_err(Into::into)
         }
-        Err(_) => Err(QueryError::Timeout("query evaluation")),
+        Err(_) => Err(ApiError::Query(QueryError::Timeout("query evaluation"))),
     };
     match r {
-        Ok(v) => Ok(v),
-        Err(QueryError::Timeout(_))
+        Err(ApiError::Query(QueryError::Timeout(_)))
             if admitted
                 .limits
                 .query_timeout
@@ -285,8 +300,23 @@ async fn run<T: Send + 'static>(
                 ),
             })
         }
-        Err(e) => Err(e.into()),
+        r => r,
     }
+}
+
+/// An error once `opts`' read is cancelled or has run past `deadline`, for the loops of
+/// reads that are not queries (checked between matcher sets).
+pub(super) fn interrupted(
+    opts: &QueryOptions,
+    deadline: Option<std::time::Instant>,
+) -> Result<(), ApiError> {
+    if opts.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(ApiError::Query(QueryError::Timeout("cancelled")));
+    }
+    if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+        return Err(ApiError::Query(QueryError::Timeout("series selection")));
+    }
+    Ok(())
 }
 
 fn result_response(r: &AnnotatedResult) -> Response {

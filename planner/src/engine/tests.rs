@@ -694,3 +694,62 @@ async fn points_held_by_operators_count_against_the_samples_limit() {
         .await;
     assert!(r.is_ok(), "{r:?}");
 }
+
+/// The samples limit binds the query as a whole: in `m + (m + (m + ...))` every level
+/// holds its left side while the right one is evaluated, so the query holds about depth x
+/// series x steps points at once, although each operator alone stays far below the limit.
+#[tokio::test]
+async fn points_held_across_operators_count_against_the_samples_limit() {
+    let series: Vec<SeriesData> = (0..200)
+        .map(|i| {
+            let id = i.to_string();
+            let ts: Vec<i64> = (0..=40).map(|k| k * 15_000).collect();
+            let vs: Vec<f64> = (0..=40).map(f64::from).collect();
+            SeriesData::new(
+                Labels::from_pairs([("__name__", "m"), ("id", &id), ("tenant_id", "a")]),
+                Int64Array::from(ts),
+                Float64Array::from(vs),
+            )
+        })
+        .collect();
+    // 200 series x 41 steps = 8,200 points per operand; one level holds 16,400.
+    let engine = QueryEngine::with_max_samples(Arc::new(Fixed(series.clone())), 30_000);
+    let nested = |depth: usize| "(m + ".repeat(depth) + "m" + &")".repeat(depth);
+    let range = |q: String| {
+        let engine = &engine;
+        async move {
+            engine
+                .range_query(
+                    &tenant("a"),
+                    &q,
+                    0,
+                    600_000,
+                    15_000,
+                    &QueryOptions::default(),
+                )
+                .await
+        }
+    };
+    let ok = range(nested(1)).await.unwrap();
+    let QueryResult::Matrix(m) = ok else {
+        panic!("{ok:?}")
+    };
+    assert_eq!(m.len(), 200);
+    let r = range(nested(20)).await;
+    assert!(
+        matches!(&r, Err(QueryError::Execution(e)) if e == hypnos_engine::guard::TOO_MANY_SAMPLES),
+        "{r:?}"
+    );
+    // The same under the tenant's max_samples_per_query, which is named as the reason.
+    let budget = Arc::new(QueryBudget::new(0, 30_000));
+    let opts = QueryOptions {
+        budget: Some(Arc::clone(&budget)),
+        ..QueryOptions::default()
+    };
+    let unlimited = QueryEngine::new(Arc::new(Fixed(series)));
+    let r = unlimited
+        .range_query(&tenant("a"), &nested(20), 0, 600_000, 15_000, &opts)
+        .await;
+    assert!(r.is_err(), "{r:?}");
+    assert_eq!(budget.exceeded(), Some("max_samples_per_query"));
+}
