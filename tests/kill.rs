@@ -26,22 +26,6 @@ const FLOAT_SERIES: usize = 120;
 /// Native-histogram series per sender.
 const HIST_SERIES: usize = 8;
 
-/// A small deterministic generator (xorshift64*), so a seed replays a run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// What one sender sent and what was acknowledged, across rounds.
 #[derive(Default)]
 struct Ledger {
@@ -308,7 +292,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
                 thread::spawn(move || send_loop(url, base, k, ledger, stop))
             })
             .collect();
-        let delay = 50 + rng.below(1_450);
+        let delay = 50 + rng.below(1_450) as u64;
         // A third of the rounds cut a head flush (and so a block upload) short.
         let flush = rng.below(3) == 0;
         thread::sleep(Duration::from_millis(delay));
@@ -318,7 +302,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
             thread::spawn(move || {
                 let _ = reqwest::blocking::Client::new().post(flush_url).send();
             });
-            thread::sleep(Duration::from_millis(rng.below(40)));
+            thread::sleep(Duration::from_millis(rng.below(40) as u64));
         }
         server.kill9();
         stop.store(true, Ordering::Relaxed);

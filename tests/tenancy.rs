@@ -11,26 +11,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-/// A small deterministic generator (xorshift64*), so a failure is reproducible by its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        &v[self.below(v.len())]
-    }
-}
-
 /// A raw HTTP request with any headers; status, headers and body.
 fn call(
     s: &TestServer,
