@@ -226,6 +226,14 @@ pub(crate) struct Authenticator {
 }
 
 impl Authenticator {
+    /// The tokens in force (an empty table when there is no tokens file).
+    fn token_table(&self) -> Arc<TokenTable> {
+        self.tokens
+            .as_ref()
+            .map(|t| t.get())
+            .unwrap_or_else(|| Arc::new(TokenTable::default()))
+    }
+
     /// `mode`, with the tokens file read now when `mode` is `token` (it must be given then).
     pub(crate) fn new(mode: AuthMode, tokens_file: Option<&Path>) -> anyhow::Result<Self> {
         let tokens = match (mode, tokens_file) {
@@ -314,11 +322,7 @@ impl Authenticator {
                 })
             }
             AuthMode::Token => {
-                let table = self
-                    .tokens
-                    .as_ref()
-                    .map(|t| t.get())
-                    .unwrap_or_else(|| Arc::new(TokenTable::default()));
+                let table = self.token_table();
                 let presented = bearer(headers)?;
                 let entry = table
                     .find(presented)
@@ -381,11 +385,7 @@ impl Authenticator {
         let (principal, admin) = match self.mode {
             AuthMode::None | AuthMode::Header => (None, false),
             AuthMode::Token => {
-                let table = self
-                    .tokens
-                    .as_ref()
-                    .map(|t| t.get())
-                    .unwrap_or_else(|| Arc::new(TokenTable::default()));
+                let table = self.token_table();
                 let entry = table
                     .find(bearer(headers)?)
                     .ok_or(AuthError::Unauthenticated("unknown bearer token"))?;
