@@ -38,3 +38,15 @@ pub enum SchemaError {
     #[error("{0}")]
     Other(String),
 }
+
+impl crate::code::ServiceError for SchemaError {
+    fn error_code(&self) -> crate::code::ErrorCode {
+        use crate::code::ErrorCode;
+        match self {
+            SchemaError::InvalidTenant(..) | SchemaError::InvalidRegex { .. } => {
+                ErrorCode::BadRequest
+            }
+            _ => ErrorCode::Internal,
+        }
+    }
+}

@@ -7,6 +7,7 @@
 //! Start with [`labels`] and [`source`]; [`block`] is the on-disk format (docs/format.md).
 
 pub mod block;
+pub mod code;
 pub mod error;
 pub mod histogram;
 pub mod labels;
@@ -16,6 +17,7 @@ pub mod remote;
 pub mod source;
 pub mod tenant;
 
+pub use code::{ErrorCode, GrpcCode, ServiceError};
 pub use error::SchemaError;
 pub use labels::{Label, Labels};
 pub use matcher::{MatchOp, Matcher};
