@@ -18,8 +18,6 @@ use hypnos_schemas::matcher::matches_all;
 use hypnos_schemas::{Labels, Matcher, TenantId};
 use parking_lot::RwLock;
 
-use crate::validate::{ValidRequest, ValidSeries};
-
 /// Default of `max_per_tenant`, as Prometheus' `--storage.exemplars.max-exemplars`.
 pub const DEFAULT_MAX_EXEMPLARS_PER_TENANT: usize = 100_000;
 
@@ -133,12 +131,12 @@ impl ExemplarStore {
         self.tenants.read().keys().cloned().collect()
     }
 
-    /// Every exemplar held, per tenant, as requests to log: in arrival order (oldest
+    /// Every exemplar held, per tenant, as runs of one series each: in arrival order (oldest
     /// first, consecutive exemplars of one series together), so that replaying them into an
     /// empty store rebuilds the same buffers.
-    pub(crate) fn snapshot(&self) -> Vec<(TenantId, ValidRequest)> {
+    pub(crate) fn snapshot(&self) -> Vec<(TenantId, Vec<ExemplarRun>)> {
         let tenants = self.tenants.read();
-        let mut out: Vec<(TenantId, ValidRequest)> = tenants
+        let mut out: Vec<(TenantId, Vec<ExemplarRun>)> = tenants
             .iter()
             .filter(|(_, b)| !b.slots.is_empty())
             .map(|(t, b)| (t.clone(), b.snapshot()))
@@ -151,6 +149,13 @@ impl ExemplarStore {
     pub(crate) fn len(&self, tenant: &TenantId) -> usize {
         self.tenants.read().get(tenant).map_or(0, |b| b.slots.len())
     }
+}
+
+/// Consecutive exemplars of one series, as [`ExemplarStore::snapshot`] returns them.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ExemplarRun {
+    pub(crate) series: Labels,
+    pub(crate) exemplars: Vec<Exemplar>,
 }
 
 struct Slot {
@@ -229,25 +234,22 @@ impl TenantBuffer {
         Outcome::Stored
     }
 
-    fn snapshot(&self) -> ValidRequest {
+    fn snapshot(&self) -> Vec<ExemplarRun> {
         let (newer, older) = self.slots.split_at(self.next);
-        let mut req = ValidRequest::default();
+        let mut runs: Vec<ExemplarRun> = Vec::new();
         let mut last: Option<&Arc<Labels>> = None;
         for slot in older.iter().chain(newer) {
             if !last.is_some_and(|l| Arc::ptr_eq(l, &slot.series)) {
-                req.series.push(ValidSeries {
-                    labels: Labels::clone(&slot.series),
-                    samples: Vec::new(),
-                    histograms: Vec::new(),
+                runs.push(ExemplarRun {
+                    series: Labels::clone(&slot.series),
                     exemplars: Vec::new(),
                 });
                 last = Some(&slot.series);
             }
-            let s = req.series.last_mut().expect("pushed above");
-            s.exemplars.push(slot.exemplar.clone());
-            req.num_exemplars += 1;
+            let run = runs.last_mut().expect("pushed above");
+            run.exemplars.push(slot.exemplar.clone());
         }
-        req
+        runs
     }
 
     /// Forgets slot `at`, the oldest of `series`.
@@ -414,16 +416,15 @@ mod tests {
         store.add(&b, &series("z"), [ex(9, 1.0)]);
         let snap = store.snapshot();
         assert_eq!(snap.len(), 2);
-        let (t, req) = &snap[0];
+        let (t, held) = &snap[0];
         assert_eq!(t, &a);
         // Oldest first: x@2, y@3, x@4, x@5, in three runs.
-        let runs: Vec<(String, Vec<i64>)> = req
-            .series
+        let runs: Vec<(String, Vec<i64>)> = held
             .iter()
-            .map(|s| {
+            .map(|r| {
                 (
-                    s.labels.metric_name().to_string(),
-                    s.exemplars.iter().map(|e| e.timestamp).collect(),
+                    r.series.metric_name().to_string(),
+                    r.exemplars.iter().map(|e| e.timestamp).collect(),
                 )
             })
             .collect();
@@ -435,11 +436,11 @@ mod tests {
                 ("x".into(), vec![4, 5])
             ]
         );
-        assert_eq!(req.num_exemplars, 4);
+        assert_eq!(held.iter().map(|r| r.exemplars.len()).sum::<usize>(), 4);
         let again = ExemplarStore::new(4);
-        for (t, req) in snap {
-            for s in req.series {
-                again.add(&t, &s.labels, s.exemplars);
+        for (t, held) in snap {
+            for r in held {
+                again.add(&t, &r.series, r.exemplars);
             }
         }
         for t in [&a, &b] {

@@ -9,7 +9,7 @@ use hypnos_schemas::tenant::TENANT_LABEL;
 use hypnos_schemas::{Label, Labels, STALE_NAN_BITS, TenantId};
 
 use crate::IngestError;
-use crate::exemplars::{Exemplar, MAX_EXEMPLAR_LABEL_RUNES};
+use crate::exemplars::{Exemplar, ExemplarRun, MAX_EXEMPLAR_LABEL_RUNES};
 use crate::limits::{LimitError, LimitKind, WriteLimits};
 
 mod histogram;
@@ -47,6 +47,25 @@ pub(crate) struct ValidRequest {
     /// Exemplars dropped because their label set is longer than
     /// [`MAX_EXEMPLAR_LABEL_RUNES`] (as Prometheus, they do not fail the request).
     pub(crate) exemplars_too_long: usize,
+}
+
+impl ValidRequest {
+    /// A request holding only `runs` of exemplars, each run one series (labels already
+    /// valid and carrying the tenant label): how the exemplars held in memory are logged
+    /// again at the start of a new WAL segment.
+    pub(crate) fn from_exemplars(runs: Vec<ExemplarRun>) -> ValidRequest {
+        let mut req = ValidRequest::default();
+        for run in runs {
+            req.num_exemplars += run.exemplars.len();
+            req.series.push(ValidSeries {
+                labels: run.series,
+                samples: Vec::new(),
+                histograms: Vec::new(),
+                exemplars: run.exemplars,
+            });
+        }
+        req
+    }
 }
 
 /// Validates every series of `req` (nothing is returned when any is invalid) and attaches

@@ -144,8 +144,9 @@ impl WalWriter {
         }
         self.buf.clear();
         let mut exemplars = 0;
-        for (tenant, req) in &snapshot {
-            match wal::encode_payload(tenant, req) {
+        for (tenant, runs) in snapshot {
+            let req = ValidRequest::from_exemplars(runs);
+            match wal::encode_payload(&tenant, &req) {
                 Ok(p) => {
                     wal::frame_record(&mut self.buf, &p);
                     exemplars += req.num_exemplars;
