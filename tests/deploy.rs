@@ -471,15 +471,13 @@ fn parse_exposition(text: &str) -> Vec<Line> {
         let mut rest = &line[name_end..];
         if let Some(r) = rest.strip_prefix('{') {
             let mut chars = r.char_indices().peekable();
-            let mut end = None;
-            loop {
+            let end = loop {
                 while chars.next_if(|(_, c)| *c == ',' || *c == ' ').is_some() {}
                 let Some((i, c)) = chars.next() else {
                     panic!("unterminated labels in {line:?}")
                 };
                 if c == '}' {
-                    end = Some(i + 1);
-                    break;
+                    break i + 1;
                 }
                 let mut key = c.to_string();
                 for (_, c) in chars.by_ref() {
@@ -503,8 +501,8 @@ fn parse_exposition(text: &str) -> Vec<Line> {
                     }
                 }
                 labels.push((key, value));
-            }
-            rest = &r[end.expect("end of labels")..];
+            };
+            rest = &r[end..];
         }
         let value = rest
             .split_whitespace()
@@ -580,6 +578,9 @@ fn team_traffic(s: &TestServer, tokens: &DemoTokens, t: i64) {
         ]);
         let (st, body) = write_as(s, &writer, &req, &[]);
         assert_eq!(st, 204, "{team} write: {body}");
+        // A resend, as after a lost answer: accepted, its samples counted as duplicates.
+        let (st, body) = write_as(s, &writer, &req, &[]);
+        assert_eq!(st, 204, "{team} resend: {body}");
         let bad = request(vec![raw_series(
             &[("__name__", "demo_bad"), ("bad-label", "x")],
             &[(t, 1.0)],
