@@ -195,6 +195,38 @@ fn dockerfile_is_multi_stage_non_root_and_passes_hadolint() {
         "HEALTHCHECK does not ask /-/ready"
     );
 
+    // The health check itself (exec form: a JSON array after CMD, continued lines joined)
+    // passes against a running Hypnos and fails where nothing listens.
+    let joined = health.replace("\\\n", " ");
+    let cmd_json = joined
+        .lines()
+        .next()
+        .and_then(|l| l.split_once("CMD"))
+        .map(|(_, c)| c.trim())
+        .expect("HEALTHCHECK ... CMD [...]");
+    let argv: Vec<String> = serde_json::from_str(cmd_json)
+        .unwrap_or_else(|e| panic!("HEALTHCHECK CMD is not an exec-form array: {e}: {cmd_json}"));
+    let check = |port: u16| -> bool {
+        let argv: Vec<String> = argv
+            .iter()
+            .map(|a| a.replace("10902", &port.to_string()))
+            .collect();
+        runs(
+            &argv[0],
+            &argv[1..].iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    };
+    let s = TestServer::start();
+    assert!(
+        check(s.http_addr().port()),
+        "HEALTHCHECK fails against a ready Hypnos"
+    );
+    assert!(
+        !check(free_addr().port()),
+        "HEALTHCHECK passes where nothing listens"
+    );
+    drop(s);
+
     let Some(bin) = hadolint_bin() else {
         require(
             false,
