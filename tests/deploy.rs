@@ -9,8 +9,9 @@
 //!   is scraped (parsed here) and remote-written to the `ops` tenant, as the demo's ops
 //!   Prometheus does; each panel's `expr` then runs through `/api/v1/query_range` with the
 //!   Grafana data source's token;
-//! - with Debian's `prometheus`, the demo's Prometheus configurations themselves (addresses
-//!   rewritten) remote-write to Hypnos with their bearer tokens.
+//! - with Debian's `prometheus`, the demo's three Prometheus configurations themselves
+//!   (addresses rewritten) scrape and remote-write to Hypnos with their bearer tokens, and
+//!   the demo's per-tenant and cross-tenant read tokens see what they should.
 //!
 //! Missing programs skip their test with a message, except under `CI=true`, where they fail.
 
@@ -909,6 +910,7 @@ fn demo_prometheus_configs_write_with_their_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let http = s.http_addr().to_string();
     let _team_a = run_demo_prometheus(&bin, dir.path(), "team-a.yml", &http);
+    let _team_b = run_demo_prometheus(&bin, dir.path(), "team-b.yml", &http);
     let _ops = run_demo_prometheus(&bin, dir.path(), "ops.yml", &http);
 
     // up{} of each job, as `token` reads it: (tenant_id, team label, value).
@@ -942,6 +944,13 @@ fn demo_prometheus_configs_write_with_their_tokens() {
         || up(&team_a, "prometheus"),
     );
     assert_eq!(got, [("team-a".to_string(), "team-a".to_string(), 1.0)]);
+    let team_b = tokens.token("grafana-team-b");
+    let got = eventually(
+        Duration::from_secs(90),
+        "team-b's Prometheus in tenant team-b",
+        || up(&team_b, "prometheus"),
+    );
+    assert_eq!(got, [("team-b".to_string(), "team-b".to_string(), 1.0)]);
     // The ops Prometheus scraped /metrics with its token (up == 1) and wrote it as ops.
     let ops = tokens.token("grafana-ops");
     let got = eventually(
@@ -977,11 +986,19 @@ fn demo_prometheus_configs_write_with_their_tokens() {
         },
     );
     assert!(own[0].2 > 0.0, "{own:?}");
-    // Neither team's readers see the ops tenant; the cross-tenant one sees team-a.
+    // Neither team's readers see the ops tenant; the cross-tenant one sees both teams, each
+    // series with its tenant_id, and not ops.
     assert!(up(&team_a, "hypnos").is_none());
-    let all = up(&tokens.token("grafana-all-teams"), "prometheus").expect("cross-tenant up");
-    assert!(
-        all.iter().all(|(t, _, _)| t.starts_with("team-")),
-        "{all:?}"
+    assert!(up(&team_b, "hypnos").is_none());
+    let all_teams = tokens.token("grafana-all-teams");
+    assert!(up(&all_teams, "hypnos").is_none());
+    let mut all = up(&all_teams, "prometheus").expect("cross-tenant up");
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        all,
+        [
+            ("team-a".to_string(), "team-a".to_string(), 1.0),
+            ("team-b".to_string(), "team-b".to_string(), 1.0)
+        ]
     );
 }
