@@ -4,6 +4,7 @@
 mod budget;
 mod catalog;
 mod merge;
+mod series_merge;
 
 pub use budget::QueryBudget;
 pub use catalog::{BlockCatalog, DEFAULT_SAMPLE_CACHE_BYTES, SkippedBlock};

@@ -48,7 +48,7 @@ use hypnos_planner::{
 use hypnos_schemas::histogram::{FloatHistogram, Span};
 use hypnos_schemas::remote::{Label, Sample, TimeSeries, WriteRequest};
 use hypnos_schemas::tenant::TENANT_LABEL;
-use hypnos_schemas::{BlockSink, Labels, SeriesSource, TenantId};
+use hypnos_schemas::{BlockSink, Labels, SeriesSource, ServiceError, TenantId};
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use script::{AnnotationExpect, Command, Eval, Expect, FailMsg, SeriesDesc, Timing};
@@ -398,7 +398,7 @@ async fn run_eval(env: &Env, ev: &Eval, data_missing: bool) -> Result<bool, Stri
                         "line {}: {}\n    expected a PromQL error, got {} error {text:?}",
                         ev.line,
                         ev.query,
-                        e.error_type()
+                        e.error_code().prometheus_error_type()
                     ));
                 }
                 let matches = match &ev.fail_msg {

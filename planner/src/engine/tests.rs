@@ -2,7 +2,7 @@ use super::*;
 use arrow::array::{Float64Array, Int64Array};
 use async_trait::async_trait;
 use hypnos_schemas::matcher::matches_all;
-use hypnos_schemas::{Matcher, SchemaError, SeriesData, TimeRange};
+use hypnos_schemas::{Matcher, SchemaError, SeriesData, ServiceError, TimeRange};
 
 /// A source over fixed series, for planner tests.
 #[derive(Debug)]
@@ -253,7 +253,7 @@ async fn errors_name_the_problem() {
         .await
         .unwrap_err();
     assert!(matches!(e, QueryError::Execution(_)), "{e:?}");
-    assert_eq!(e.http_status(), 422);
+    assert_eq!(e.error_code().http_status(), 422);
     assert!(
         e.to_string().ends_with(
             "many-to-many matching not allowed: matching labels must be unique on one side"
@@ -261,11 +261,11 @@ async fn errors_name_the_problem() {
         "{e}"
     );
     let e = instant("sum(", 0).await.unwrap_err();
-    assert_eq!(e.error_type(), "bad_data");
+    assert_eq!(e.error_code().prometheus_error_type(), "bad_data");
     let e = instant("start_timestamp(x)", 0).await.unwrap_err();
     assert!(e.to_string().contains("start_timestamp"), "{e}");
     let e = instant(r#"x{a=~"("}"#, 0).await.unwrap_err();
-    assert_eq!(e.http_status(), 400, "{e}");
+    assert_eq!(e.error_code().http_status(), 400, "{e}");
     // Two series colliding once the name is dropped.
     let e = instant(r#"rate({job="api", instance="1"}[1m])"#, 60_000).await;
     assert!(e.is_ok(), "one series per tenant here: {e:?}");
@@ -296,7 +296,7 @@ async fn too_many_samples_is_an_execution_error() {
         .instant_query(&tenant("a"), query, 600_000, &QueryOptions::default())
         .await
         .unwrap_err();
-    assert_eq!(err.http_status(), 422, "{err}");
+    assert_eq!(err.error_code().http_status(), 422, "{err}");
     assert!(err.to_string().contains("too many samples"), "{err}");
     // Within the limit the same query answers.
     let ok = QueryEngine::with_max_samples(source(), 100)
