@@ -893,7 +893,7 @@ fn main() {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let upstream = std::env::var_os("PROMQLTEST_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| manifest.join("../../shared/promqltest/testdata"));
+        .unwrap_or_else(|| manifest.join("../shared/promqltest/testdata"));
     let own = manifest.join("tests/promqltest/cases");
     let baseline_path = manifest.join("tests/promqltest/baseline.txt");
     let verbose = std::env::var("PROMQLTEST_VERBOSE").is_ok_and(|v| v != "0");
