@@ -39,12 +39,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hypnos_engine::{BlockCatalog, MergedSource};
+use hypnos_engine::{BlockCatalog, MergedSource, QueryEngine, QueryOptions};
 use hypnos_ingest::{IngestConfig, Ingester};
-use hypnos_planner::{
-    AnnotatedResult, InstantSample, QueryAnnotations, QueryEngine, QueryError, QueryOptions,
-    QueryResult,
-};
+use hypnos_planner::{AnnotatedResult, InstantSample, QueryAnnotations, QueryError, QueryResult};
 use hypnos_schemas::histogram::{FloatHistogram, Span};
 use hypnos_schemas::remote::{Label, Sample, TimeSeries, WriteRequest};
 use hypnos_schemas::tenant::TENANT_LABEL;

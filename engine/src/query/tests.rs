@@ -532,10 +532,10 @@ async fn direct_planning_matches_datafusion_planning() {
         };
         for q in queries {
             let notes = Annotations::new();
-            let lowered = e
+            let planned = e
                 .lower(&[tenant("a")], q, steps, &QueryOptions::default(), &notes)
                 .unwrap_or_else(|err| panic!("{q}: {err:?}"));
-            let plan = match lowered {
+            let plan = match planned.lowered {
                 Lowered::Vector(p) | Lowered::Matrix(p) | Lowered::ScalarPlan(p) => p,
                 other => panic!("{q}: not a plan: {other:?}"),
             };
@@ -587,7 +587,7 @@ fn queries_at_the_nesting_limit_run_on_query_threads() {
     let run = rt.spawn(async {
         let engine = engine();
         let opts = QueryOptions::default();
-        for q in nested_queries(crate::MAX_NESTING_DEPTH) {
+        for q in nested_queries(hypnos_planner::MAX_NESTING_DEPTH) {
             let r = engine.instant_query(&tenant("a"), &q, 600_000, &opts).await;
             assert!(r.is_ok(), "{}...: {r:?}", &q[..40]);
             let r = engine
@@ -595,7 +595,7 @@ fn queries_at_the_nesting_limit_run_on_query_threads() {
                 .await;
             assert!(r.is_ok(), "{}...: {r:?}", &q[..40]);
         }
-        for q in nested_queries(crate::MAX_NESTING_DEPTH + 1) {
+        for q in nested_queries(hypnos_planner::MAX_NESTING_DEPTH + 1) {
             match engine.instant_query(&tenant("a"), &q, 600_000, &opts).await {
                 Err(QueryError::BadData(e)) => assert!(e.contains("nesting limit"), "{e}"),
                 other => panic!("{}...: {other:?}", &q[..40]),
@@ -660,7 +660,7 @@ async fn points_held_by_operators_count_against_the_samples_limit() {
         .await;
     match r {
         Err(QueryError::Execution(e)) => {
-            assert_eq!(e, hypnos_engine::guard::TOO_MANY_SAMPLES);
+            assert_eq!(e, crate::guard::TOO_MANY_SAMPLES);
         }
         other => panic!("{other:?}"),
     }
@@ -737,7 +737,7 @@ async fn points_held_across_operators_count_against_the_samples_limit() {
     assert_eq!(m.len(), 200);
     let r = range(nested(20)).await;
     assert!(
-        matches!(&r, Err(QueryError::Execution(e)) if e == hypnos_engine::guard::TOO_MANY_SAMPLES),
+        matches!(&r, Err(QueryError::Execution(e)) if e == crate::guard::TOO_MANY_SAMPLES),
         "{r:?}"
     );
     // The same under the tenant's max_samples_per_query, which is named as the reason.
