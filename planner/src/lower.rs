@@ -1201,36 +1201,7 @@ impl Lowering<'_> {
             }
         };
         if name == "count_values" {
-            let Some(p) = agg.param.as_deref() else {
-                return Err(QueryError::BadData(
-                    "count_values needs a label name".into(),
-                ));
-            };
-            let label = Self::string_arg(&name, p)?;
-            if let Some(quoted) = self.positions.non_utf8_string(&label) {
-                return Err(QueryError::Execution(format!(
-                    "invalid label name {quoted}"
-                )));
-            }
-            if !valid_count_values_label(&label) {
-                return Err(QueryError::Execution(format!(
-                    "invalid label name {label:?}"
-                )));
-            }
-            let grouping = match &agg.modifier {
-                None => Grouping::By(Vec::new()),
-                Some(LabelModifier::Include(l)) => Grouping::By(l.labels.clone()),
-                Some(LabelModifier::Exclude(l)) => Grouping::Without(l.labels.clone()),
-            };
-            let Lowered::Vector(input) = self.lower(&agg.expr)? else {
-                return Err(QueryError::BadData(
-                    "expected an instant vector in aggregation count_values".into(),
-                ));
-            };
-            return Ok(PromNode::plan(
-                PromOp::CountValues { label, grouping },
-                Some(input),
-            ));
+            return self.count_values(agg);
         }
         // A parameter that is not a constant (`topk(scalar(x), v)`) is evaluated per step.
         let per_step = match (name.as_str(), agg.param.as_deref()) {
@@ -1243,70 +1214,10 @@ impl Lowering<'_> {
             _ => None,
         };
         if let Some(param_plan) = per_step {
-            let op = match name.as_str() {
-                "topk" => AggOp::Topk(0),
-                "bottomk" => AggOp::Bottomk(0),
-                "limitk" => AggOp::Limitk(0),
-                "limit_ratio" => AggOp::LimitRatio(0),
-                _ => AggOp::Quantile(0),
-            };
-            let grouping = match &agg.modifier {
-                None => Grouping::By(Vec::new()),
-                Some(LabelModifier::Include(l)) => Grouping::By(l.labels.clone()),
-                Some(LabelModifier::Exclude(l)) => Grouping::Without(l.labels.clone()),
-            };
-            let Lowered::Vector(input) = self.lower(&agg.expr)? else {
-                return Err(QueryError::BadData(format!(
-                    "expected an instant vector in aggregation {name}"
-                )));
-            };
-            return Ok(PromNode::plan_binary(
-                PromOp::AggregatePerStep {
-                    op,
-                    grouping,
-                    pos: self.positions.aggregate(agg),
-                },
-                input,
-                param_plan,
-            ));
+            return self.aggregate_per_step(agg, &name, param_plan);
         }
-        let op = match name.as_str() {
-            "sum" => AggOp::Sum,
-            "avg" => AggOp::Avg,
-            "min" => AggOp::Min,
-            "max" => AggOp::Max,
-            "count" => AggOp::Count,
-            "group" => AggOp::Group,
-            "stddev" => AggOp::Stddev,
-            "stdvar" => AggOp::Stdvar,
-            "quantile" => AggOp::Quantile(param()?.to_bits()),
-            "topk" | "bottomk" | "limitk" => {
-                let k = param()?;
-                if k.is_nan() {
-                    return Err(QueryError::Execution("Parameter value is NaN".into()));
-                }
-                // Prometheus converts with int64(k), saturating at the int64 range.
-                let k = k.clamp(i64::MIN as f64, i64::MAX as f64) as i64;
-                match name.as_str() {
-                    "topk" => AggOp::Topk(k),
-                    "bottomk" => AggOp::Bottomk(k),
-                    _ => AggOp::Limitk(k),
-                }
-            }
-            "limit_ratio" => {
-                let r = param()?;
-                if r.is_nan() {
-                    return Err(QueryError::Execution("Ratio value is NaN".into()));
-                }
-                AggOp::LimitRatio(r.to_bits())
-            }
-            _ => return Err(unsupported(format!("aggregation {name}"))),
-        };
-        let grouping = match &agg.modifier {
-            None => Grouping::By(Vec::new()),
-            Some(LabelModifier::Include(l)) => Grouping::By(l.labels.clone()),
-            Some(LabelModifier::Exclude(l)) => Grouping::Without(l.labels.clone()),
-        };
+        let op = self.aggregate_op(&name, param)?;
+        let grouping = Self::grouping(agg);
         let input = match self.lower(&agg.expr)? {
             Lowered::Vector(p) => p,
             _ => {
@@ -1323,6 +1234,116 @@ impl Lowering<'_> {
             },
             Some(input),
         ))
+    }
+
+    /// `by (...)` or `without (...)` (none: `by ()`).
+    fn grouping(agg: &AggregateExpr) -> Grouping {
+        match &agg.modifier {
+            None => Grouping::By(Vec::new()),
+            Some(LabelModifier::Include(l)) => Grouping::By(l.labels.clone()),
+            Some(LabelModifier::Exclude(l)) => Grouping::Without(l.labels.clone()),
+        }
+    }
+
+    /// `count_values(label, v)`.
+    fn count_values(&self, agg: &AggregateExpr) -> Result<LogicalPlan, QueryError> {
+        let Some(p) = agg.param.as_deref() else {
+            return Err(QueryError::BadData(
+                "count_values needs a label name".into(),
+            ));
+        };
+        let label = Self::string_arg("count_values", p)?;
+        if let Some(quoted) = self.positions.non_utf8_string(&label) {
+            return Err(QueryError::Execution(format!(
+                "invalid label name {quoted}"
+            )));
+        }
+        if !valid_count_values_label(&label) {
+            return Err(QueryError::Execution(format!(
+                "invalid label name {label:?}"
+            )));
+        }
+        let grouping = Self::grouping(agg);
+        let Lowered::Vector(input) = self.lower(&agg.expr)? else {
+            return Err(QueryError::BadData(
+                "expected an instant vector in aggregation count_values".into(),
+            ));
+        };
+        Ok(PromNode::plan(
+            PromOp::CountValues { label, grouping },
+            Some(input),
+        ))
+    }
+
+    /// An aggregation whose parameter is evaluated per step (`topk(scalar(x), v)`).
+    fn aggregate_per_step(
+        &self,
+        agg: &AggregateExpr,
+        name: &str,
+        param_plan: LogicalPlan,
+    ) -> Result<LogicalPlan, QueryError> {
+        let op = match name {
+            "topk" => AggOp::Topk(0),
+            "bottomk" => AggOp::Bottomk(0),
+            "limitk" => AggOp::Limitk(0),
+            "limit_ratio" => AggOp::LimitRatio(0),
+            _ => AggOp::Quantile(0),
+        };
+        let grouping = Self::grouping(agg);
+        let Lowered::Vector(input) = self.lower(&agg.expr)? else {
+            return Err(QueryError::BadData(format!(
+                "expected an instant vector in aggregation {name}"
+            )));
+        };
+        Ok(PromNode::plan_binary(
+            PromOp::AggregatePerStep {
+                op,
+                grouping,
+                pos: self.positions.aggregate(agg),
+            },
+            input,
+            param_plan,
+        ))
+    }
+
+    /// The aggregation operator of `name`, its parameter (`param`) a constant.
+    fn aggregate_op(
+        &self,
+        name: &str,
+        param: impl Fn() -> Result<f64, QueryError>,
+    ) -> Result<AggOp, QueryError> {
+        Ok(match name {
+            "sum" => AggOp::Sum,
+            "avg" => AggOp::Avg,
+            "min" => AggOp::Min,
+            "max" => AggOp::Max,
+            "count" => AggOp::Count,
+            "group" => AggOp::Group,
+            "stddev" => AggOp::Stddev,
+            "stdvar" => AggOp::Stdvar,
+            "quantile" => AggOp::Quantile(param()?.to_bits()),
+            "topk" | "bottomk" | "limitk" => {
+                let k = param()?;
+                if k.is_nan() {
+                    return Err(QueryError::Execution("Parameter value is NaN".into()));
+                }
+                // Prometheus converts with int64(k), saturating at the int64 range.
+                let k = k.clamp(i64::MIN as f64, i64::MAX as f64) as i64;
+                match name {
+                    "topk" => AggOp::Topk(k),
+                    "bottomk" => AggOp::Bottomk(k),
+                    _ => AggOp::Limitk(k),
+                }
+            }
+            "limit_ratio" => {
+                let r = param()?;
+                if r.is_nan() {
+                    return Err(QueryError::Execution("Ratio value is NaN".into()));
+                }
+                AggOp::LimitRatio(r.to_bits())
+            }
+            _ => return Err(unsupported(format!("aggregation {name}"))),
+        })
     }
 
     fn binary(&self, b: &BinaryExpr) -> Result<Lowered, QueryError> {

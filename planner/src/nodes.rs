@@ -242,6 +242,49 @@ impl PartialOrd for PromNode {
     }
 }
 
+/// Matchers as the logical plan shows them: `name="value", ...`.
+fn show_matchers(ms: &[MatcherSpec]) -> String {
+    ms.iter()
+        .map(|m| format!("{}{}{:?}", m.name, m.op, m.value))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl PromNode {
+    /// A selection as the logical plan shows it (after its name).
+    fn fmt_select(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let PromOp::Select {
+            tenants,
+            matchers,
+            min,
+            max,
+            drop_stale,
+            hints,
+            histogram_stats,
+        } = &self.op
+        else {
+            return Ok(());
+        };
+        let tenant = tenant_list(tenants);
+        write!(
+            f,
+            "tenant={tenant}, matchers=[{}], time=[{min}, {max}], drop_stale={drop_stale}",
+            show_matchers(matchers)
+        )?;
+        if hints.0.max_resolution_ms > 0 {
+            write!(
+                f,
+                ", max_resolution={}ms, aggregate={:?}",
+                hints.0.max_resolution_ms, hints.0.aggregate
+            )?;
+        }
+        if *histogram_stats {
+            write!(f, ", histogram_stats")?;
+        }
+        Ok(())
+    }
+}
+
 impl UserDefinedLogicalNodeCore for PromNode {
     fn name(&self) -> &str {
         match self.op {
@@ -283,37 +326,7 @@ impl UserDefinedLogicalNodeCore for PromNode {
     fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "{}: ", UserDefinedLogicalNodeCore::name(self))?;
         match &self.op {
-            PromOp::Select {
-                tenants,
-                matchers,
-                min,
-                max,
-                drop_stale,
-                hints,
-                histogram_stats,
-            } => {
-                let tenant = tenant_list(tenants);
-                let m: Vec<String> = matchers
-                    .iter()
-                    .map(|m| format!("{}{}{:?}", m.name, m.op, m.value))
-                    .collect();
-                write!(
-                    f,
-                    "tenant={tenant}, matchers=[{}], time=[{min}, {max}], drop_stale={drop_stale}",
-                    m.join(", ")
-                )?;
-                if hints.0.max_resolution_ms > 0 {
-                    write!(
-                        f,
-                        ", max_resolution={}ms, aggregate={:?}",
-                        hints.0.max_resolution_ms, hints.0.aggregate
-                    )?;
-                }
-                if *histogram_stats {
-                    write!(f, ", histogram_stats")?;
-                }
-                Ok(())
-            }
+            PromOp::Select { .. } => self.fmt_select(f),
             PromOp::Instant {
                 steps,
                 lookback,
@@ -346,20 +359,12 @@ impl UserDefinedLogicalNodeCore for PromNode {
             PromOp::Info {
                 name_matchers,
                 data_matchers,
-            } => {
-                let show = |ms: &[MatcherSpec]| {
-                    ms.iter()
-                        .map(|m| format!("{}{}{:?}", m.name, m.op, m.value))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                write!(
-                    f,
-                    "names=[{}], data=[{}]",
-                    show(name_matchers),
-                    show(data_matchers)
-                )
-            }
+            } => write!(
+                f,
+                "names=[{}], data=[{}]",
+                show_matchers(name_matchers),
+                show_matchers(data_matchers)
+            ),
             PromOp::RangeFunctionPerStep {
                 func,
                 steps,
