@@ -6,8 +6,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use hypnos_engine::MergedSource;
-use hypnos_planner::{QueryEngine, QueryOptions};
+use hypnos_engine::{MergedSource, QueryEngine, QueryOptions};
 use hypnos_schemas::TenantId;
 
 use crate::cli::ExplainArgs;

@@ -22,9 +22,9 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use hypnos_engine::BlockCatalog;
+use hypnos_engine::{BlockCatalog, QueryEngine};
 use hypnos_ingest::Ingester;
-use hypnos_planner::{MaxSourceResolution, QueryEngine};
+use hypnos_planner::MaxSourceResolution;
 use hypnos_schemas::SeriesSource;
 use tracing::Instrument;
 

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use hypnos_engine::{BlockCatalog, MergedSource};
+use hypnos_engine::{BlockCatalog, MergedSource, QueryEngine, QueryOptions};
 use hypnos_ingest::{IngestConfig, Ingester};
-use hypnos_planner::{MaxSourceResolution, QueryEngine, QueryOptions};
+use hypnos_planner::MaxSourceResolution;
 use hypnos_schemas::{BlockSink, SeriesSource};
 use tokio::net::TcpListener;
 use tokio::sync::watch;

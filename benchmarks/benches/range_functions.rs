@@ -3,8 +3,9 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hypnos_benchmarks::r#gen::{Dataset, GenConfig};
-use hypnos_engine::ops::{RangeFunc, Steps, range_function};
+use hypnos_engine::ops::range_function;
 use hypnos_engine::vector::VectorBuilder;
+use hypnos_planner::ops::{RangeFunc, Steps};
 use hypnos_schemas::Labels;
 
 fn bench(c: &mut Criterion) {

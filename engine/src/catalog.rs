@@ -34,7 +34,7 @@ use object_store::path::Path;
 use parking_lot::RwLock;
 use ulid::Ulid;
 
-use crate::merge::{merge_parts, union_labels};
+use crate::series_merge::{merge_parts, union_labels};
 
 /// A block the catalog does not serve, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]

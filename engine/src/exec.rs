@@ -1,5 +1,6 @@
-//! [`PromExec`], the DataFusion physical operator that runs one PromQL step of a plan: a
-//! series selection from a [`SeriesSource`], or one of the [`crate::ops`] over its input.
+//! [`PromExec`], the DataFusion physical operator that runs one PromQL step of a plan (the
+//! planner's [`PromOp`]): a series selection from a [`SeriesSource`], or one of the
+//! [`crate::ops`] over its input.
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,194 +16,252 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
 use futures::{StreamExt, TryStreamExt, stream};
+use hypnos_planner::annotations::Annotations;
+use hypnos_planner::ops::{EvalError, HistogramFunc, InstantFunc, StepValue, Steps};
+use hypnos_planner::{MatcherSpec, PromOp};
 use hypnos_schemas::histogram::{FloatHistogram, ResetHint};
 use hypnos_schemas::{
-    Labels, Matcher, ReadHints, SeriesData, SeriesSource, TenantId, TimeRange, is_stale_nan,
+    Matcher, ReadHints, SeriesData, SeriesSource, TenantId, TimeRange, is_stale_nan,
 };
 
-use crate::ops::annotations::{Annotations, QueryPos};
 use crate::ops::{
-    AggOp, AggPositions, BinOp, EvalError, Grouping, HistogramFunc, HistogramNotes, InstantFunc,
-    RangeFunc, Relabel, StepParam, StepValue, Steps, VectorMatching, VectorOp, absent,
-    aggregate_per_step_positioned, aggregate_positioned, broadcast, count_values,
-    forget_reset_hints, histogram_function_annotated, histogram_quantile_per_step_annotated,
-    info_join, instant_function, instant_function_per_step, instant_sample_times, instant_select,
-    range_function_annotated, range_function_per_step, scalar_binary_annotated, step_values,
-    to_scalar, vector_binary_annotated,
+    HistogramNotes, StepParam, absent, aggregate_per_step_positioned, aggregate_positioned,
+    broadcast, count_values, forget_reset_hints, histogram_function_annotated,
+    histogram_quantile_per_step_annotated, info_join, instant_function, instant_function_per_step,
+    instant_sample_times, instant_select, range_function_annotated, range_function_per_step,
+    relabel, scalar_binary_annotated, step_values, to_scalar, vector_binary_annotated,
 };
 use crate::vector::{VectorBuilder, floats_only, vector_schema};
 
 /// Rows per batch emitted by a selection (a series is never split, so batches may be larger).
 const SELECT_BATCH_ROWS: usize = 8192;
 
-/// What a [`PromExec`] does.
-#[derive(Debug, Clone)]
-pub enum PromOp {
-    /// Raw samples of the tenant's series matching `matchers` within `range`.
-    Select {
-        /// Read one after the other and concatenated: series of different tenants differ by
-        /// their `tenant_id` label, so nothing needs merging.
-        tenants: Vec<TenantId>,
-        matchers: Vec<Matcher>,
-        range: TimeRange,
-        /// Drop staleness markers (for range-vector results, which never show them).
-        drop_stale: bool,
-        /// The query fails when the selection holds more samples than this.
-        max_samples: usize,
-        /// The coarsest resolution it may read and the aggregate it wants (default: raw).
-        hints: ReadHints,
-        /// The histograms only feed `histogram_count`/`histogram_sum`/`histogram_avg`: they
-        /// are read as Prometheus' histogram-stats iterator reads them, count and sum only,
-        /// with counter resets detected between consecutive samples ([`stats_only`]).
-        histogram_stats: bool,
-    },
-    Instant {
-        steps: Steps,
-        lookback: i64,
-        offset: i64,
-    },
-    RangeFunction {
-        func: RangeFunc,
-        steps: Steps,
-        range: i64,
-        offset: i64,
-        /// Where the call's first argument is in the query (for annotations; `rate` and
-        /// `increase` give their counter hint only with one).
-        pos: Option<QueryPos>,
-    },
-    Aggregate {
-        op: AggOp,
-        grouping: Grouping,
-        /// Where the aggregation, its parameter and its vector are in the query (for
-        /// annotations).
-        pos: AggPositions,
-    },
-    /// An aggregation whose parameter (`topk(scalar(x), v)`) is evaluated per step. The
-    /// children: the vector, then the per-step scalar.
-    AggregatePerStep {
-        op: AggOp,
-        grouping: Grouping,
-        pos: AggPositions,
-    },
-    /// A range function whose parameter (`quantile_over_time(scalar(x), m[5m])`) is
-    /// evaluated per step. The children: the samples, then the per-step scalar. `at`: the
-    /// fixed end of every window under `@`.
-    RangeFunctionPerStep {
-        func: RangeFunc,
-        steps: Steps,
-        range: i64,
-        offset: i64,
-        at: Option<i64>,
-        pos: Option<QueryPos>,
-    },
-    /// `info(v, {...})`: the children are `v`, then the info series (their sample times
-    /// as values).
-    Info {
-        name_matchers: Vec<Matcher>,
-        data_matchers: Vec<Matcher>,
-    },
-    /// `count_values(label, v)` with its grouping.
-    CountValues {
-        label: String,
-        grouping: Grouping,
-    },
-    /// `histogram_quantile` / `histogram_fraction` over classic buckets. A quantile
-    /// evaluated per step is a second child (one label-less series).
-    Histogram {
-        func: HistogramFunc,
-        /// Where the quantile parameter and the vector argument are in the query.
-        param_pos: Option<QueryPos>,
-        vector_pos: Option<QueryPos>,
-    },
-    InstantFunction {
-        func: InstantFunc,
-    },
-    /// An instant function whose scalar parameters are evaluated per step. The children:
-    /// the vector, then one per-step scalar per parameter, in argument order.
-    InstantFunctionPerStep {
-        func: InstantFunc,
-    },
-    /// `timestamp(selector)`: the selected samples' own timestamps.
-    InstantTimes {
-        steps: Steps,
-        lookback: i64,
-        offset: i64,
-    },
-    /// A leaf: `time()` or a constant, at every step.
-    StepValues {
-        steps: Steps,
-        value: StepValue,
-    },
-    /// `scalar(v)`.
-    ToScalar {
-        steps: Steps,
-    },
-    /// Repeat the single-time result of `@` at every step.
-    Broadcast {
-        steps: Steps,
-    },
-    /// A subquery's samples as a range function reads them (histograms' reset hints
-    /// forgotten: [`crate::ops::forget_reset_hints`]).
-    ForgetResetHints,
-    /// `absent`: 1 with `labels` where the input has no sample.
-    Absent {
-        steps: Steps,
-        labels: Labels,
-    },
-    Relabel {
-        rule: Relabel,
-    },
-    ScalarBinary {
-        op: BinOp,
-        scalar: f64,
-        scalar_on_left: bool,
-        return_bool: bool,
-        /// Where the binary expression is in the query (for annotations).
-        pos: Option<QueryPos>,
-    },
-    /// Two instant vectors (the children: left, right) matched at every step.
-    VectorBinary {
-        op: VectorOp,
-        matching: VectorMatching,
-        return_bool: bool,
-        /// Where the binary expression is in the query (for annotations).
-        pos: Option<QueryPos>,
-    },
+/// What a [`PromExec`] fixes when it is planned: the compiled label matchers of a selection
+/// or of `info`, and the bound of a selection.
+#[derive(Debug, Clone, Default)]
+struct Compiled {
+    /// A selection's matchers, or `info`'s matchers of the info series' names.
+    matchers: Vec<Matcher>,
+    /// `info`'s matchers of the data labels.
+    data_matchers: Vec<Matcher>,
+    /// A selection fails when it holds more samples than this.
+    max_samples: usize,
 }
 
-impl fmt::Display for PromOp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PromOp::Select {
-                tenants,
-                matchers,
-                range,
-                drop_stale,
-                hints,
-                ..
-            } => {
-                let tenant: Vec<&str> = tenants.iter().map(TenantId::as_str).collect();
-                let tenant = tenant.join("|");
-                let m: Vec<String> = matchers
-                    .iter()
-                    .map(|m| format!("{}{}{:?}", m.name, op_str(m.op), m.value))
-                    .collect();
-                write!(
-                    f,
-                    "PromSelectExec: tenant={tenant}, matchers=[{}], range=[{}, {}], drop_stale={drop_stale}",
-                    m.join(", "),
-                    range.min,
-                    range.max
-                )?;
-                if hints.max_resolution_ms > 0 {
-                    write!(
-                        f,
-                        ", max_resolution={}ms, aggregate={:?}",
-                        hints.max_resolution_ms, hints.aggregate
-                    )?;
-                }
-                Ok(())
+fn compile(specs: &[MatcherSpec]) -> Result<Vec<Matcher>> {
+    specs
+        .iter()
+        .map(MatcherSpec::compile)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| DataFusionError::External(Box::new(e)))
+}
+
+fn op_str(op: hypnos_schemas::MatchOp) -> &'static str {
+    match op {
+        hypnos_schemas::MatchOp::Equal => "=",
+        hypnos_schemas::MatchOp::NotEqual => "!=",
+        hypnos_schemas::MatchOp::Re => "=~",
+        hypnos_schemas::MatchOp::NotRe => "!~",
+    }
+}
+
+/// Matchers as the physical plan shows them: `name="value", ...`.
+fn show_matchers(ms: &[Matcher]) -> String {
+    ms.iter()
+        .map(|m| format!("{}{}{:?}", m.name, op_str(m.op), m.value))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A stream of the batches `fut` computes, in order.
+fn batches_stream<F>(fut: F) -> SendableRecordBatchStream
+where
+    F: Future<Output = Result<Vec<RecordBatch>>> + Send + 'static,
+{
+    let s = stream::once(async move { fut.await.map(|out| stream::iter(out.into_iter().map(Ok))) })
+        .try_flatten();
+    Box::pin(RecordBatchStreamAdapter::new(vector_schema(), s))
+}
+
+/// A stream of the one batch `fut` computes.
+fn batch_stream<F>(fut: F) -> SendableRecordBatchStream
+where
+    F: Future<Output = Result<RecordBatch>> + Send + 'static,
+{
+    Box::pin(RecordBatchStreamAdapter::new(
+        vector_schema(),
+        stream::once(fut),
+    ))
+}
+
+/// A PromQL operator in a DataFusion physical plan. Single partition, vector schema in and
+/// out. A selection has no input, [`PromOp::VectorBinary`] two, every other operator one.
+#[derive(Debug)]
+pub struct PromExec {
+    op: PromOp,
+    compiled: Compiled,
+    inputs: Vec<Arc<dyn ExecutionPlan>>,
+    source: Option<Arc<dyn SeriesSource>>,
+    props: Arc<PlanProperties>,
+}
+
+impl PromExec {
+    /// Plans one node of a plan: `op` over `inputs`, the physical plans of the node's
+    /// inputs; a selection reads `source` and fails past `max_samples` samples. `name` is the
+    /// node's, for the error when an input is missing.
+    pub fn plan(
+        op: PromOp,
+        inputs: &[Arc<dyn ExecutionPlan>],
+        source: &Arc<dyn SeriesSource>,
+        max_samples: usize,
+        name: &str,
+    ) -> Result<Self> {
+        let none = Compiled::default();
+        match &op {
+            PromOp::Select { matchers, .. } => {
+                let compiled = Compiled {
+                    matchers: compile(matchers)?,
+                    max_samples,
+                    ..Compiled::default()
+                };
+                Ok(Self::build(
+                    op,
+                    compiled,
+                    Vec::new(),
+                    Some(Arc::clone(source)),
+                ))
             }
+            // A leaf that reads nothing (`time()`, constants).
+            PromOp::StepValues { .. } => Ok(Self::build(op, none, Vec::new(), None)),
+            // A quantile evaluated per step is the second input.
+            PromOp::Histogram { .. } if inputs.len() == 2 => {
+                Ok(Self::build(op, none, inputs.to_vec(), None))
+            }
+            PromOp::InstantFunctionPerStep { .. } => {
+                if inputs.len() < 2 {
+                    return Err(DataFusionError::Internal(
+                        "a per-step instant function needs its vector and parameters".into(),
+                    ));
+                }
+                Ok(Self::build(op, none, inputs.to_vec(), None))
+            }
+            PromOp::AggregatePerStep { .. }
+            | PromOp::RangeFunctionPerStep { .. }
+            | PromOp::Info { .. } => {
+                let [data, param] = inputs else {
+                    return Err(DataFusionError::Internal(
+                        "a per-step parameter node needs two inputs".into(),
+                    ));
+                };
+                let compiled = match &op {
+                    PromOp::Info {
+                        name_matchers,
+                        data_matchers,
+                    } => Compiled {
+                        matchers: compile(name_matchers)?,
+                        data_matchers: compile(data_matchers)?,
+                        max_samples: 0,
+                    },
+                    _ => none,
+                };
+                let inputs = vec![Arc::clone(data), Arc::clone(param)];
+                Ok(Self::build(op, compiled, inputs, None))
+            }
+            PromOp::VectorBinary { .. } => {
+                let [lhs, rhs] = inputs else {
+                    return Err(DataFusionError::Internal(
+                        "PromVectorBinary needs two inputs".into(),
+                    ));
+                };
+                let inputs = vec![Arc::clone(lhs), Arc::clone(rhs)];
+                Ok(Self::build(op, none, inputs, None))
+            }
+            _ => {
+                let input = inputs
+                    .first()
+                    .cloned()
+                    .ok_or_else(|| DataFusionError::Internal(format!("{name} has no input")))?;
+                Ok(Self::build(op, none, vec![input], None))
+            }
+        }
+    }
+
+    fn build(
+        op: PromOp,
+        compiled: Compiled,
+        inputs: Vec<Arc<dyn ExecutionPlan>>,
+        source: Option<Arc<dyn SeriesSource>>,
+    ) -> Self {
+        let props = PlanProperties::new(
+            EquivalenceProperties::new(vector_schema()),
+            Partitioning::UnknownPartitioning(1),
+            if matches!(
+                op,
+                PromOp::Aggregate { .. }
+                    | PromOp::AggregatePerStep { .. }
+                    | PromOp::RangeFunctionPerStep { .. }
+                    | PromOp::InstantFunctionPerStep { .. }
+                    | PromOp::Info { .. }
+                    | PromOp::CountValues { .. }
+                    | PromOp::Histogram { .. }
+                    | PromOp::Absent { .. }
+                    | PromOp::ToScalar { .. }
+                    | PromOp::VectorBinary { .. }
+            ) {
+                EmissionType::Final
+            } else {
+                EmissionType::Incremental
+            },
+            Boundedness::Bounded,
+        );
+        Self {
+            op,
+            compiled,
+            inputs,
+            source,
+            props: Arc::new(props),
+        }
+    }
+
+    pub fn op(&self) -> &PromOp {
+        &self.op
+    }
+
+    /// A selection as the physical plan shows it.
+    fn fmt_select(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let PromOp::Select {
+            tenants,
+            min,
+            max,
+            drop_stale,
+            hints,
+            ..
+        } = &self.op
+        else {
+            return Ok(());
+        };
+        let tenant: Vec<&str> = tenants.iter().map(TenantId::as_str).collect();
+        let tenant = tenant.join("|");
+        write!(
+            f,
+            "PromSelectExec: tenant={tenant}, matchers=[{}], range=[{min}, {max}], drop_stale={drop_stale}",
+            show_matchers(&self.compiled.matchers),
+        )?;
+        if hints.0.max_resolution_ms > 0 {
+            write!(
+                f,
+                ", max_resolution={}ms, aggregate={:?}",
+                hints.0.max_resolution_ms, hints.0.aggregate
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl DisplayAs for PromExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        match &self.op {
+            PromOp::Select { .. } => self.fmt_select(f),
             PromOp::Instant {
                 steps,
                 lookback,
@@ -251,23 +310,12 @@ impl fmt::Display for PromOp {
                 steps.end,
                 steps.step
             ),
-            PromOp::Info {
-                name_matchers,
-                data_matchers,
-            } => {
-                let show = |ms: &[Matcher]| {
-                    ms.iter()
-                        .map(|m| format!("{}{}{:?}", m.name, op_str(m.op), m.value))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                write!(
-                    f,
-                    "PromInfoExec: names=[{}], data=[{}]",
-                    show(name_matchers),
-                    show(data_matchers)
-                )
-            }
+            PromOp::Info { .. } => write!(
+                f,
+                "PromInfoExec: names=[{}], data=[{}]",
+                show_matchers(&self.compiled.matchers),
+                show_matchers(&self.compiled.data_matchers)
+            ),
             PromOp::CountValues { label, grouping } => {
                 write!(f, "PromCountValuesExec: label={label:?}, {grouping:?}")
             }
@@ -294,13 +342,14 @@ impl fmt::Display for PromOp {
             PromOp::Relabel { rule } => write!(f, "PromRelabelExec: {rule:?}"),
             PromOp::ScalarBinary {
                 op,
-                scalar,
+                scalar_bits,
                 scalar_on_left,
                 return_bool,
                 ..
             } => write!(
                 f,
-                "PromScalarBinaryExec: op={op:?}, scalar={scalar}, scalar_on_left={scalar_on_left}, bool={return_bool}"
+                "PromScalarBinaryExec: op={op:?}, scalar={}, scalar_on_left={scalar_on_left}, bool={return_bool}",
+                f64::from_bits(*scalar_bits)
             ),
             PromOp::VectorBinary {
                 op,
@@ -312,97 +361,6 @@ impl fmt::Display for PromOp {
                 "PromVectorBinaryExec: op={op:?}, {matching:?}, bool={return_bool}"
             ),
         }
-    }
-}
-
-fn op_str(op: hypnos_schemas::MatchOp) -> &'static str {
-    match op {
-        hypnos_schemas::MatchOp::Equal => "=",
-        hypnos_schemas::MatchOp::NotEqual => "!=",
-        hypnos_schemas::MatchOp::Re => "=~",
-        hypnos_schemas::MatchOp::NotRe => "!~",
-    }
-}
-
-/// A PromQL operator in a DataFusion physical plan. Single partition, vector schema in and
-/// out. A selection has no input, [`PromOp::VectorBinary`] two, every other operator one.
-#[derive(Debug)]
-pub struct PromExec {
-    op: PromOp,
-    inputs: Vec<Arc<dyn ExecutionPlan>>,
-    source: Option<Arc<dyn SeriesSource>>,
-    props: Arc<PlanProperties>,
-}
-
-impl PromExec {
-    /// A selection leaf reading `source`.
-    pub fn select(op: PromOp, source: Arc<dyn SeriesSource>) -> Self {
-        Self::build(op, Vec::new(), Some(source))
-    }
-
-    /// A leaf that reads nothing (`time()`, constants).
-    pub fn leaf(op: PromOp) -> Self {
-        Self::build(op, Vec::new(), None)
-    }
-
-    /// An operator over `input`.
-    pub fn over(op: PromOp, input: Arc<dyn ExecutionPlan>) -> Self {
-        Self::build(op, vec![input], None)
-    }
-
-    /// An operator over two inputs ([`PromOp::VectorBinary`]).
-    pub fn binary(op: PromOp, lhs: Arc<dyn ExecutionPlan>, rhs: Arc<dyn ExecutionPlan>) -> Self {
-        Self::build(op, vec![lhs, rhs], None)
-    }
-
-    /// An operator over any number of inputs ([`PromOp::InstantFunctionPerStep`]).
-    pub fn over_all(op: PromOp, inputs: Vec<Arc<dyn ExecutionPlan>>) -> Self {
-        Self::build(op, inputs, None)
-    }
-
-    fn build(
-        op: PromOp,
-        inputs: Vec<Arc<dyn ExecutionPlan>>,
-        source: Option<Arc<dyn SeriesSource>>,
-    ) -> Self {
-        let props = PlanProperties::new(
-            EquivalenceProperties::new(vector_schema()),
-            Partitioning::UnknownPartitioning(1),
-            if matches!(
-                op,
-                PromOp::Aggregate { .. }
-                    | PromOp::AggregatePerStep { .. }
-                    | PromOp::RangeFunctionPerStep { .. }
-                    | PromOp::InstantFunctionPerStep { .. }
-                    | PromOp::Info { .. }
-                    | PromOp::CountValues { .. }
-                    | PromOp::Histogram { .. }
-                    | PromOp::Absent { .. }
-                    | PromOp::ToScalar { .. }
-                    | PromOp::VectorBinary { .. }
-            ) {
-                EmissionType::Final
-            } else {
-                EmissionType::Incremental
-            },
-            Boundedness::Bounded,
-        );
-        Self {
-            op,
-            inputs,
-            source,
-            props: Arc::new(props),
-        }
-    }
-
-    pub fn op(&self) -> &PromOp {
-        &self.op
-    }
-}
-
-impl DisplayAs for PromExec {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "{}", self.op)
     }
 }
 
@@ -445,6 +403,7 @@ impl ExecutionPlan for PromExec {
             0 => Ok(self),
             _ => Ok(Arc::new(Self::build(
                 self.op.clone(),
+                self.compiled.clone(),
                 children,
                 self.source.clone(),
             ))),
@@ -485,205 +444,231 @@ impl PromExec {
                 "PromExec has one partition, asked for {partition}"
             )));
         }
-        let schema = vector_schema();
         // The query's annotations collector; a plan run without one annotates into the void.
         let notes = context
             .session_config()
             .get_extension::<Annotations>()
             .unwrap_or_default();
-        if let PromOp::StepValues { steps, value } = &self.op {
-            let (steps, value) = (*steps, *value);
-            return Ok(Box::pin(RecordBatchStreamAdapter::new(
-                schema,
-                stream::once(async move { step_values(steps, value) }),
-            )));
+        match (&self.op, self.inputs.as_slice()) {
+            (PromOp::StepValues { steps, value }, _) => Ok(step_values_stream(*steps, *value)),
+            (PromOp::Select { .. }, _) => self.execute_select(&context),
+            (PromOp::InstantFunctionPerStep { func }, [data, params @ ..]) => {
+                self.execute_instant_per_step(*func, data, params, context, inputs)
+            }
+            (PromOp::VectorBinary { .. }, _) => self.execute_vector_binary(context, inputs, notes),
+            (
+                PromOp::AggregatePerStep { .. }
+                | PromOp::RangeFunctionPerStep { .. }
+                | PromOp::Info { .. }
+                | PromOp::Histogram {
+                    func: HistogramFunc::Quantile(_),
+                    ..
+                },
+                [data, param],
+            ) => self.execute_per_step(data, param, context, inputs, notes),
+            _ => self.execute_over_input(context, inputs, notes),
         }
-        if let PromOp::Select {
+    }
+
+    /// A selection: the series of every tenant, charged to the query's budget, sorted by
+    /// labels.
+    fn execute_select(&self, context: &Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        let PromOp::Select {
             tenants,
-            matchers,
-            range,
+            min,
+            max,
             drop_stale,
-            max_samples,
             hints,
             histogram_stats,
+            ..
         } = &self.op
-        {
-            let histogram_stats = *histogram_stats;
-            let max_samples = *max_samples;
-            // The caller's budget (series and samples this query may read), if any.
-            let budget = context
-                .session_config()
-                .get_extension::<crate::QueryBudget>();
-            let source = self
-                .source
-                .clone()
-                .ok_or_else(|| DataFusionError::Internal("selection without a source".into()))?;
-            let (tenants, matchers, range, drop_stale, hints) = (
-                tenants.clone(),
-                matchers.clone(),
-                *range,
-                *drop_stale,
-                *hints,
-            );
-            let fut = async move {
-                let mut series = Vec::new();
-                for tenant in &tenants {
-                    let part = source
-                        .select_hinted(tenant, &matchers, range, hints)
-                        .await
+        else {
+            return Err(DataFusionError::Internal("not a selection".into()));
+        };
+        let histogram_stats = *histogram_stats;
+        let max_samples = self.compiled.max_samples;
+        // The caller's budget (series and samples this query may read), if any.
+        let budget = context
+            .session_config()
+            .get_extension::<crate::QueryBudget>();
+        let source = self
+            .source
+            .clone()
+            .ok_or_else(|| DataFusionError::Internal("selection without a source".into()))?;
+        let (tenants, matchers, range, drop_stale, hints): (_, _, _, _, ReadHints) = (
+            tenants.clone(),
+            self.compiled.matchers.clone(),
+            TimeRange::new(*min, *max),
+            *drop_stale,
+            hints.0,
+        );
+        Ok(batches_stream(async move {
+            let mut series = Vec::new();
+            for tenant in &tenants {
+                let part = source
+                    .select_hinted(tenant, &matchers, range, hints)
+                    .await
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                if let Some(b) = &budget {
+                    let samples = part.iter().map(SeriesData::len).sum();
+                    b.charge(tenant, part.len(), samples)
                         .map_err(|e| DataFusionError::External(Box::new(e)))?;
-                    if let Some(b) = &budget {
-                        let samples = part.iter().map(SeriesData::len).sum();
-                        b.charge(tenant, part.len(), samples)
-                            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-                    }
-                    series.extend(part);
                 }
-                let loaded: usize = series.iter().map(|s| s.len()).sum();
-                if loaded > max_samples {
-                    return Err(DataFusionError::External(Box::new(EvalError(
-                        "query processing would load too many samples into memory in query execution"
-                            .into(),
-                    ))));
-                }
-                series.sort_by(|a, b| a.labels.cmp(&b.labels));
-                Ok::<_, DataFusionError>(stream::iter(
-                    series_batches(series, drop_stale, histogram_stats)?
-                        .into_iter()
-                        .map(Ok),
-                ))
-            };
-            let s = stream::once(fut).try_flatten();
-            return Ok(Box::pin(RecordBatchStreamAdapter::new(schema, s)));
-        }
-        if let (PromOp::InstantFunctionPerStep { func }, [data, params @ ..]) =
-            (&self.op, self.inputs.as_slice())
-        {
-            let data = self.child(data, Arc::clone(&context), inputs)?;
-            let params = params
-                .iter()
-                .map(|p| self.child(p, Arc::clone(&context), inputs))
-                .collect::<Result<Vec<_>>>()?;
-            let func = *func;
-            let fut = async move {
-                let d: Vec<RecordBatch> = data.try_collect().await?;
-                let mut ps = Vec::with_capacity(params.len());
-                for p in params {
-                    let batches: Vec<RecordBatch> = p.try_collect().await?;
-                    ps.push(StepParam::from_batches(&batches)?);
-                }
-                let out = d
-                    .iter()
-                    .map(|b| instant_function_per_step(b, func, &ps))
-                    .collect::<Result<Vec<RecordBatch>>>()?;
-                Ok::<_, DataFusionError>(stream::iter(out.into_iter().map(Ok)))
-            };
-            return Ok(Box::pin(RecordBatchStreamAdapter::new(
-                schema,
-                stream::once(fut).try_flatten(),
-            )));
-        }
-        if let PromOp::VectorBinary {
+                series.extend(part);
+            }
+            let loaded: usize = series.iter().map(|s| s.len()).sum();
+            if loaded > max_samples {
+                return Err(DataFusionError::External(Box::new(EvalError(
+                    "query processing would load too many samples into memory in query execution"
+                        .into(),
+                ))));
+            }
+            series.sort_by(|a, b| a.labels.cmp(&b.labels));
+            series_batches(series, drop_stale, histogram_stats)
+        }))
+    }
+
+    /// An instant function whose parameters are evaluated per step: the vector, then one
+    /// per-step scalar per parameter.
+    fn execute_instant_per_step(
+        &self,
+        func: InstantFunc,
+        data: &Arc<dyn ExecutionPlan>,
+        params: &[Arc<dyn ExecutionPlan>],
+        context: Arc<TaskContext>,
+        inputs: Option<&crate::guard::Inputs>,
+    ) -> Result<SendableRecordBatchStream> {
+        let data = self.child(data, Arc::clone(&context), inputs)?;
+        let params = params
+            .iter()
+            .map(|p| self.child(p, Arc::clone(&context), inputs))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(batches_stream(async move {
+            let d: Vec<RecordBatch> = data.try_collect().await?;
+            let mut ps = Vec::with_capacity(params.len());
+            for p in params {
+                let batches: Vec<RecordBatch> = p.try_collect().await?;
+                ps.push(StepParam::from_batches(&batches)?);
+            }
+            d.iter()
+                .map(|b| instant_function_per_step(b, func, &ps))
+                .collect::<Result<Vec<RecordBatch>>>()
+        }))
+    }
+
+    /// Two instant vectors matched at every step.
+    fn execute_vector_binary(
+        &self,
+        context: Arc<TaskContext>,
+        inputs: Option<&crate::guard::Inputs>,
+        notes: Arc<Annotations>,
+    ) -> Result<SendableRecordBatchStream> {
+        let PromOp::VectorBinary {
             op,
             matching,
             return_bool,
             pos,
         } = &self.op
-        {
-            let [lhs, rhs] = self.inputs.as_slice() else {
-                return Err(DataFusionError::Internal(
-                    "vector binary operation without two inputs".into(),
-                ));
-            };
-            let (lhs, rhs) = (
-                self.child(lhs, Arc::clone(&context), inputs)?,
-                self.child(rhs, context, inputs)?,
-            );
-            let (op, matching, return_bool, pos) = (*op, matching.clone(), *return_bool, *pos);
-            let notes = Arc::clone(&notes);
-            let fut = async move {
-                let (l, r): (Vec<RecordBatch>, Vec<RecordBatch>) =
-                    futures::try_join!(lhs.try_collect(), rhs.try_collect())?;
-                vector_binary_annotated(&l, &r, op, &matching, return_bool, &notes, pos)
-            };
-            return Ok(Box::pin(RecordBatchStreamAdapter::new(
-                schema,
-                stream::once(fut),
-            )));
-        }
-        if let (
-            PromOp::AggregatePerStep { .. }
-            | PromOp::RangeFunctionPerStep { .. }
-            | PromOp::Info { .. }
-            | PromOp::Histogram {
-                func: HistogramFunc::Quantile(_),
-                ..
-            },
-            [data, param],
-        ) = (&self.op, self.inputs.as_slice())
-        {
-            let (data, param) = (
-                self.child(data, Arc::clone(&context), inputs)?,
-                self.child(param, context, inputs)?,
-            );
-            let op = self.op.clone();
-            let notes = Arc::clone(&notes);
-            let fut = async move {
-                let (d, p): (Vec<RecordBatch>, Vec<RecordBatch>) =
-                    futures::try_join!(data.try_collect(), param.try_collect())?;
-                let out: Vec<RecordBatch> = match op {
-                    PromOp::AggregatePerStep { op, grouping, pos } => {
-                        vec![aggregate_per_step_positioned(
-                            &d, &p, op, &grouping, &notes, pos,
-                        )?]
-                    }
-                    PromOp::Info {
-                        name_matchers,
-                        data_matchers,
-                    } => vec![info_join(&d, &p, &name_matchers, &data_matchers)?],
-                    PromOp::Histogram {
+        else {
+            return Err(DataFusionError::Internal(
+                "not a vector binary operation".into(),
+            ));
+        };
+        let [lhs, rhs] = self.inputs.as_slice() else {
+            return Err(DataFusionError::Internal(
+                "vector binary operation without two inputs".into(),
+            ));
+        };
+        let (lhs, rhs) = (
+            self.child(lhs, Arc::clone(&context), inputs)?,
+            self.child(rhs, context, inputs)?,
+        );
+        let (op, matching, return_bool, pos) = (*op, matching.clone(), *return_bool, *pos);
+        Ok(batch_stream(async move {
+            let (l, r): (Vec<RecordBatch>, Vec<RecordBatch>) =
+                futures::try_join!(lhs.try_collect(), rhs.try_collect())?;
+            vector_binary_annotated(&l, &r, op, &matching, return_bool, &notes, pos)
+        }))
+    }
+
+    /// An operator with a per-step parameter: the data, then the parameter's values.
+    fn execute_per_step(
+        &self,
+        data: &Arc<dyn ExecutionPlan>,
+        param: &Arc<dyn ExecutionPlan>,
+        context: Arc<TaskContext>,
+        inputs: Option<&crate::guard::Inputs>,
+        notes: Arc<Annotations>,
+    ) -> Result<SendableRecordBatchStream> {
+        let (data, param) = (
+            self.child(data, Arc::clone(&context), inputs)?,
+            self.child(param, context, inputs)?,
+        );
+        let op = self.op.clone();
+        let compiled = self.compiled.clone();
+        Ok(batches_stream(async move {
+            let (d, p): (Vec<RecordBatch>, Vec<RecordBatch>) =
+                futures::try_join!(data.try_collect(), param.try_collect())?;
+            let out: Vec<RecordBatch> = match op {
+                PromOp::AggregatePerStep { op, grouping, pos } => {
+                    vec![aggregate_per_step_positioned(
+                        &d, &p, op, &grouping, &notes, pos,
+                    )?]
+                }
+                PromOp::Info { .. } => vec![info_join(
+                    &d,
+                    &p,
+                    &compiled.matchers,
+                    &compiled.data_matchers,
+                )?],
+                PromOp::Histogram {
+                    param_pos,
+                    vector_pos,
+                    ..
+                } => vec![histogram_quantile_per_step_annotated(
+                    &d,
+                    &p,
+                    HistogramNotes {
+                        notes: Some(&notes),
                         param_pos,
                         vector_pos,
-                        ..
-                    } => vec![histogram_quantile_per_step_annotated(
-                        &d,
-                        &p,
-                        HistogramNotes {
-                            notes: Some(&notes),
-                            param_pos,
-                            vector_pos,
-                        },
-                    )?],
-                    PromOp::RangeFunctionPerStep {
-                        func,
-                        steps,
-                        range,
-                        offset,
-                        at,
-                        pos,
-                    } => {
-                        let param = StepParam::from_batches(&p)?;
-                        d.iter()
-                            .map(|b| {
-                                range_function_per_step(
-                                    b, &param, func, steps, range, offset, at, &notes, pos,
-                                )
-                            })
-                            .collect::<Result<Vec<RecordBatch>>>()?
-                    }
-                    _ => {
-                        return Err(DataFusionError::Internal(
-                            "per-step parameter on another operator".into(),
-                        ));
-                    }
-                };
-                Ok::<_, DataFusionError>(stream::iter(out.into_iter().map(Ok)))
+                    },
+                )?],
+                PromOp::RangeFunctionPerStep {
+                    func,
+                    steps,
+                    range,
+                    offset,
+                    at,
+                    pos,
+                } => {
+                    let param = StepParam::from_batches(&p)?;
+                    d.iter()
+                        .map(|b| {
+                            range_function_per_step(
+                                b, &param, func, steps, range, offset, at, &notes, pos,
+                            )
+                        })
+                        .collect::<Result<Vec<RecordBatch>>>()?
+                }
+                _ => {
+                    return Err(DataFusionError::Internal(
+                        "per-step parameter on another operator".into(),
+                    ));
+                }
             };
-            return Ok(Box::pin(RecordBatchStreamAdapter::new(
-                schema,
-                stream::once(fut).try_flatten(),
-            )));
-        }
+            Ok(out)
+        }))
+    }
+
+    /// An operator over its one input: those that need the whole input at once, then those
+    /// that work batch by batch.
+    fn execute_over_input(
+        &self,
+        context: Arc<TaskContext>,
+        inputs: Option<&crate::guard::Inputs>,
+        notes: Arc<Annotations>,
+    ) -> Result<SendableRecordBatchStream> {
         let input = self.child(
             self.inputs
                 .first()
@@ -692,154 +677,136 @@ impl PromExec {
             inputs,
         )?;
         let op = self.op.clone();
-        if let PromOp::Aggregate { op, grouping, pos } = op {
-            let fut = async move {
+        match op {
+            PromOp::Aggregate { .. }
+            | PromOp::CountValues { .. }
+            | PromOp::Histogram { .. }
+            | PromOp::ToScalar { .. }
+            | PromOp::Absent { .. } => Ok(batch_stream(async move {
                 let batches: Vec<RecordBatch> = input.try_collect().await?;
-                aggregate_positioned(&batches, op, &grouping, &notes, pos)
-            };
-            return Ok(Box::pin(RecordBatchStreamAdapter::new(
-                schema,
-                stream::once(fut),
-            )));
-        }
-        if let PromOp::CountValues { label, grouping } = op {
-            let fut = async move {
-                let batches: Vec<RecordBatch> = input.try_collect().await?;
-                count_values(&batches, &label, &grouping)
-            };
-            return Ok(Box::pin(RecordBatchStreamAdapter::new(
-                schema,
-                stream::once(fut),
-            )));
-        }
-        if let PromOp::Histogram {
-            func,
-            param_pos,
-            vector_pos,
-        } = op
-        {
-            let fut = async move {
-                let batches: Vec<RecordBatch> = input.try_collect().await?;
-                histogram_function_annotated(
-                    &batches,
-                    &func,
-                    HistogramNotes {
-                        notes: Some(&notes),
-                        param_pos,
-                        vector_pos,
-                    },
-                )
-            };
-            return Ok(Box::pin(RecordBatchStreamAdapter::new(
-                schema,
-                stream::once(fut),
-            )));
-        }
-        if let PromOp::ToScalar { steps } = op {
-            let fut = async move {
-                let batches: Vec<RecordBatch> = input.try_collect().await?;
-                to_scalar(&batches, steps)
-            };
-            return Ok(Box::pin(RecordBatchStreamAdapter::new(
-                schema,
-                stream::once(fut),
-            )));
-        }
-        if let PromOp::Absent { steps, labels } = op {
-            let fut = async move {
-                let batches: Vec<RecordBatch> = input.try_collect().await?;
-                absent(&batches, steps, &labels)
-            };
-            return Ok(Box::pin(RecordBatchStreamAdapter::new(
-                schema,
-                stream::once(fut),
-            )));
-        }
-        let s = input.map(move |batch| {
-            let batch = batch?;
-            match &op {
-                PromOp::Instant {
-                    steps,
-                    lookback,
-                    offset,
-                } => instant_select(&batch, *steps, *lookback, *offset),
-                PromOp::RangeFunction {
-                    func,
-                    steps,
-                    range,
-                    offset,
-                    pos,
-                } => range_function_annotated(&batch, *func, *steps, *range, *offset, &notes, *pos),
-                PromOp::ScalarBinary {
-                    op,
-                    scalar,
-                    scalar_on_left,
-                    return_bool,
-                    pos,
-                } => scalar_binary_annotated(
-                    &batch,
-                    *op,
-                    *scalar,
-                    *scalar_on_left,
-                    *return_bool,
-                    &notes,
-                    *pos,
-                ),
-                PromOp::InstantFunction { func } => instant_function(&batch, *func),
-                PromOp::Broadcast { steps } => broadcast(&batch, *steps),
-                PromOp::ForgetResetHints => forget_reset_hints(&batch),
-                PromOp::InstantTimes {
-                    steps,
-                    lookback,
-                    offset,
-                } => instant_sample_times(&batch, *steps, *lookback, *offset),
-                PromOp::Relabel { rule } => rule.apply(&batch),
-                PromOp::Select { .. }
-                | PromOp::Aggregate { .. }
-                | PromOp::AggregatePerStep { .. }
-                | PromOp::RangeFunctionPerStep { .. }
-                | PromOp::InstantFunctionPerStep { .. }
-                | PromOp::Info { .. }
-                | PromOp::CountValues { .. }
-                | PromOp::Histogram { .. }
-                | PromOp::Absent { .. }
-                | PromOp::ToScalar { .. }
-                | PromOp::StepValues { .. }
-                | PromOp::VectorBinary { .. } => {
-                    unreachable!("handled above")
-                }
+                whole_input(&batches, op, &notes)
+            })),
+            op => {
+                let s = input.map(move |batch| batch_by_batch(&batch?, &op, &notes));
+                Ok(Box::pin(RecordBatchStreamAdapter::new(vector_schema(), s)))
             }
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, s)))
+        }
     }
 }
 
-impl PromOp {
-    /// True for the operators that evaluate native histogram samples; every other operator
-    /// gets its input without them (see [`crate::vector::floats_only`]).
-    pub fn accepts_histograms(&self) -> bool {
-        matches!(
-            self,
-            PromOp::Select { .. }
-                | PromOp::Instant { .. }
-                | PromOp::InstantTimes { .. }
-                | PromOp::Broadcast { .. }
-                | PromOp::ForgetResetHints
-                | PromOp::Relabel { .. }
-                | PromOp::Histogram { .. }
-                | PromOp::InstantFunction { .. }
-                | PromOp::InstantFunctionPerStep { .. }
-                | PromOp::ScalarBinary { .. }
-                | PromOp::VectorBinary { .. }
-                | PromOp::RangeFunction { .. }
-                | PromOp::RangeFunctionPerStep { .. }
-                | PromOp::Aggregate { .. }
-                | PromOp::AggregatePerStep { .. }
-                | PromOp::CountValues { .. }
-                | PromOp::Absent { .. }
-                | PromOp::ToScalar { .. }
-        )
+/// A leaf: `time()` or a constant, at every step.
+fn step_values_stream(steps: Steps, value: StepValue) -> SendableRecordBatchStream {
+    batch_stream(async move { step_values(steps, value) })
+}
+
+/// The operators that need their whole input at once.
+fn whole_input(batches: &[RecordBatch], op: PromOp, notes: &Annotations) -> Result<RecordBatch> {
+    match op {
+        PromOp::Aggregate { op, grouping, pos } => {
+            aggregate_positioned(batches, op, &grouping, notes, pos)
+        }
+        PromOp::CountValues { label, grouping } => count_values(batches, &label, &grouping),
+        PromOp::Histogram {
+            func,
+            param_pos,
+            vector_pos,
+        } => histogram_function_annotated(
+            batches,
+            &func,
+            HistogramNotes {
+                notes: Some(notes),
+                param_pos,
+                vector_pos,
+            },
+        ),
+        PromOp::ToScalar { steps } => to_scalar(batches, steps),
+        PromOp::Absent { steps, labels } => absent(batches, steps, &labels),
+        _ => Err(DataFusionError::Internal(
+            "a whole-input operator expected".into(),
+        )),
     }
+}
+
+/// The operators that work batch by batch.
+fn batch_by_batch(batch: &RecordBatch, op: &PromOp, notes: &Annotations) -> Result<RecordBatch> {
+    match op {
+        PromOp::Instant {
+            steps,
+            lookback,
+            offset,
+        } => instant_select(batch, *steps, *lookback, *offset),
+        PromOp::RangeFunction {
+            func,
+            steps,
+            range,
+            offset,
+            pos,
+        } => range_function_annotated(batch, *func, *steps, *range, *offset, notes, *pos),
+        PromOp::ScalarBinary {
+            op,
+            scalar_bits,
+            scalar_on_left,
+            return_bool,
+            pos,
+        } => scalar_binary_annotated(
+            batch,
+            *op,
+            f64::from_bits(*scalar_bits),
+            *scalar_on_left,
+            *return_bool,
+            notes,
+            *pos,
+        ),
+        PromOp::InstantFunction { func } => instant_function(batch, *func),
+        PromOp::Broadcast { steps } => broadcast(batch, *steps),
+        PromOp::ForgetResetHints => forget_reset_hints(batch),
+        PromOp::InstantTimes {
+            steps,
+            lookback,
+            offset,
+        } => instant_sample_times(batch, *steps, *lookback, *offset),
+        PromOp::Relabel { rule } => relabel(batch, rule),
+        PromOp::Select { .. }
+        | PromOp::Aggregate { .. }
+        | PromOp::AggregatePerStep { .. }
+        | PromOp::RangeFunctionPerStep { .. }
+        | PromOp::InstantFunctionPerStep { .. }
+        | PromOp::Info { .. }
+        | PromOp::CountValues { .. }
+        | PromOp::Histogram { .. }
+        | PromOp::Absent { .. }
+        | PromOp::ToScalar { .. }
+        | PromOp::StepValues { .. }
+        | PromOp::VectorBinary { .. } => {
+            unreachable!("handled above")
+        }
+    }
+}
+
+/// True for the operators that evaluate native histogram samples; every other operator
+/// gets its input without them (see [`crate::vector::floats_only`]).
+fn accepts_histograms(op: &PromOp) -> bool {
+    matches!(
+        op,
+        PromOp::Select { .. }
+            | PromOp::Instant { .. }
+            | PromOp::InstantTimes { .. }
+            | PromOp::Broadcast { .. }
+            | PromOp::ForgetResetHints
+            | PromOp::Relabel { .. }
+            | PromOp::Histogram { .. }
+            | PromOp::InstantFunction { .. }
+            | PromOp::InstantFunctionPerStep { .. }
+            | PromOp::ScalarBinary { .. }
+            | PromOp::VectorBinary { .. }
+            | PromOp::RangeFunction { .. }
+            | PromOp::RangeFunctionPerStep { .. }
+            | PromOp::Aggregate { .. }
+            | PromOp::AggregatePerStep { .. }
+            | PromOp::CountValues { .. }
+            | PromOp::Absent { .. }
+            | PromOp::ToScalar { .. }
+    )
 }
 
 impl PromExec {
@@ -856,7 +823,7 @@ impl PromExec {
             Some(i) => i.counted(stream),
             None => stream,
         };
-        if self.op.accepts_histograms() {
+        if accepts_histograms(&self.op) {
             return Ok(stream);
         }
         let schema = stream.schema();

@@ -6,37 +6,18 @@ use std::collections::HashMap;
 
 use arrow::array::RecordBatch;
 use datafusion::error::Result;
-use hypnos_schemas::labels::METRIC_NAME;
 use hypnos_schemas::{Labels, is_stale_nan};
+
+// The operator vocabulary is the planner's: these operators evaluate it.
+pub(crate) use hypnos_planner::ops::{
+    AggOp, AggPositions, BinOp, Cardinality, EvalError, Grouping, HistogramFunc, InstantFunc,
+    NAME_DROPPED_LABEL, RangeFunc, Relabel, StepValue, Steps, VectorMatching, VectorOp,
+    mark_name_dropped, metric_name, name_dropped, without_metadata_labels,
+};
 
 use crate::guard;
 use crate::vector::{VectorBuilder, series_rows};
 use annotations::{Annotations, QueryPos};
-
-/// The evaluation timestamps of a query: `start`, `start + step`, ... up to `end` inclusive.
-/// An instant query has `start == end`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd)]
-pub struct Steps {
-    pub start: i64,
-    pub end: i64,
-    pub step: i64,
-}
-
-impl Steps {
-    pub fn instant(t: i64) -> Self {
-        Self {
-            start: t,
-            end: t,
-            step: 1,
-        }
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = i64> + use<> {
-        let (end, step) = (self.end, self.step.max(1));
-        std::iter::successors(Some(self.start), move |t| t.checked_add(step))
-            .take_while(move |t| *t <= end)
-    }
-}
 
 /// Instant-vector selection: at each step `t`, the newest sample in the left-open lookback
 /// window `(t - offset - lookback, t - offset]`, unless that sample is a staleness marker.
@@ -107,15 +88,6 @@ fn select_at_steps(
     Ok(out.finish())
 }
 
-/// Values known per step without reading data: `time()` and constants for `vector(c)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd)]
-pub enum StepValue {
-    /// The step's time in seconds.
-    Time,
-    /// A constant, as bits.
-    Constant(u64),
-}
-
 /// One series with no labels holding `value` at every step.
 pub fn step_values(steps: Steps, value: StepValue) -> Result<RecordBatch> {
     let mut out = VectorBuilder::new();
@@ -167,22 +139,21 @@ pub fn to_scalar(inputs: &[RecordBatch], steps: Steps) -> Result<RecordBatch> {
 mod instant_fn;
 mod misc;
 mod window;
-pub use instant_fn::{InstantFunc, instant_function, instant_function_per_step};
+pub use instant_fn::{instant_function, instant_function_per_step};
 mod count_values;
 mod hist_agg;
-mod histogram;
-pub use hist_agg::AggPositions;
 mod hist_fn;
-pub use hist_fn::HistogramStat;
 mod hist_range;
-pub use count_values::{count_values, format_value, valid_count_values_label};
+mod histogram;
+pub use count_values::{count_values, format_value};
 pub use histogram::{
-    HistogramFunc, HistogramNotes, bucket_fraction, bucket_quantile, format_openmetrics_float,
-    histogram_function, histogram_function_annotated, histogram_quantile_per_step,
+    HistogramNotes, bucket_fraction, bucket_quantile, format_openmetrics_float, histogram_function,
+    histogram_function_annotated, histogram_quantile_per_step,
     histogram_quantile_per_step_annotated,
 };
-pub use misc::{Relabel, absent, broadcast, forget_reset_hints, valid_label_name};
-pub use window::{RangeFunc, quantile};
+pub use misc::{absent, broadcast, forget_reset_hints, relabel};
+pub(crate) use window::WindowEval;
+pub use window::quantile;
 
 /// Evaluates `func` over the left-open window `(t - offset - range, t - offset]` at each step.
 /// Staleness markers are not samples. The metric name is dropped unless the function
@@ -376,124 +347,6 @@ fn range_function_with(
         }
     }
     Ok(out.finish())
-}
-
-/// The series' metric name, or "" when it has none or an earlier operation dropped it.
-pub fn metric_name(l: &Labels) -> &str {
-    if name_dropped(l) {
-        ""
-    } else {
-        l.get(METRIC_NAME)
-    }
-}
-
-/// Aggregation operators. Parameters are kept as bits / integers so the type stays
-/// `Eq + Hash`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd)]
-pub enum AggOp {
-    Sum,
-    Avg,
-    Min,
-    Max,
-    Count,
-    Group,
-    Stddev,
-    Stdvar,
-    /// `quantile(q, v)`: q as bits.
-    Quantile(u64),
-    /// `topk(k, v)`.
-    Topk(i64),
-    /// `bottomk(k, v)`.
-    Bottomk(i64),
-    /// `limitk(k, v)`.
-    Limitk(i64),
-    /// `limit_ratio(r, v)`: r as bits.
-    LimitRatio(u64),
-}
-
-impl AggOp {
-    pub fn name(&self) -> &'static str {
-        match self {
-            AggOp::Sum => "sum",
-            AggOp::Avg => "avg",
-            AggOp::Min => "min",
-            AggOp::Max => "max",
-            AggOp::Count => "count",
-            AggOp::Group => "group",
-            AggOp::Stddev => "stddev",
-            AggOp::Stdvar => "stdvar",
-            AggOp::Quantile(_) => "quantile",
-            AggOp::Topk(_) => "topk",
-            AggOp::Bottomk(_) => "bottomk",
-            AggOp::Limitk(_) => "limitk",
-            AggOp::LimitRatio(_) => "limit_ratio",
-        }
-    }
-}
-
-/// `by (...)` or `without (...)`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd)]
-pub enum Grouping {
-    By(Vec<String>),
-    Without(Vec<String>),
-}
-
-impl Grouping {
-    /// The group a series belongs to. A name marked dropped still counts for `by
-    /// (__name__)`, as in Prometheus, where the name is removed only at the end.
-    pub fn group_labels(&self, labels: &Labels) -> Labels {
-        match self {
-            Grouping::By(names) => labels.keep(names),
-            Grouping::Without(names) => {
-                let mut l = labels.drop_names(names);
-                l.set(NAME_DROPPED_LABEL, "");
-                l
-            }
-        }
-    }
-
-    /// A group's output labels: its key, marked when any member's name was marked dropped.
-    pub fn output_labels(&self, key: &Labels, dropped: bool) -> Labels {
-        if dropped {
-            mark_name_dropped(key)
-        } else {
-            key.clone()
-        }
-    }
-}
-
-/// Marks a series whose operation dropped its metric name. Prometheus 3 removes such a
-/// name (with `__type__` and `__unit__`) only at the end of the evaluation, or for good in
-/// an arithmetic between two vectors, so `label_replace`, `label_join`, `by (__name__)`
-/// and set operators still see it. The query result never shows this label (see
-/// [`remove_dropped_name`]).
-pub const NAME_DROPPED_LABEL: &str = "__hypnos_name_dropped__";
-
-const METADATA_LABELS: [&str; 3] = [METRIC_NAME, "__type__", "__unit__"];
-
-/// The labels of a result whose operation drops the metric name: marked, when they have
-/// a name (or type or unit) to drop.
-pub fn mark_name_dropped(l: &Labels) -> Labels {
-    let mut out = l.clone();
-    if METADATA_LABELS.iter().any(|n| !l.get(n).is_empty()) {
-        out.set(NAME_DROPPED_LABEL, "true");
-    }
-    out
-}
-
-/// The labels as the query answers them: a marked series loses its name, type and unit.
-pub fn remove_dropped_name(l: &Labels) -> Labels {
-    if !name_dropped(l) {
-        return l.clone();
-    }
-    let mut out = binary::without_metadata_labels(l);
-    out.set(NAME_DROPPED_LABEL, "");
-    out
-}
-
-/// Whether the series' name is marked dropped.
-pub fn name_dropped(l: &Labels) -> bool {
-    !l.get(NAME_DROPPED_LABEL).is_empty()
 }
 
 /// Kahan-Neumaier compensated summation step, as Prometheus' `kahanSumInc`.
@@ -842,115 +695,6 @@ fn select_k(
     Ok(out.finish())
 }
 
-/// Binary operators.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd)]
-pub enum BinOp {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Mod,
-    Pow,
-    Atan2,
-    /// `min_of(a, b)` (a function, not an operator token).
-    MinOf,
-    /// `max_of(a, b)`.
-    MaxOf,
-    Eq,
-    Ne,
-    Gt,
-    Lt,
-    Ge,
-    Le,
-    /// `h </ x`: the observations of histogram `h` below `x`.
-    TrimUpper,
-    /// `h >/ x`: the observations of histogram `h` above `x`.
-    TrimLower,
-}
-
-impl BinOp {
-    pub fn parse(token: &str) -> Option<Self> {
-        Some(match token {
-            "+" => BinOp::Add,
-            "-" => BinOp::Sub,
-            "*" => BinOp::Mul,
-            "/" => BinOp::Div,
-            "%" => BinOp::Mod,
-            "^" => BinOp::Pow,
-            "atan2" => BinOp::Atan2,
-            "==" => BinOp::Eq,
-            "!=" => BinOp::Ne,
-            ">" => BinOp::Gt,
-            "<" => BinOp::Lt,
-            ">=" => BinOp::Ge,
-            "<=" => BinOp::Le,
-            "</" => BinOp::TrimUpper,
-            ">/" => BinOp::TrimLower,
-            _ => return None,
-        })
-    }
-
-    pub fn is_comparison(&self) -> bool {
-        matches!(
-            self,
-            BinOp::Eq | BinOp::Ne | BinOp::Gt | BinOp::Lt | BinOp::Ge | BinOp::Le
-        )
-    }
-
-    /// The histogram trim operators `</` and `>/`.
-    pub fn is_trim(&self) -> bool {
-        matches!(self, BinOp::TrimUpper | BinOp::TrimLower)
-    }
-
-    /// Whether the result is another metric, so the metric name is dropped: arithmetic,
-    /// not comparisons nor trims.
-    pub fn changes_metric(&self) -> bool {
-        !self.is_comparison() && !self.is_trim()
-    }
-
-    /// Applies the operator with Go's float semantics: the value and, for comparisons,
-    /// whether the comparison holds (IEEE: NaN compares false, -0 equals 0). Trims have no
-    /// float result (NaN, not kept).
-    pub fn apply(&self, l: f64, r: f64) -> (f64, bool) {
-        match self {
-            BinOp::Add => (l + r, true),
-            BinOp::Sub => (l - r, true),
-            BinOp::Mul => (l * r, true),
-            BinOp::Div => (l / r, true),
-            BinOp::Mod => (l % r, true),
-            BinOp::Pow => (l.powf(r), true),
-            BinOp::Atan2 => (l.atan2(r), true),
-            BinOp::MinOf => (go_min_max(l, r, true), true),
-            BinOp::MaxOf => (go_min_max(l, r, false), true),
-            BinOp::Eq => (l, l == r),
-            BinOp::Ne => (l, l != r),
-            BinOp::Gt => (l, l > r),
-            BinOp::Lt => (l, l < r),
-            BinOp::Ge => (l, l >= r),
-            BinOp::Le => (l, l <= r),
-            BinOp::TrimUpper | BinOp::TrimLower => (f64::NAN, false),
-        }
-    }
-}
-
-/// Go's `math.Min` / `math.Max`: NaN when either is NaN, and -0 below +0.
-pub fn go_min_max(a: f64, b: f64, min: bool) -> f64 {
-    if a.is_nan() || b.is_nan() {
-        return f64::NAN;
-    }
-    if a == b && a == 0.0 {
-        // Zeros of both signs: min is -0, max is +0.
-        let neg = a.is_sign_negative() || b.is_sign_negative();
-        let pos = a.is_sign_positive() || b.is_sign_positive();
-        return match (min, neg, pos) {
-            (true, true, _) => -0.0,
-            (false, _, true) => 0.0,
-            _ => a,
-        };
-    }
-    if (a < b) == min { a } else { b }
-}
-
 /// `vector op scalar` (or `scalar op vector` when `scalar_on_left`): see
 /// [`scalar_binary_annotated`], whose annotations this drops.
 pub fn scalar_binary(
@@ -964,14 +708,11 @@ pub fn scalar_binary(
     scalar_binary_annotated(input, op, scalar, scalar_on_left, return_bool, &notes, None)
 }
 
-pub mod annotations;
+pub(crate) use hypnos_planner::annotations;
 mod binary;
 mod info;
 mod limit;
-pub use binary::{
-    Cardinality, EvalError, VectorMatching, VectorOp, scalar_binary_annotated, vector_binary,
-    vector_binary_annotated,
-};
+pub use binary::{scalar_binary_annotated, vector_binary, vector_binary_annotated};
 pub use info::info_join;
 pub use limit::{StepParam, limit_k, limit_ratio, prometheus_labels_hash, xxh64};
 

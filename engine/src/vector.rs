@@ -10,40 +10,18 @@
 //! from their input ([`floats_only`]).
 
 use std::ops::Range;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use arrow::array::{
     Array, AsArray, BinaryArray, BooleanArray, DictionaryArray, Float64Array, Int32Array,
     Int64Array, RecordBatch,
 };
-use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
+use arrow::datatypes::Int32Type;
 use datafusion::error::{DataFusionError, Result};
 use hypnos_schemas::Labels;
 use hypnos_schemas::histogram::FloatHistogram;
 
-pub const LABELS: &str = "labels";
-pub const TIMESTAMP: &str = "timestamp";
-pub const VALUE: &str = "value";
-pub const HISTOGRAM: &str = "histogram";
-
-static VECTOR_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    Arc::new(Schema::new(vec![
-        Field::new(
-            LABELS,
-            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Binary)),
-            false,
-        ),
-        Field::new(TIMESTAMP, DataType::Int64, false),
-        Field::new(VALUE, DataType::Float64, false),
-        Field::new(HISTOGRAM, DataType::Binary, true),
-    ]))
-});
-
-/// `labels` (Dictionary<Int32, Binary>: [`Labels::encode`]), `timestamp` (Int64 ms), `value`
-/// (Float64), `histogram` (Binary, null for a float sample).
-pub fn vector_schema() -> SchemaRef {
-    Arc::clone(&VECTOR_SCHEMA)
-}
+pub(crate) use hypnos_planner::vector::{HISTOGRAM, vector_schema};
 
 /// Builds one vector batch, series by series.
 #[derive(Default)]

@@ -11,7 +11,8 @@ use std::time::Duration;
 use arrow::array::{BinaryArray, BooleanArray, Float64Array, Int64Array};
 use async_trait::async_trait;
 use hypnos_ingest::{IngestConfig, Ingester, WriteLimits};
-use hypnos_planner::{QueryEngine, QueryError, QueryOptions};
+use hypnos_engine::{QueryEngine, QueryOptions};
+use hypnos_planner::QueryError;
 use hypnos_schemas::histogram::{FloatHistogram, ResetHint, Span};
 use hypnos_schemas::matcher::matches_all;
 use hypnos_schemas::{
@@ -300,11 +301,11 @@ pub static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
         .expect("tokio runtime")
 });
 
-/// The runtime queries run on, as in the server: [`hypnos_planner::query_runtime`], whose
+/// The runtime queries run on, as in the server: [`hypnos_engine::query_runtime`], whose
 /// worker threads have the stack production query threads have
-/// ([`hypnos_planner::QUERY_THREAD_STACK`]), not the 8 MiB of libFuzzer's main thread.
+/// ([`hypnos_engine::QUERY_THREAD_STACK`]), not the 8 MiB of libFuzzer's main thread.
 pub static QUERY_RUNTIME: LazyLock<tokio::runtime::Runtime> =
-    LazyLock::new(|| hypnos_planner::query_runtime(1).expect("query runtime"));
+    LazyLock::new(|| hypnos_engine::query_runtime(1).expect("query runtime"));
 
 static ENGINE: LazyLock<QueryEngine> =
     LazyLock::new(|| QueryEngine::with_max_samples(Arc::new(FixedSource(data_set())), MAX_SAMPLES));

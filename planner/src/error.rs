@@ -1,8 +1,9 @@
 //! Query errors, each mapping to one Prometheus `errorType`.
 
+use hypnos_schemas::{ErrorCode, ServiceError};
 use thiserror::Error;
 
-/// Why a query failed. The HTTP layer maps each variant to a status and `errorType`.
+/// Why a query failed. Each variant is one [`ErrorCode`] ([`ServiceError`]).
 #[derive(Debug, Error)]
 pub enum QueryError {
     /// The query does not parse, or a parameter is invalid: 400 `bad_data`.
@@ -22,24 +23,16 @@ pub enum QueryError {
     Internal(String),
 }
 
-impl QueryError {
-    /// Prometheus' `errorType` for this error.
-    pub fn error_type(&self) -> &'static str {
+/// The one mapping of a query error to a status: [`ErrorCode`] turns it into the HTTP
+/// status, gRPC code and Prometheus `errorType` (400 `bad_data`, 422 `execution`, 503
+/// `timeout`, 500 `internal`).
+impl ServiceError for QueryError {
+    fn error_code(&self) -> ErrorCode {
         match self {
-            QueryError::BadData(_) => "bad_data",
-            QueryError::Unsupported(_) | QueryError::Execution(_) => "execution",
-            QueryError::Timeout(_) => "timeout",
-            QueryError::Internal(_) => "internal",
-        }
-    }
-
-    /// The HTTP status Prometheus answers with for this error.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            QueryError::BadData(_) => 400,
-            QueryError::Unsupported(_) | QueryError::Execution(_) => 422,
-            QueryError::Timeout(_) => 503,
-            QueryError::Internal(_) => 500,
+            QueryError::BadData(_) => ErrorCode::BadRequest,
+            QueryError::Unsupported(_) | QueryError::Execution(_) => ErrorCode::Execution,
+            QueryError::Timeout(_) => ErrorCode::Timeout,
+            QueryError::Internal(_) => ErrorCode::Internal,
         }
     }
 }
@@ -125,6 +118,25 @@ mod tests {
             message("sum(x"),
             "invalid parameter \"query\": 1:4: parse error: unclosed left parenthesis"
         );
+    }
+
+    #[test]
+    fn each_error_keeps_its_status_and_error_type() {
+        let cases = [
+            (QueryError::BadData("x".into()), 400, "bad_data"),
+            (QueryError::Unsupported("x".into()), 422, "execution"),
+            (QueryError::Execution("x".into()), 422, "execution"),
+            (QueryError::Timeout("query execution"), 503, "timeout"),
+            (QueryError::Internal("x".into()), 500, "internal"),
+        ];
+        for (e, status, ty) in cases {
+            let code = e.error_code();
+            assert_eq!(
+                (code.http_status(), code.prometheus_error_type()),
+                (status, ty),
+                "{e}"
+            );
+        }
     }
 
     #[test]

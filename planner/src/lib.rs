@@ -1,26 +1,30 @@
-//! PromQL to DataFusion: parses a query with promql-parser, lowers its AST to a DataFusion
-//! logical plan made of PromQL extension nodes (vector selection with lookback and staleness,
-//! range functions, aggregation) and ordinary DataFusion projections and filters, then runs it
-//! with the operators of `hypnos-engine`.
+//! PromQL to DataFusion logical plans: parses a query with promql-parser and lowers its AST
+//! to a logical plan made of PromQL extension nodes ([`PromNode`]: vector selection with
+//! lookback and staleness, range functions, aggregation, ...) and ordinary DataFusion
+//! projections and filters. The planner owns the operator vocabulary ([`ops`], [`PromOp`],
+//! [`annotations`]) and does no IO: `hypnos-engine` plans the nodes into physical operators
+//! and runs them.
 //!
-//! Start at [`QueryEngine`]; the lowering is in `lower.rs`, the logical nodes in `nodes.rs`.
+//! Start at [`plan_query`]; the lowering is in `lower.rs`, the logical nodes in `nodes.rs`.
 
-mod engine;
+pub mod annotations;
 mod error;
 mod lower;
 mod nesting;
 mod nodes;
+pub mod ops;
 mod order;
 mod parse;
+mod plan;
 mod positions;
 mod result;
-mod runtime;
+pub mod vector;
 
-pub use engine::{
-    DEFAULT_MAX_SAMPLES, MaxSourceResolution, QueryEngine, QueryOptions, TenantScope,
-};
 pub use error::QueryError;
+pub use lower::Lowered;
 pub use nesting::{MAX_NESTING_DEPTH, depth as nesting_depth};
+pub use nodes::{MatcherSpec, PromNode, PromOp, SelectHints};
+pub use order::ResultOrder;
 pub use parse::parse_promql;
+pub use plan::{MaxSourceResolution, PlanContext, PlannedQuery, plan_query};
 pub use result::{AnnotatedResult, InstantSample, QueryAnnotations, QueryResult, RangeSeries};
-pub use runtime::{QUERY_THREAD_STACK, query_runtime, query_runtime_with_stack};

@@ -1,12 +1,12 @@
 //! Lowering a PromQL AST into a DataFusion logical plan. The planner does no IO: it only
 //! describes what to read (tenant, matchers, time range) and how to evaluate it.
 
-use datafusion::logical_expr::LogicalPlan;
-use hypnos_engine::ops::annotations::{self, Annotations, QueryPos};
-use hypnos_engine::ops::{
+use crate::annotations::{self, Annotations, QueryPos};
+use crate::ops::{
     AggOp, BinOp, Cardinality, Grouping, HistogramFunc, InstantFunc, RangeFunc, Relabel, StepValue,
     Steps, VectorMatching, VectorOp, valid_count_values_label,
 };
+use datafusion::logical_expr::LogicalPlan;
 use hypnos_schemas::labels::METRIC_NAME;
 use hypnos_schemas::{Labels, ReadAggregate, TenantId};
 use promql_parser::label::MatchOp as PMatchOp;
@@ -16,12 +16,13 @@ use promql_parser::parser::{
 };
 
 use crate::QueryError;
-use crate::nodes::{MatcherSpec, PromLogicalOp, PromNode, SelectHints};
+use crate::nodes::{MatcherSpec, PromNode, PromOp, SelectHints};
 use crate::positions::Positions;
 
-/// What an expression lowers to.
+/// What a query (or one of its expressions) lowers to: a constant, or a logical plan of
+/// [`crate::PromNode`]s and how its result reads.
 #[derive(Debug)]
-pub(crate) enum Lowered {
+pub enum Lowered {
     Scalar(f64),
     String(String),
     /// An instant vector evaluated at every step.
@@ -51,7 +52,7 @@ pub(crate) struct Lowering<'a> {
     /// The query's annotations, for those the planner can tell from the query alone.
     pub(crate) notes: &'a Annotations,
     /// Selections only feed `histogram_count`/`histogram_sum`/`histogram_avg`: they read
-    /// histograms as Prometheus' histogram-stats iterator does (see [`PromLogicalOp::Select`]).
+    /// histograms as Prometheus' histogram-stats iterator does (see [`PromOp::Select`]).
     pub(crate) histogram_stats: bool,
 }
 
@@ -220,7 +221,7 @@ impl Lowering<'_> {
             Some(t) => {
                 let plan = build(Steps::instant(t))?;
                 Ok(PromNode::plan(
-                    PromLogicalOp::Broadcast { steps: self.steps },
+                    PromOp::Broadcast { steps: self.steps },
                     Some(plan),
                 ))
             }
@@ -243,7 +244,7 @@ impl Lowering<'_> {
                 false,
             )?;
             Ok(PromNode::plan(
-                PromLogicalOp::InstantTimes {
+                PromOp::InstantTimes {
                     steps,
                     lookback: self.lookback,
                     offset,
@@ -313,7 +314,7 @@ impl Lowering<'_> {
                         *a,
                     )?;
                     Ok(PromNode::plan(
-                        PromLogicalOp::RangeFunction {
+                        PromOp::RangeFunction {
                             func: RangeFunc::SumOverTime,
                             steps,
                             range,
@@ -328,7 +329,7 @@ impl Lowering<'_> {
             Ok(match sums.pop() {
                 None => first,
                 Some(counts) => PromNode::plan_binary(
-                    PromLogicalOp::VectorBinary {
+                    PromOp::VectorBinary {
                         op: VectorOp::Binary(BinOp::Div),
                         matching: VectorMatching::new(Cardinality::OneToOne),
                         return_bool: false,
@@ -386,7 +387,7 @@ impl Lowering<'_> {
                 .map_err(|e| QueryError::BadData(e.to_string()))?;
         }
         Ok(PromNode::plan(
-            PromLogicalOp::Select {
+            PromOp::Select {
                 tenants: self.tenants.to_vec(),
                 matchers,
                 min,
@@ -406,7 +407,7 @@ impl Lowering<'_> {
             let max = steps.end - offset;
             let scan = self.select(vs, min, max, false)?;
             Ok(PromNode::plan(
-                PromLogicalOp::Instant {
+                PromOp::Instant {
                     steps,
                     lookback: self.lookback,
                     offset,
@@ -498,7 +499,7 @@ impl Lowering<'_> {
                     // reset hints forgotten, as Prometheus does; a subquery returned as the
                     // query's result keeps them.
                     Lowered::Vector(plan) if fname != STANDALONE_SUBQUERY => Ok((
-                        PromNode::plan(PromLogicalOp::ForgetResetHints, Some(plan)),
+                        PromNode::plan(PromOp::ForgetResetHints, Some(plan)),
                         range,
                         offset,
                     )),
@@ -571,7 +572,7 @@ impl Lowering<'_> {
 
     fn step_values(&self, value: StepValue) -> LogicalPlan {
         PromNode::plan(
-            PromLogicalOp::StepValues {
+            PromOp::StepValues {
                 steps: self.steps,
                 value,
             },
@@ -637,7 +638,7 @@ impl Lowering<'_> {
             },
             ("scalar", [arg]) => match self.lower(arg)? {
                 Lowered::Vector(p) => Ok(Lowered::ScalarPlan(PromNode::plan(
-                    PromLogicalOp::ToScalar { steps: self.steps },
+                    PromOp::ToScalar { steps: self.steps },
                     Some(p),
                 ))),
                 _ => Err(QueryError::BadData(
@@ -664,7 +665,7 @@ impl Lowering<'_> {
             ) => {
                 let func = InstantFunc::from_name(name, &[]).ok_or_else(|| unsupported(name))?;
                 Ok(Lowered::Vector(PromNode::plan(
-                    PromLogicalOp::InstantFunction { func },
+                    PromOp::InstantFunction { func },
                     Some(self.step_values(StepValue::Time)),
                 )))
             }
@@ -691,10 +692,51 @@ impl Lowering<'_> {
         }
         let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
         if let Some(func) = RangeFunc::from_name(name) {
-            // The range vector is the first argument, except for quantile_over_time.
-            if let (RangeFunc::QuantileOverTime(_), [q, arg]) = (func, args.as_slice())
-                && let Lowered::ScalarPlan(param) = self.lower(q)?
-            {
+            return self.range_function_call(call, func, &args);
+        }
+        match name {
+            "info" => self.info(&args),
+            "absent_over_time" => self.absent_over_time(call, &args),
+            "absent" => self.absent(&args),
+            "label_replace" | "label_join" => self.relabel(name, &args),
+            "histogram_quantiles" | "histogram_quantile" | "histogram_fraction" => {
+                self.histogram_call(call, &args)
+            }
+            "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => self.sort(call, &args),
+            _ => self.instant_function_call(name, &args),
+        }
+    }
+
+    /// A function of a range vector (`rate(x[5m])`, `quantile_over_time(q, x[5m])`, ...).
+    fn range_function_call(
+        &self,
+        call: &Call,
+        func: RangeFunc,
+        args: &[&Expr],
+    ) -> Result<LogicalPlan, QueryError> {
+        let name = call.func.name;
+        // The range vector is the first argument, except for quantile_over_time.
+        if let (RangeFunc::QuantileOverTime(_), [q, arg]) = (func, args)
+            && let Lowered::ScalarPlan(param) = self.lower(q)?
+        {
+            return self.range_function_per_step(
+                func,
+                arg,
+                param,
+                self.positions.call_arg(call, 0),
+            );
+        }
+        // predict_linear's intercept is at each step's time, also when `@` fixes the
+        // window: evaluated per step, with its duration per step when not a constant.
+        if let (RangeFunc::PredictLinear(_), [arg, duration]) = (func, args) {
+            let param = match self.lower(duration)? {
+                Lowered::ScalarPlan(param) => Some(param),
+                Lowered::Scalar(v) if self.has_at(arg) => {
+                    Some(self.step_values(StepValue::Constant(v.to_bits())))
+                }
+                _ => None,
+            };
+            if let Some(param) = param {
                 return self.range_function_per_step(
                     func,
                     arg,
@@ -702,174 +744,162 @@ impl Lowering<'_> {
                     self.positions.call_arg(call, 0),
                 );
             }
-            // predict_linear's intercept is at each step's time, also when `@` fixes the
-            // window: evaluated per step, with its duration per step when not a constant.
-            if let (RangeFunc::PredictLinear(_), [arg, duration]) = (func, args.as_slice()) {
-                let param = match self.lower(duration)? {
-                    Lowered::ScalarPlan(param) => Some(param),
-                    Lowered::Scalar(v) if self.has_at(arg) => {
-                        Some(self.step_values(StepValue::Constant(v.to_bits())))
-                    }
-                    _ => None,
+        }
+        let (func, matrix) = match func {
+            RangeFunc::QuantileOverTime(_) => (
+                RangeFunc::QuantileOverTime(self.constant_arg(name, args[0])?.to_bits()),
+                args.get(1),
+            ),
+            RangeFunc::PredictLinear(_) => (
+                RangeFunc::PredictLinear(self.constant_arg(name, args[1])?.to_bits()),
+                args.first(),
+            ),
+            RangeFunc::DoubleExponentialSmoothing(..) => {
+                let [_, sf, tf] = args else {
+                    return Err(QueryError::BadData(format!("{name}() takes 3 arguments")));
                 };
-                if let Some(param) = param {
-                    return self.range_function_per_step(
-                        func,
-                        arg,
-                        param,
-                        self.positions.call_arg(call, 0),
-                    );
-                }
-            }
-            let (func, matrix) = match func {
-                RangeFunc::QuantileOverTime(_) => (
-                    RangeFunc::QuantileOverTime(self.constant_arg(name, args[0])?.to_bits()),
-                    args.get(1),
-                ),
-                RangeFunc::PredictLinear(_) => (
-                    RangeFunc::PredictLinear(self.constant_arg(name, args[1])?.to_bits()),
+                (
+                    RangeFunc::DoubleExponentialSmoothing(
+                        self.constant_arg(name, sf)?.to_bits(),
+                        self.constant_arg(name, tf)?.to_bits(),
+                    ),
                     args.first(),
-                ),
-                RangeFunc::DoubleExponentialSmoothing(..) => {
-                    let [_, sf, tf] = args.as_slice() else {
-                        return Err(QueryError::BadData(format!("{name}() takes 3 arguments")));
-                    };
-                    (
-                        RangeFunc::DoubleExponentialSmoothing(
-                            self.constant_arg(name, sf)?.to_bits(),
-                            self.constant_arg(name, tf)?.to_bits(),
-                        ),
-                        args.first(),
-                    )
-                }
-                f => (f, args.first()),
-            };
-            let Some(arg) = matrix.copied() else {
-                return Err(QueryError::BadData(format!(
-                    "{name}() needs a range vector"
-                )));
-            };
-            let mut inner = arg;
-            while let Expr::Paren(p) = inner {
-                inner = &p.expr;
+                )
             }
-            let at = match inner {
-                Expr::MatrixSelector(ms) => self.at_ms(&ms.vs.at),
-                Expr::Subquery(sq) => self.at_ms(&sq.at),
-                _ => None,
-            };
-            if let Some(plan) = self.downsampled_window(func, inner, at)? {
-                return Ok(plan);
+            f => (f, args.first()),
+        };
+        let Some(arg) = matrix.copied() else {
+            return Err(QueryError::BadData(format!(
+                "{name}() needs a range vector"
+            )));
+        };
+        let mut inner = arg;
+        while let Expr::Paren(p) = inner {
+            inner = &p.expr;
+        }
+        let at = match inner {
+            Expr::MatrixSelector(ms) => self.at_ms(&ms.vs.at),
+            Expr::Subquery(sq) => self.at_ms(&sq.at),
+            _ => None,
+        };
+        if let Some(plan) = self.downsampled_window(func, inner, at)? {
+            return Ok(plan);
+        }
+        // Prometheus hints that rate/increase want counters only over a range selector.
+        let pos = match (func, inner) {
+            (RangeFunc::Rate | RangeFunc::Increase, e) if !matches!(e, Expr::MatrixSelector(_)) => {
+                None
             }
-            // Prometheus hints that rate/increase want counters only over a range selector.
-            let pos = match (func, inner) {
-                (RangeFunc::Rate | RangeFunc::Increase, e)
-                    if !matches!(e, Expr::MatrixSelector(_)) =>
-                {
-                    None
-                }
-                _ => self.positions.call_arg(call, 0),
-            };
-            return self.with_at(at, |steps| {
-                let (input, range, offset) = self.range_input(arg, steps, name)?;
-                Ok(PromNode::plan(
-                    PromLogicalOp::RangeFunction {
-                        func,
-                        steps,
-                        range,
-                        offset,
-                        pos,
-                    },
-                    Some(input),
-                ))
-            });
-        }
-        if name == "info" {
-            return self.info(&args);
-        }
-        if name == "absent_over_time" {
-            let Some(arg) = args.first().copied() else {
-                return Err(QueryError::BadData(
-                    "absent_over_time() needs a range vector".into(),
-                ));
-            };
-            let present = self.call(&Call {
-                func: promql_parser::parser::Function::new(
-                    "present_over_time",
-                    call.func.arg_types.clone(),
-                    0,
-                    call.func.return_type,
-                    false,
-                ),
-                args: call.args.clone(),
-            })?;
-            return Ok(PromNode::plan(
-                PromLogicalOp::Absent {
-                    steps: self.steps,
-                    labels: Self::absent_labels(arg),
-                },
-                Some(present),
-            ));
-        }
-        if name == "absent" {
-            let Some(arg) = args.first().copied() else {
-                return Err(QueryError::BadData(
-                    "absent() needs an instant vector".into(),
-                ));
-            };
-            let Lowered::Vector(input) = self.lower(arg)? else {
-                return Err(QueryError::BadData(
-                    "expected an instant vector argument to absent()".into(),
-                ));
-            };
-            return Ok(PromNode::plan(
-                PromLogicalOp::Absent {
-                    steps: self.steps,
-                    labels: Self::absent_labels(arg),
+            _ => self.positions.call_arg(call, 0),
+        };
+        self.with_at(at, |steps| {
+            let (input, range, offset) = self.range_input(arg, steps, name)?;
+            Ok(PromNode::plan(
+                PromOp::RangeFunction {
+                    func,
+                    steps,
+                    range,
+                    offset,
+                    pos,
                 },
                 Some(input),
+            ))
+        })
+    }
+
+    /// `absent_over_time(v[r])`: 1 where `present_over_time` has no sample.
+    fn absent_over_time(&self, call: &Call, args: &[&Expr]) -> Result<LogicalPlan, QueryError> {
+        let Some(arg) = args.first().copied() else {
+            return Err(QueryError::BadData(
+                "absent_over_time() needs a range vector".into(),
             ));
-        }
-        if matches!(name, "label_replace" | "label_join") {
-            let Some((first, rest)) = args.split_first() else {
-                return Err(QueryError::BadData(format!("{name}() needs arguments")));
+        };
+        let present = self.call(&Call {
+            func: promql_parser::parser::Function::new(
+                "present_over_time",
+                call.func.arg_types.clone(),
+                0,
+                call.func.return_type,
+                false,
+            ),
+            args: call.args.clone(),
+        })?;
+        Ok(PromNode::plan(
+            PromOp::Absent {
+                steps: self.steps,
+                labels: Self::absent_labels(arg),
+            },
+            Some(present),
+        ))
+    }
+
+    /// `absent(v)`: 1 where `v` has no sample.
+    fn absent(&self, args: &[&Expr]) -> Result<LogicalPlan, QueryError> {
+        let Some(arg) = args.first().copied() else {
+            return Err(QueryError::BadData(
+                "absent() needs an instant vector".into(),
+            ));
+        };
+        let Lowered::Vector(input) = self.lower(arg)? else {
+            return Err(QueryError::BadData(
+                "expected an instant vector argument to absent()".into(),
+            ));
+        };
+        Ok(PromNode::plan(
+            PromOp::Absent {
+                steps: self.steps,
+                labels: Self::absent_labels(arg),
+            },
+            Some(input),
+        ))
+    }
+
+    /// `label_replace` and `label_join`.
+    fn relabel(&self, name: &str, args: &[&Expr]) -> Result<LogicalPlan, QueryError> {
+        let Some((first, rest)) = args.split_first() else {
+            return Err(QueryError::BadData(format!("{name}() needs arguments")));
+        };
+        let strings = rest
+            .iter()
+            .map(|a| Self::string_arg(name, a))
+            .collect::<Result<Vec<String>, _>>()?;
+        let rule = if name == "label_replace" {
+            let [dst, replacement, src, regex] = <[String; 4]>::try_from(strings)
+                .map_err(|_| QueryError::BadData("label_replace() takes 5 arguments".into()))?;
+            Relabel::Replace {
+                dst,
+                replacement,
+                src,
+                regex,
+            }
+        } else {
+            let mut it = strings.into_iter();
+            let (Some(dst), Some(separator)) = (it.next(), it.next()) else {
+                return Err(QueryError::BadData(
+                    "label_join() needs at least 3 arguments".into(),
+                ));
             };
-            let strings = rest
-                .iter()
-                .map(|a| Self::string_arg(name, a))
-                .collect::<Result<Vec<String>, _>>()?;
-            let rule = if name == "label_replace" {
-                let [dst, replacement, src, regex] = <[String; 4]>::try_from(strings)
-                    .map_err(|_| QueryError::BadData("label_replace() takes 5 arguments".into()))?;
-                Relabel::Replace {
-                    dst,
-                    replacement,
-                    src,
-                    regex,
-                }
-            } else {
-                let mut it = strings.into_iter();
-                let (Some(dst), Some(separator)) = (it.next(), it.next()) else {
-                    return Err(QueryError::BadData(
-                        "label_join() needs at least 3 arguments".into(),
-                    ));
-                };
-                Relabel::Join {
-                    dst,
-                    separator,
-                    srcs: it.collect(),
-                }
-            };
-            rule.validate().map_err(QueryError::Execution)?;
-            let Lowered::Vector(input) = self.lower(first)? else {
-                return Err(QueryError::BadData(format!(
-                    "expected an instant vector argument to {name}()"
-                )));
-            };
-            return Ok(PromNode::plan(PromLogicalOp::Relabel { rule }, Some(input)));
-        }
+            Relabel::Join {
+                dst,
+                separator,
+                srcs: it.collect(),
+            }
+        };
+        rule.validate().map_err(QueryError::Execution)?;
+        let Lowered::Vector(input) = self.lower(first)? else {
+            return Err(QueryError::BadData(format!(
+                "expected an instant vector argument to {name}()"
+            )));
+        };
+        Ok(PromNode::plan(PromOp::Relabel { rule }, Some(input)))
+    }
+
+    /// `histogram_quantiles`, `histogram_quantile` (its quantile constant or per step) and
+    /// `histogram_fraction` over classic buckets and native histograms.
+    fn histogram_call(&self, call: &Call, args: &[&Expr]) -> Result<LogicalPlan, QueryError> {
+        let name = call.func.name;
         if name == "histogram_quantiles" {
-            let [vector, label, qs @ ..] = args.as_slice() else {
+            let [vector, label, qs @ ..] = args else {
                 return Err(QueryError::BadData(format!("{name}() needs arguments")));
             };
             let label = Self::string_arg(name, label)?;
@@ -883,7 +913,7 @@ impl Lowering<'_> {
                 )));
             };
             return Ok(PromNode::plan(
-                PromLogicalOp::Histogram {
+                PromOp::Histogram {
                     func: HistogramFunc::Quantiles { label, qs },
                     param_pos: self.positions.call_arg(call, 2),
                     vector_pos: self.positions.call_arg(call, 0),
@@ -891,7 +921,7 @@ impl Lowering<'_> {
                 Some(input),
             ));
         }
-        if let ("histogram_quantile", [q, vector]) = (name, args.as_slice())
+        if let ("histogram_quantile", [q, vector]) = (name, args)
             && let Lowered::ScalarPlan(param) = self.lower(q)?
         {
             let Lowered::Vector(input) = self.lower(vector)? else {
@@ -900,7 +930,7 @@ impl Lowering<'_> {
                 )));
             };
             return Ok(PromNode::plan_binary(
-                PromLogicalOp::Histogram {
+                PromOp::Histogram {
                     func: HistogramFunc::Quantile(0),
                     param_pos: self.positions.call_arg(call, 0),
                     vector_pos: self.positions.call_arg(call, 1),
@@ -909,64 +939,67 @@ impl Lowering<'_> {
                 param,
             ));
         }
-        if matches!(name, "histogram_quantile" | "histogram_fraction") {
-            let Some((vector, params)) = args.split_last() else {
-                return Err(QueryError::BadData(format!("{name}() needs arguments")));
-            };
-            let params = params
-                .iter()
-                .map(|a| self.constant_arg(name, a))
-                .collect::<Result<Vec<f64>, _>>()?;
-            let func = match (name, params.as_slice()) {
-                ("histogram_quantile", [q]) => HistogramFunc::Quantile(q.to_bits()),
-                ("histogram_fraction", [lo, hi]) => {
-                    HistogramFunc::Fraction(lo.to_bits(), hi.to_bits())
-                }
-                _ => {
-                    return Err(QueryError::BadData(format!(
-                        "wrong number of arguments to {name}()"
-                    )));
-                }
-            };
-            let Lowered::Vector(input) = self.lower(vector)? else {
+        // histogram_quantile with a constant quantile, and histogram_fraction.
+        let Some((vector, params)) = args.split_last() else {
+            return Err(QueryError::BadData(format!("{name}() needs arguments")));
+        };
+        let params = params
+            .iter()
+            .map(|a| self.constant_arg(name, a))
+            .collect::<Result<Vec<f64>, _>>()?;
+        let func = match (name, params.as_slice()) {
+            ("histogram_quantile", [q]) => HistogramFunc::Quantile(q.to_bits()),
+            ("histogram_fraction", [lo, hi]) => HistogramFunc::Fraction(lo.to_bits(), hi.to_bits()),
+            _ => {
                 return Err(QueryError::BadData(format!(
-                    "expected an instant vector argument to {name}()"
+                    "wrong number of arguments to {name}()"
                 )));
-            };
-            return Ok(PromNode::plan(
-                PromLogicalOp::Histogram {
-                    func,
-                    param_pos: self.positions.call_arg(call, 0),
-                    vector_pos: self.positions.call_arg(call, params.len()),
-                },
-                Some(input),
-            ));
-        }
-        if matches!(
-            name,
-            "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc"
-        ) {
-            // Ordering only: the engine orders the final instant vector (see order.rs).
-            if self.query_range.0 != self.query_range.1 {
-                let pos = self.positions.call(call).map(|s| s.start);
-                self.notes.warn(annotations::SORT_IN_RANGE_QUERY, pos);
             }
-            return match args.first().map(|a| self.lower(a)).transpose()? {
-                // `sort` and `sort_desc` order by value: histograms are left out.
-                Some(Lowered::Vector(plan)) if matches!(name, "sort" | "sort_desc") => {
-                    Ok(PromNode::plan(
-                        PromLogicalOp::InstantFunction {
-                            func: InstantFunc::FloatsOnly,
-                        },
-                        Some(plan),
-                    ))
-                }
-                Some(Lowered::Vector(plan)) => Ok(plan),
-                _ => Err(QueryError::BadData(format!(
-                    "expected an instant vector argument to {name}()"
-                ))),
-            };
+        };
+        let Lowered::Vector(input) = self.lower(vector)? else {
+            return Err(QueryError::BadData(format!(
+                "expected an instant vector argument to {name}()"
+            )));
+        };
+        Ok(PromNode::plan(
+            PromOp::Histogram {
+                func,
+                param_pos: self.positions.call_arg(call, 0),
+                vector_pos: self.positions.call_arg(call, params.len()),
+            },
+            Some(input),
+        ))
+    }
+
+    /// `sort`, `sort_desc`, `sort_by_label` and `sort_by_label_desc`: the order is applied
+    /// to the final instant vector.
+    fn sort(&self, call: &Call, args: &[&Expr]) -> Result<LogicalPlan, QueryError> {
+        let name = call.func.name;
+        // Ordering only: the engine orders the final instant vector (see order.rs).
+        if self.query_range.0 != self.query_range.1 {
+            let pos = self.positions.call(call).map(|s| s.start);
+            self.notes.warn(annotations::SORT_IN_RANGE_QUERY, pos);
         }
+        match args.first().map(|a| self.lower(a)).transpose()? {
+            // `sort` and `sort_desc` order by value: histograms are left out.
+            Some(Lowered::Vector(plan)) if matches!(name, "sort" | "sort_desc") => {
+                Ok(PromNode::plan(
+                    PromOp::InstantFunction {
+                        func: InstantFunc::FloatsOnly,
+                    },
+                    Some(plan),
+                ))
+            }
+            Some(Lowered::Vector(plan)) => Ok(plan),
+            _ => Err(QueryError::BadData(format!(
+                "expected an instant vector argument to {name}()"
+            ))),
+        }
+    }
+
+    /// A function applied to every sample of an instant vector, with constant parameters
+    /// (or parameters evaluated per step).
+    fn instant_function_call(&self, name: &str, args: &[&Expr]) -> Result<LogicalPlan, QueryError> {
         let Some((first, rest)) = args.split_first() else {
             return Err(unsupported(format!("function {name}()")));
         };
@@ -992,7 +1025,7 @@ impl Lowering<'_> {
             )));
         };
         Ok(PromNode::plan(
-            PromLogicalOp::InstantFunction { func },
+            PromOp::InstantFunction { func },
             Some(input),
         ))
     }
@@ -1023,7 +1056,7 @@ impl Lowering<'_> {
             });
         }
         Ok(PromNode::plan_all(
-            PromLogicalOp::InstantFunctionPerStep { func },
+            PromOp::InstantFunctionPerStep { func },
             inputs,
         ))
     }
@@ -1106,7 +1139,7 @@ impl Lowering<'_> {
         };
         let infos = self.sample_times(&info_vs, offset, at)?;
         Ok(PromNode::plan_binary(
-            PromLogicalOp::Info {
+            PromOp::Info {
                 name_matchers: effective.iter().map(matcher_spec).collect(),
                 data_matchers: data.iter().map(matcher_spec).collect(),
             },
@@ -1146,7 +1179,7 @@ impl Lowering<'_> {
         let read_steps = at.map_or(self.steps, Steps::instant);
         let (input, range, offset) = self.range_input(arg, read_steps, func.name())?;
         Ok(PromNode::plan_binary(
-            PromLogicalOp::RangeFunctionPerStep {
+            PromOp::RangeFunctionPerStep {
                 func,
                 steps: self.steps,
                 range,
@@ -1168,36 +1201,7 @@ impl Lowering<'_> {
             }
         };
         if name == "count_values" {
-            let Some(p) = agg.param.as_deref() else {
-                return Err(QueryError::BadData(
-                    "count_values needs a label name".into(),
-                ));
-            };
-            let label = Self::string_arg(&name, p)?;
-            if let Some(quoted) = self.positions.non_utf8_string(&label) {
-                return Err(QueryError::Execution(format!(
-                    "invalid label name {quoted}"
-                )));
-            }
-            if !valid_count_values_label(&label) {
-                return Err(QueryError::Execution(format!(
-                    "invalid label name {label:?}"
-                )));
-            }
-            let grouping = match &agg.modifier {
-                None => Grouping::By(Vec::new()),
-                Some(LabelModifier::Include(l)) => Grouping::By(l.labels.clone()),
-                Some(LabelModifier::Exclude(l)) => Grouping::Without(l.labels.clone()),
-            };
-            let Lowered::Vector(input) = self.lower(&agg.expr)? else {
-                return Err(QueryError::BadData(
-                    "expected an instant vector in aggregation count_values".into(),
-                ));
-            };
-            return Ok(PromNode::plan(
-                PromLogicalOp::CountValues { label, grouping },
-                Some(input),
-            ));
+            return self.count_values(agg);
         }
         // A parameter that is not a constant (`topk(scalar(x), v)`) is evaluated per step.
         let per_step = match (name.as_str(), agg.param.as_deref()) {
@@ -1210,34 +1214,105 @@ impl Lowering<'_> {
             _ => None,
         };
         if let Some(param_plan) = per_step {
-            let op = match name.as_str() {
-                "topk" => AggOp::Topk(0),
-                "bottomk" => AggOp::Bottomk(0),
-                "limitk" => AggOp::Limitk(0),
-                "limit_ratio" => AggOp::LimitRatio(0),
-                _ => AggOp::Quantile(0),
-            };
-            let grouping = match &agg.modifier {
-                None => Grouping::By(Vec::new()),
-                Some(LabelModifier::Include(l)) => Grouping::By(l.labels.clone()),
-                Some(LabelModifier::Exclude(l)) => Grouping::Without(l.labels.clone()),
-            };
-            let Lowered::Vector(input) = self.lower(&agg.expr)? else {
+            return self.aggregate_per_step(agg, &name, param_plan);
+        }
+        let op = self.aggregate_op(&name, param)?;
+        let grouping = Self::grouping(agg);
+        let input = match self.lower(&agg.expr)? {
+            Lowered::Vector(p) => p,
+            _ => {
                 return Err(QueryError::BadData(format!(
                     "expected an instant vector in aggregation {name}"
                 )));
-            };
-            return Ok(PromNode::plan_binary(
-                PromLogicalOp::AggregatePerStep {
-                    op,
-                    grouping,
-                    pos: self.positions.aggregate(agg),
-                },
-                input,
-                param_plan,
-            ));
+            }
+        };
+        Ok(PromNode::plan(
+            PromOp::Aggregate {
+                op,
+                grouping,
+                pos: self.positions.aggregate(agg),
+            },
+            Some(input),
+        ))
+    }
+
+    /// `by (...)` or `without (...)` (none: `by ()`).
+    fn grouping(agg: &AggregateExpr) -> Grouping {
+        match &agg.modifier {
+            None => Grouping::By(Vec::new()),
+            Some(LabelModifier::Include(l)) => Grouping::By(l.labels.clone()),
+            Some(LabelModifier::Exclude(l)) => Grouping::Without(l.labels.clone()),
         }
-        let op = match name.as_str() {
+    }
+
+    /// `count_values(label, v)`.
+    fn count_values(&self, agg: &AggregateExpr) -> Result<LogicalPlan, QueryError> {
+        let Some(p) = agg.param.as_deref() else {
+            return Err(QueryError::BadData(
+                "count_values needs a label name".into(),
+            ));
+        };
+        let label = Self::string_arg("count_values", p)?;
+        if let Some(quoted) = self.positions.non_utf8_string(&label) {
+            return Err(QueryError::Execution(format!(
+                "invalid label name {quoted}"
+            )));
+        }
+        if !valid_count_values_label(&label) {
+            return Err(QueryError::Execution(format!(
+                "invalid label name {label:?}"
+            )));
+        }
+        let grouping = Self::grouping(agg);
+        let Lowered::Vector(input) = self.lower(&agg.expr)? else {
+            return Err(QueryError::BadData(
+                "expected an instant vector in aggregation count_values".into(),
+            ));
+        };
+        Ok(PromNode::plan(
+            PromOp::CountValues { label, grouping },
+            Some(input),
+        ))
+    }
+
+    /// An aggregation whose parameter is evaluated per step (`topk(scalar(x), v)`).
+    fn aggregate_per_step(
+        &self,
+        agg: &AggregateExpr,
+        name: &str,
+        param_plan: LogicalPlan,
+    ) -> Result<LogicalPlan, QueryError> {
+        let op = match name {
+            "topk" => AggOp::Topk(0),
+            "bottomk" => AggOp::Bottomk(0),
+            "limitk" => AggOp::Limitk(0),
+            "limit_ratio" => AggOp::LimitRatio(0),
+            _ => AggOp::Quantile(0),
+        };
+        let grouping = Self::grouping(agg);
+        let Lowered::Vector(input) = self.lower(&agg.expr)? else {
+            return Err(QueryError::BadData(format!(
+                "expected an instant vector in aggregation {name}"
+            )));
+        };
+        Ok(PromNode::plan_binary(
+            PromOp::AggregatePerStep {
+                op,
+                grouping,
+                pos: self.positions.aggregate(agg),
+            },
+            input,
+            param_plan,
+        ))
+    }
+
+    /// The aggregation operator of `name`, its parameter (`param`) a constant.
+    fn aggregate_op(
+        &self,
+        name: &str,
+        param: impl Fn() -> Result<f64, QueryError>,
+    ) -> Result<AggOp, QueryError> {
+        Ok(match name {
             "sum" => AggOp::Sum,
             "avg" => AggOp::Avg,
             "min" => AggOp::Min,
@@ -1254,7 +1329,7 @@ impl Lowering<'_> {
                 }
                 // Prometheus converts with int64(k), saturating at the int64 range.
                 let k = k.clamp(i64::MIN as f64, i64::MAX as f64) as i64;
-                match name.as_str() {
+                match name {
                     "topk" => AggOp::Topk(k),
                     "bottomk" => AggOp::Bottomk(k),
                     _ => AggOp::Limitk(k),
@@ -1268,28 +1343,7 @@ impl Lowering<'_> {
                 AggOp::LimitRatio(r.to_bits())
             }
             _ => return Err(unsupported(format!("aggregation {name}"))),
-        };
-        let grouping = match &agg.modifier {
-            None => Grouping::By(Vec::new()),
-            Some(LabelModifier::Include(l)) => Grouping::By(l.labels.clone()),
-            Some(LabelModifier::Exclude(l)) => Grouping::Without(l.labels.clone()),
-        };
-        let input = match self.lower(&agg.expr)? {
-            Lowered::Vector(p) => p,
-            _ => {
-                return Err(QueryError::BadData(format!(
-                    "expected an instant vector in aggregation {name}"
-                )));
-            }
-        };
-        Ok(PromNode::plan(
-            PromLogicalOp::Aggregate {
-                op,
-                grouping,
-                pos: self.positions.aggregate(agg),
-            },
-            Some(input),
-        ))
+        })
     }
 
     fn binary(&self, b: &BinaryExpr) -> Result<Lowered, QueryError> {
@@ -1332,7 +1386,7 @@ impl Lowering<'_> {
         };
         let matching = vector_matching(b.modifier.as_ref(), op.is_set_operator());
         Ok(Lowered::Vector(PromNode::plan_binary(
-            PromLogicalOp::VectorBinary {
+            PromOp::VectorBinary {
                 op,
                 matching,
                 return_bool,
@@ -1533,7 +1587,7 @@ fn scalar_plan_binary(
     let mut matching = VectorMatching::new(card);
     matching.on = true;
     PromNode::plan_binary(
-        PromLogicalOp::VectorBinary {
+        PromOp::VectorBinary {
             op: VectorOp::Binary(op),
             matching,
             return_bool,
@@ -1554,7 +1608,7 @@ fn scalar_binary(
     pos: Option<QueryPos>,
 ) -> LogicalPlan {
     PromNode::plan(
-        PromLogicalOp::ScalarBinary {
+        PromOp::ScalarBinary {
             op,
             scalar_bits: scalar.to_bits(),
             scalar_on_left,

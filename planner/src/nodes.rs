@@ -1,30 +1,22 @@
-//! The PromQL logical node of a DataFusion plan, and the extension planner that turns it
-//! into `hypnos-engine`'s [`PromExec`].
+//! The PromQL logical node of a DataFusion plan: [`PromNode`], one [`PromOp`] over its
+//! inputs. `hypnos-engine` plans each node into its physical operator, `PromExec`, which
+//! runs the same [`PromOp`].
 
 use std::cmp::Ordering;
 use std::fmt;
 use std::sync::{Arc, LazyLock};
 
-use async_trait::async_trait;
-use datafusion::catalog::Session;
 use datafusion::common::{DFSchema, DFSchemaRef};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion::logical_expr::{
-    Expr, Extension, LogicalPlan, UserDefinedLogicalNode, UserDefinedLogicalNodeCore,
-};
-use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
-use hypnos_engine::exec::{PromExec, PromOp};
-use hypnos_engine::ops::annotations::QueryPos;
-use hypnos_engine::ops::{
+use datafusion::logical_expr::{Expr, Extension, LogicalPlan, UserDefinedLogicalNodeCore};
+use hypnos_schemas::{Labels, MatchOp, Matcher, ReadAggregate, ReadHints, TenantId};
+
+use crate::annotations::QueryPos;
+use crate::ops::{
     AggOp, AggPositions, BinOp, Grouping, HistogramFunc, InstantFunc, RangeFunc, Relabel,
     StepValue, Steps, VectorMatching, VectorOp,
 };
-use hypnos_engine::vector::vector_schema;
-use hypnos_schemas::{
-    Labels, MatchOp, Matcher, ReadAggregate, ReadHints, SeriesSource, TenantId, TimeRange,
-};
+use crate::vector::vector_schema;
 
 static VECTOR_DFSCHEMA: LazyLock<DFSchemaRef> = LazyLock::new(|| {
     Arc::new(DFSchema::try_from(vector_schema().as_ref().clone()).expect("valid schema"))
@@ -38,14 +30,16 @@ pub(crate) fn tenant_list(tenants: &[TenantId]) -> String {
 
 /// A label matcher as plain data (the compiled form is built when planning physically).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
-pub(crate) struct MatcherSpec {
-    pub(crate) name: String,
-    pub(crate) op: &'static str,
-    pub(crate) value: String,
+pub struct MatcherSpec {
+    pub name: String,
+    /// `=`, `!=`, `=~` or `!~`.
+    pub op: &'static str,
+    pub value: String,
 }
 
 impl MatcherSpec {
-    pub(crate) fn compile(&self) -> std::result::Result<Matcher, hypnos_schemas::SchemaError> {
+    /// The matcher itself (a regular expression compiled).
+    pub fn compile(&self) -> std::result::Result<Matcher, hypnos_schemas::SchemaError> {
         let op = match self.op {
             "=" => MatchOp::Equal,
             "!=" => MatchOp::NotEqual,
@@ -58,7 +52,7 @@ impl MatcherSpec {
 
 /// The read hints of a selection, ordered so that the logical node stays `PartialOrd`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub(crate) struct SelectHints(pub(crate) ReadHints);
+pub struct SelectHints(pub ReadHints);
 
 impl SelectHints {
     pub(crate) fn new(max_resolution_ms: i64, aggregate: ReadAggregate) -> Self {
@@ -79,9 +73,11 @@ impl PartialOrd for SelectHints {
     }
 }
 
-/// One PromQL step of a logical plan.
+/// One PromQL step of a plan: what a [`PromNode`] stands for and what `hypnos-engine`'s
+/// `PromExec` evaluates. A selection has no input, the binary and per-step forms two (or
+/// more: [`PromOp::InstantFunctionPerStep`]), every other operator one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
-pub(crate) enum PromLogicalOp {
+pub enum PromOp {
     Select {
         /// Read one after the other; series of different tenants differ by `tenant_id`.
         tenants: Vec<TenantId>,
@@ -91,8 +87,9 @@ pub(crate) enum PromLogicalOp {
         drop_stale: bool,
         /// Which resolution and aggregate to read (default: raw values).
         hints: SelectHints,
-        /// Histograms read for their count and sum only (Prometheus' histogram-stats
-        /// iterator): see `PromOp::Select`.
+        /// The histograms only feed `histogram_count`/`histogram_sum`/`histogram_avg`: they
+        /// are read as Prometheus' histogram-stats iterator reads them, count and sum only,
+        /// with counter resets detected between consecutive samples.
         histogram_stats: bool,
     },
     Instant {
@@ -197,17 +194,22 @@ pub(crate) enum PromLogicalOp {
     },
 }
 
-/// The logical node: a [`PromLogicalOp`] over its inputs (none for a selection, two for
-/// [`PromLogicalOp::VectorBinary`], one otherwise).
+/// The logical node: a [`PromOp`] over its inputs (none for a selection, two for
+/// [`PromOp::VectorBinary`], one otherwise).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct PromNode {
-    op: PromLogicalOp,
+pub struct PromNode {
+    op: PromOp,
     inputs: Vec<LogicalPlan>,
 }
 
 impl PromNode {
+    /// The operator of this node.
+    pub fn op(&self) -> &PromOp {
+        &self.op
+    }
+
     /// Wraps the node as a logical plan.
-    pub(crate) fn plan(op: PromLogicalOp, input: Option<LogicalPlan>) -> LogicalPlan {
+    pub(crate) fn plan(op: PromOp, input: Option<LogicalPlan>) -> LogicalPlan {
         LogicalPlan::Extension(Extension {
             node: Arc::new(PromNode {
                 op,
@@ -217,18 +219,14 @@ impl PromNode {
     }
 
     /// Wraps a node over any number of inputs as a logical plan.
-    pub(crate) fn plan_all(op: PromLogicalOp, inputs: Vec<LogicalPlan>) -> LogicalPlan {
+    pub(crate) fn plan_all(op: PromOp, inputs: Vec<LogicalPlan>) -> LogicalPlan {
         LogicalPlan::Extension(Extension {
             node: Arc::new(PromNode { op, inputs }),
         })
     }
 
     /// Wraps a node over two inputs as a logical plan.
-    pub(crate) fn plan_binary(
-        op: PromLogicalOp,
-        lhs: LogicalPlan,
-        rhs: LogicalPlan,
-    ) -> LogicalPlan {
+    pub(crate) fn plan_binary(op: PromOp, lhs: LogicalPlan, rhs: LogicalPlan) -> LogicalPlan {
         LogicalPlan::Extension(Extension {
             node: Arc::new(PromNode {
                 op,
@@ -244,29 +242,72 @@ impl PartialOrd for PromNode {
     }
 }
 
+/// Matchers as the logical plan shows them: `name="value", ...`.
+fn show_matchers(ms: &[MatcherSpec]) -> String {
+    ms.iter()
+        .map(|m| format!("{}{}{:?}", m.name, m.op, m.value))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl PromNode {
+    /// A selection as the logical plan shows it (after its name).
+    fn fmt_select(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let PromOp::Select {
+            tenants,
+            matchers,
+            min,
+            max,
+            drop_stale,
+            hints,
+            histogram_stats,
+        } = &self.op
+        else {
+            return Ok(());
+        };
+        let tenant = tenant_list(tenants);
+        write!(
+            f,
+            "tenant={tenant}, matchers=[{}], time=[{min}, {max}], drop_stale={drop_stale}",
+            show_matchers(matchers)
+        )?;
+        if hints.0.max_resolution_ms > 0 {
+            write!(
+                f,
+                ", max_resolution={}ms, aggregate={:?}",
+                hints.0.max_resolution_ms, hints.0.aggregate
+            )?;
+        }
+        if *histogram_stats {
+            write!(f, ", histogram_stats")?;
+        }
+        Ok(())
+    }
+}
+
 impl UserDefinedLogicalNodeCore for PromNode {
     fn name(&self) -> &str {
         match self.op {
-            PromLogicalOp::Select { .. } => "PromSelect",
-            PromLogicalOp::Instant { .. } => "PromInstant",
-            PromLogicalOp::RangeFunction { .. } => "PromRangeFunction",
-            PromLogicalOp::Aggregate { .. } => "PromAggregate",
-            PromLogicalOp::AggregatePerStep { .. } => "PromAggregatePerStep",
-            PromLogicalOp::RangeFunctionPerStep { .. } => "PromRangeFunctionPerStep",
-            PromLogicalOp::Info { .. } => "PromInfo",
-            PromLogicalOp::CountValues { .. } => "PromCountValues",
-            PromLogicalOp::Histogram { .. } => "PromHistogram",
-            PromLogicalOp::InstantFunction { .. } => "PromInstantFunction",
-            PromLogicalOp::InstantFunctionPerStep { .. } => "PromInstantFunctionPerStep",
-            PromLogicalOp::Broadcast { .. } => "PromBroadcast",
-            PromLogicalOp::ForgetResetHints => "PromForgetResetHints",
-            PromLogicalOp::InstantTimes { .. } => "PromInstantTimes",
-            PromLogicalOp::StepValues { .. } => "PromStepValues",
-            PromLogicalOp::ToScalar { .. } => "PromToScalar",
-            PromLogicalOp::Absent { .. } => "PromAbsent",
-            PromLogicalOp::Relabel { .. } => "PromRelabel",
-            PromLogicalOp::ScalarBinary { .. } => "PromScalarBinary",
-            PromLogicalOp::VectorBinary { .. } => "PromVectorBinary",
+            PromOp::Select { .. } => "PromSelect",
+            PromOp::Instant { .. } => "PromInstant",
+            PromOp::RangeFunction { .. } => "PromRangeFunction",
+            PromOp::Aggregate { .. } => "PromAggregate",
+            PromOp::AggregatePerStep { .. } => "PromAggregatePerStep",
+            PromOp::RangeFunctionPerStep { .. } => "PromRangeFunctionPerStep",
+            PromOp::Info { .. } => "PromInfo",
+            PromOp::CountValues { .. } => "PromCountValues",
+            PromOp::Histogram { .. } => "PromHistogram",
+            PromOp::InstantFunction { .. } => "PromInstantFunction",
+            PromOp::InstantFunctionPerStep { .. } => "PromInstantFunctionPerStep",
+            PromOp::Broadcast { .. } => "PromBroadcast",
+            PromOp::ForgetResetHints => "PromForgetResetHints",
+            PromOp::InstantTimes { .. } => "PromInstantTimes",
+            PromOp::StepValues { .. } => "PromStepValues",
+            PromOp::ToScalar { .. } => "PromToScalar",
+            PromOp::Absent { .. } => "PromAbsent",
+            PromOp::Relabel { .. } => "PromRelabel",
+            PromOp::ScalarBinary { .. } => "PromScalarBinary",
+            PromOp::VectorBinary { .. } => "PromVectorBinary",
         }
     }
 
@@ -285,38 +326,8 @@ impl UserDefinedLogicalNodeCore for PromNode {
     fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "{}: ", UserDefinedLogicalNodeCore::name(self))?;
         match &self.op {
-            PromLogicalOp::Select {
-                tenants,
-                matchers,
-                min,
-                max,
-                drop_stale,
-                hints,
-                histogram_stats,
-            } => {
-                let tenant = tenant_list(tenants);
-                let m: Vec<String> = matchers
-                    .iter()
-                    .map(|m| format!("{}{}{:?}", m.name, m.op, m.value))
-                    .collect();
-                write!(
-                    f,
-                    "tenant={tenant}, matchers=[{}], time=[{min}, {max}], drop_stale={drop_stale}",
-                    m.join(", ")
-                )?;
-                if hints.0.max_resolution_ms > 0 {
-                    write!(
-                        f,
-                        ", max_resolution={}ms, aggregate={:?}",
-                        hints.0.max_resolution_ms, hints.0.aggregate
-                    )?;
-                }
-                if *histogram_stats {
-                    write!(f, ", histogram_stats")?;
-                }
-                Ok(())
-            }
-            PromLogicalOp::Instant {
+            PromOp::Select { .. } => self.fmt_select(f),
+            PromOp::Instant {
                 steps,
                 lookback,
                 offset,
@@ -325,7 +336,7 @@ impl UserDefinedLogicalNodeCore for PromNode {
                 "steps={}..{} by {}, lookback={lookback}ms, offset={offset}ms",
                 steps.start, steps.end, steps.step
             ),
-            PromLogicalOp::RangeFunction {
+            PromOp::RangeFunction {
                 func,
                 steps,
                 range,
@@ -339,30 +350,22 @@ impl UserDefinedLogicalNodeCore for PromNode {
                 steps.end,
                 steps.step
             ),
-            PromLogicalOp::Aggregate { op, grouping, .. } => {
+            PromOp::Aggregate { op, grouping, .. } => {
                 write!(f, "{} {grouping:?}", op.name())
             }
-            PromLogicalOp::AggregatePerStep { op, grouping, .. } => {
+            PromOp::AggregatePerStep { op, grouping, .. } => {
                 write!(f, "{} {grouping:?}, per-step parameter", op.name())
             }
-            PromLogicalOp::Info {
+            PromOp::Info {
                 name_matchers,
                 data_matchers,
-            } => {
-                let show = |ms: &[MatcherSpec]| {
-                    ms.iter()
-                        .map(|m| format!("{}{}{:?}", m.name, m.op, m.value))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                write!(
-                    f,
-                    "names=[{}], data=[{}]",
-                    show(name_matchers),
-                    show(data_matchers)
-                )
-            }
-            PromLogicalOp::RangeFunctionPerStep {
+            } => write!(
+                f,
+                "names=[{}], data=[{}]",
+                show_matchers(name_matchers),
+                show_matchers(data_matchers)
+            ),
+            PromOp::RangeFunctionPerStep {
                 func,
                 steps,
                 range,
@@ -377,18 +380,18 @@ impl UserDefinedLogicalNodeCore for PromNode {
                 steps.end,
                 steps.step
             ),
-            PromLogicalOp::CountValues { label, grouping } => {
+            PromOp::CountValues { label, grouping } => {
                 write!(f, "count_values({label:?}) {grouping:?}")
             }
-            PromLogicalOp::Histogram { func, .. } => write!(f, "{func:?}"),
-            PromLogicalOp::InstantFunction { func } => write!(f, "{func:?}"),
-            PromLogicalOp::InstantFunctionPerStep { func } => write!(f, "{func:?} per step"),
-            PromLogicalOp::Broadcast { steps } => {
+            PromOp::Histogram { func, .. } => write!(f, "{func:?}"),
+            PromOp::InstantFunction { func } => write!(f, "{func:?}"),
+            PromOp::InstantFunctionPerStep { func } => write!(f, "{func:?} per step"),
+            PromOp::Broadcast { steps } => {
                 write!(f, "steps={}..{} by {}", steps.start, steps.end, steps.step)
             }
-            PromLogicalOp::ForgetResetHints => Ok(()),
-            PromLogicalOp::Absent { labels, .. } => write!(f, "labels={labels}"),
-            PromLogicalOp::InstantTimes {
+            PromOp::ForgetResetHints => Ok(()),
+            PromOp::Absent { labels, .. } => write!(f, "labels={labels}"),
+            PromOp::InstantTimes {
                 steps,
                 lookback,
                 offset,
@@ -397,14 +400,14 @@ impl UserDefinedLogicalNodeCore for PromNode {
                 "steps={}..{} by {}, lookback={lookback}ms, offset={offset}ms",
                 steps.start, steps.end, steps.step
             ),
-            PromLogicalOp::StepValues { steps, value } => write!(
+            PromOp::StepValues { steps, value } => write!(
                 f,
                 "{value:?}, steps={}..{} by {}",
                 steps.start, steps.end, steps.step
             ),
-            PromLogicalOp::ToScalar { .. } => Ok(()),
-            PromLogicalOp::Relabel { rule } => write!(f, "{rule:?}"),
-            PromLogicalOp::ScalarBinary {
+            PromOp::ToScalar { .. } => Ok(()),
+            PromOp::Relabel { rule } => write!(f, "{rule:?}"),
+            PromOp::ScalarBinary {
                 op,
                 scalar_bits,
                 scalar_on_left,
@@ -415,7 +418,7 @@ impl UserDefinedLogicalNodeCore for PromNode {
                 "{op:?} scalar={}, scalar_on_left={scalar_on_left}, bool={return_bool}",
                 f64::from_bits(*scalar_bits)
             ),
-            PromLogicalOp::VectorBinary {
+            PromOp::VectorBinary {
                 op,
                 matching,
                 return_bool,
@@ -437,243 +440,5 @@ impl UserDefinedLogicalNodeCore for PromNode {
             op: self.op.clone(),
             inputs,
         })
-    }
-}
-
-/// Plans [`PromNode`]s as [`PromExec`]s reading `source`.
-#[derive(Debug)]
-pub(crate) struct PromExtensionPlanner {
-    pub(crate) source: Arc<dyn SeriesSource>,
-    /// Samples one selection may load before the query fails.
-    pub(crate) max_samples: usize,
-}
-
-#[async_trait]
-impl ExtensionPlanner for PromExtensionPlanner {
-    async fn plan_extension(
-        &self,
-        _planner: &dyn PhysicalPlanner,
-        node: &dyn UserDefinedLogicalNode,
-        _logical_inputs: &[&LogicalPlan],
-        physical_inputs: &[Arc<dyn ExecutionPlan>],
-        _session: &dyn Session,
-        _planning_ctx: &PhysicalPlanningContext,
-    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-        let Some(node) = node.as_any().downcast_ref::<PromNode>() else {
-            return Ok(None);
-        };
-        let op = match &node.op {
-            PromLogicalOp::Select {
-                tenants,
-                matchers,
-                min,
-                max,
-                drop_stale,
-                hints,
-                histogram_stats,
-            } => {
-                let matchers = matchers
-                    .iter()
-                    .map(MatcherSpec::compile)
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
-                let op = PromOp::Select {
-                    tenants: tenants.clone(),
-                    matchers,
-                    range: TimeRange::new(*min, *max),
-                    drop_stale: *drop_stale,
-                    max_samples: self.max_samples,
-                    hints: hints.0,
-                    histogram_stats: *histogram_stats,
-                };
-                return Ok(Some(Arc::new(PromExec::select(
-                    op,
-                    Arc::clone(&self.source),
-                ))));
-            }
-            PromLogicalOp::Instant {
-                steps,
-                lookback,
-                offset,
-            } => PromOp::Instant {
-                steps: *steps,
-                lookback: *lookback,
-                offset: *offset,
-            },
-            PromLogicalOp::RangeFunction {
-                func,
-                steps,
-                range,
-                offset,
-                pos,
-            } => PromOp::RangeFunction {
-                func: *func,
-                steps: *steps,
-                range: *range,
-                offset: *offset,
-                pos: *pos,
-            },
-            PromLogicalOp::InstantFunction { func } => PromOp::InstantFunction { func: *func },
-            PromLogicalOp::Broadcast { steps } => PromOp::Broadcast { steps: *steps },
-            PromLogicalOp::ForgetResetHints => PromOp::ForgetResetHints,
-            PromLogicalOp::Absent { steps, labels } => PromOp::Absent {
-                steps: *steps,
-                labels: labels.clone(),
-            },
-            PromLogicalOp::Relabel { rule } => PromOp::Relabel { rule: rule.clone() },
-            PromLogicalOp::InstantTimes {
-                steps,
-                lookback,
-                offset,
-            } => PromOp::InstantTimes {
-                steps: *steps,
-                lookback: *lookback,
-                offset: *offset,
-            },
-            PromLogicalOp::ToScalar { steps } => PromOp::ToScalar { steps: *steps },
-            PromLogicalOp::StepValues { steps, value } => {
-                return Ok(Some(Arc::new(PromExec::leaf(PromOp::StepValues {
-                    steps: *steps,
-                    value: *value,
-                }))));
-            }
-            PromLogicalOp::CountValues { label, grouping } => PromOp::CountValues {
-                label: label.clone(),
-                grouping: grouping.clone(),
-            },
-            PromLogicalOp::Histogram {
-                func,
-                param_pos,
-                vector_pos,
-            } => {
-                let op = PromOp::Histogram {
-                    func: func.clone(),
-                    param_pos: *param_pos,
-                    vector_pos: *vector_pos,
-                };
-                // A quantile evaluated per step is the second input.
-                if let [data, param] = physical_inputs {
-                    return Ok(Some(Arc::new(PromExec::binary(
-                        op,
-                        Arc::clone(data),
-                        Arc::clone(param),
-                    ))));
-                }
-                op
-            }
-            PromLogicalOp::Aggregate { op, grouping, pos } => PromOp::Aggregate {
-                op: *op,
-                grouping: grouping.clone(),
-                pos: *pos,
-            },
-            PromLogicalOp::ScalarBinary {
-                op,
-                scalar_bits,
-                scalar_on_left,
-                return_bool,
-                pos,
-            } => PromOp::ScalarBinary {
-                op: *op,
-                scalar: f64::from_bits(*scalar_bits),
-                scalar_on_left: *scalar_on_left,
-                return_bool: *return_bool,
-                pos: *pos,
-            },
-            PromLogicalOp::InstantFunctionPerStep { func } => {
-                if physical_inputs.len() < 2 {
-                    return Err(DataFusionError::Internal(
-                        "a per-step instant function needs its vector and parameters".into(),
-                    ));
-                }
-                return Ok(Some(Arc::new(PromExec::over_all(
-                    PromOp::InstantFunctionPerStep { func: *func },
-                    physical_inputs.to_vec(),
-                ))));
-            }
-            PromLogicalOp::AggregatePerStep { .. }
-            | PromLogicalOp::RangeFunctionPerStep { .. }
-            | PromLogicalOp::Info { .. } => {
-                let [data, param] = physical_inputs else {
-                    return Err(DataFusionError::Internal(
-                        "a per-step parameter node needs two inputs".into(),
-                    ));
-                };
-                let op = match &node.op {
-                    PromLogicalOp::AggregatePerStep { op, grouping, pos } => {
-                        PromOp::AggregatePerStep {
-                            op: *op,
-                            grouping: grouping.clone(),
-                            pos: *pos,
-                        }
-                    }
-                    PromLogicalOp::RangeFunctionPerStep {
-                        func,
-                        steps,
-                        range,
-                        offset,
-                        at,
-                        pos,
-                    } => PromOp::RangeFunctionPerStep {
-                        func: *func,
-                        steps: *steps,
-                        range: *range,
-                        offset: *offset,
-                        at: *at,
-                        pos: *pos,
-                    },
-                    PromLogicalOp::Info {
-                        name_matchers,
-                        data_matchers,
-                    } => {
-                        let compile = |ms: &[MatcherSpec]| {
-                            ms.iter()
-                                .map(MatcherSpec::compile)
-                                .collect::<std::result::Result<Vec<_>, _>>()
-                                .map_err(|e| DataFusionError::External(Box::new(e)))
-                        };
-                        PromOp::Info {
-                            name_matchers: compile(name_matchers)?,
-                            data_matchers: compile(data_matchers)?,
-                        }
-                    }
-                    _ => unreachable!("matched above"),
-                };
-                return Ok(Some(Arc::new(PromExec::binary(
-                    op,
-                    Arc::clone(data),
-                    Arc::clone(param),
-                ))));
-            }
-            PromLogicalOp::VectorBinary {
-                op,
-                matching,
-                return_bool,
-                pos,
-            } => {
-                let [lhs, rhs] = physical_inputs else {
-                    return Err(DataFusionError::Internal(
-                        "PromVectorBinary needs two inputs".into(),
-                    ));
-                };
-                let op = PromOp::VectorBinary {
-                    op: *op,
-                    matching: matching.clone(),
-                    return_bool: *return_bool,
-                    pos: *pos,
-                };
-                return Ok(Some(Arc::new(PromExec::binary(
-                    op,
-                    Arc::clone(lhs),
-                    Arc::clone(rhs),
-                ))));
-            }
-        };
-        let input = physical_inputs.first().cloned().ok_or_else(|| {
-            DataFusionError::Internal(format!(
-                "{} has no input",
-                UserDefinedLogicalNodeCore::name(node)
-            ))
-        })?;
-        Ok(Some(Arc::new(PromExec::over(op, input))))
     }
 }

@@ -10,7 +10,7 @@ use crate::InstantSample;
 
 /// How to order the samples of an instant vector result.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ResultOrder {
+pub enum ResultOrder {
     /// `sort`: ascending, NaN last.
     Ascending,
     /// `sort_desc`: descending, NaN last.
@@ -119,7 +119,7 @@ fn natural_less(a: &str, b: &str) -> bool {
 
 impl ResultOrder {
     /// Stable-sorts `samples` (already in label order, which breaks ties).
-    pub(crate) fn apply(&self, samples: &mut [InstantSample]) {
+    pub fn apply(&self, samples: &mut [InstantSample]) {
         if let ResultOrder::ByLabel { labels, desc } = self {
             samples.sort_by(|a, b| {
                 let mut ord = Ordering::Equal;

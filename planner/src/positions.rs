@@ -6,8 +6,8 @@
 
 use std::collections::HashMap;
 
-use hypnos_engine::ops::AggPositions;
-use hypnos_engine::ops::annotations::QueryPos;
+use crate::annotations::QueryPos;
+use crate::ops::AggPositions;
 use promql_parser::parser::{AggregateExpr, BinaryExpr, Call, Expr};
 
 /// The positions of a call or aggregation: where it starts and where each argument (for an

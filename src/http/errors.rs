@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hypnos_ingest::{IngestError, LimitKind};
 use hypnos_planner::QueryError;
-use hypnos_schemas::SchemaError;
+use hypnos_schemas::{SchemaError, ServiceError};
 use thiserror::Error;
 
 use crate::auth::AuthError;
@@ -59,9 +59,8 @@ impl ApiError {
             ApiError::BadData(_) => StatusCode::BAD_REQUEST,
             ApiError::Auth(e) => auth_status(e),
             ApiError::Limit { status, .. } => *status,
-            ApiError::Query(e) => {
-                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-            }
+            ApiError::Query(e) => StatusCode::from_u16(e.error_code().http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             ApiError::Storage(_) | ApiError::Flush(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -82,7 +81,7 @@ impl ApiError {
                 503 => "timeout",
                 _ => "execution",
             },
-            ApiError::Query(e) => e.error_type(),
+            ApiError::Query(e) => e.error_code().prometheus_error_type(),
             ApiError::Storage(_) | ApiError::Flush(_) => "internal",
             ApiError::NotFound(_) => "not_found",
         }

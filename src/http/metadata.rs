@@ -10,7 +10,7 @@ use std::time::Instant;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use hypnos_planner::QueryOptions;
+use hypnos_engine::QueryOptions;
 use hypnos_schemas::labels::METRIC_NAME;
 use hypnos_schemas::{Labels, MatchOp, Matcher, TenantId, TimeRange};
 use promql_parser::label::{MatchOp as PMatchOp, Matcher as PMatcher};

@@ -1,5 +1,5 @@
 //! `/api/v1/query` and `/api/v1/query_range`: parameters checked in Prometheus' order and
-//! with its messages, evaluation by the [`QueryEngine`](hypnos_planner::QueryEngine) over the
+//! with its messages, evaluation by the [`QueryEngine`](hypnos_engine::QueryEngine) over the
 //! caller's tenants (several for a federated query) under their read limits, answers in
 //! Prometheus' JSON.
 
@@ -9,7 +9,8 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use hypnos_planner::{AnnotatedResult, QueryError, QueryOptions};
+use hypnos_engine::QueryOptions;
+use hypnos_planner::{AnnotatedResult, QueryError};
 
 use super::errors::ApiError;
 use super::params::{Params, now_ms};

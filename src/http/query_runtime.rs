@@ -1,6 +1,6 @@
 //! The runtime queries are evaluated on: a tokio runtime of its own, with one worker per
 //! core and worker stacks sized for the nesting limit
-//! ([`hypnos_planner::QUERY_THREAD_STACK`]), so that the heaviest queries take only its
+//! ([`hypnos_engine::QUERY_THREAD_STACK`]), so that the heaviest queries take only its
 //! threads and remote writes, `/-/healthy` and `/metrics` keep answering on the server's
 //! runtime. A query handed over with [`spawn`] is cancelled when its [`QueryTask`] is
 //! dropped (the client went away, or the handler gave up waiting): its task is aborted and
@@ -23,10 +23,10 @@ fn handle() -> Result<Handle, ApiError> {
             let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
             tracing::info!(
                 workers,
-                stack_mib = hypnos_planner::QUERY_THREAD_STACK >> 20,
+                stack_mib = hypnos_engine::QUERY_THREAD_STACK >> 20,
                 "starting the query runtime"
             );
-            hypnos_planner::query_runtime(workers).map_err(|e| e.to_string())
+            hypnos_engine::query_runtime(workers).map_err(|e| e.to_string())
         })
         .as_ref()
         .map(|r| r.handle().clone())

@@ -23,111 +23,14 @@ use arrow::array::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
 use hypnos_schemas::Labels;
 use hypnos_schemas::histogram::{FloatHistogram, HistogramError, ResetHint};
-use hypnos_schemas::labels::METRIC_NAME;
 use hypnos_schemas::tenant::TENANT_LABEL;
 
-use super::BinOp;
 use super::annotations::{self, AnnotationKind, Annotations, QueryPos};
+use super::{BinOp, Cardinality, EvalError, VectorMatching, VectorOp, without_metadata_labels};
 use crate::vector::{VectorBuilder, series_rows};
-
-/// A PromQL evaluation error with Prometheus' wording (many-to-many matching, duplicate
-/// series, ...). It crosses DataFusion as [`DataFusionError::External`]; the query layer
-/// downcasts it back and answers 422 `execution`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct EvalError(pub String);
 
 fn eval_error(msg: impl Into<String>) -> DataFusionError {
     DataFusionError::External(Box::new(EvalError(msg.into())))
-}
-
-/// The operator of a vector-to-vector binary operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd)]
-pub enum VectorOp {
-    /// Arithmetic or comparison.
-    Binary(BinOp),
-    And,
-    Or,
-    Unless,
-}
-
-impl VectorOp {
-    pub fn is_set_operator(&self) -> bool {
-        matches!(self, VectorOp::And | VectorOp::Or | VectorOp::Unless)
-    }
-}
-
-/// The cardinality of a vector matching.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd)]
-pub enum Cardinality {
-    OneToOne,
-    /// `group_left`: the right-hand side is the "one" side.
-    ManyToOne,
-    /// `group_right`: the left-hand side is the "one" side.
-    OneToMany,
-    /// Set operators.
-    ManyToMany,
-}
-
-/// How the samples of the two sides are paired: `on(...)`/`ignoring(...)`, `group_left(...)`/
-/// `group_right(...)` and the experimental `fill(...)` values.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd)]
-pub struct VectorMatching {
-    pub card: Cardinality,
-    /// `on(labels)` when true, `ignoring(labels)` when false (no modifier is `ignoring()`).
-    pub on: bool,
-    pub labels: Vec<String>,
-    /// The `group_left`/`group_right` labels, copied from the "one" side.
-    pub include: Vec<String>,
-    /// `fill_left(v)`: the bits of the value used for a right-hand sample without a match.
-    pub fill_lhs_bits: Option<u64>,
-    /// `fill_right(v)`: the bits of the value used for a left-hand sample without a match.
-    pub fill_rhs_bits: Option<u64>,
-}
-
-impl VectorMatching {
-    /// Plain matching on all labels (`a + b`, `a and b`).
-    pub fn new(card: Cardinality) -> Self {
-        Self {
-            card,
-            on: false,
-            labels: Vec::new(),
-            include: Vec::new(),
-            fill_lhs_bits: None,
-            fill_rhs_bits: None,
-        }
-    }
-
-    fn fill_lhs(&self) -> Option<f64> {
-        self.fill_lhs_bits.map(f64::from_bits)
-    }
-
-    fn fill_rhs(&self) -> Option<f64> {
-        self.fill_rhs_bits.map(f64::from_bits)
-    }
-
-    /// Prometheus' `MatchLabels`: the `on` labels, or all but the ignored ones and the name.
-    fn match_labels(&self, l: &Labels) -> Labels {
-        if self.on {
-            l.keep(&self.labels)
-        } else {
-            let mut m = l.drop_names(&self.labels);
-            m.set(super::NAME_DROPPED_LABEL, "");
-            m
-        }
-    }
-
-    /// The matching signature: [`Self::match_labels`], with the tenant label only when
-    /// `keep_tenant` (both sides carry it on every series, so a query over several tenants
-    /// never pairs one tenant's series with another's).
-    fn signature(&self, l: &Labels, keep_tenant: bool) -> Vec<u8> {
-        let mut m = self.match_labels(l);
-        m.set(
-            TENANT_LABEL,
-            if keep_tenant { l.get(TENANT_LABEL) } else { "" },
-        );
-        m.encode()
-    }
 }
 
 /// A label set as shown in an error message: without the tenant label.
@@ -135,22 +38,6 @@ fn shown(l: &Labels) -> String {
     let mut l = l.clone();
     l.set(TENANT_LABEL, "");
     l.to_string()
-}
-
-/// Without the labels that describe the metric (`__name__`, `__type__`, `__unit__`), as
-/// Prometheus' `DropReserved(schema.IsMetadataLabel)` when an operation changes the metric.
-pub(crate) fn without_metadata_labels(l: &Labels) -> Labels {
-    Labels::from_sorted(
-        l.iter()
-            .filter(|l| {
-                !matches!(
-                    l.name.as_str(),
-                    METRIC_NAME | "__type__" | "__unit__" | super::NAME_DROPPED_LABEL
-                )
-            })
-            .cloned()
-            .collect(),
-    )
 }
 
 /// A sample's value: a float, or a native histogram (its index in the side's
@@ -360,31 +247,6 @@ enum Elem {
     },
     /// No result: the element is dropped with this annotation.
     Dropped(AnnotationKind, String),
-}
-
-impl BinOp {
-    /// The operator as written in PromQL (`atan2`, `+`, ...).
-    pub fn token(&self) -> &'static str {
-        match self {
-            BinOp::Add => "+",
-            BinOp::Sub => "-",
-            BinOp::Mul => "*",
-            BinOp::Div => "/",
-            BinOp::Mod => "%",
-            BinOp::Pow => "^",
-            BinOp::Atan2 => "atan2",
-            BinOp::MinOf => "min_of",
-            BinOp::MaxOf => "max_of",
-            BinOp::Eq => "==",
-            BinOp::Ne => "!=",
-            BinOp::Gt => ">",
-            BinOp::Lt => "<",
-            BinOp::Ge => ">=",
-            BinOp::Le => "<=",
-            BinOp::TrimUpper => "</",
-            BinOp::TrimLower => ">/",
-        }
-    }
 }
 
 fn decode(bytes: &[u8]) -> Result<FloatHistogram> {

@@ -11,12 +11,6 @@ use hypnos_schemas::histogram::FloatHistogram;
 use super::Grouping;
 use crate::vector::{VectorBuilder, series_rows};
 
-/// Whether `name` may be the value label of `count_values`: Prometheus 3 accepts any
-/// non-empty UTF-8 name.
-pub fn valid_count_values_label(name: &str) -> bool {
-    !name.is_empty()
-}
-
 /// A sample value as a label value, as Go's `strconv.FormatFloat(v, 'f', -1, 64)`: the
 /// shortest decimal that reads back to the same value, never an exponent.
 pub fn format_value(v: f64) -> String {

@@ -11,21 +11,12 @@ use hypnos_schemas::Labels;
 use hypnos_schemas::histogram::{CombineOutcome, FloatHistogram, HistogramError, ResetHint};
 use hypnos_schemas::labels::METRIC_NAME;
 
-use super::annotations::{self, Annotations, QueryPos};
-use super::{Acc, AggOp, Grouping, name_dropped};
+use super::annotations::{self, Annotations};
+use super::{Acc, AggOp, AggPositions, Grouping, name_dropped};
 use crate::vector::{VectorBuilder, histogram_column, series_rows};
 
 /// The operation named in the annotations of combined histograms.
 const AGGREGATION: &str = "aggregation";
-
-/// Where an aggregation sits in the query, for its annotations: its parameter (`k`, `q`, the
-/// ratio), the aggregated expression, and the aggregation itself.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AggPositions {
-    pub param: Option<QueryPos>,
-    pub expr: Option<QueryPos>,
-    pub start: Option<QueryPos>,
-}
 
 /// True when any of `inputs` holds a histogram sample.
 pub(super) fn any_histograms(inputs: &[RecordBatch]) -> bool {
@@ -294,7 +285,7 @@ pub(super) fn aggregate_mixed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::annotations::AnnotationKind;
+    use crate::ops::annotations::{AnnotationKind, QueryPos};
     use crate::vector::batch_points;
     use hypnos_schemas::histogram::Span;
 

@@ -10,56 +10,6 @@ use hypnos_schemas::histogram::{
 
 use super::annotations;
 
-/// A statistic of one native histogram.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd)]
-pub enum HistogramStat {
-    /// `histogram_count`: the number of observations.
-    Count,
-    /// `histogram_sum`: the sum of observations.
-    Sum,
-    /// `histogram_avg`: sum divided by count.
-    Avg,
-    /// `histogram_stddev`: the estimated standard deviation.
-    Stddev,
-    /// `histogram_stdvar`: the estimated variance.
-    Stdvar,
-}
-
-impl HistogramStat {
-    /// The statistic a function name stands for.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "histogram_count" => HistogramStat::Count,
-            "histogram_sum" => HistogramStat::Sum,
-            "histogram_avg" => HistogramStat::Avg,
-            "histogram_stddev" => HistogramStat::Stddev,
-            "histogram_stdvar" => HistogramStat::Stdvar,
-            _ => return None,
-        })
-    }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            HistogramStat::Count => "histogram_count",
-            HistogramStat::Sum => "histogram_sum",
-            HistogramStat::Avg => "histogram_avg",
-            HistogramStat::Stddev => "histogram_stddev",
-            HistogramStat::Stdvar => "histogram_stdvar",
-        }
-    }
-
-    /// The statistic of `h`.
-    pub fn eval(&self, h: &FloatHistogram) -> f64 {
-        match self {
-            HistogramStat::Count => h.count,
-            HistogramStat::Sum => h.sum,
-            HistogramStat::Avg => h.sum / h.count,
-            HistogramStat::Stddev => h.stdvar().sqrt(),
-            HistogramStat::Stdvar => h.stdvar(),
-        }
-    }
-}
-
 /// The info text of a note about NaN observations.
 fn nan_note(note: NanObservationsNote, metric_name: &str) -> String {
     match note {
@@ -96,6 +46,7 @@ pub(crate) fn native_fraction(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hypnos_planner::ops::HistogramStat;
     use hypnos_schemas::histogram::Span;
 
     fn hist(count: f64, sum: f64, buckets: &[f64]) -> FloatHistogram {

@@ -10,8 +10,9 @@
 use datafusion::error::{DataFusionError, Result};
 use hypnos_schemas::histogram::{CombineOutcome, FloatHistogram, HistogramError, ResetHint};
 
+use super::RangeFunc;
 use super::annotations::{self, AnnotationKind};
-use super::window::{RangeFunc, extrapolation_factor, instant_rate};
+use super::window::{WindowEval, extrapolation_factor, instant_rate};
 use super::{EvalError, Notes};
 
 /// The value of a range function at one step.

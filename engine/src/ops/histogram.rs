@@ -14,8 +14,8 @@ use hypnos_schemas::histogram::FloatHistogram;
 use hypnos_schemas::labels::METRIC_NAME;
 
 use super::annotations::{self, Annotations, QueryPos};
-use super::binary::{EvalError, without_metadata_labels};
 use super::hist_fn::{native_fraction, native_quantile};
+use super::{EvalError, HistogramFunc, without_metadata_labels};
 use crate::vector::{VectorBuilder, series_rows};
 
 /// The label holding a classic bucket's upper bound.
@@ -25,27 +25,24 @@ const BUCKET_LABEL: &str = "le";
 /// point noise), as Prometheus' `smallDeltaTolerance`.
 const SMALL_DELTA_TOLERANCE: f64 = 1e-12;
 
-/// A function of classic histogram buckets. Parameters are kept as bits so the type stays
-/// `Eq + Hash`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd)]
-pub enum HistogramFunc {
-    /// `histogram_quantile(φ, v)`: φ as bits.
-    Quantile(u64),
-    /// `histogram_fraction(lower, upper, v)`: the bounds as bits.
-    Fraction(u64, u64),
-    /// `histogram_quantiles(v, label, φ...)`: one result per φ, told apart by `label`.
-    Quantiles { label: String, qs: Vec<u64> },
+/// The evaluation of a [`HistogramFunc`] over one histogram's buckets.
+trait BucketEval {
+    fn eval<'a>(
+        &'a self,
+        buckets: &mut Vec<(f64, f64)>,
+        out: &mut Vec<(Option<(&'a str, String)>, f64)>,
+    ) -> bool;
+
+    fn eval_native<'a>(
+        &'a self,
+        h: &FloatHistogram,
+        metric_name: &str,
+        out: &mut Vec<(Option<(&'a str, String)>, f64)>,
+        notes: &mut Vec<String>,
+    );
 }
 
-impl HistogramFunc {
-    pub fn name(&self) -> &'static str {
-        match self {
-            HistogramFunc::Quantile(_) => "histogram_quantile",
-            HistogramFunc::Fraction(..) => "histogram_fraction",
-            HistogramFunc::Quantiles { .. } => "histogram_quantiles",
-        }
-    }
-
+impl BucketEval for HistogramFunc {
     /// The results for one histogram: (label to set, if any, and value). Returns whether
     /// a quantile had to force the bucket counts to be monotonic.
     fn eval<'a>(
@@ -109,15 +106,6 @@ impl HistogramFunc {
                     );
                 }
             }
-        }
-    }
-
-    /// The quantiles the function asks for.
-    fn quantiles(&self) -> Vec<f64> {
-        match self {
-            HistogramFunc::Quantile(q) => vec![f64::from_bits(*q)],
-            HistogramFunc::Fraction(..) => Vec::new(),
-            HistogramFunc::Quantiles { qs, .. } => qs.iter().map(|q| f64::from_bits(*q)).collect(),
         }
     }
 }

@@ -56,18 +56,64 @@ pub fn info_join(
             }
         }
     }
-    // Info samples by step and signature (name, identifying labels, tenant).
-    type Sig = (String, String, String, String);
-    let sig = |name: &str, l: &Labels| -> Sig {
-        (
-            name.to_string(),
-            l.get("instance").to_string(),
-            l.get("job").to_string(),
-            l.get(TENANT_LABEL).to_string(),
-        )
-    };
+    let (info_names, by_step) = info_samples(infos, &id_values)?;
+    let data_names: BTreeSet<&str> = data_matchers.iter().map(|m| m.name.as_str()).collect();
+    let all_match_empty = data_matchers.iter().all(|m| m.matches_value(""));
+    let empty = HashMap::new();
+    let mut out: BTreeMap<Labels, BTreeMap<i64, f64>> = BTreeMap::new();
+    for (labels, pts) in &base_series {
+        let ignored = is_info(labels);
+        for &(t, v) in pts {
+            let result = if ignored {
+                labels.clone()
+            } else {
+                let infos_at = by_step.get(&t).unwrap_or(&empty);
+                match enriched(labels, infos_at, &info_names, &data_names)? {
+                    None if !all_match_empty => continue,
+                    None => labels.clone(),
+                    Some(r) => r,
+                }
+            };
+            if out.entry(result).or_default().insert(t, v).is_some() {
+                return Err(eval_error(
+                    "vector cannot contain metrics with the same labelset".into(),
+                ));
+            }
+        }
+    }
+    let mut b = VectorBuilder::new();
+    for (labels, pts) in out {
+        b.start_series(&labels);
+        for (t, v) in pts {
+            b.push(t, v);
+        }
+    }
+    Ok(b.finish())
+}
+
+/// An info series' signature: its name, identifying labels and tenant.
+type Sig = (String, String, String, String);
+
+fn sig(name: &str, l: &Labels) -> Sig {
+    (
+        name.to_string(),
+        l.get("instance").to_string(),
+        l.get("job").to_string(),
+        l.get(TENANT_LABEL).to_string(),
+    )
+}
+
+/// Info samples at each step.
+type InfoSteps = HashMap<i64, HashMap<Sig, (Labels, f64)>>;
+
+/// The names of the info series whose identifying labels take values in `id_values`, and
+/// their samples by step and signature (the newest info sample wins).
+fn info_samples(
+    infos: &[RecordBatch],
+    id_values: &BTreeMap<&str, BTreeSet<String>>,
+) -> Result<(BTreeSet<String>, InfoSteps)> {
     let mut info_names: BTreeSet<String> = BTreeSet::new();
-    let mut by_step: HashMap<i64, HashMap<Sig, (Labels, f64)>> = HashMap::new();
+    let mut by_step: InfoSteps = HashMap::new();
     if !id_values.is_empty() {
         for b in infos {
             for s in series_rows(b)? {
@@ -98,63 +144,48 @@ pub fn info_join(
             }
         }
     }
-    let data_names: BTreeSet<&str> = data_matchers.iter().map(|m| m.name.as_str()).collect();
-    let all_match_empty = data_matchers.iter().all(|m| m.matches_value(""));
-    let empty = HashMap::new();
-    let mut out: BTreeMap<Labels, BTreeMap<i64, f64>> = BTreeMap::new();
-    for (labels, pts) in &base_series {
-        let ignored = is_info(labels);
-        for &(t, v) in pts {
-            let result = if ignored {
-                labels.clone()
-            } else {
-                let infos_at = by_step.get(&t).unwrap_or(&empty);
-                let mut added = Labels::default();
-                let mut seen = false;
-                for name in &info_names {
-                    let Some((info, _)) = infos_at.get(&sig(name, labels)) else {
-                        continue;
-                    };
-                    seen = true;
-                    for l in info.iter() {
-                        let n = l.name.as_str();
-                        if n == METRIC_NAME
-                            || n == TENANT_LABEL
-                            || (!data_names.is_empty() && !data_names.contains(n))
-                        {
-                            continue;
-                        }
-                        let have = added.get(n);
-                        if !have.is_empty() && have != l.value {
-                            return Err(eval_error(format!("conflicting label: {n}")));
-                        }
-                        if labels.get(n).is_empty() {
-                            added.set(n, &l.value);
-                        }
-                    }
-                }
-                if !seen && !all_match_empty {
-                    continue;
-                }
-                let mut r = labels.clone();
-                for l in added.iter() {
-                    r.set(&l.name, &l.value);
-                }
-                r
-            };
-            if out.entry(result).or_default().insert(t, v).is_some() {
-                return Err(eval_error(
-                    "vector cannot contain metrics with the same labelset".into(),
-                ));
+    Ok((info_names, by_step))
+}
+
+/// The labels of a series at one step with those of its info series added (none it
+/// already has; only those named by a data matcher when there are any); `None` when no
+/// info series matches.
+fn enriched(
+    labels: &Labels,
+    infos_at: &HashMap<Sig, (Labels, f64)>,
+    info_names: &BTreeSet<String>,
+    data_names: &BTreeSet<&str>,
+) -> Result<Option<Labels>> {
+    let mut added = Labels::default();
+    let mut seen = false;
+    for name in info_names {
+        let Some((info, _)) = infos_at.get(&sig(name, labels)) else {
+            continue;
+        };
+        seen = true;
+        for l in info.iter() {
+            let n = l.name.as_str();
+            if n == METRIC_NAME
+                || n == TENANT_LABEL
+                || (!data_names.is_empty() && !data_names.contains(n))
+            {
+                continue;
+            }
+            let have = added.get(n);
+            if !have.is_empty() && have != l.value {
+                return Err(eval_error(format!("conflicting label: {n}")));
+            }
+            if labels.get(n).is_empty() {
+                added.set(n, &l.value);
             }
         }
     }
-    let mut b = VectorBuilder::new();
-    for (labels, pts) in out {
-        b.start_series(&labels);
-        for (t, v) in pts {
-            b.push(t, v);
-        }
+    if !seen {
+        return Ok(None);
     }
-    Ok(b.finish())
+    let mut r = labels.clone();
+    for l in added.iter() {
+        r.set(&l.name, &l.value);
+    }
+    Ok(Some(r))
 }

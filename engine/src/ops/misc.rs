@@ -10,7 +10,7 @@ use hypnos_schemas::histogram::ResetHint;
 use hypnos_schemas::labels::METRIC_NAME;
 use regex::Regex;
 
-use super::Steps;
+use super::{Relabel, Steps};
 use crate::vector::{VectorBuilder, histogram_column, series_rows};
 
 /// Repeats each series' value (computed at one fixed time, for `@`) at every step.
@@ -70,107 +70,55 @@ pub fn absent(inputs: &[RecordBatch], steps: Steps, labels: &Labels) -> Result<R
     Ok(out.finish())
 }
 
-/// `label_replace` and `label_join`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd)]
-pub enum Relabel {
-    Replace {
-        dst: String,
-        replacement: String,
-        src: String,
-        regex: String,
-    },
-    Join {
-        dst: String,
-        separator: String,
-        srcs: Vec<String>,
-    },
-}
-
-/// Whether `name` is a valid label name (Prometheus' legacy rule).
-pub fn valid_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-impl Relabel {
-    /// Checks the arguments, with Prometheus' messages.
-    pub fn validate(&self) -> std::result::Result<(), String> {
-        match self {
-            Relabel::Replace { dst, regex, .. } => {
-                Regex::new(&format!("^(?s:{regex})$")).map_err(|e| {
-                    format!("invalid regular expression in label_replace(): {regex}: {e}")
-                })?;
-                if !valid_label_name(dst) {
-                    return Err(format!(
-                        "invalid destination label name in label_replace(): {dst}"
-                    ));
-                }
+/// `label_replace` and `label_join`: applies `rule` to every series.
+pub fn relabel(input: &RecordBatch, rule: &Relabel) -> Result<RecordBatch> {
+    let re = match rule {
+        Relabel::Replace { regex, .. } => Some(
+            Regex::new(&format!("^(?s:{regex})$"))
+                .map_err(|e| DataFusionError::Execution(e.to_string()))?,
+        ),
+        Relabel::Join { .. } => None,
+    };
+    let mut out = VectorBuilder::new();
+    for s in series_rows(input)? {
+        // The rules see a name marked dropped; writing `__name__` keeps the new name.
+        let visible = &s.labels;
+        let mut labels = s.labels.clone();
+        let mut set = |dst: &str, value: &str| {
+            if dst == METRIC_NAME {
+                labels.set(super::NAME_DROPPED_LABEL, "");
             }
-            Relabel::Join { dst, srcs, .. } => {
-                if !valid_label_name(dst) {
-                    return Err(format!(
-                        "invalid destination label name in label_join(): {dst}"
-                    ));
-                }
-                if let Some(bad) = srcs.iter().find(|s| !valid_label_name(s)) {
-                    return Err(format!("invalid source label name in label_join(): {bad}"));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Applies the rule to every series.
-    pub fn apply(&self, input: &RecordBatch) -> Result<RecordBatch> {
-        let re = match self {
-            Relabel::Replace { regex, .. } => Some(
-                Regex::new(&format!("^(?s:{regex})$"))
-                    .map_err(|e| DataFusionError::Execution(e.to_string()))?,
-            ),
-            Relabel::Join { .. } => None,
+            labels.set(dst, value);
         };
-        let mut out = VectorBuilder::new();
-        for s in series_rows(input)? {
-            // The rules see a name marked dropped; writing `__name__` keeps the new name.
-            let visible = &s.labels;
-            let mut labels = s.labels.clone();
-            let mut set = |dst: &str, value: &str| {
-                if dst == METRIC_NAME {
-                    labels.set(super::NAME_DROPPED_LABEL, "");
-                }
-                labels.set(dst, value);
-            };
-            match self {
-                Relabel::Replace {
-                    dst,
-                    replacement,
-                    src,
-                    ..
-                } => {
-                    let value = visible.get(src);
-                    if let Some(caps) = re.as_ref().and_then(|r| r.captures(value)) {
-                        let mut res = String::new();
-                        caps.expand(replacement, &mut res);
-                        set(dst, &res);
-                    }
-                }
-                Relabel::Join {
-                    dst,
-                    separator,
-                    srcs,
-                } => {
-                    let joined: Vec<&str> = srcs.iter().map(|n| visible.get(n)).collect();
-                    set(dst, &joined.join(separator));
+        match rule {
+            Relabel::Replace {
+                dst,
+                replacement,
+                src,
+                ..
+            } => {
+                let value = visible.get(src);
+                if let Some(caps) = re.as_ref().and_then(|r| r.captures(value)) {
+                    let mut res = String::new();
+                    caps.expand(replacement, &mut res);
+                    set(dst, &res);
                 }
             }
-            out.start_series(&labels);
-            for (t, v) in s.ts.iter().zip(s.values) {
-                out.push(*t, *v);
+            Relabel::Join {
+                dst,
+                separator,
+                srcs,
+            } => {
+                let joined: Vec<&str> = srcs.iter().map(|n| visible.get(n)).collect();
+                set(dst, &joined.join(separator));
             }
         }
-        Ok(out.finish())
+        out.start_series(&labels);
+        for (t, v) in s.ts.iter().zip(s.values) {
+            out.push(*t, *v);
+        }
     }
+    Ok(out.finish())
 }
 
 #[cfg(test)]
@@ -192,14 +140,14 @@ mod tests {
             src: "instance".into(),
             regex: "(.*):.*".into(),
         };
-        let out = r.apply(&batch).unwrap();
+        let out = relabel(&batch, &r).unwrap();
         assert_eq!(series_rows(&out).unwrap()[0].labels.get("host"), "host");
         let j = Relabel::Join {
             dst: "both".into(),
             separator: "-".into(),
             srcs: vec!["__name__".into(), "instance".into()],
         };
-        let out = j.apply(&batch).unwrap();
+        let out = relabel(&batch, &j).unwrap();
         assert_eq!(
             series_rows(&out).unwrap()[0].labels.get("both"),
             "up-host:9100"

@@ -1,5 +1,6 @@
 use super::*;
 use crate::vector::VectorBuilder;
+use hypnos_planner::ops::remove_dropped_name;
 use hypnos_schemas::STALE_NAN_BITS;
 
 fn batch(series: &[(&str, &[(i64, f64)])]) -> RecordBatch {
@@ -303,7 +304,7 @@ fn dropped_names_wait_for_the_end() {
         regex: "(.*)".into(),
     };
     let neg = scalar_binary(&b, BinOp::Mul, -1.0, false, false).unwrap();
-    let kept = points(&renamed.apply(&neg).unwrap());
+    let kept = points(&relabel(&neg, &renamed).unwrap());
     assert_eq!(
         kept[0].0, r#"{__name__="x_m", i="a"}"#,
         "label_replace reads the name and writing it keeps it"

@@ -1,7 +1,7 @@
 //! The runtime queries run on: a multi-threaded tokio runtime of its own, so that heavy
 //! queries take its threads only and never the ones that answer writes and health checks,
 //! with worker stacks sized for the deepest query the nesting limit lets through
-//! ([`crate::MAX_NESTING_DEPTH`]).
+//! ([`hypnos_planner::MAX_NESTING_DEPTH`]).
 
 /// The stack of each query thread. Lowering, planning and running a query recurse once or
 /// a few times per level of nesting; a query at the nesting limit needs a fraction of this

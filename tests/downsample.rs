@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use arrow::array::{Float64Array, Int64Array};
 use hypnos_compactor::downsample::downsample_block;
-use hypnos_engine::{BlockCatalog, MergedSource};
-use hypnos_planner::{MaxSourceResolution, QueryEngine, QueryOptions, QueryResult, RangeSeries};
+use hypnos_engine::{BlockCatalog, MergedSource, QueryEngine, QueryOptions};
+use hypnos_planner::{MaxSourceResolution, QueryResult, RangeSeries};
 use hypnos_schemas::block::{BlockReader, write_block};
 use hypnos_schemas::{
     Labels, MatchOp, Matcher, RESOLUTION_1H, RESOLUTION_5M, ReadAggregate, ReadHints,

@@ -18,23 +18,19 @@ use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, Phy
 use datafusion::prelude::SessionConfig;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use hypnos_engine::guard::Interrupted;
-use hypnos_engine::ops::annotations::{AnnotationKind, Annotations};
-use hypnos_engine::ops::{EvalError, Steps};
-use hypnos_engine::vector::series_rows;
-use hypnos_engine::{QueryBudget, QueryGuard};
+use hypnos_planner::annotations::{AnnotationKind, Annotations};
+use hypnos_planner::ops::{EvalError, Steps, name_dropped, remove_dropped_name};
+use hypnos_planner::{
+    AnnotatedResult, InstantSample, Lowered, MaxSourceResolution, PlanContext, PlannedQuery,
+    PromNode, QueryAnnotations, QueryError, QueryResult, RangeSeries, plan_query,
+};
 use hypnos_schemas::histogram::FloatHistogram;
-use hypnos_schemas::{
-    Labels, RESOLUTION_1H, RESOLUTION_5M, RESOLUTION_RAW, SeriesSource, TenantId,
-};
-use promql_parser::parser::Expr;
+use hypnos_schemas::{Labels, SeriesSource, TenantId};
 
-use crate::lower::{Lowered, Lowering};
-use crate::nodes::{PromExtensionPlanner, PromNode};
-use crate::positions::Positions;
-use crate::{
-    AnnotatedResult, InstantSample, QueryAnnotations, QueryError, QueryResult, RangeSeries,
-};
+use crate::guard::Interrupted;
+use crate::planning::PromExtensionPlanner;
+use crate::vector::series_rows;
+use crate::{QueryBudget, QueryGuard};
 
 /// The tenants a query reads: one ([`TenantId`]) or several (a slice, for a federated query
 /// whose results carry each series' `tenant_id`).
@@ -62,65 +58,6 @@ impl TenantScope for Vec<TenantId> {
 
 /// Prometheus' default `--query.max-samples`.
 pub const DEFAULT_MAX_SAMPLES: usize = 50_000_000;
-
-/// The coarsest resolution a query may read (Thanos' `max_source_resolution`). Where data of
-/// that resolution is missing, finer data (down to raw) answers instead.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum MaxSourceResolution {
-    /// Raw data only: every answer is exactly what was written.
-    #[default]
-    Raw,
-    /// 5-minute downsampled data, or finer.
-    FiveMinutes,
-    /// 1-hour downsampled data, or finer.
-    OneHour,
-    /// The coarsest of 1h, 5m and raw not coarser than a fifth of the step, so that every
-    /// step still spans at least five points; instant queries read raw data.
-    Auto,
-}
-
-impl MaxSourceResolution {
-    /// Parses the HTTP parameter: `auto`, `raw`, or a duration that is 0 (`0`, `0s`), `5m`
-    /// or `1h` (also in other spellings of the same duration, such as `300s` or `60m`).
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "auto" => return Some(Self::Auto),
-            // promql-parser refuses zero durations.
-            "raw" | "0" | "0ms" | "0s" | "0m" | "0h" | "0d" | "0w" | "0y" => {
-                return Some(Self::Raw);
-            }
-            _ => {}
-        }
-        let ms = if let Ok(secs) = s.parse::<f64>() {
-            if !secs.is_finite() {
-                return None;
-            }
-            (secs * 1000.0).round() as i64
-        } else {
-            promql_parser::util::parse_duration(s).ok()?.as_millis() as i64
-        };
-        match ms {
-            RESOLUTION_RAW => Some(Self::Raw),
-            RESOLUTION_5M => Some(Self::FiveMinutes),
-            RESOLUTION_1H => Some(Self::OneHour),
-            _ => None,
-        }
-    }
-
-    /// The coarsest resolution (milliseconds, 0 for raw) a query over `steps` may read.
-    pub fn resolve_ms(self, steps: Steps) -> i64 {
-        match self {
-            Self::Raw => RESOLUTION_RAW,
-            Self::FiveMinutes => RESOLUTION_5M,
-            Self::OneHour => RESOLUTION_1H,
-            Self::Auto if steps.start == steps.end => RESOLUTION_RAW,
-            Self::Auto => [RESOLUTION_1H, RESOLUTION_5M]
-                .into_iter()
-                .find(|r| *r <= steps.step / 5)
-                .unwrap_or(RESOLUTION_RAW),
-        }
-    }
-}
 
 /// Per-query options (from the HTTP parameters).
 #[derive(Clone, Debug)]
@@ -210,39 +147,17 @@ impl QueryEngine {
         steps: Steps,
         opts: &QueryOptions,
         notes: &Annotations,
-    ) -> Result<Lowered, QueryError> {
-        self.lower_expr(tenants, query, steps, opts, notes)
-            .map(|(lowered, _)| lowered)
-    }
-
-    /// [`Self::lower`], also returning the parsed query.
-    fn lower_expr(
-        &self,
-        tenants: &[TenantId],
-        query: &str,
-        steps: Steps,
-        opts: &QueryOptions,
-        notes: &Annotations,
-    ) -> Result<(Lowered, Expr), QueryError> {
-        let expr = crate::parse_promql(query).map_err(|e| QueryError::parse(query, &e))?;
-        if tenants.is_empty() {
-            return Err(QueryError::BadData("a query needs a tenant".into()));
-        }
-        crate::lower::check_times(&expr, steps, opts.lookback_delta_ms)?;
-        let positions = Positions::new(query, &expr);
-        let lowered = Lowering {
-            tenants,
-            steps,
-            lookback: opts.lookback_delta_ms,
-            query_range: (steps.start, steps.end),
-            query_step: steps.step,
-            max_resolution: opts.max_source_resolution.resolve_ms(steps),
-            positions: &positions,
-            notes,
-            histogram_stats: false,
-        }
-        .lower(&expr)?;
-        Ok((lowered, expr))
+    ) -> Result<PlannedQuery, QueryError> {
+        plan_query(
+            query,
+            &PlanContext {
+                tenants,
+                steps,
+                lookback_delta_ms: opts.lookback_delta_ms,
+                max_source_resolution: opts.max_source_resolution,
+                notes,
+            },
+        )
     }
 
     async fn physical(
@@ -392,7 +307,7 @@ impl QueryEngine {
         opts: &QueryOptions,
         notes: &Arc<Annotations>,
     ) -> Result<QueryResult, QueryError> {
-        let (lowered, expr) = self.lower_expr(
+        let PlannedQuery { lowered, order } = self.lower(
             tenant.tenant_ids(),
             query,
             Steps::instant(time_ms),
@@ -421,7 +336,7 @@ impl QueryEngine {
                         samples.push(InstantSample { labels, t, v, h });
                     }
                 }
-                if let Some(order) = crate::order::result_order(&expr) {
+                if let Some(order) = order {
                     order.apply(&mut samples);
                 }
                 Ok(QueryResult::Vector(samples))
@@ -481,7 +396,7 @@ impl QueryEngine {
         opts: &QueryOptions,
         notes: &Arc<Annotations>,
     ) -> Result<QueryResult, QueryError> {
-        match self.lower(tenant.tenant_ids(), query, steps, opts, notes)? {
+        match self.lower(tenant.tenant_ids(), query, steps, opts, notes)?.lowered {
             Lowered::Scalar(v) => Ok(QueryResult::Matrix(vec![RangeSeries {
                 labels: Labels::default(),
                 points: steps.iter().map(|t| (t, v)).collect(),
@@ -517,7 +432,10 @@ impl QueryEngine {
             range_steps(start_ms, end_ms, step_ms)?
         };
         let notes = Annotations::new();
-        match self.lower(tenant.tenant_ids(), query, steps, opts, &notes)? {
+        match self
+            .lower(tenant.tenant_ids(), query, steps, opts, &notes)?
+            .lowered
+        {
             Lowered::Scalar(v) => Ok(format!("constant scalar {v} (folded by the planner)")),
             Lowered::String(v) => Ok(format!("constant string {v:?}")),
             Lowered::Vector(plan) | Lowered::Matrix(plan) | Lowered::ScalarPlan(plan) => {
@@ -577,8 +495,8 @@ fn to_series(batches: &[RecordBatch]) -> Result<Vec<RangeSeries>, QueryError> {
             } else {
                 points = s.ts.iter().copied().zip(s.values.iter().copied()).collect();
             }
-            let labels = if hypnos_engine::ops::name_dropped(&s.labels) {
-                hypnos_engine::ops::remove_dropped_name(&s.labels)
+            let labels = if name_dropped(&s.labels) {
+                remove_dropped_name(&s.labels)
             } else {
                 s.labels
             };
@@ -619,5 +537,7 @@ fn to_series(batches: &[RecordBatch]) -> Result<Vec<RangeSeries>, QueryError> {
     Ok(out)
 }
 
+#[cfg(test)]
+mod annotated_tests;
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,7 @@ use super::*;
 use arrow::array::{Float64Array, Int64Array};
 use async_trait::async_trait;
 use hypnos_schemas::matcher::matches_all;
-use hypnos_schemas::{Matcher, SchemaError, SeriesData, TimeRange};
+use hypnos_schemas::{Matcher, SchemaError, SeriesData, ServiceError, TimeRange};
 
 /// A source over fixed series, for planner tests.
 #[derive(Debug)]
@@ -253,7 +253,7 @@ async fn errors_name_the_problem() {
         .await
         .unwrap_err();
     assert!(matches!(e, QueryError::Execution(_)), "{e:?}");
-    assert_eq!(e.http_status(), 422);
+    assert_eq!(e.error_code().http_status(), 422);
     assert!(
         e.to_string().ends_with(
             "many-to-many matching not allowed: matching labels must be unique on one side"
@@ -261,11 +261,11 @@ async fn errors_name_the_problem() {
         "{e}"
     );
     let e = instant("sum(", 0).await.unwrap_err();
-    assert_eq!(e.error_type(), "bad_data");
+    assert_eq!(e.error_code().prometheus_error_type(), "bad_data");
     let e = instant("start_timestamp(x)", 0).await.unwrap_err();
     assert!(e.to_string().contains("start_timestamp"), "{e}");
     let e = instant(r#"x{a=~"("}"#, 0).await.unwrap_err();
-    assert_eq!(e.http_status(), 400, "{e}");
+    assert_eq!(e.error_code().http_status(), 400, "{e}");
     // Two series colliding once the name is dropped.
     let e = instant(r#"rate({job="api", instance="1"}[1m])"#, 60_000).await;
     assert!(e.is_ok(), "one series per tenant here: {e:?}");
@@ -296,7 +296,7 @@ async fn too_many_samples_is_an_execution_error() {
         .instant_query(&tenant("a"), query, 600_000, &QueryOptions::default())
         .await
         .unwrap_err();
-    assert_eq!(err.http_status(), 422, "{err}");
+    assert_eq!(err.error_code().http_status(), 422, "{err}");
     assert!(err.to_string().contains("too many samples"), "{err}");
     // Within the limit the same query answers.
     let ok = QueryEngine::with_max_samples(source(), 100)
@@ -532,10 +532,10 @@ async fn direct_planning_matches_datafusion_planning() {
         };
         for q in queries {
             let notes = Annotations::new();
-            let lowered = e
+            let planned = e
                 .lower(&[tenant("a")], q, steps, &QueryOptions::default(), &notes)
                 .unwrap_or_else(|err| panic!("{q}: {err:?}"));
-            let plan = match lowered {
+            let plan = match planned.lowered {
                 Lowered::Vector(p) | Lowered::Matrix(p) | Lowered::ScalarPlan(p) => p,
                 other => panic!("{q}: not a plan: {other:?}"),
             };
@@ -587,7 +587,7 @@ fn queries_at_the_nesting_limit_run_on_query_threads() {
     let run = rt.spawn(async {
         let engine = engine();
         let opts = QueryOptions::default();
-        for q in nested_queries(crate::MAX_NESTING_DEPTH) {
+        for q in nested_queries(hypnos_planner::MAX_NESTING_DEPTH) {
             let r = engine.instant_query(&tenant("a"), &q, 600_000, &opts).await;
             assert!(r.is_ok(), "{}...: {r:?}", &q[..40]);
             let r = engine
@@ -595,7 +595,7 @@ fn queries_at_the_nesting_limit_run_on_query_threads() {
                 .await;
             assert!(r.is_ok(), "{}...: {r:?}", &q[..40]);
         }
-        for q in nested_queries(crate::MAX_NESTING_DEPTH + 1) {
+        for q in nested_queries(hypnos_planner::MAX_NESTING_DEPTH + 1) {
             match engine.instant_query(&tenant("a"), &q, 600_000, &opts).await {
                 Err(QueryError::BadData(e)) => assert!(e.contains("nesting limit"), "{e}"),
                 other => panic!("{}...: {other:?}", &q[..40]),
@@ -660,7 +660,7 @@ async fn points_held_by_operators_count_against_the_samples_limit() {
         .await;
     match r {
         Err(QueryError::Execution(e)) => {
-            assert_eq!(e, hypnos_engine::guard::TOO_MANY_SAMPLES);
+            assert_eq!(e, crate::guard::TOO_MANY_SAMPLES);
         }
         other => panic!("{other:?}"),
     }
@@ -737,7 +737,7 @@ async fn points_held_across_operators_count_against_the_samples_limit() {
     assert_eq!(m.len(), 200);
     let r = range(nested(20)).await;
     assert!(
-        matches!(&r, Err(QueryError::Execution(e)) if e == hypnos_engine::guard::TOO_MANY_SAMPLES),
+        matches!(&r, Err(QueryError::Execution(e)) if e == crate::guard::TOO_MANY_SAMPLES),
         "{r:?}"
     );
     // The same under the tenant's max_samples_per_query, which is named as the reason.

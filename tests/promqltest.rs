@@ -39,16 +39,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hypnos_engine::{BlockCatalog, MergedSource};
+use hypnos_engine::{BlockCatalog, MergedSource, QueryEngine, QueryOptions};
 use hypnos_ingest::{IngestConfig, Ingester};
-use hypnos_planner::{
-    AnnotatedResult, InstantSample, QueryAnnotations, QueryEngine, QueryError, QueryOptions,
-    QueryResult,
-};
+use hypnos_planner::{AnnotatedResult, InstantSample, QueryAnnotations, QueryError, QueryResult};
 use hypnos_schemas::histogram::{FloatHistogram, Span};
 use hypnos_schemas::remote::{Label, Sample, TimeSeries, WriteRequest};
 use hypnos_schemas::tenant::TENANT_LABEL;
-use hypnos_schemas::{BlockSink, Labels, SeriesSource, TenantId};
+use hypnos_schemas::{BlockSink, Labels, SeriesSource, ServiceError, TenantId};
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use script::{AnnotationExpect, Command, Eval, Expect, FailMsg, SeriesDesc, Timing};
@@ -398,7 +395,7 @@ async fn run_eval(env: &Env, ev: &Eval, data_missing: bool) -> Result<bool, Stri
                         "line {}: {}\n    expected a PromQL error, got {} error {text:?}",
                         ev.line,
                         ev.query,
-                        e.error_type()
+                        e.error_code().prometheus_error_type()
                     ));
                 }
                 let matches = match &ev.fail_msg {
@@ -893,7 +890,7 @@ fn main() {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let upstream = std::env::var_os("PROMQLTEST_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| manifest.join("../../shared/promqltest/testdata"));
+        .unwrap_or_else(|| manifest.join("../shared/promqltest/testdata"));
     let own = manifest.join("tests/promqltest/cases");
     let baseline_path = manifest.join("tests/promqltest/baseline.txt");
     let verbose = std::env::var("PROMQLTEST_VERBOSE").is_ok_and(|v| v != "0");
