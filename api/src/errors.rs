@@ -210,6 +210,32 @@ impl IntoResponse for WriteError {
     }
 }
 
+/// `/metrics` could not be encoded: answered in plain text (what scrapers read), with the
+/// status of its code.
+#[derive(Debug, Error)]
+#[error("encoding metrics: {0}")]
+pub(crate) struct MetricsError(#[from] pub(crate) prometheus::Error);
+
+impl ServiceError for MetricsError {
+    fn error_code(&self) -> ErrorCode {
+        ErrorCode::Internal
+    }
+}
+
+impl IntoResponse for MetricsError {
+    fn into_response(self) -> Response {
+        (
+            status_of(self.error_code()),
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            )],
+            format!("{self}\n"),
+        )
+            .into_response()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +262,75 @@ mod tests {
         assert_eq!(
             ApiError::invalid_param("start", "cannot parse \"x\" to a valid timestamp").to_string(),
             r#"invalid parameter "start": cannot parse "x" to a valid timestamp"#
+        );
+    }
+
+    #[test]
+    fn limit_and_auth_errors_take_their_code() {
+        use std::time::Duration;
+        let t = hypnos_schemas::TenantId::new("a").unwrap();
+        for (e, status, ty) in [
+            (
+                ApiError::Limit(LimitError::ConcurrentQueries { tenant: t, max: 1 }),
+                429,
+                "unavailable",
+            ),
+            (
+                ApiError::Limit(LimitError::QueryTimeout {
+                    timeout: Duration::from_secs(1),
+                }),
+                503,
+                "timeout",
+            ),
+            (
+                ApiError::Limit(LimitError::SeriesPerQuery { max: 1 }),
+                422,
+                "execution",
+            ),
+            (
+                ApiError::Auth(AuthError::Unauthenticated("no")),
+                401,
+                "unauthorized",
+            ),
+            (ApiError::Auth(AuthError::AdminDisabled), 503, "unavailable"),
+            (ApiError::MethodNotAllowed("x".into()), 405, "bad_data"),
+            (
+                ApiError::Query(QueryError::BadData("x".into())),
+                400,
+                "bad_data",
+            ),
+            (
+                ApiError::Query(QueryError::Internal("x".into())),
+                500,
+                "internal",
+            ),
+        ] {
+            assert_eq!((e.status().as_u16(), e.error_type()), (status, ty), "{e}");
+        }
+        let e = ApiError::Limit(LimitError::SeriesPerQuery { max: 1 });
+        assert_eq!(
+            e.to_string(),
+            "limit max_series_per_query exceeded: the query selects more than 1 series"
+        );
+        let resp = ApiError::Limit(LimitError::ConcurrentQueries {
+            tenant: hypnos_schemas::TenantId::new("a").unwrap(),
+            max: 1,
+        })
+        .into_response();
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
+        let resp = ApiError::Auth(AuthError::Unauthenticated("no")).into_response();
+        assert_eq!(resp.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    }
+
+    #[test]
+    fn metrics_errors_are_internal_in_plain_text() {
+        let e = MetricsError(prometheus::Error::Msg("x".into()));
+        assert_eq!(e.to_string(), "encoding metrics: Error: x");
+        let resp = e.into_response();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            resp.headers()[header::CONTENT_TYPE],
+            "text/plain; charset=utf-8"
         );
     }
 

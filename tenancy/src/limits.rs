@@ -579,6 +579,106 @@ mod tests {
     }
 
     #[test]
+    fn limit_errors_name_their_limit_and_code() {
+        let a = TenantId::new("a").unwrap();
+        let cases = [
+            (
+                LimitError::ConcurrentQueries {
+                    tenant: a.clone(),
+                    max: 2,
+                },
+                "max_concurrent_queries",
+                ErrorCode::TooManyRequests,
+                "limit max_concurrent_queries exceeded: tenant a already runs 2 queries; retry later",
+            ),
+            (
+                LimitError::QueryRange {
+                    range: Duration::from_secs(7200),
+                    max: Duration::from_secs(3600),
+                },
+                "max_query_range",
+                ErrorCode::LimitExceeded,
+                "limit max_query_range exceeded: the query range of 2h is longer than 1h",
+            ),
+            (
+                LimitError::SeriesPerQuery { max: 3 },
+                "max_series_per_query",
+                ErrorCode::LimitExceeded,
+                "limit max_series_per_query exceeded: the query selects more than 3 series",
+            ),
+            (
+                LimitError::SamplesPerQuery { max: 4 },
+                "max_samples_per_query",
+                ErrorCode::LimitExceeded,
+                "limit max_samples_per_query exceeded: the query selects more than 4 samples",
+            ),
+            (
+                LimitError::QueryTimeout {
+                    timeout: Duration::from_secs(5),
+                },
+                "query_timeout",
+                ErrorCode::Timeout,
+                "limit query_timeout exceeded: the query ran longer than 5s",
+            ),
+        ];
+        for (e, name, code, text) in cases {
+            assert_eq!((e.limit(), e.error_code()), (name, code), "{e}");
+            assert_eq!(e.to_string(), text);
+        }
+        let l = ReadLimits {
+            max_series_per_query: 3,
+            max_samples_per_query: 4,
+            ..ReadLimits::default()
+        };
+        assert_eq!(
+            LimitError::of_budget("max_samples_per_query", &l),
+            Some(LimitError::SamplesPerQuery { max: 4 })
+        );
+        assert_eq!(
+            LimitError::of_budget("max_series_per_query", &l),
+            Some(LimitError::SeriesPerQuery { max: 3 })
+        );
+        assert_eq!(LimitError::of_budget("query_timeout", &l), None);
+    }
+
+    #[test]
+    fn admission_takes_the_strictest_limits_and_holds_the_gates() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("limits.yml");
+        std::fs::write(
+            &p,
+            "defaults: {max_series_per_query: 10, max_concurrent_queries: 1, query_timeout: 1m}\n\
+             tenants:\n  b: {max_series_per_query: 5, max_samples_per_query: 7, query_timeout: 0}\n",
+        )
+        .unwrap();
+        let limits = Limits::new(Some(&p)).unwrap();
+        let (a, b) = (TenantId::new("a").unwrap(), TenantId::new("b").unwrap());
+        let both = limits.admit(&[a.clone(), b.clone()]).unwrap();
+        assert_eq!(both.limits.max_series_per_query, 5);
+        assert_eq!(both.limits.max_samples_per_query, 7);
+        assert_eq!(both.limits.query_timeout, Some(Duration::from_secs(60)));
+        // Both gates are held: a second read of either tenant is refused, naming it.
+        assert_eq!(
+            limits.admit(std::slice::from_ref(&b)).unwrap_err(),
+            LimitError::ConcurrentQueries {
+                tenant: b.clone(),
+                max: 1
+            }
+        );
+        assert!(limits.admit(std::slice::from_ref(&a)).is_err());
+        drop(both);
+        let one = limits.admit(std::slice::from_ref(&a)).unwrap();
+        assert_eq!(one.limits.max_series_per_query, 10);
+        // Without a file nothing is limited.
+        let none = Limits::new(None).unwrap();
+        let _first = none.admit(std::slice::from_ref(&a)).unwrap();
+        assert_eq!(
+            none.admit(std::slice::from_ref(&a)).unwrap().limits,
+            ReadLimits::default()
+        );
+    }
+
+    #[test]
     fn gates_count_running_queries() {
         let g = QueryGates::default();
         let a = TenantId::new("a").unwrap();
