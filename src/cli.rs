@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
-
-use crate::auth::AuthMode;
+use hypnos_tenancy::AuthMode;
 
 /// Long-term, multi-tenant storage for Prometheus metrics on Arrow, Parquet and DataFusion.
 #[derive(Debug, Parser)]
@@ -89,9 +89,9 @@ pub(crate) struct Unavailable {
 /// Flags of `hypnos all`.
 #[derive(Clone, Debug, Args)]
 pub(crate) struct AllArgs {
-    /// Directory of the write-ahead log (and of the default file bucket).
-    #[arg(long, env = "HYPNOS_DATA_DIR", default_value = "./data")]
-    pub(crate) data_dir: PathBuf,
+    // The data directory (also the write-ahead log's), the bucket and the log filter.
+    #[command(flatten)]
+    pub(crate) bucket: BucketArgs,
 
     /// Address of the HTTP API (remote write, PromQL, /metrics).
     #[arg(long, env = "HYPNOS_HTTP_ADDRESS", default_value = "127.0.0.1:10902")]
@@ -100,20 +100,6 @@ pub(crate) struct AllArgs {
     /// Address of the gRPC server (health service for now).
     #[arg(long, env = "HYPNOS_GRPC_ADDRESS", default_value = "127.0.0.1:10901")]
     pub(crate) grpc_address: SocketAddr,
-
-    /// Object store for blocks: `file:///abs/path` or `s3://bucket/prefix` (endpoint and
-    /// credentials from the AWS_* environment variables). Default: file://<data-dir>/bucket.
-    #[arg(
-        long,
-        env = "HYPNOS_OBJSTORE_URL",
-        conflicts_with = "objstore_config_file"
-    )]
-    pub(crate) objstore_url: Option<String>,
-
-    /// Thanos bucket configuration YAML (`type: S3` or `type: FILESYSTEM`, optional
-    /// `prefix`), instead of --objstore-url.
-    #[arg(long, env = "HYPNOS_OBJSTORE_CONFIG_FILE")]
-    pub(crate) objstore_config_file: Option<PathBuf>,
 
     /// How often heads are cut and written as blocks (e.g. 2h, 30m, 10s).
     #[arg(long, env = "HYPNOS_BLOCK_DURATION", default_value = "2h", value_parser = parse_positive_duration)]
@@ -137,7 +123,7 @@ pub(crate) struct AllArgs {
     pub(crate) compact: CompactFlags,
 
     /// Largest compressed remote-write body accepted, in bytes; larger ones get 413.
-    #[arg(long, env = "HYPNOS_MAX_REQUEST_BYTES", default_value_t = 32 << 20)]
+    #[arg(long, env = "HYPNOS_MAX_REQUEST_BYTES", default_value_t = hypnos_api::DEFAULT_MAX_REQUEST_BYTES)]
     pub(crate) max_request_bytes: usize,
 
     /// Bytes that remote-write requests being decoded, validated and logged may hold at
@@ -150,15 +136,15 @@ pub(crate) struct AllArgs {
     )]
     pub(crate) receive_max_inflight_decode_bytes: usize,
 
-    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives such as
-    /// `info,hypnos_ingest=debug`.
-    #[arg(long, env = "HYPNOS_LOG_LEVEL", default_value = "info")]
-    pub(crate) log_level: String,
-
     /// Who may use which tenant: `header` trusts THANOS-TENANT / X-Scope-OrgID (else
     /// default-tenant), `token` checks bearer tokens against --auth.tokens-file, `none` puts
     /// everything in default-tenant.
-    #[arg(long, env = "HYPNOS_AUTH", value_enum, default_value_t = AuthMode::Header)]
+    #[arg(
+        long,
+        env = "HYPNOS_AUTH",
+        default_value = "header",
+        value_parser = PossibleValuesParser::new(AuthMode::NAMES).try_map(|s| s.parse::<AuthMode>())
+    )]
     pub(crate) auth: AuthMode,
 
     /// YAML mapping bearer tokens to the tenants they may write and read (with --auth=token);
@@ -166,10 +152,8 @@ pub(crate) struct AllArgs {
     #[arg(long = "auth.tokens-file", env = "HYPNOS_AUTH_TOKENS_FILE")]
     pub(crate) auth_tokens_file: Option<PathBuf>,
 
-    /// YAML of per-tenant limits (defaults and per-tenant overrides); re-read when it
-    /// changes. Without it nothing is limited.
-    #[arg(long, env = "HYPNOS_LIMITS_FILE")]
-    pub(crate) limits_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) limits: LimitsArgs,
 
     /// Queries without a `max_source_resolution` parameter read downsampled data where their
     /// step allows (`auto`) instead of raw data only.
@@ -186,7 +170,7 @@ pub(crate) struct AllArgs {
     pub(crate) enable_admin_api: bool,
 
     /// The most tenants one read may name (`X-Scope-OrgID: a|b|...`); more get 400.
-    #[arg(long = "tenant-federation.max-tenants", env = "HYPNOS_TENANT_FEDERATION_MAX_TENANTS", default_value_t = crate::auth::DEFAULT_MAX_TENANTS, value_parser = parse_at_least_one)]
+    #[arg(long = "tenant-federation.max-tenants", env = "HYPNOS_TENANT_FEDERATION_MAX_TENANTS", default_value_t = hypnos_tenancy::DEFAULT_MAX_TENANTS, value_parser = parse_at_least_one)]
     pub(crate) max_tenants: usize,
 
     /// Longest a client may take to send a request's headers; the connection is closed
@@ -252,15 +236,17 @@ pub(crate) struct CompactFlags {
     pub(crate) downsample_1h_min_span: Duration,
 }
 
-/// Where the bucket is, for the commands that only need the bucket.
+/// Where the data is (the data directory and the bucket) and the log filter: the flags
+/// every component that touches data shares.
 #[derive(Clone, Debug, Args)]
 pub(crate) struct BucketArgs {
-    /// Directory whose `bucket` folder is the default bucket.
+    /// Data directory: the write-ahead log of `hypnos all`, and the default file bucket
+    /// (its `bucket` folder).
     #[arg(long, env = "HYPNOS_DATA_DIR", default_value = "./data")]
     pub(crate) data_dir: PathBuf,
 
-    /// Object store for blocks: `file:///abs/path` or `s3://bucket/prefix`. Default:
-    /// file://<data-dir>/bucket.
+    /// Object store for blocks: `file:///abs/path` or `s3://bucket/prefix` (endpoint and
+    /// credentials from the AWS_* environment variables). Default: file://<data-dir>/bucket.
     #[arg(
         long,
         env = "HYPNOS_OBJSTORE_URL",
@@ -268,13 +254,25 @@ pub(crate) struct BucketArgs {
     )]
     pub(crate) objstore_url: Option<String>,
 
-    /// Thanos bucket configuration YAML, instead of --objstore-url.
+    /// Thanos bucket configuration YAML (`type: S3` or `type: FILESYSTEM`, optional
+    /// `prefix`), instead of --objstore-url.
     #[arg(long, env = "HYPNOS_OBJSTORE_CONFIG_FILE")]
     pub(crate) objstore_config_file: Option<PathBuf>,
 
-    /// Log filter: a level or tracing directives.
+    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives such as
+    /// `info,hypnos_ingest=debug`.
     #[arg(long, env = "HYPNOS_LOG_LEVEL", default_value = "info")]
     pub(crate) log_level: String,
+}
+
+/// `--limits-file`, shared by `hypnos all` and `hypnos compact`.
+#[derive(Clone, Debug, Args)]
+pub(crate) struct LimitsArgs {
+    /// YAML of per-tenant limits (defaults and per-tenant overrides); re-read when it
+    /// changes (the compactor: at every run, for the per-tenant retentions `retention_raw`,
+    /// `retention_5m`, `retention_1h`). Without it nothing is limited.
+    #[arg(long, env = "HYPNOS_LIMITS_FILE")]
+    pub(crate) limits_file: Option<PathBuf>,
 }
 
 /// Flags of `hypnos compact`.
@@ -294,10 +292,8 @@ pub(crate) struct CompactArgs {
     #[arg(long = "wait-interval", env = "HYPNOS_COMPACT_WAIT_INTERVAL", default_value = "5m", value_parser = parse_positive_duration)]
     pub(crate) wait_interval: Duration,
 
-    /// YAML of per-tenant limits, of which the compactor uses the per-tenant retentions
-    /// (`retention_raw`, `retention_5m`, `retention_1h`); re-read at every run.
-    #[arg(long, env = "HYPNOS_LIMITS_FILE")]
-    pub(crate) limits_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) limits: LimitsArgs,
 }
 
 /// `hypnos tools ...`.
@@ -365,15 +361,15 @@ mod tests {
         let Command::All(a) = cli.command else {
             panic!("not all")
         };
-        assert_eq!(a.data_dir, PathBuf::from("./data"));
+        assert_eq!(a.bucket.data_dir, PathBuf::from("./data"));
         assert_eq!(a.http_address.to_string(), "127.0.0.1:10902");
         assert_eq!(a.grpc_address.to_string(), "127.0.0.1:10901");
         assert_eq!(a.block_duration, Duration::from_secs(7200));
         assert_eq!(a.exemplars_max_per_tenant, 100_000);
         assert_eq!(a.sample_cache_bytes, 256 << 20);
         assert_eq!(a.max_request_bytes, 32 << 20);
-        assert_eq!(a.log_level, "info");
-        assert!(a.objstore_url.is_none() && a.objstore_config_file.is_none());
+        assert_eq!(a.bucket.log_level, "info");
+        assert!(a.bucket.objstore_url.is_none() && a.bucket.objstore_config_file.is_none());
     }
 
     #[test]
@@ -436,7 +432,7 @@ mod tests {
             c.compact.downsample_1h_min_span,
             Duration::from_secs(240 * 3600)
         );
-        assert!(c.limits_file.is_none());
+        assert!(c.limits.limits_file.is_none());
         let cli = Cli::try_parse_from([
             "hypnos",
             "compact",
@@ -455,7 +451,7 @@ mod tests {
         assert!(c.compact.downsampling_disable);
         assert_eq!(c.compact.downsample_5m_min_span, Duration::from_secs(10));
         assert_eq!(c.compact.downsample_1h_min_span, Duration::from_secs(60));
-        assert_eq!(c.limits_file, Some(PathBuf::from("limits.yml")));
+        assert_eq!(c.limits.limits_file, Some(PathBuf::from("limits.yml")));
         assert!(
             Cli::try_parse_from(["hypnos", "compact", "--downsample.5m-min-span", "0s"]).is_err()
         );

@@ -12,10 +12,10 @@ use object_store::ObjectStore;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use hypnos_tenancy::{LimitsConfig, Reloading};
+
 use crate::cli::{BucketArgs, CompactArgs, CompactFlags};
-use crate::limits::{LimitsConfig, tenant_retention};
 use crate::objstore::BucketConfig;
-use crate::reload::Reloading;
 
 /// The bucket named by --objstore-url, --objstore-config-file or <data-dir>/bucket.
 pub(crate) fn bucket(args: &BucketArgs) -> anyhow::Result<BucketConfig> {
@@ -27,6 +27,11 @@ pub(crate) fn bucket(args: &BucketArgs) -> anyhow::Result<BucketConfig> {
         (None, Some(file)) => BucketConfig::from_file(file),
         (None, None) => Ok(BucketConfig::directory(args.data_dir.join("bucket"))),
     }
+}
+
+/// The compactor's per-tenant retention lookup over a limits file (re-read by its owner).
+fn tenant_retention(file: Arc<Reloading<LimitsConfig>>) -> TenantRetention {
+    TenantRetention::new(move |t| file.get().for_tenant(t).retention)
 }
 
 fn nonzero(d: Duration) -> Option<Duration> {
@@ -63,6 +68,7 @@ pub(crate) async fn run_compact(args: CompactArgs) -> anyhow::Result<()> {
     let bucket = bucket(&args.bucket)?;
     let store = bucket.build()?;
     let limits = args
+        .limits
         .limits_file
         .as_deref()
         .map(|p| Reloading::load(p, "limits file", LimitsConfig::parse))

@@ -3,8 +3,10 @@
 //! lists blocks (`tools.rs`), `hypnos explain` prints a query's plans (`explain.rs`); the other
 //! components are declared but not available yet.
 //!
-//! Map: `cli.rs` (flags), `objstore.rs` (bucket configuration), `server.rs` (startup and
-//! shutdown), `http.rs` + `http/` (the HTTP API), `grpc.rs`, `metrics.rs`.
+//! Only the command line and the wiring live here: `cli.rs` (flags), `objstore.rs` (bucket
+//! configuration), `server.rs` (building `hypnos all` from its flags, startup and shutdown).
+//! The HTTP API, its servers and metrics are `hypnos-api`; authentication, limits and usage
+//! accounting `hypnos-tenancy`.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -12,16 +14,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-mod auth;
 mod cli;
 mod compact;
 mod explain;
-mod grpc;
-mod http;
-mod limits;
-mod metrics;
 mod objstore;
-mod reload;
 mod server;
 mod tools;
 
@@ -41,7 +37,7 @@ const EXIT_USAGE: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (log_level, run) = match cli.command {
-        Command::All(args) => (args.log_level.clone(), Run::All(args)),
+        Command::All(args) => (args.bucket.log_level.clone(), Run::All(args)),
         Command::Compact(args) => (args.bucket.log_level.clone(), Run::Compact(args)),
         Command::Tools(args) => (tools::log_level(&args).to_string(), Run::Tools(args)),
         Command::Explain(args) => ("warn".to_string(), Run::Explain(args)),

@@ -1,7 +1,8 @@
 //! `hypnos all`: builds every component, serves HTTP and gRPC, and stops on SIGINT/SIGTERM.
 //!
-//! Startup order: object store, block catalog (listed once, fatal if the bucket cannot be
-//! read), ingester (replays the WAL), query engine over heads and blocks merged; then the
+//! Startup order: object store, then the API's state (`hypnos_api::AppState::open`: block
+//! catalog listed once, fatal if the bucket cannot be read; ingester, replaying the WAL;
+//! query engine over heads and blocks merged; authentication and limits); then the
 //! background tasks (flushes every block duration, catalog sync every 30 s, the compactor
 //! every --compact-interval) and the two servers. Shutdown stops accepting and lets requests
 //! in flight finish (for at most [`SHUTDOWN_GRACE`]); nothing needs flushing because every
@@ -11,22 +12,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use hypnos_engine::{BlockCatalog, MergedSource, QueryEngine, QueryOptions};
-use hypnos_ingest::{IngestConfig, Ingester};
-use hypnos_planner::MaxSourceResolution;
-use hypnos_schemas::{BlockSink, SeriesSource};
+use anyhow::Context;
+use hypnos_api::{self as http, ApiConfig, AppState};
+use hypnos_engine::BlockCatalog;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::auth::{Authenticator, KnownTenants};
 use crate::cli::AllArgs;
-use crate::http::{self, AppState};
-use crate::limits::Limits;
-use crate::metrics::HttpMetrics;
-use crate::objstore::BucketConfig;
 
 /// How often the block catalog re-lists the bucket (blocks written by other processes).
 const CATALOG_SYNC_INTERVAL: Duration = Duration::from_secs(30);
@@ -34,128 +28,34 @@ const CATALOG_SYNC_INTERVAL: Duration = Duration::from_secs(30);
 /// How long requests in flight may take to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// The bucket chosen by the flags: `--objstore-url`, `--objstore-config-file`, or
-/// `<data-dir>/bucket`.
-pub(crate) fn bucket_config(args: &AllArgs) -> anyhow::Result<BucketConfig> {
-    match (&args.objstore_url, &args.objstore_config_file) {
-        (Some(_), Some(_)) => {
-            bail!("--objstore-url and --objstore-config-file cannot be used together")
-        }
-        (Some(url), None) => BucketConfig::from_url(url),
-        (None, Some(file)) => BucketConfig::from_file(file),
-        (None, None) => Ok(BucketConfig::directory(args.data_dir.join("bucket"))),
-    }
-}
-
-/// Builds the shared state of the HTTP API, with the ingester and the catalog behind it.
-pub(crate) async fn build_state(
-    args: &AllArgs,
-    bucket: &BucketConfig,
-) -> anyhow::Result<(Arc<AppState>, Arc<BlockCatalog>)> {
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("cannot create data directory {}", args.data_dir.display()))?;
-    let store = bucket.build()?;
-    let catalog = Arc::new(BlockCatalog::with_sample_cache_bytes(
-        Arc::clone(&store),
-        args.sample_cache_bytes,
-    ));
-    let blocks = catalog
-        .sync()
-        .await
-        .with_context(|| format!("cannot list blocks in {}", bucket.describe()))?;
-    info!(bucket = %bucket.describe(), blocks, "block catalog loaded");
-
-    let auth = Authenticator::new(args.auth, args.auth_tokens_file.as_deref())?
-        .with_admin_api(args.enable_admin_api)
-        .with_max_tenants(args.max_tenants);
-    let limits = Limits::new(args.limits_file.as_deref())?;
-    let registry = prometheus::Registry::new();
-    for file in [auth.tokens().map(|t| t.register(&registry))]
-        .into_iter()
-        .chain([limits.file().map(|l| l.register(&registry))])
-        .flatten()
-    {
-        file.context("cannot register the reload metrics")?;
-    }
-    let cfg = IngestConfig {
+/// The API's configuration of the flags of `hypnos all`.
+pub(crate) fn api_config(args: &AllArgs) -> ApiConfig {
+    ApiConfig {
+        data_dir: args.bucket.data_dir.clone(),
         block_duration: args.block_duration,
-        ..IngestConfig::new(&args.data_dir)
-    };
-    let sink: Arc<dyn BlockSink> = Arc::clone(&catalog) as Arc<dyn BlockSink>;
-    let ingester = Ingester::open_with_exemplar_limit(
-        cfg,
-        args.exemplars_max_per_tenant,
-        store,
-        sink,
-        &registry,
-    )
-    .await
-    .context("cannot open the ingester")?;
-    ingester.set_max_inflight_decode_bytes(args.receive_max_inflight_decode_bytes);
-    // Regex-granted reads that name no tenant read the tenants holding data.
-    let auth = auth.with_known_tenants(KnownTenants::new({
-        let (ingester, catalog) = (Arc::clone(&ingester), Arc::clone(&catalog));
-        move || {
-            let mut known = ingester.tenants();
-            known.extend(catalog.tenants());
-            known
-        }
-    }));
-    let heads: Arc<dyn SeriesSource> = Arc::clone(&ingester) as Arc<dyn SeriesSource>;
-    let blocks: Arc<dyn SeriesSource> = Arc::clone(&catalog) as Arc<dyn SeriesSource>;
-    let source: Arc<dyn SeriesSource> = Arc::new(MergedSource::new(vec![heads, blocks]));
-    let auth = Arc::new(auth);
-    let metrics = HttpMetrics::new(&registry).context("cannot register HTTP metrics")?;
-    // Only known tenants become metric label values: the default tenant, the tenants the
-    // tokens or limits file names, and the tenants holding data.
-    metrics.tenant_labels.set_known({
-        let (auth, limits, ingester, catalog) = (
-            Arc::clone(&auth),
-            limits.file().cloned(),
-            Arc::clone(&ingester),
-            Arc::clone(&catalog),
-        );
-        move |t: &str| {
-            let Ok(t) = hypnos_schemas::TenantId::new(t) else {
-                return false;
-            };
-            t == hypnos_schemas::TenantId::default_tenant()
-                || auth.names_tenant(&t)
-                || limits.as_ref().is_some_and(|l| l.get().names_tenant(&t))
-                || catalog.has_tenant(&t)
-                || ingester.tenants().contains(&t)
-        }
-    });
-    let state = AppState {
-        ingester,
-        engine: QueryEngine::new(Arc::clone(&source)),
-        source,
-        metrics,
-        registry,
+        exemplars_max_per_tenant: args.exemplars_max_per_tenant,
+        sample_cache_bytes: args.sample_cache_bytes,
         max_request_bytes: args.max_request_bytes,
-        query_timeout: QueryOptions::default().timeout,
-        default_max_source_resolution: if args.query_auto_downsampling {
-            MaxSourceResolution::Auto
-        } else {
-            MaxSourceResolution::Raw
-        },
-        auth,
-        metric_metadata: Default::default(),
-        limits,
-        catalog: Arc::clone(&catalog),
+        receive_max_inflight_decode_bytes: args.receive_max_inflight_decode_bytes,
+        auth: args.auth,
+        auth_tokens_file: args.auth_tokens_file.clone(),
+        limits_file: args.limits.limits_file.clone(),
+        query_auto_downsampling: args.query_auto_downsampling,
+        enable_admin_api: args.enable_admin_api,
+        max_tenants: args.max_tenants,
         body_read_timeout: args.http_body_read_timeout,
-    };
-    Ok((Arc::new(state), catalog))
+    }
 }
 
 /// Runs `hypnos all` until SIGINT or SIGTERM.
 pub(crate) async fn run_all(args: AllArgs) -> anyhow::Result<()> {
-    let bucket = bucket_config(&args)?;
+    let bucket = crate::compact::bucket(&args.bucket)?;
     // Listen first: a taken port is the most common startup failure, report it before the
     // WAL replay.
     let http_listener = listen(args.http_address, "HTTP").await?;
     let grpc_listener = listen(args.grpc_address, "gRPC").await?;
-    let (state, catalog) = build_state(&args, &bucket).await?;
+    let (state, catalog) =
+        AppState::open(&api_config(&args), bucket.build()?, &bucket.describe()).await?;
 
     let flush_loop = state.ingester.spawn_flush_loop();
     let reloads = state.spawn_reloads();
@@ -182,7 +82,11 @@ pub(crate) async fn run_all(args: AllArgs) -> anyhow::Result<()> {
             Ok(())
         }
     });
-    let mut grpc_server = tokio::spawn(crate::grpc::serve(grpc_listener, limits, stopped(stop_rx)));
+    let mut grpc_server = tokio::spawn(hypnos_api::grpc::serve(
+        grpc_listener,
+        limits,
+        stopped(stop_rx),
+    ));
     info!(
         http = %args.http_address,
         grpc = %args.grpc_address,
@@ -281,5 +185,24 @@ async fn shutdown_signal() -> &'static str {
     {
         let _ = tokio::signal::ctrl_c().await;
         "SIGINT"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    #[test]
+    fn the_flags_default_to_the_api_defaults() {
+        let Command::All(args) = Cli::try_parse_from(["hypnos", "all", "--data-dir", "d"])
+            .unwrap()
+            .command
+        else {
+            panic!("not all")
+        };
+        assert_eq!(api_config(&args), ApiConfig::new("d"));
     }
 }

@@ -33,14 +33,7 @@ use crate::lock::{self, now_ms};
 use crate::merge::merge_blocks;
 use crate::plan::{DEFAULT_RANGES, plan, plan_downsample, replaced};
 
-/// Per-tenant retention overrides (from the limits file): for each resolution, `None`
-/// keeps the compactor's setting and `Some(Duration::ZERO)` keeps blocks forever.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RetentionOverride {
-    pub raw: Option<Duration>,
-    pub res_5m: Option<Duration>,
-    pub res_1h: Option<Duration>,
-}
+pub use hypnos_schemas::limits::RetentionOverride;
 
 /// Looks up the retention overrides of a tenant (called at every run, so a reloaded limits
 /// file takes effect at the next run).

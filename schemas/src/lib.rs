@@ -12,6 +12,7 @@ pub mod error;
 pub mod histogram;
 pub mod labels;
 pub mod layout;
+pub mod limits;
 pub mod matcher;
 pub mod remote;
 pub mod source;

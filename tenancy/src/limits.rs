@@ -1,7 +1,9 @@
 //! Per-tenant limits from `--limits-file` (re-read when it changes): defaults and per-tenant
 //! overrides of the write limits ([`WriteLimits`], enforced by the ingester) and of the read
 //! limits ([`ReadLimits`], enforced by the HTTP API and the query engine), plus the
-//! per-tenant concurrency gates of queries.
+//! per-tenant concurrency gates of queries and the admission of a read under the limits of
+//! all its tenants ([`Limits::admit`]). A crossed read limit is a [`LimitError`]: one
+//! variant per limit, carrying the values, named by [`LimitError::limit`].
 //!
 //! `0` switches a limit off. A limit absent from the file (or every limit, without a file)
 //! takes its default: unlimited, except the bounds of one write request, which default to
@@ -47,52 +49,52 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use hypnos_compactor::{RetentionOverride, TenantRetention};
-use hypnos_ingest::WriteLimits;
-use hypnos_schemas::TenantId;
+use hypnos_schemas::limits::{RetentionOverride, WriteLimits};
+use hypnos_schemas::{ErrorCode, ServiceError, TenantId};
 use serde::Deserialize;
+use thiserror::Error;
 
 use crate::reload::Reloading;
 
 /// The read limits of one tenant; `0` / `None` means unlimited.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct ReadLimits {
-    pub(crate) max_series_per_query: usize,
-    pub(crate) max_samples_per_query: usize,
+pub struct ReadLimits {
+    pub max_series_per_query: usize,
+    pub max_samples_per_query: usize,
     /// Longest `end - start` of a range query (and of series/labels requests).
-    pub(crate) max_query_range: Option<Duration>,
-    pub(crate) max_concurrent_queries: usize,
-    pub(crate) query_timeout: Option<Duration>,
+    pub max_query_range: Option<Duration>,
+    pub max_concurrent_queries: usize,
+    pub query_timeout: Option<Duration>,
 }
 
 /// Every limit of one tenant.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct TenantLimits {
-    pub(crate) write: WriteLimits,
-    pub(crate) read: ReadLimits,
+pub struct TenantLimits {
+    pub write: WriteLimits,
+    pub read: ReadLimits,
     /// How long the compactor keeps the tenant's blocks, per resolution (`None`: the
     /// `--retention.*` flag; zero: forever).
-    pub(crate) retention: RetentionOverride,
+    pub retention: RetentionOverride,
 }
 
 /// The limits file, resolved: the defaults and each overridden tenant's full limits.
 #[derive(Debug, Default)]
-pub(crate) struct LimitsConfig {
+pub struct LimitsConfig {
     defaults: TenantLimits,
     tenants: HashMap<TenantId, TenantLimits>,
 }
 
 impl LimitsConfig {
-    pub(crate) fn for_tenant(&self, t: &TenantId) -> &TenantLimits {
+    pub fn for_tenant(&self, t: &TenantId) -> &TenantLimits {
         self.tenants.get(t).unwrap_or(&self.defaults)
     }
 
     /// Whether the file has limits of `t`'s own.
-    pub(crate) fn names_tenant(&self, t: &TenantId) -> bool {
+    pub fn names_tenant(&self, t: &TenantId) -> bool {
         self.tenants.contains_key(t)
     }
 
-    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, String> {
         let file: LimitsFile = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
         let defaults = file
             .defaults
@@ -258,14 +260,14 @@ impl LimitsSpec {
 
 /// Where the limits come from: the file (kept current) or nowhere (unlimited).
 #[derive(Debug)]
-pub(crate) struct Limits {
+pub struct Limits {
     file: Option<Arc<Reloading<LimitsConfig>>>,
     none: Arc<LimitsConfig>,
     gates: QueryGates,
 }
 
 impl Limits {
-    pub(crate) fn new(file: Option<&Path>) -> anyhow::Result<Self> {
+    pub fn new(file: Option<&Path>) -> anyhow::Result<Self> {
         Ok(Self {
             file: file
                 .map(|p| Reloading::load(p, "limits file", LimitsConfig::parse))
@@ -276,35 +278,30 @@ impl Limits {
     }
 
     /// The limits now.
-    pub(crate) fn get(&self) -> Arc<LimitsConfig> {
+    pub fn get(&self) -> Arc<LimitsConfig> {
         self.file
             .as_ref()
             .map_or_else(|| Arc::clone(&self.none), |f| f.get())
     }
 
-    pub(crate) fn file(&self) -> Option<&Arc<Reloading<LimitsConfig>>> {
+    pub fn file(&self) -> Option<&Arc<Reloading<LimitsConfig>>> {
         self.file.as_ref()
     }
 
-    pub(crate) fn gates(&self) -> &QueryGates {
+    pub fn gates(&self) -> &QueryGates {
         &self.gates
     }
 }
 
-/// The compactor's per-tenant retention lookup over a limits file (re-read by its owner).
-pub(crate) fn tenant_retention(file: Arc<Reloading<LimitsConfig>>) -> TenantRetention {
-    TenantRetention::new(move |t| file.get().for_tenant(t).retention)
-}
-
 /// Queries running per tenant.
 #[derive(Debug, Default)]
-pub(crate) struct QueryGates {
+pub struct QueryGates {
     running: std::sync::Mutex<HashMap<TenantId, Arc<AtomicUsize>>>,
 }
 
 /// A running query of one tenant; leaving the gate when dropped.
 #[derive(Debug)]
-pub(crate) struct GatePass(Arc<AtomicUsize>);
+pub struct GatePass(Arc<AtomicUsize>);
 
 impl Drop for GatePass {
     fn drop(&mut self) {
@@ -314,7 +311,7 @@ impl Drop for GatePass {
 
 impl QueryGates {
     /// Enters `tenant`'s gate, or `None` when `max` (non-zero) queries already run.
-    pub(crate) fn enter(&self, tenant: &TenantId, max: usize) -> Option<GatePass> {
+    pub fn enter(&self, tenant: &TenantId, max: usize) -> Option<GatePass> {
         let counter = Arc::clone(
             self.running
                 .lock()
@@ -328,9 +325,159 @@ impl QueryGates {
     }
 }
 
+/// A read limit crossed: which one, with the values that crossed it. Nothing is parsed back
+/// from a message: [`LimitError::limit`] names the limit (as in the limits file, also the
+/// `reason` label of rejection metrics) and [`ServiceError::error_code`] says how it is
+/// answered.
+#[derive(Clone, Debug, Error, PartialEq)]
+pub enum LimitError {
+    /// `max_concurrent_queries`: the tenant already runs as many reads as it may; retry
+    /// later.
+    #[error(
+        "limit max_concurrent_queries exceeded: tenant {tenant} already runs {max} queries; \
+         retry later"
+    )]
+    ConcurrentQueries { tenant: TenantId, max: usize },
+    /// `max_query_range`: `end - start` of the read is longer than the limit.
+    #[error(
+        "limit max_query_range exceeded: the query range of {} is longer than {}",
+        humantime::format_duration(*range),
+        humantime::format_duration(*max)
+    )]
+    QueryRange { range: Duration, max: Duration },
+    /// `max_series_per_query`: the read selects more series than the limit.
+    #[error("limit max_series_per_query exceeded: the query selects more than {max} series")]
+    SeriesPerQuery { max: usize },
+    /// `max_samples_per_query`: the read selects more samples than the limit.
+    #[error("limit max_samples_per_query exceeded: the query selects more than {max} samples")]
+    SamplesPerQuery { max: usize },
+    /// `query_timeout`: the read ran longer than its tenant's timeout.
+    #[error(
+        "limit query_timeout exceeded: the query ran longer than {}",
+        humantime::format_duration(*timeout)
+    )]
+    QueryTimeout { timeout: Duration },
+}
+
+impl LimitError {
+    /// The limit's name, as in the limits file.
+    pub fn limit(&self) -> &'static str {
+        match self {
+            LimitError::ConcurrentQueries { .. } => "max_concurrent_queries",
+            LimitError::QueryRange { .. } => "max_query_range",
+            LimitError::SeriesPerQuery { .. } => "max_series_per_query",
+            LimitError::SamplesPerQuery { .. } => "max_samples_per_query",
+            LimitError::QueryTimeout { .. } => "query_timeout",
+        }
+    }
+
+    /// The error of the query budget's limit `name` (`max_series_per_query` or
+    /// `max_samples_per_query`, as the engine's budget names them) under `limits`; `None`
+    /// for another name.
+    pub fn of_budget(name: &str, limits: &ReadLimits) -> Option<Self> {
+        match name {
+            "max_series_per_query" => Some(LimitError::SeriesPerQuery {
+                max: limits.max_series_per_query,
+            }),
+            "max_samples_per_query" => Some(LimitError::SamplesPerQuery {
+                max: limits.max_samples_per_query,
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl ServiceError for LimitError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            LimitError::ConcurrentQueries { .. } => ErrorCode::TooManyRequests,
+            LimitError::QueryTimeout { .. } => ErrorCode::Timeout,
+            LimitError::QueryRange { .. }
+            | LimitError::SeriesPerQuery { .. }
+            | LimitError::SamplesPerQuery { .. } => ErrorCode::LimitExceeded,
+        }
+    }
+}
+
+/// A read admitted under the limits of its tenants: the strictest of their read limits and
+/// a pass through each tenant's concurrency gate (the read counts as running until the
+/// admission is dropped).
+#[derive(Debug)]
+pub struct Admission {
+    pub limits: ReadLimits,
+    _passes: Vec<GatePass>,
+}
+
+impl Limits {
+    /// Admits a read of `tenants`, or refuses it when one of them already runs as many
+    /// queries as it may.
+    pub fn admit(&self, tenants: &[TenantId]) -> Result<Admission, LimitError> {
+        let config = self.get();
+        let mut limits: Option<ReadLimits> = None;
+        let mut passes = Vec::with_capacity(tenants.len());
+        for t in tenants {
+            let l = &config.for_tenant(t).read;
+            let Some(pass) = self.gates.enter(t, l.max_concurrent_queries) else {
+                return Err(LimitError::ConcurrentQueries {
+                    tenant: t.clone(),
+                    max: l.max_concurrent_queries,
+                });
+            };
+            passes.push(pass);
+            limits = Some(match limits {
+                None => l.clone(),
+                Some(m) => ReadLimits {
+                    max_series_per_query: min_limit(m.max_series_per_query, l.max_series_per_query),
+                    max_samples_per_query: min_limit(
+                        m.max_samples_per_query,
+                        l.max_samples_per_query,
+                    ),
+                    max_query_range: min_duration(m.max_query_range, l.max_query_range),
+                    max_concurrent_queries: min_limit(
+                        m.max_concurrent_queries,
+                        l.max_concurrent_queries,
+                    ),
+                    query_timeout: min_duration(m.query_timeout, l.query_timeout),
+                },
+            });
+        }
+        Ok(Admission {
+            limits: limits.unwrap_or_default(),
+            _passes: passes,
+        })
+    }
+}
+
+/// The smaller of two limits where `0` means unlimited.
+fn min_limit(a: usize, b: usize) -> usize {
+    match (a, b) {
+        (0, x) | (x, 0) => x,
+        (a, b) => a.min(b),
+    }
+}
+
+fn min_duration(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strictest_limits() {
+        assert_eq!(min_limit(0, 5), 5);
+        assert_eq!(min_limit(7, 0), 7);
+        assert_eq!(min_limit(7, 5), 5);
+        assert_eq!(min_limit(0, 0), 0);
+        let s = Duration::from_secs;
+        assert_eq!(min_duration(None, Some(s(1))), Some(s(1)));
+        assert_eq!(min_duration(Some(s(2)), Some(s(1))), Some(s(1)));
+        assert_eq!(min_duration(None, None), None);
+    }
 
     #[test]
     fn defaults_overrides_and_durations() {
@@ -429,6 +576,106 @@ mod tests {
         );
         let e = LimitsConfig::parse("tenants: {a: {retention_1h: later}}").unwrap_err();
         assert!(e.contains("retention_1h") && e.contains("tenant a"), "{e}");
+    }
+
+    #[test]
+    fn limit_errors_name_their_limit_and_code() {
+        let a = TenantId::new("a").unwrap();
+        let cases = [
+            (
+                LimitError::ConcurrentQueries {
+                    tenant: a.clone(),
+                    max: 2,
+                },
+                "max_concurrent_queries",
+                ErrorCode::TooManyRequests,
+                "limit max_concurrent_queries exceeded: tenant a already runs 2 queries; retry later",
+            ),
+            (
+                LimitError::QueryRange {
+                    range: Duration::from_secs(7200),
+                    max: Duration::from_secs(3600),
+                },
+                "max_query_range",
+                ErrorCode::LimitExceeded,
+                "limit max_query_range exceeded: the query range of 2h is longer than 1h",
+            ),
+            (
+                LimitError::SeriesPerQuery { max: 3 },
+                "max_series_per_query",
+                ErrorCode::LimitExceeded,
+                "limit max_series_per_query exceeded: the query selects more than 3 series",
+            ),
+            (
+                LimitError::SamplesPerQuery { max: 4 },
+                "max_samples_per_query",
+                ErrorCode::LimitExceeded,
+                "limit max_samples_per_query exceeded: the query selects more than 4 samples",
+            ),
+            (
+                LimitError::QueryTimeout {
+                    timeout: Duration::from_secs(5),
+                },
+                "query_timeout",
+                ErrorCode::Timeout,
+                "limit query_timeout exceeded: the query ran longer than 5s",
+            ),
+        ];
+        for (e, name, code, text) in cases {
+            assert_eq!((e.limit(), e.error_code()), (name, code), "{e}");
+            assert_eq!(e.to_string(), text);
+        }
+        let l = ReadLimits {
+            max_series_per_query: 3,
+            max_samples_per_query: 4,
+            ..ReadLimits::default()
+        };
+        assert_eq!(
+            LimitError::of_budget("max_samples_per_query", &l),
+            Some(LimitError::SamplesPerQuery { max: 4 })
+        );
+        assert_eq!(
+            LimitError::of_budget("max_series_per_query", &l),
+            Some(LimitError::SeriesPerQuery { max: 3 })
+        );
+        assert_eq!(LimitError::of_budget("query_timeout", &l), None);
+    }
+
+    #[test]
+    fn admission_takes_the_strictest_limits_and_holds_the_gates() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("limits.yml");
+        std::fs::write(
+            &p,
+            "defaults: {max_series_per_query: 10, max_concurrent_queries: 1, query_timeout: 1m}\n\
+             tenants:\n  b: {max_series_per_query: 5, max_samples_per_query: 7, query_timeout: 0}\n",
+        )
+        .unwrap();
+        let limits = Limits::new(Some(&p)).unwrap();
+        let (a, b) = (TenantId::new("a").unwrap(), TenantId::new("b").unwrap());
+        let both = limits.admit(&[a.clone(), b.clone()]).unwrap();
+        assert_eq!(both.limits.max_series_per_query, 5);
+        assert_eq!(both.limits.max_samples_per_query, 7);
+        assert_eq!(both.limits.query_timeout, Some(Duration::from_secs(60)));
+        // Both gates are held: a second read of either tenant is refused, naming it.
+        assert_eq!(
+            limits.admit(std::slice::from_ref(&b)).unwrap_err(),
+            LimitError::ConcurrentQueries {
+                tenant: b.clone(),
+                max: 1
+            }
+        );
+        assert!(limits.admit(std::slice::from_ref(&a)).is_err());
+        drop(both);
+        let one = limits.admit(std::slice::from_ref(&a)).unwrap();
+        assert_eq!(one.limits.max_series_per_query, 10);
+        // Without a file nothing is limited.
+        let none = Limits::new(None).unwrap();
+        let _first = none.admit(std::slice::from_ref(&a)).unwrap();
+        assert_eq!(
+            none.admit(std::slice::from_ref(&a)).unwrap().limits,
+            ReadLimits::default()
+        );
     }
 
     #[test]

@@ -43,16 +43,16 @@ use super::timeout_io::TimeoutIo;
 
 /// How slow and how many clients may be.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct ServeLimits {
-    pub(crate) header_read_timeout: Duration,
-    pub(crate) max_connections: usize,
+pub struct ServeLimits {
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
     /// Longest a response may make no progress (the client not reading it).
-    pub(crate) write_timeout: Duration,
+    pub write_timeout: Duration,
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and waits
 /// for the connections open to finish their requests.
-pub(crate) async fn serve(
+pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ServeLimits,

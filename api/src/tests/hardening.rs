@@ -57,7 +57,7 @@ async fn a_read_names_a_bounded_number_of_tenants() {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     // The flag sets the bound.
-    let f = fixture_args(1 << 20, &["--tenant-federation.max-tenants=2"]).await;
+    let f = fixture_args(1 << 20, |c| c.max_tenants = 2).await;
     let (s, v) = f.get_json("/api/v1/labels", Some("a|b|c")).await;
     assert_error(s, &v, 400, "bad_data");
     let (s, v) = f.get_json("/api/v1/labels", Some("a|b")).await;
@@ -107,7 +107,7 @@ async fn tenants_named_like_the_old_placeholders_are_tenants() {
 
 #[tokio::test]
 async fn admin_api_is_off_unless_enabled() {
-    let f = fixture_args(1 << 20, &[]).await;
+    let f = fixture_args(1 << 20, |_| {}).await;
     let req = Request::post("/api/v1/admin/flush")
         .body(Body::empty())
         .unwrap();
@@ -121,12 +121,16 @@ async fn admin_api_is_off_unless_enabled() {
     let (s, v) = f.get_json("/api/v1/labels", None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     // --auth=none trusts every caller too: the same switch.
-    let f = fixture_args(1 << 20, &["--auth=none"]).await;
+    let f = fixture_args(1 << 20, |c| c.auth = AuthMode::None).await;
     let req = Request::post("/api/v1/admin/flush")
         .body(Body::empty())
         .unwrap();
     assert_eq!(f.send(req).await.0, StatusCode::SERVICE_UNAVAILABLE);
-    let f = fixture_args(1 << 20, &["--auth=none", "--web.enable-admin-api"]).await;
+    let f = fixture_args(1 << 20, |c| {
+        c.auth = AuthMode::None;
+        c.enable_admin_api = true;
+    })
+    .await;
     let req = Request::post("/api/v1/admin/flush")
         .body(Body::empty())
         .unwrap();

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use hypnos_engine::QueryOptions;
+use hypnos_planner::QueryError;
 use hypnos_schemas::labels::METRIC_NAME;
 use hypnos_schemas::{Labels, MatchOp, Matcher, TenantId, TimeRange};
+use hypnos_tenancy::LimitError;
 use promql_parser::label::{MatchOp as PMatchOp, Matcher as PMatcher};
 use promql_parser::parser::Expr;
 
@@ -120,6 +121,7 @@ async fn select<R: Send + 'static>(
     let deadline = Instant::now().checked_add(opts.timeout);
     let (source, tenants) = (Arc::clone(&state.source), tenants.to_vec());
     let (budget, o) = (Arc::clone(&admitted.budget), opts.clone());
+    let limits = admitted.limits.clone();
     run(admitted, &opts, async move {
         let sets = if sets.is_empty() {
             vec![Vec::new()]
@@ -133,16 +135,13 @@ async fn select<R: Send + 'static>(
                 interrupted(&o, deadline)?;
                 let before = mine.len();
                 mine.extend(source.series(tenant, set, range).await?);
-                budget
-                    .charge(tenant, mine.len() - before, 0)
-                    .map_err(|e| ApiError::Limit {
-                        limit: budget.exceeded().unwrap_or("max_series_per_query"),
-                        status: StatusCode::UNPROCESSABLE_ENTITY,
-                        message: e
-                            .0
-                            .split_once(": ")
-                            .map_or(e.0.clone(), |(_, m)| m.to_string()),
-                    })?;
+                budget.charge(tenant, mine.len() - before, 0).map_err(|e| {
+                    let name = budget.exceeded().unwrap_or("max_series_per_query");
+                    LimitError::of_budget(name, &limits).map_or_else(
+                        || ApiError::Query(QueryError::Execution(e.0)),
+                        ApiError::Limit,
+                    )
+                })?;
             }
             all.extend(mine);
         }

@@ -3,15 +3,13 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use clap::Parser as _;
 use hypnos_schemas::remote::{Label, Sample, TimeSeries, WriteRequest};
+use hypnos_tenancy::AuthMode;
 use prost::Message;
 use serde_json::Value;
 use tower::ServiceExt;
 
 use super::*;
-use crate::cli::AllArgs;
-use crate::server::{bucket_config, build_state};
 
 struct Fixture {
     app: Router,
@@ -19,36 +17,33 @@ struct Fixture {
 }
 
 async fn fixture_with(max_request_bytes: usize) -> Fixture {
-    fixture_args(max_request_bytes, &["--web.enable-admin-api"]).await
+    fixture_args(max_request_bytes, |c| c.enable_admin_api = true).await
 }
 
-/// A fixture with `extra` flags.
-async fn fixture_args(max_request_bytes: usize, extra: &[&str]) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    // Parsed like the command line, so that flags added later take their defaults.
+/// The state of `hypnos all` with its defaults (the file bucket in the data directory),
+/// as `configure` changes them.
+async fn state_with(
+    dir: &tempfile::TempDir,
+    configure: impl FnOnce(&mut ApiConfig),
+) -> Arc<AppState> {
     let data_dir = dir.path().join("data");
-    let max = max_request_bytes.to_string();
-    let cli = crate::cli::Cli::try_parse_from(
-        [
-            "hypnos".as_ref(),
-            "all".as_ref(),
-            "--data-dir".as_ref(),
-            data_dir.as_os_str(),
-            "--http-address=127.0.0.1:0".as_ref(),
-            "--grpc-address=127.0.0.1:0".as_ref(),
-            "--max-request-bytes".as_ref(),
-            std::ffi::OsStr::new(&max),
-        ]
-        .into_iter()
-        .chain(extra.iter().map(std::ffi::OsStr::new)),
-    )
-    .unwrap();
-    let crate::cli::Command::All(args) = cli.command else {
-        panic!("not all")
-    };
-    let args: AllArgs = args;
-    let bucket = bucket_config(&args).unwrap();
-    let (state, _catalog) = build_state(&args, &bucket).await.unwrap();
+    let mut config = ApiConfig::new(&data_dir);
+    configure(&mut config);
+    let bucket = data_dir.join("bucket");
+    std::fs::create_dir_all(&bucket).unwrap();
+    let store = Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&bucket).unwrap());
+    let (state, _catalog) = AppState::open(&config, store, "test bucket").await.unwrap();
+    state
+}
+
+/// A fixture with the configuration changed by `configure`.
+async fn fixture_args(max_request_bytes: usize, configure: impl FnOnce(&mut ApiConfig)) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state_with(&dir, |c| {
+        c.max_request_bytes = max_request_bytes;
+        configure(c);
+    })
+    .await;
     Fixture {
         app: router(state),
         _dir: dir,
@@ -383,20 +378,7 @@ async fn max_source_resolution_is_parsed_and_reaches_the_selections() {
 #[tokio::test]
 async fn auto_downsampling_flag_makes_auto_the_default() {
     let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    let cli = crate::cli::Cli::try_parse_from([
-        "hypnos".as_ref(),
-        "all".as_ref(),
-        "--data-dir".as_ref(),
-        data_dir.as_os_str(),
-        "--query.auto-downsampling".as_ref(),
-    ])
-    .unwrap();
-    let crate::cli::Command::All(args) = cli.command else {
-        panic!("not all")
-    };
-    let bucket = bucket_config(&args).unwrap();
-    let (state, _catalog) = build_state(&args, &bucket).await.unwrap();
+    let state = state_with(&dir, |c| c.query_auto_downsampling = true).await;
     let f = Fixture {
         app: router(state),
         _dir: dir,

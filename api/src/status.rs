@@ -22,7 +22,7 @@ use serde::Serialize;
 use super::errors::ApiError;
 use super::tenant::ReadScope;
 use super::{AppRef, json};
-use crate::auth::AuthMode;
+use hypnos_tenancy::auth::AuthMode;
 
 /// The usage of one tenant since the process started (stored bytes and active series: now).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

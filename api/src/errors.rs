@@ -1,21 +1,23 @@
-//! The one place where every error of the HTTP API gets its status and Prometheus
-//! `errorType`: query errors, parameter errors, tenant errors (JSON envelope), and the
-//! remote-write errors (plain text, as Prometheus' receiver answers).
+//! The one place where every error of the HTTP API gets its [`ErrorCode`], which gives
+//! its status and Prometheus `errorType` ([`hypnos_schemas::code`], the mapping gRPC uses
+//! too): query errors, parameter errors, tenant errors, limits (JSON envelope), and the
+//! remote-write errors (plain text, as Prometheus' receiver answers). Authentication and
+//! limit errors know their own code (`hypnos_tenancy`); query and ingest errors get theirs
+//! here.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hypnos_ingest::{IngestError, LimitKind};
 use hypnos_planner::QueryError;
-use hypnos_schemas::{SchemaError, ServiceError};
+use hypnos_schemas::{ErrorCode, SchemaError, ServiceError};
+use hypnos_tenancy::{AuthError, LimitError};
 use thiserror::Error;
-
-use crate::auth::AuthError;
 
 use super::json;
 
 /// An error of the JSON API, answered with Prometheus' error envelope.
 #[derive(Debug, Error)]
-pub(crate) enum ApiError {
+pub enum ApiError {
     /// An invalid parameter or request: 400 `bad_data`.
     #[error("{0}")]
     BadData(String),
@@ -24,14 +26,10 @@ pub(crate) enum ApiError {
     #[error(transparent)]
     Auth(#[from] AuthError),
     /// A read limit of the tenant: 422 (series, samples, range), 429 (concurrency, with
-    /// `Retry-After`) or 503 (timeout); the message names the limit.
-    #[error("limit {limit} exceeded: {message}")]
-    Limit {
-        limit: &'static str,
-        status: StatusCode,
-        message: String,
-    },
-    /// A query failed; status and type come from [`QueryError`].
+    /// `Retry-After`) or 503 (timeout), as its [`ErrorCode`] says.
+    #[error(transparent)]
+    Limit(#[from] LimitError),
+    /// A query failed: 400, 422, 503 or 500 by its kind (its `ServiceError` code).
     #[error(transparent)]
     Query(#[from] QueryError),
     /// Reading series from storage failed: 500 `internal`.
@@ -55,37 +53,34 @@ impl ApiError {
     }
 
     pub(crate) fn status(&self) -> StatusCode {
-        match self {
-            ApiError::BadData(_) => StatusCode::BAD_REQUEST,
-            ApiError::Auth(e) => auth_status(e),
-            ApiError::Limit { status, .. } => *status,
-            ApiError::Query(e) => StatusCode::from_u16(e.error_code().http_status())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            ApiError::Storage(_) | ApiError::Flush(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-        }
+        status_of(self.error_code())
     }
 
     /// Prometheus' `errorType`.
     pub(crate) fn error_type(&self) -> &'static str {
+        self.error_code().prometheus_error_type()
+    }
+}
+
+impl ServiceError for ApiError {
+    fn error_code(&self) -> ErrorCode {
         match self {
-            ApiError::BadData(_) | ApiError::MethodNotAllowed(_) => "bad_data",
-            ApiError::Auth(AuthError::Unauthenticated(_)) => "unauthorized",
-            ApiError::Auth(AuthError::Forbidden { .. }) => "forbidden",
-            ApiError::Auth(AuthError::Tenant(_)) => "bad_data",
-            ApiError::Auth(AuthError::NotAllowed { .. }) => "forbidden",
-            ApiError::Auth(AuthError::AdminDisabled) => "unavailable",
-            ApiError::Limit { status, .. } => match status.as_u16() {
-                429 => "unavailable",
-                503 => "timeout",
-                _ => "execution",
-            },
-            ApiError::Query(e) => e.error_code().prometheus_error_type(),
-            ApiError::Storage(_) | ApiError::Flush(_) => "internal",
-            ApiError::NotFound(_) => "not_found",
+            ApiError::BadData(_) => ErrorCode::BadRequest,
+            ApiError::Auth(e) => e.error_code(),
+            ApiError::Limit(e) => e.error_code(),
+            ApiError::Query(e) => e.error_code(),
+            // Whatever the storage error, it is the service's failure here: the request's
+            // own input was checked before anything was read.
+            ApiError::Storage(_) | ApiError::Flush(_) => ErrorCode::Internal,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
         }
     }
+}
+
+/// The HTTP status of `code`.
+fn status_of(code: ErrorCode) -> StatusCode {
+    StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 impl IntoResponse for ApiError {
@@ -102,17 +97,6 @@ impl IntoResponse for ApiError {
         );
         add_retry_headers(&mut resp, status, 1);
         resp
-    }
-}
-
-/// The status of an authentication failure.
-pub(crate) fn auth_status(e: &AuthError) -> StatusCode {
-    match e {
-        AuthError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-        AuthError::Forbidden { .. } => StatusCode::FORBIDDEN,
-        AuthError::Tenant(_) => StatusCode::BAD_REQUEST,
-        AuthError::NotAllowed { .. } => StatusCode::FORBIDDEN,
-        AuthError::AdminDisabled => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -145,12 +129,7 @@ pub(crate) enum WriteError {
 
 impl WriteError {
     pub(crate) fn status(&self) -> StatusCode {
-        match self {
-            WriteError::Auth(e) => auth_status(e),
-            WriteError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            WriteError::Body(_) => StatusCode::BAD_REQUEST,
-            WriteError::Ingest(e) => ingest_status(e),
-        }
+        status_of(self.error_code())
     }
 
     /// The `reason` label of `hypnos_receive_rejected_total`.
@@ -164,20 +143,31 @@ impl WriteError {
     }
 }
 
-/// The HTTP status of a write-path error: bad input is 4xx (senders do not retry), anything
-/// else 5xx (senders retry, and writes are idempotent).
-pub(crate) fn ingest_status(e: &IngestError) -> StatusCode {
+impl ServiceError for WriteError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            WriteError::Auth(e) => e.error_code(),
+            WriteError::BodyTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            WriteError::Body(_) => ErrorCode::BadRequest,
+            WriteError::Ingest(e) => ingest_code(e),
+        }
+    }
+}
+
+/// The code of a write-path error: bad input is 4xx (senders do not retry), anything else
+/// 5xx (senders retry, and writes are idempotent).
+pub(crate) fn ingest_code(e: &IngestError) -> ErrorCode {
     match e {
-        IngestError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        IngestError::Decode(_) | IngestError::Invalid(_) => StatusCode::BAD_REQUEST,
-        IngestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        IngestError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+        IngestError::Decode(_) | IngestError::Invalid(_) => ErrorCode::BadRequest,
+        IngestError::TooLarge(_) => ErrorCode::PayloadTooLarge,
         IngestError::Limit(l) => match l.kind {
-            LimitKind::Invalid => StatusCode::BAD_REQUEST,
-            LimitKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            LimitKind::Rate { .. } | LimitKind::Capacity => StatusCode::TOO_MANY_REQUESTS,
+            LimitKind::Invalid => ErrorCode::BadRequest,
+            LimitKind::TooLarge => ErrorCode::PayloadTooLarge,
+            LimitKind::Rate { .. } | LimitKind::Capacity => ErrorCode::TooManyRequests,
         },
-        IngestError::ShutDown => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+        IngestError::ShutDown => ErrorCode::Unavailable,
+        _ => ErrorCode::Internal,
     }
 }
 
@@ -210,6 +200,32 @@ impl IntoResponse for WriteError {
     }
 }
 
+/// `/metrics` could not be encoded: answered in plain text (what scrapers read), with the
+/// status of its code.
+#[derive(Debug, Error)]
+#[error("encoding metrics: {0}")]
+pub(crate) struct MetricsError(#[from] pub(crate) prometheus::Error);
+
+impl ServiceError for MetricsError {
+    fn error_code(&self) -> ErrorCode {
+        ErrorCode::Internal
+    }
+}
+
+impl IntoResponse for MetricsError {
+    fn into_response(self) -> Response {
+        (
+            status_of(self.error_code()),
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            )],
+            format!("{self}\n"),
+        )
+            .into_response()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +252,75 @@ mod tests {
         assert_eq!(
             ApiError::invalid_param("start", "cannot parse \"x\" to a valid timestamp").to_string(),
             r#"invalid parameter "start": cannot parse "x" to a valid timestamp"#
+        );
+    }
+
+    #[test]
+    fn limit_and_auth_errors_take_their_code() {
+        use std::time::Duration;
+        let t = hypnos_schemas::TenantId::new("a").unwrap();
+        for (e, status, ty) in [
+            (
+                ApiError::Limit(LimitError::ConcurrentQueries { tenant: t, max: 1 }),
+                429,
+                "unavailable",
+            ),
+            (
+                ApiError::Limit(LimitError::QueryTimeout {
+                    timeout: Duration::from_secs(1),
+                }),
+                503,
+                "timeout",
+            ),
+            (
+                ApiError::Limit(LimitError::SeriesPerQuery { max: 1 }),
+                422,
+                "execution",
+            ),
+            (
+                ApiError::Auth(AuthError::Unauthenticated("no")),
+                401,
+                "unauthorized",
+            ),
+            (ApiError::Auth(AuthError::AdminDisabled), 503, "unavailable"),
+            (ApiError::MethodNotAllowed("x".into()), 405, "bad_data"),
+            (
+                ApiError::Query(QueryError::BadData("x".into())),
+                400,
+                "bad_data",
+            ),
+            (
+                ApiError::Query(QueryError::Internal("x".into())),
+                500,
+                "internal",
+            ),
+        ] {
+            assert_eq!((e.status().as_u16(), e.error_type()), (status, ty), "{e}");
+        }
+        let e = ApiError::Limit(LimitError::SeriesPerQuery { max: 1 });
+        assert_eq!(
+            e.to_string(),
+            "limit max_series_per_query exceeded: the query selects more than 1 series"
+        );
+        let resp = ApiError::Limit(LimitError::ConcurrentQueries {
+            tenant: hypnos_schemas::TenantId::new("a").unwrap(),
+            max: 1,
+        })
+        .into_response();
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
+        let resp = ApiError::Auth(AuthError::Unauthenticated("no")).into_response();
+        assert_eq!(resp.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    }
+
+    #[test]
+    fn metrics_errors_are_internal_in_plain_text() {
+        let e = MetricsError(prometheus::Error::Msg("x".into()));
+        assert_eq!(e.to_string(), "encoding metrics: Error: x");
+        let resp = e.into_response();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            resp.headers()[header::CONTENT_TYPE],
+            "text/plain; charset=utf-8"
         );
     }
 

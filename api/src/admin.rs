@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prometheus::{Encoder, TextEncoder};
 
-use super::errors::ApiError;
+use super::errors::{ApiError, MetricsError};
 use super::tenant::{AdminScope, MetricsScope};
 use super::{AppRef, json};
 
@@ -65,10 +65,7 @@ pub(super) async fn metrics(State(state): State<AppRef>, _: MetricsScope) -> Res
             buf,
         )
             .into_response(),
-        Err(e) => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("encoding metrics: {e}\n"),
-        ),
+        Err(e) => MetricsError(e).into_response(),
     }
 }
 

@@ -24,15 +24,16 @@
 //! narrow in the query with a `tenant_id` matcher, which can only narrow, never widen.
 //!
 //! The input is transport-neutral: an `http::HeaderMap`, which axum hands over as is and
-//! tonic's `MetadataMap` converts to (`as_ref`, `into_headers`); [`crate::grpc`] maps the
-//! errors to gRPC codes.
+//! tonic's `MetadataMap` converts to (`as_ref`, `into_headers`). Every [`AuthError`] says
+//! which [`ErrorCode`] it is ([`ServiceError`]): HTTP ([`ErrorCode::http_status`]) and gRPC
+//! ([`crate::grpc::status`]) answer through that one mapping.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::http::HeaderMap;
-use hypnos_schemas::{SchemaError, TenantId};
+use http::HeaderMap;
+use hypnos_schemas::{ErrorCode, SchemaError, ServiceError, TenantId};
 use regex::Regex;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -41,17 +42,17 @@ use thiserror::Error;
 use crate::reload::Reloading;
 
 /// Thanos' tenant header.
-pub(crate) const THANOS_TENANT: &str = "thanos-tenant";
+pub const THANOS_TENANT: &str = "thanos-tenant";
 /// Cortex' and Mimir's tenant header.
-pub(crate) const SCOPE_ORG_ID: &str = "x-scope-orgid";
+pub const SCOPE_ORG_ID: &str = "x-scope-orgid";
 /// Separator of several tenants in one header (Cortex' federation).
-pub(crate) const TENANT_SEPARATOR: char = '|';
+pub const TENANT_SEPARATOR: char = '|';
 /// The most tenants one read may name by default (`--tenant-federation.max-tenants`).
-pub(crate) const DEFAULT_MAX_TENANTS: usize = 100;
+pub const DEFAULT_MAX_TENANTS: usize = 100;
 
 /// `--auth`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum AuthMode {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AuthMode {
     /// Trust the tenant headers (`THANOS-TENANT`, `X-Scope-OrgID`), else `default-tenant`.
     #[default]
     Header,
@@ -61,9 +62,45 @@ pub(crate) enum AuthMode {
     None,
 }
 
+impl AuthMode {
+    /// Every mode, as `--auth` spells it.
+    pub const NAMES: [&'static str; 3] = ["header", "token", "none"];
+
+    /// The mode as `--auth` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMode::Header => "header",
+            AuthMode::Token => "token",
+            AuthMode::None => "none",
+        }
+    }
+}
+
+impl std::fmt::Display for AuthMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for AuthMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "header" => Ok(AuthMode::Header),
+            "token" => Ok(AuthMode::Token),
+            "none" => Ok(AuthMode::None),
+            other => Err(format!(
+                "invalid auth mode {other:?}, expected one of: {}",
+                AuthMode::NAMES.join(", ")
+            )),
+        }
+    }
+}
+
 /// What a request does with its tenants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Access {
+pub enum Access {
     /// Remote write: exactly one tenant.
     Write,
     /// Queries and metadata: one or more tenants.
@@ -88,7 +125,7 @@ impl Access {
 
 /// The tenants a request may act on, after authentication: never empty, sorted, unique.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Scope {
+pub struct Scope {
     tenants: Vec<TenantId>,
     /// The token's name (never the token) in `token` mode.
     principal: Option<Arc<str>>,
@@ -97,34 +134,33 @@ pub(crate) struct Scope {
 }
 
 impl Scope {
-    pub(crate) fn tenants(&self) -> &[TenantId] {
+    pub fn tenants(&self) -> &[TenantId] {
         &self.tenants
     }
 
     /// The tenant of a single-tenant request (the first one otherwise).
-    pub(crate) fn first(&self) -> &TenantId {
+    pub fn first(&self) -> &TenantId {
         &self.tenants[0]
     }
 
     /// The tenants joined by `|`, as a federated header names them.
-    #[cfg(test)]
-    pub(crate) fn label(&self) -> String {
+    pub fn label(&self) -> String {
         let v: Vec<&str> = self.tenants.iter().map(TenantId::as_str).collect();
         v.join("|")
     }
 
-    pub(crate) fn principal(&self) -> Option<&str> {
+    pub fn principal(&self) -> Option<&str> {
         self.principal.as_deref()
     }
 
-    pub(crate) fn is_admin(&self) -> bool {
+    pub fn is_admin(&self) -> bool {
         self.admin
     }
 }
 
 /// A header that names the tenant could not be used (HTTP 400).
 #[derive(Debug, Error)]
-pub(crate) enum TenantError {
+pub enum TenantError {
     #[error("invalid tenant in header {header}: {source}")]
     Invalid {
         header: &'static str,
@@ -154,7 +190,7 @@ pub(crate) enum TenantError {
 
 /// Why a request may not proceed.
 #[derive(Debug, Error)]
-pub(crate) enum AuthError {
+pub enum AuthError {
     /// No usable credentials (HTTP 401 with `WWW-Authenticate: Bearer`).
     #[error("{0}")]
     Unauthenticated(&'static str),
@@ -180,7 +216,7 @@ pub(crate) enum AuthError {
 
 impl AuthError {
     /// The `reason` label of rejection metrics.
-    pub(crate) fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> &'static str {
         match self {
             AuthError::Unauthenticated(_) => "unauthenticated",
             AuthError::Forbidden { .. } => "forbidden",
@@ -191,13 +227,26 @@ impl AuthError {
     }
 }
 
+impl ServiceError for AuthError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            AuthError::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            AuthError::Forbidden { .. } | AuthError::NotAllowed { .. } => {
+                ErrorCode::PermissionDenied
+            }
+            AuthError::Tenant(_) => ErrorCode::BadRequest,
+            AuthError::AdminDisabled => ErrorCode::Unavailable,
+        }
+    }
+}
+
 /// Lists the tenants that hold data now: the tenants a read granted by a regular
 /// expression covers when it names none.
 #[derive(Clone)]
-pub(crate) struct KnownTenants(Arc<dyn Fn() -> BTreeSet<TenantId> + Send + Sync>);
+pub struct KnownTenants(Arc<dyn Fn() -> BTreeSet<TenantId> + Send + Sync>);
 
 impl KnownTenants {
-    pub(crate) fn new(f: impl Fn() -> BTreeSet<TenantId> + Send + Sync + 'static) -> Self {
+    pub fn new(f: impl Fn() -> BTreeSet<TenantId> + Send + Sync + 'static) -> Self {
         Self(Arc::new(f))
     }
 
@@ -214,7 +263,7 @@ impl std::fmt::Debug for KnownTenants {
 
 /// Decides the [`Scope`] of requests; one per process, shared by every endpoint.
 #[derive(Debug)]
-pub(crate) struct Authenticator {
+pub struct Authenticator {
     mode: AuthMode,
     tokens: Option<Arc<Reloading<TokenTable>>>,
     /// Where the tenants of regex-granted reads come from (none known without it).
@@ -235,7 +284,7 @@ impl Authenticator {
     }
 
     /// `mode`, with the tokens file read now when `mode` is `token` (it must be given then).
-    pub(crate) fn new(mode: AuthMode, tokens_file: Option<&Path>) -> anyhow::Result<Self> {
+    pub fn new(mode: AuthMode, tokens_file: Option<&Path>) -> anyhow::Result<Self> {
         let tokens = match (mode, tokens_file) {
             (AuthMode::Token, Some(p)) => {
                 Some(Reloading::load(p, "tokens file", TokenTable::parse)?)
@@ -257,7 +306,7 @@ impl Authenticator {
 
     /// The same, with the admin endpoints open in `header` and `none` modes when
     /// `enabled` (in `token` mode only admin tokens use them, flag or not).
-    pub(crate) fn with_admin_api(self, enabled: bool) -> Self {
+    pub fn with_admin_api(self, enabled: bool) -> Self {
         Self {
             admin_api: enabled,
             ..self
@@ -265,7 +314,7 @@ impl Authenticator {
     }
 
     /// The same, refusing requests that name more than `max` tenants (at least 1).
-    pub(crate) fn with_max_tenants(self, max: usize) -> Self {
+    pub fn with_max_tenants(self, max: usize) -> Self {
         Self {
             max_tenants: max.max(1),
             ..self
@@ -273,7 +322,7 @@ impl Authenticator {
     }
 
     /// The same, listing the tenants that hold data with `known`.
-    pub(crate) fn with_known_tenants(self, known: KnownTenants) -> Self {
+    pub fn with_known_tenants(self, known: KnownTenants) -> Self {
         Self {
             known: Some(known),
             ..self
@@ -281,25 +330,21 @@ impl Authenticator {
     }
 
     /// The tokens file, to watch for changes.
-    pub(crate) fn tokens(&self) -> Option<&Arc<Reloading<TokenTable>>> {
+    pub fn tokens(&self) -> Option<&Arc<Reloading<TokenTable>>> {
         self.tokens.as_ref()
     }
 
-    pub(crate) fn mode(&self) -> AuthMode {
+    pub fn mode(&self) -> AuthMode {
         self.mode
     }
 
     /// Whether the tokens file names `tenant` (for the bounded metric labels).
-    pub(crate) fn names_tenant(&self, tenant: &TenantId) -> bool {
+    pub fn names_tenant(&self, tenant: &TenantId) -> bool {
         self.tokens.as_ref().is_some_and(|t| t.get().names(tenant))
     }
 
     /// The scope of a request with `headers` doing `access`.
-    pub(crate) fn authenticate(
-        &self,
-        headers: &HeaderMap,
-        access: Access,
-    ) -> Result<Scope, AuthError> {
+    pub fn authenticate(&self, headers: &HeaderMap, access: Access) -> Result<Scope, AuthError> {
         if access == Access::Metrics {
             return self.authenticate_metrics(headers);
         }
@@ -426,9 +471,7 @@ fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
     let missing = AuthError::Unauthenticated(
         "missing bearer token: send the header Authorization: Bearer <token>",
     );
-    let v = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .ok_or(missing)?;
+    let v = headers.get(http::header::AUTHORIZATION).ok_or(missing)?;
     let v = v
         .to_str()
         .map_err(|_| AuthError::Unauthenticated("malformed Authorization header"))?;
@@ -447,7 +490,7 @@ fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
 /// The tenants the headers name: `THANOS-TENANT`, else `X-Scope-OrgID`; `None` when neither
 /// is present (an empty header counts as absent, as in Thanos). Several tenants, `a|b`, only
 /// for reads, at most `max` of them (counted before any is parsed).
-pub(crate) fn requested_tenants(
+pub fn requested_tenants(
     headers: &HeaderMap,
     access: Access,
     max: usize,
@@ -541,7 +584,7 @@ impl std::fmt::Debug for TokenSpec {
 
 /// One token of the file, ready to check.
 #[derive(Debug)]
-pub(crate) struct TokenEntry {
+pub struct TokenEntry {
     name: Arc<str>,
     /// SHA-256 of the token.
     digest: [u8; 32],
@@ -569,7 +612,7 @@ impl TokenEntry {
 
 /// Every token of the tokens file.
 #[derive(Debug, Default)]
-pub(crate) struct TokenTable {
+pub struct TokenTable {
     entries: Vec<TokenEntry>,
 }
 
@@ -581,7 +624,7 @@ fn digest(token: &str) -> [u8; 32] {
 }
 
 impl TokenTable {
-    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, String> {
         let file: TokensFile = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
         let mut entries = Vec::with_capacity(file.tokens.len());
         let tenant =

@@ -1,5 +1,5 @@
 //! The caller's tenants for each kind of request, decided by the one
-//! [`Authenticator`](crate::auth::Authenticator), and the admission of reads under their
+//! [`Authenticator`](hypnos_tenancy::Authenticator), and the admission of reads under their
 //! tenants' limits. Handlers take [`ReadScope`] or [`AdminScope`] as extractors; remote write
 //! authenticates itself (its errors are plain text).
 //!
@@ -22,7 +22,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::FromRequestParts;
-use axum::http::StatusCode;
 use axum::http::request::Parts;
 use hypnos_engine::QueryBudget;
 use hypnos_schemas::TenantId;
@@ -30,9 +29,9 @@ use prometheus::{IntGauge, IntGaugeVec};
 
 use super::AppRef;
 use super::errors::ApiError;
-use crate::auth::{Access, AuthError, Scope, requested_tenants};
-use crate::limits::{GatePass, ReadLimits};
 use crate::metrics::{ByTenant, INVALID_TENANT, OTHER_TENANT, UNAUTHENTICATED_TENANT};
+use hypnos_tenancy::auth::{Access, AuthError, Scope, requested_tenants};
+use hypnos_tenancy::limits::{Admission, ReadLimits};
 
 /// The tenants a read (query, metadata, usage) may see: one, or several for a federated
 /// read (`X-Scope-OrgID: a|b`).
@@ -104,13 +103,13 @@ impl FromRequestParts<AppRef> for MetricsScope {
 }
 
 /// A read admitted under its tenants' limits: the strictest limits of its tenants, a pass
-/// through each tenant's concurrency gate (held until dropped) and the budget of series and
-/// samples it may read.
+/// through each tenant's concurrency gate (held until dropped, [`Admission`]) and the
+/// budget of series and samples it may read.
 #[derive(Debug)]
 pub(crate) struct Admitted {
     pub(crate) limits: ReadLimits,
     pub(crate) budget: Arc<QueryBudget>,
-    _passes: Vec<GatePass>,
+    _admission: Admission,
     running: Running,
     /// CPU time the read spent on the query runtime, in nanoseconds.
     spawned_cpu_ns: AtomicU64,
@@ -162,55 +161,11 @@ impl Drop for Running {
     }
 }
 
-/// The smaller of two limits where `0` means unlimited.
-fn min_limit(a: usize, b: usize) -> usize {
-    match (a, b) {
-        (0, x) | (x, 0) => x,
-        (a, b) => a.min(b),
-    }
-}
-
-fn min_duration(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
 /// Admits a read of `scope` or refuses it with 429 when one of its tenants already runs as
 /// many queries as it may.
 pub(crate) fn admit(state: &AppRef, scope: &Scope) -> Result<Admitted, ApiError> {
-    let config = state.limits.get();
-    let mut limits: Option<ReadLimits> = None;
-    let mut passes = Vec::with_capacity(scope.tenants().len());
-    for t in scope.tenants() {
-        let l = &config.for_tenant(t).read;
-        let Some(pass) = state.limits.gates().enter(t, l.max_concurrent_queries) else {
-            return Err(ApiError::Limit {
-                limit: "max_concurrent_queries",
-                status: StatusCode::TOO_MANY_REQUESTS,
-                message: format!(
-                    "tenant {t} already runs {} queries; retry later",
-                    l.max_concurrent_queries
-                ),
-            });
-        };
-        passes.push(pass);
-        limits = Some(match limits {
-            None => l.clone(),
-            Some(m) => ReadLimits {
-                max_series_per_query: min_limit(m.max_series_per_query, l.max_series_per_query),
-                max_samples_per_query: min_limit(m.max_samples_per_query, l.max_samples_per_query),
-                max_query_range: min_duration(m.max_query_range, l.max_query_range),
-                max_concurrent_queries: min_limit(
-                    m.max_concurrent_queries,
-                    l.max_concurrent_queries,
-                ),
-                query_timeout: min_duration(m.query_timeout, l.query_timeout),
-            },
-        });
-    }
-    let limits = limits.unwrap_or_default();
+    let admission = state.limits.admit(scope.tenants())?;
+    let limits = admission.limits.clone();
     let budget = Arc::new(QueryBudget::new(
         limits.max_series_per_query,
         limits.max_samples_per_query,
@@ -218,7 +173,7 @@ pub(crate) fn admit(state: &AppRef, scope: &Scope) -> Result<Admitted, ApiError>
     Ok(Admitted {
         limits,
         budget,
-        _passes: passes,
+        _admission: admission,
         running: Running::new(&state.metrics.queries_running, scope.tenants()),
         spawned_cpu_ns: AtomicU64::new(0),
     })
@@ -235,7 +190,7 @@ pub(crate) fn count_cpu(state: &AppRef, admitted: &Admitted, cpu: Duration) {
             (t.as_str(), n as u64)
         })
         .collect();
-    for (t, secs) in crate::metrics::split_by_weight(cpu, &weights) {
+    for (t, secs) in hypnos_tenancy::usage::split_by_weight(cpu, &weights) {
         state
             .metrics
             .query_cpu
@@ -273,22 +228,5 @@ pub(crate) fn requested_label(headers: &axum::http::HeaderMap) -> String {
         Ok(Some(t)) => t.iter().map(|t| t.as_str()).collect::<Vec<_>>().join("|"),
         Ok(None) => "default".into(),
         Err(_) => INVALID_TENANT.into(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn strictest_limits() {
-        assert_eq!(min_limit(0, 5), 5);
-        assert_eq!(min_limit(7, 0), 7);
-        assert_eq!(min_limit(7, 5), 5);
-        assert_eq!(min_limit(0, 0), 0);
-        let s = Duration::from_secs;
-        assert_eq!(min_duration(None, Some(s(1))), Some(s(1)));
-        assert_eq!(min_duration(Some(s(2)), Some(s(1))), Some(s(1)));
-        assert_eq!(min_duration(None, None), None);
     }
 }

@@ -1,15 +1,19 @@
-//! The HTTP API: Prometheus' remote-write receiver and query API, Thanos' paths, health,
-//! readiness and `/metrics`. Every request runs in a span carrying its tenant and is counted
+//! The HTTP API (`hypnos-api`): Prometheus' remote-write receiver and query API, Thanos'
+//! paths, health, readiness and `/metrics`; the servers it runs on (`serve.rs` for HTTP,
+//! [`grpc`] for gRPC, both with the connection limits of [`ServeLimits`]); and the building
+//! of its state from an [`ApiConfig`] (`state.rs`). Every request runs in a span carrying its tenant and is counted
 //! in the HTTP metrics.
 //!
 //! Handlers are grouped by concern: `remote_write.rs`, `query.rs` (PromQL), `metadata.rs`
 //! (series, labels, label values), `exemplars.rs` (exemplars of a query's selectors),
 //! `metric_metadata.rs` (metric metadata from remote write),
 //! `admin.rs` (flush, build info, health, metrics),
-//! `status.rs` (per-tenant usage). `errors.rs` maps every error to a status and `errorType`;
+//! `status.rs` (per-tenant usage). `errors.rs` maps every error to its
+//! [`hypnos_schemas::ErrorCode`], which gives the status and `errorType`;
 //! `json.rs` writes Prometheus' JSON; `params.rs` reads requests; `tenant.rs` turns the
-//! caller's identity ([`crate::auth`]) into the tenants a handler may touch and admits
-//! queries under their tenants' limits ([`crate::limits`]).
+//! caller's identity ([`hypnos_tenancy::auth`]) into the tenants a handler may touch and
+//! admits queries under their tenants' limits ([`hypnos_tenancy::limits`]); `metrics.rs`
+//! holds the API's metrics (bounded tenant labels).
 //!
 //! Identity applies to every `/api/v1` endpoint except `status/buildinfo`; health,
 //! readiness and `/metrics` are open (probes and scrapers carry no tenant).
@@ -28,34 +32,39 @@ use hypnos_planner::MaxSourceResolution;
 use hypnos_schemas::SeriesSource;
 use tracing::Instrument;
 
-use crate::auth::Authenticator;
-use crate::limits::Limits;
+use hypnos_tenancy::{Authenticator, Limits, RELOAD_INTERVAL};
+
 use crate::metrics::HttpMetrics;
-use crate::reload::RELOAD_INTERVAL;
 
 mod admin;
 mod errors;
 mod exemplars;
+pub mod grpc;
 mod json;
 mod metadata;
 mod metric_metadata;
+mod metrics;
 mod params;
 mod query;
 mod query_runtime;
 mod remote_write;
 mod serve;
+mod state;
 mod status;
 mod tenant;
 mod timeout_io;
 
-pub(crate) use errors::ApiError;
-pub(crate) use serve::{ServeLimits, serve};
-pub(crate) use timeout_io::TimeoutIo;
+pub use errors::ApiError;
+pub use serve::{ServeLimits, serve};
+pub use state::{
+    ApiConfig, DEFAULT_BLOCK_DURATION, DEFAULT_BODY_READ_TIMEOUT, DEFAULT_MAX_REQUEST_BYTES,
+};
+pub use timeout_io::TimeoutIo;
 
 /// What the handlers share.
 #[derive(Debug)]
-pub(crate) struct AppState {
-    pub(crate) ingester: Arc<Ingester>,
+pub struct AppState {
+    pub ingester: Arc<Ingester>,
     /// Heads and blocks merged: what queries and metadata read.
     pub(crate) source: Arc<dyn SeriesSource>,
     pub(crate) engine: QueryEngine,
@@ -70,7 +79,7 @@ pub(crate) struct AppState {
     /// Who may use which tenant (shared with the gRPC services).
     pub(crate) auth: Arc<Authenticator>,
     /// Per-tenant limits and query concurrency.
-    pub(crate) limits: Limits,
+    pub limits: Limits,
     /// Metric metadata from remote write, per tenant (`/api/v1/metadata`).
     pub(crate) metric_metadata: metric_metadata::MetricMetadataStore,
     /// The blocks of every tenant (stored bytes for usage tracking).
@@ -81,7 +90,7 @@ pub(crate) struct AppState {
 
 impl AppState {
     /// Starts watching the tokens and limits files; the tasks end when the state is dropped.
-    pub(crate) fn spawn_reloads(&self) -> Vec<tokio::task::JoinHandle<()>> {
+    pub fn spawn_reloads(&self) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = Vec::new();
         if let Some(t) = self.auth.tokens() {
             tasks.push(t.spawn_watch(RELOAD_INTERVAL));
@@ -96,7 +105,7 @@ impl AppState {
 type AppRef = Arc<AppState>;
 
 /// The router of the whole HTTP API.
-pub(crate) fn router(state: AppRef) -> Router {
+pub fn router(state: AppRef) -> Router {
     Router::new()
         .route("/api/v1/receive", post(remote_write::receive))
         .route("/api/v1/write", post(remote_write::receive))

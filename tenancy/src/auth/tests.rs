@@ -1,4 +1,4 @@
-use axum::http::HeaderValue;
+use http::HeaderValue;
 
 use super::*;
 
@@ -367,4 +367,65 @@ fn metrics_need_a_metrics_or_admin_token_in_token_mode() {
         let a = a.with_admin_api(true);
         assert!(a.authenticate(&HeaderMap::new(), Access::Admin).is_ok());
     }
+}
+
+#[test]
+fn auth_errors_have_one_code_for_http_and_grpc() {
+    use hypnos_schemas::{ErrorCode, ServiceError};
+    let (_dir, a) = token_auth();
+    let code = |h: &[(&'static str, &str)], access| {
+        let e = a.authenticate(&headers(h), access).unwrap_err();
+        (
+            e.error_code(),
+            e.error_code().http_status(),
+            e.error_code().prometheus_error_type(),
+        )
+    };
+    assert_eq!(
+        code(&[], Access::Read),
+        (ErrorCode::Unauthenticated, 401, "unauthorized")
+    );
+    assert_eq!(
+        code(
+            &[("authorization", "Bearer secret-a"), ("thanos-tenant", "b")],
+            Access::Write
+        ),
+        (ErrorCode::PermissionDenied, 403, "forbidden")
+    );
+    assert_eq!(
+        code(
+            &[
+                ("authorization", "Bearer secret-a"),
+                ("thanos-tenant", "a/b")
+            ],
+            Access::Write
+        ),
+        (ErrorCode::BadRequest, 400, "bad_data")
+    );
+    assert_eq!(
+        code(&[("authorization", "Bearer secret-a")], Access::Metrics),
+        (ErrorCode::PermissionDenied, 403, "forbidden")
+    );
+    let header = Authenticator::new(AuthMode::Header, None).unwrap();
+    let e = header
+        .authenticate(&headers(&[]), Access::Admin)
+        .unwrap_err();
+    assert_eq!(
+        (
+            e.error_code().http_status(),
+            e.error_code().prometheus_error_type()
+        ),
+        (503, "unavailable")
+    );
+}
+
+#[test]
+fn auth_modes_parse_as_the_flag_spells_them() {
+    for name in AuthMode::NAMES {
+        let m: AuthMode = name.parse().unwrap();
+        assert_eq!(m.to_string(), name);
+    }
+    assert_eq!(AuthMode::default().name(), "header");
+    let e = "tokens".parse::<AuthMode>().unwrap_err();
+    assert!(e.contains("header, token, none"), "{e}");
 }

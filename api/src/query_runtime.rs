@@ -44,13 +44,13 @@ pub(super) struct QueryTask<T> {
 }
 
 /// Runs `fut` on the query runtime, measuring the CPU time its polls take
-/// ([`crate::metrics::cpu_time_of`]). `cancel` is raised when the task is dropped.
+/// ([`hypnos_tenancy::usage::cpu_time_of`]). `cancel` is raised when the task is dropped.
 pub(super) fn spawn<F>(cancel: Arc<AtomicBool>, fut: F) -> Result<QueryTask<F::Output>, ApiError>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let handle = handle()?.spawn(crate::metrics::cpu_time_of(fut));
+    let handle = handle()?.spawn(hypnos_tenancy::usage::cpu_time_of(fut));
     Ok(QueryTask { handle, cancel })
 }
 

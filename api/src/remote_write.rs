@@ -16,7 +16,7 @@ use hypnos_schemas::TenantId;
 use super::AppRef;
 use super::errors::WriteError;
 use super::params::now_ms;
-use crate::auth::{Access, AuthError, Scope};
+use hypnos_tenancy::auth::{Access, AuthError, Scope};
 
 pub(super) async fn receive(
     State(state): State<AppRef>,

@@ -18,7 +18,7 @@ use tokio::time::Sleep;
 /// A stream whose writes fail after making no progress for a timeout, and whose reads
 /// fail when the first bytes do not arrive in time.
 #[derive(Debug)]
-pub(crate) struct TimeoutIo<S> {
+pub struct TimeoutIo<S> {
     inner: S,
     write_timeout: Duration,
     /// Armed while a write is pending, from the moment it first was.
@@ -29,7 +29,7 @@ pub(crate) struct TimeoutIo<S> {
 
 impl<S> TimeoutIo<S> {
     /// `inner` with the write timeout `write_timeout` and no first-bytes deadline.
-    pub(crate) fn new(inner: S, write_timeout: Duration) -> Self {
+    pub fn new(inner: S, write_timeout: Duration) -> Self {
         Self {
             inner,
             write_timeout,
@@ -39,13 +39,13 @@ impl<S> TimeoutIo<S> {
     }
 
     /// Reading fails once `within` has passed and fewer than `want` bytes were read.
-    pub(crate) fn first_bytes_within(mut self, want: usize, within: Duration) -> Self {
+    pub fn first_bytes_within(mut self, want: usize, within: Duration) -> Self {
         self.first = Some((want, Box::pin(tokio::time::sleep(within))));
         self
     }
 
     /// The wrapped stream.
-    pub(crate) fn get_ref(&self) -> &S {
+    pub fn get_ref(&self) -> &S {
         &self.inner
     }
 

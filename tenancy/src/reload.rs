@@ -18,10 +18,10 @@ use prometheus::{Gauge, IntGauge, Opts, Registry};
 use tokio::task::JoinHandle;
 
 /// How often reloadable files are checked.
-pub(crate) const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The parsed content of a file, kept current.
-pub(crate) struct Reloading<T> {
+pub struct Reloading<T> {
     path: PathBuf,
     what: &'static str,
     parse: fn(&str) -> Result<T, String>,
@@ -45,7 +45,7 @@ impl<T> std::fmt::Debug for Reloading<T> {
 
 impl<T: Send + Sync + 'static> Reloading<T> {
     /// Reads and parses `path` (`what` names the file in messages).
-    pub(crate) fn load(
+    pub fn load(
         path: &Path,
         what: &'static str,
         parse: fn(&str) -> Result<T, String>,
@@ -78,7 +78,7 @@ impl<T: Send + Sync + 'static> Reloading<T> {
     }
 
     /// Registers the reload metrics of this file into `registry`.
-    pub(crate) fn register(&self, registry: &Registry) -> Result<(), prometheus::Error> {
+    pub fn register(&self, registry: &Registry) -> Result<(), prometheus::Error> {
         registry.register(Box::new(self.successful.clone()))?;
         registry.register(Box::new(self.success_time.clone()))?;
         Ok(())
@@ -97,12 +97,12 @@ impl<T: Send + Sync + 'static> Reloading<T> {
     }
 
     /// The configuration now.
-    pub(crate) fn get(&self) -> Arc<T> {
+    pub fn get(&self) -> Arc<T> {
         Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()).0)
     }
 
     /// Re-reads the file; `true` when a changed, valid file replaced the configuration.
-    pub(crate) fn check(&self) -> bool {
+    pub fn check(&self) -> bool {
         let bytes = match std::fs::read(&self.path) {
             Ok(b) => b,
             Err(e) => {
@@ -139,7 +139,7 @@ impl<T: Send + Sync + 'static> Reloading<T> {
     }
 
     /// Polls the file every `every` until `self` is dropped.
-    pub(crate) fn spawn_watch(self: &Arc<Self>, every: Duration) -> JoinHandle<()> {
+    pub fn spawn_watch(self: &Arc<Self>, every: Duration) -> JoinHandle<()> {
         let this: Weak<Self> = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);

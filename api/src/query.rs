@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::Response;
 use hypnos_engine::QueryOptions;
 use hypnos_planner::{AnnotatedResult, QueryError};
@@ -16,7 +15,8 @@ use super::errors::ApiError;
 use super::params::{Params, now_ms};
 use super::tenant::{Admitted, ReadScope, admit};
 use super::{AppRef, json};
-use crate::auth::Scope;
+use hypnos_tenancy::LimitError;
+use hypnos_tenancy::auth::Scope;
 
 /// Prometheus' limit on the points of one series in a range query.
 const MAX_POINTS: i128 = 11_000;
@@ -46,7 +46,7 @@ pub(super) async fn range(
 }
 
 /// Admits a read of `scope` under its limits, runs `f` and counts the outcome and the CPU
-/// time it took ([`crate::metrics::cpu_time_of`]).
+/// time it took ([`hypnos_tenancy::usage::cpu_time_of`]).
 pub(super) async fn guarded(
     state: &AppRef,
     scope: &Scope,
@@ -57,7 +57,7 @@ pub(super) async fn guarded(
         Ok(a) => a,
         Err(e) => return count(state, scope, kind, None, Err(e)),
     };
-    let (r, cpu) = crate::metrics::cpu_time_of(f(&admitted)).await;
+    let (r, cpu) = hypnos_tenancy::usage::cpu_time_of(f(&admitted)).await;
     super::tenant::count_cpu(state, &admitted, cpu + admitted.spawned_cpu());
     count(state, scope, kind, Some(&admitted), r)
 }
@@ -84,7 +84,7 @@ fn count<T>(
     }
     if let Err(e) = &r {
         let limit = match e {
-            ApiError::Limit { limit, .. } => Some(*limit),
+            ApiError::Limit(l) => Some(l.limit()),
             _ => admitted.and_then(|a| a.budget.exceeded()),
         };
         for t in scope.tenants() {
@@ -163,15 +163,10 @@ async fn range_inner(
     if let Some(max) = admitted.limits.max_query_range
         && u128::try_from(end - start).unwrap_or(0) > max.as_millis()
     {
-        return Err(ApiError::Limit {
-            limit: "max_query_range",
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            message: format!(
-                "the query range of {} is longer than {}",
-                humantime::format_duration(Duration::from_millis((end - start) as u64)),
-                humantime::format_duration(max)
-            ),
-        });
+        return Err(ApiError::Limit(LimitError::QueryRange {
+            range: Duration::from_millis((end - start) as u64),
+            max,
+        }));
     }
     // The engine works in milliseconds; a sub-millisecond step would not advance.
     let step = (step_ns / NS_PER_MS).max(1);
@@ -292,14 +287,9 @@ pub(super) async fn run<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
                 .query_timeout
                 .is_some_and(|t| t <= opts.timeout) =>
         {
-            Err(ApiError::Limit {
-                limit: "query_timeout",
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                message: format!(
-                    "the query ran longer than {}",
-                    humantime::format_duration(opts.timeout)
-                ),
-            })
+            Err(ApiError::Limit(LimitError::QueryTimeout {
+                timeout: opts.timeout,
+            }))
         }
         r => r,
     }
