@@ -23,13 +23,13 @@ use async_trait::async_trait;
 use futures::TryStreamExt;
 use futures::future::{join_all, try_join_all};
 use hypnos_schemas::block::{BlockReader, SampleCache, read_meta};
-use hypnos_schemas::layout::{BlockMeta, TENANTS_DIR, parse_meta_path};
+use hypnos_schemas::layout::{BlockMeta, TENANTS_DIR, block_file, parse_meta_path};
 use hypnos_schemas::{
     AGGR_LABEL, BlockSink, Labels, MatchOp, Matcher, RESOLUTION_1H, RESOLUTION_5M, RESOLUTION_RAW,
     ReadAggregate, ReadHints, SchemaError, SeriesData, SeriesSource, TenantId, TimeRange,
     is_stale_nan, raw_as_aggregate,
 };
-use object_store::ObjectStore;
+use object_store::{ObjectMeta, ObjectStore};
 use object_store::path::Path;
 use parking_lot::RwLock;
 use ulid::Ulid;
@@ -41,8 +41,8 @@ use crate::merge::{merge_parts, union_labels};
 pub struct SkippedBlock {
     /// The path of its `meta.json`.
     pub path: String,
-    /// `unreadable`, `invalid_meta`, `unsupported_version`, `tenant_mismatch` or
-    /// `ulid_mismatch`.
+    /// `unreadable`, `invalid_meta`, `unsupported_version`, `tenant_mismatch`,
+    /// `ulid_mismatch` or `size_mismatch` (a data file cut short, grown or missing).
     pub reason: &'static str,
     /// The error, for the log.
     pub error: String,
@@ -98,14 +98,13 @@ impl BlockCatalog {
     /// that are gone are dropped. Returns how many blocks are known.
     pub async fn sync(&self) -> Result<usize, SchemaError> {
         let prefix = Path::from(TENANTS_DIR);
-        let metas: Vec<(TenantId, Ulid, Path)> = self
-            .store
-            .list(Some(&prefix))
-            .try_filter_map(|o| async move {
-                Ok(parse_meta_path(&o.location).map(|(t, u)| (t, u, o.location)))
-            })
-            .try_collect()
-            .await?;
+        let listed: Vec<ObjectMeta> = self.store.list(Some(&prefix)).try_collect().await?;
+        // Listed sizes, to catch a data file cut short (its meta.json records its size).
+        let sizes: HashMap<&Path, u64> = listed.iter().map(|o| (&o.location, o.size)).collect();
+        let metas: Vec<(TenantId, Ulid, Path)> = listed
+            .iter()
+            .filter_map(|o| parse_meta_path(&o.location).map(|(t, u)| (t, u, o.location.clone())))
+            .collect();
         let known = self.blocks.read().clone();
         let new = metas
             .iter()
@@ -135,6 +134,20 @@ impl BlockCatalog {
                             "ulid_mismatch",
                             format!("meta.json names block {}, the path block {u}", m.ulid),
                         ))
+                    } else if let Some((f, size)) = m.files.iter().find_map(|f| {
+                        let size = sizes.get(&block_file(t, *u, &f.name)).copied();
+                        (size != Some(f.size_bytes)).then_some((f, size))
+                    }) {
+                        Err((
+                            "size_mismatch",
+                            match size {
+                                Some(n) => format!(
+                                    "{} is {n} bytes, meta.json records {}",
+                                    f.name, f.size_bytes
+                                ),
+                                None => format!("{} is missing", f.name),
+                            },
+                        ))
                     } else {
                         Ok(m)
                     }
@@ -157,7 +170,7 @@ impl BlockCatalog {
             let before = self.skipped.read();
             for (key, b) in &skipped {
                 if before.get(key) != Some(b) {
-                    tracing::error!(block = %b.path, reason = b.reason, error = %b.error, "block skipped: it is not served until its meta.json is fixed");
+                    tracing::error!(block = %b.path, reason = b.reason, error = %b.error, "block skipped: it is not served until it is fixed");
                 }
             }
         }
