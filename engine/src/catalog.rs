@@ -29,8 +29,8 @@ use hypnos_schemas::{
     ReadAggregate, ReadHints, SchemaError, SeriesData, SeriesSource, TenantId, TimeRange,
     is_stale_nan, raw_as_aggregate,
 };
-use object_store::{ObjectMeta, ObjectStore};
 use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use parking_lot::RwLock;
 use ulid::Ulid;
 
@@ -42,7 +42,8 @@ pub struct SkippedBlock {
     /// The path of its `meta.json`.
     pub path: String,
     /// `unreadable`, `invalid_meta`, `unsupported_version`, `tenant_mismatch`,
-    /// `ulid_mismatch` or `size_mismatch` (a data file cut short, grown or missing).
+    /// `ulid_mismatch`, `size_mismatch` (a data file cut short, grown or missing) or
+    /// `bad_footer` (a Parquet file whose end is garbled).
     pub reason: &'static str,
     /// The error, for the log.
     pub error: String,
@@ -72,6 +73,36 @@ fn skip_reason(e: &SchemaError) -> &'static str {
         SchemaError::UnsupportedVersion { .. } => "unsupported_version",
         _ => "invalid_meta",
     }
+}
+
+/// Checks the end of each Parquet file `meta` lists: a footer length that fits the file
+/// and the `PAR1` magic. A garbled tail is reported here, at load, instead of failing every
+/// query whose range touches the block. Read failures are left to the readers.
+async fn parquet_tails(
+    store: &Arc<dyn ObjectStore>,
+    tenant: &TenantId,
+    ulid: Ulid,
+    meta: &BlockMeta,
+) -> Option<String> {
+    for f in meta.files.iter().filter(|f| f.name.ends_with(".parquet")) {
+        let Some(start) = f.size_bytes.checked_sub(8) else {
+            return Some(format!(
+                "{} is {} bytes, too short for Parquet",
+                f.name, f.size_bytes
+            ));
+        };
+        let Ok(tail) = store
+            .get_range(&block_file(tenant, ulid, &f.name), start..f.size_bytes)
+            .await
+        else {
+            continue;
+        };
+        let footer_len = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as u64;
+        if &tail[4..] != b"PAR1" || footer_len > start {
+            return Some(format!("{} does not end in a Parquet footer", f.name));
+        }
+    }
+    None
 }
 
 impl BlockCatalog {
@@ -109,9 +140,14 @@ impl BlockCatalog {
         let new = metas
             .iter()
             .filter(|(t, u, _)| !known.get(t).is_some_and(|b| b.contains_key(u)));
-        let loaded = join_all(
-            new.map(|(t, u, p)| async move { ((t, u, p), read_meta(&self.store, p).await) }),
-        )
+        let loaded = join_all(new.map(|(t, u, p)| async move {
+            let meta = read_meta(&self.store, p).await;
+            let tail = match &meta {
+                Ok(m) => parquet_tails(&self.store, t, *u, m).await,
+                Err(_) => None,
+            };
+            ((t, u, p), meta, tail)
+        }))
         .await;
         let mut next: BTreeMap<TenantId, BTreeMap<Ulid, Arc<BlockReader>>> = BTreeMap::new();
         for (t, u, _) in &metas {
@@ -120,7 +156,7 @@ impl BlockCatalog {
             }
         }
         let mut skipped = BTreeMap::new();
-        for ((t, u, path), meta) in loaded {
+        for ((t, u, path), meta, tail) in loaded {
             let checked = meta
                 .map_err(|e| (skip_reason(&e), e.to_string()))
                 .and_then(|m| {
@@ -148,6 +184,8 @@ impl BlockCatalog {
                                 None => format!("{} is missing", f.name),
                             },
                         ))
+                    } else if let Some(error) = tail {
+                        Err(("bad_footer", error))
                     } else {
                         Ok(m)
                     }
