@@ -194,13 +194,9 @@ fn a_compactor_killed_at_each_step_never_shows_a_sample_twice_or_misses_one() {
         let target = 1 + rng.below(run_len as usize + 2) as u64;
         let mut compactor = spawn_compactor(&s, &log);
         let stop = Arc::new(AtomicBool::new(false));
-        let watcher = kill_at_compactor_write(
-            log.clone(),
-            0,
-            compactor.id(),
-            Arc::clone(&stop),
-            move |step, _| step == target,
-        );
+        let watcher = kill_at_log_line(log.clone(), 0, compactor.id(), Arc::clone(&stop), {
+            move |line| compactor_step(line) == Some(target)
+        });
         let started = Instant::now();
         // Ingesting and answering while it runs, until it is killed or done.
         let status = loop {

@@ -896,7 +896,7 @@ impl Rng {
 /// before making it.
 pub const COMPACTOR_PAUSE_VAR: &str = "HYPNOS_TEST_COMPACTOR_PAUSE";
 
-/// A pending compactor write logged by that hook: its number and the whole line.
+/// The number of the pending compactor write that `line` logs, if it is one (that hook).
 pub fn compactor_step(line: &str) -> Option<u64> {
     if !line.contains("compactor write pending") {
         return None;
@@ -908,16 +908,17 @@ pub fn compactor_step(line: &str) -> Option<u64> {
         .ok()
 }
 
-/// Watches the log at `log` from byte `from` on, and SIGKILLs process `pid` as soon as the
-/// compactor hook logs a pending write for which `at(step, line)` is true: the process is
-/// then waiting before that write, so every earlier write is made and this one is not.
-/// Gives back that line, or `None` when `stop` was set first.
-pub fn kill_at_compactor_write(
+/// Watches the log at `log` from byte `from` on, and SIGKILLs process `pid` as soon as a line
+/// comes for which `at(line)` is true; gives back that line, or `None` when `stop` was set
+/// first. With the compactor's hook, `at` can pick a pending write ([`compactor_step`]): the
+/// process is then waiting before that write, so every earlier write is made and this one is
+/// not.
+pub fn kill_at_log_line(
     log: PathBuf,
     from: u64,
     pid: u32,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    mut at: impl FnMut(u64, &str) -> bool + Send + 'static,
+    mut at: impl FnMut(&str) -> bool + Send + 'static,
 ) -> std::thread::JoinHandle<Option<String>> {
     std::thread::spawn(move || {
         let mut offset = from;
@@ -933,9 +934,7 @@ pub fn kill_at_compactor_write(
             partial.push_str(&String::from_utf8_lossy(&chunk));
             while let Some(end) = partial.find('\n') {
                 let line: String = partial.drain(..=end).collect();
-                if let Some(step) = compactor_step(&line)
-                    && at(step, &line)
-                {
+                if at(&line) {
                     let _ = Command::new("kill")
                         .arg("-KILL")
                         .arg(pid.to_string())
