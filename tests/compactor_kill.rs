@@ -8,7 +8,8 @@
 //!
 //! The steps come from the compactor's test hook (feature `testsuite`, the variable
 //! `HYPNOS_TEST_COMPACTOR_PAUSE`): it logs each write it is about to make and waits before
-//! making it, so the kill lands exactly between two writes.
+//! making it, so the kill lands exactly between two writes. The compactor inside `hypnos all`
+//! killed the same way (the whole server with it) is a kind of round of `tests/kill.rs`.
 //!
 //! - `HYPNOS_COMPACT_KILL_ROUNDS`: rounds (default 8).
 //! - `HYPNOS_COMPACT_KILL_SEED`: replays a run; every run prints its seed.

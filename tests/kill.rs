@@ -28,7 +28,7 @@ use serde_json::Value;
 /// Concurrent senders, each owning its series (as Prometheus' shards do).
 const SENDERS: usize = 3;
 /// Float series per sender (each request carries one sample of each).
-const FLOAT_SERIES: usize = 120;
+const FLOAT_SERIES: usize = 32;
 /// Native-histogram series per sender.
 const HIST_SERIES: usize = 8;
 
@@ -42,14 +42,20 @@ struct Ledger {
     unacked: BTreeSet<u64>,
 }
 
-/// Sender `k`'s timeline: each sender writes at its own position in time, 90 minutes apart,
-/// one second per request.
+/// Sender `k`'s timeline: each sender writes at its own position in time, [`SPREAD`] apart,
+/// [`STEP`] further for each request.
 fn ts(base: i64, k: usize, seq: u64) -> i64 {
-    base + (k as i64) * 90 * 60_000 + (seq as i64) * 1_000
+    base + (k as i64) * SPREAD + (seq as i64) * STEP
 }
 
-/// The level after 2h: the compactor merges the blocks of an 8h window once a block ends
-/// after it.
+/// Time between two requests of a sender. Large, so that the senders cross the compactor's
+/// 8h windows in a few rounds: the compactor merges the blocks of each window (a block
+/// holds the three senders, so it ends after its window once sender 0 is 2h into it) and
+/// then leaves them, instead of merging everything again every round.
+const STEP: i64 = 30_000;
+/// Between two senders' positions in time.
+const SPREAD: i64 = 3 * 3_600_000;
+/// The level after 2h of the compactor.
 const WINDOW: i64 = 8 * 3_600_000;
 
 /// Histogram series `i` of request `seq` (schema 0: bucket k of the positive side is
@@ -292,8 +298,8 @@ fn check_sender(
     let ctx = format!("seed {seed}, round {round}, sender {k}");
     let first = ts(base, k, 0);
     let end = ts(base, k, ledger.next);
-    let range = end - first + 1_000;
-    let seq_of = |t: i64| ((t - first) / 1_000) as u64;
+    let range = end - first + STEP;
+    let seq_of = |t: i64| ((t - first) / STEP) as u64;
     let mut checked = 0;
     // Per in-flight request: how many series hold it (whole or nothing).
     let mut partial: BTreeMap<u64, usize> = BTreeMap::new();
@@ -447,17 +453,18 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         .unwrap_or_else(|| now_ms() as u64 | 1);
     println!("kill test: {rounds} rounds, seed {seed} (replay with HYPNOS_KILL_SEED={seed})");
     let mut rng = Rng(seed);
-    // The senders start 3h, 1.5h and 0h before an 8h boundary at least 8h back: every block
-    // (a cut holds all three) starts in the window before the boundary and ends after it, so
-    // that window is closed and the compactor merges the blocks of every round.
-    let boundary = ((now_ms() - WINDOW) / WINDOW) * WINDOW;
-    let base = boundary - 3 * 3_600_000;
+    // Two weeks back, at the start of an 8h window: 100 rounds stay in the past.
+    let base = ((now_ms() - 14 * 24 * 3_600_000) / WINDOW) * WINDOW;
     let mut server = TestServer::with(
         Options::default()
             .arg("--block-duration")
             .arg("700ms")
             .arg("--compact-interval")
             .arg("1s")
+            // Replaced blocks go 30 s after their deletion mark (a block's deletion is one
+            // more step a kill can cut), and the bucket does not grow round after round.
+            .arg("--delete-delay")
+            .arg("30s")
             .env(COMPACTOR_PAUSE_VAR, "100ms"),
     );
     let ledgers: Vec<Arc<Mutex<Ledger>>> = (0..SENDERS).map(|_| Default::default()).collect();
@@ -469,6 +476,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
     // Kills that cut a flush short (its WAL not yet truncated, or the admin flush unanswered).
     let mut flushes_cut = 0usize;
     for round in 0..rounds {
+        let started = Instant::now();
         let cut = KINDS[(round + first_kind) % KINDS.len()];
         let ctx = format!("seed {seed}, round {round}");
         let delay = 50 + rng.below(1_950) as u64;
@@ -551,7 +559,10 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
             acked += check_sender(&server, base, k, &l.lock().unwrap(), seed, round);
         }
         acked_total = acked;
-        println!("round {round}: killed {how}; {acked} acknowledged samples, all present once");
+        println!(
+            "round {round}: killed {how}; {acked} acknowledged samples, all present once ({:.1} s)",
+            started.elapsed().as_secs_f64()
+        );
     }
     let unacked: usize = ledgers
         .iter()
