@@ -17,6 +17,18 @@ use hypnos_tenancy::{LimitsConfig, Reloading};
 use crate::cli::{BucketArgs, CompactArgs, CompactFlags};
 use crate::objstore::BucketConfig;
 
+#[cfg(feature = "testsuite")]
+mod hook;
+
+/// The store the compactor writes through: with the `testsuite` feature, the one of
+/// `hook` (a pause before each write when the test asks for it).
+fn compactor_store(store: Arc<dyn ObjectStore>) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    #[cfg(feature = "testsuite")]
+    return hook::wrap(store);
+    #[cfg(not(feature = "testsuite"))]
+    Ok(store)
+}
+
 /// The bucket named by --objstore-url, --objstore-config-file or <data-dir>/bucket.
 pub(crate) fn bucket(args: &BucketArgs) -> anyhow::Result<BucketConfig> {
     match (&args.objstore_url, &args.objstore_config_file) {
@@ -74,7 +86,7 @@ pub(crate) async fn run_compact(args: CompactArgs) -> anyhow::Result<()> {
         .map(|p| Reloading::load(p, "limits file", LimitsConfig::parse))
         .transpose()?;
     let retention = limits.as_ref().map(|l| tenant_retention(Arc::clone(l)));
-    let compactor = Compactor::new(store, config(&args.compact, retention))?;
+    let compactor = Compactor::new(compactor_store(store)?, config(&args.compact, retention))?;
     info!(bucket = %bucket.describe(), wait = args.wait, "compactor starting");
     loop {
         if let Some(l) = &limits {
@@ -116,7 +128,10 @@ pub(crate) fn spawn_in_all(
     if interval.is_zero() {
         return Ok(None);
     }
-    let compactor = Compactor::new(store, config(flags, limits.map(tenant_retention)))?;
+    let compactor = Compactor::new(
+        compactor_store(store)?,
+        config(flags, limits.map(tenant_retention)),
+    )?;
     Ok(Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -467,12 +467,20 @@ impl Compactor {
             let due = if f.has(DELETION_MARK_FILE) {
                 let path = block_file(&t, u, DELETION_MARK_FILE);
                 let bytes = self.store.get(&path).await?.bytes().await?;
-                let mark: DeletionMark =
-                    serde_json::from_slice(&bytes).map_err(|source| CompactError::Json {
-                        path: path.to_string(),
-                        source,
-                    })?;
-                mark.deletion_time * 1000 + self.cfg.delete_delay.as_millis() as i64 <= now
+                let marked_ms = match serde_json::from_slice::<DeletionMark>(&bytes) {
+                    Ok(mark) => mark.deletion_time * 1000,
+                    // A torn mark still says "delete": it counts from when it was written.
+                    Err(e) => {
+                        let written = f
+                            .files
+                            .iter()
+                            .find(|o| o.location.filename() == Some(DELETION_MARK_FILE))
+                            .map_or(now, |o| o.last_modified.timestamp_millis());
+                        warn!(file = %path, error = %e, marked_at_ms = written, "damaged deletion mark: the block is deleted after the delay from when the mark was written");
+                        written
+                    }
+                };
+                marked_ms + self.cfg.delete_delay.as_millis() as i64 <= now
             } else if !f.has(META_FILE) {
                 f.files.iter().all(|o| {
                     o.last_modified.timestamp_millis() + self.cfg.partial_age.as_millis() as i64

@@ -17,6 +17,9 @@ use crate::CompactError;
 /// Path of the lease, relative to the bucket root.
 pub const LOCK_FILE: &str = "compactor.lock";
 
+/// The owner a damaged (unparseable) lease is read as; it is expired.
+pub const DAMAGED_OWNER: &str = "<damaged lease>";
+
 /// Contents of `compactor.lock`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
@@ -145,10 +148,23 @@ pub async fn read(
         version: got.meta.version.clone(),
     };
     let bytes = got.bytes().await?;
-    let lease = serde_json::from_slice(&bytes).map_err(|source| CompactError::Json {
-        path: path.to_string(),
-        source,
-    })?;
+    let lease = match serde_json::from_slice::<Lease>(&bytes) {
+        Ok(lease) => lease,
+        // A torn or garbled lease protects nothing: it counts as expired, so the next
+        // `acquire` replaces it (still conditionally, on the version read here).
+        Err(e) => {
+            tracing::warn!(
+                file = %path,
+                bytes = bytes.len(),
+                error = %e,
+                "damaged compactor lease treated as expired; it is replaced at the next acquire"
+            );
+            Lease {
+                owner: DAMAGED_OWNER.into(),
+                expires_at_ms: 0,
+            }
+        }
+    };
     Ok(Some((lease, version)))
 }
 

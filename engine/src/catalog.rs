@@ -23,14 +23,14 @@ use async_trait::async_trait;
 use futures::TryStreamExt;
 use futures::future::{join_all, try_join_all};
 use hypnos_schemas::block::{BlockReader, SampleCache, read_meta};
-use hypnos_schemas::layout::{BlockMeta, TENANTS_DIR, parse_meta_path};
+use hypnos_schemas::layout::{BlockMeta, TENANTS_DIR, block_file, parse_meta_path};
 use hypnos_schemas::{
     AGGR_LABEL, BlockSink, Labels, MatchOp, Matcher, RESOLUTION_1H, RESOLUTION_5M, RESOLUTION_RAW,
     ReadAggregate, ReadHints, SchemaError, SeriesData, SeriesSource, TenantId, TimeRange,
     is_stale_nan, raw_as_aggregate,
 };
-use object_store::ObjectStore;
 use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use parking_lot::RwLock;
 use ulid::Ulid;
 
@@ -41,8 +41,9 @@ use crate::series_merge::{merge_parts, union_labels};
 pub struct SkippedBlock {
     /// The path of its `meta.json`.
     pub path: String,
-    /// `unreadable`, `invalid_meta`, `unsupported_version`, `tenant_mismatch` or
-    /// `ulid_mismatch`.
+    /// `unreadable`, `invalid_meta`, `unsupported_version`, `tenant_mismatch`,
+    /// `ulid_mismatch`, `size_mismatch` (a data file cut short, grown or missing) or
+    /// `bad_footer` (a Parquet file whose end is garbled).
     pub reason: &'static str,
     /// The error, for the log.
     pub error: String,
@@ -74,6 +75,36 @@ fn skip_reason(e: &SchemaError) -> &'static str {
     }
 }
 
+/// Checks the end of each Parquet file `meta` lists: a footer length that fits the file
+/// and the `PAR1` magic. A garbled tail is reported here, at load, instead of failing every
+/// query whose range touches the block. Read failures are left to the readers.
+async fn parquet_tails(
+    store: &Arc<dyn ObjectStore>,
+    tenant: &TenantId,
+    ulid: Ulid,
+    meta: &BlockMeta,
+) -> Option<String> {
+    for f in meta.files.iter().filter(|f| f.name.ends_with(".parquet")) {
+        let Some(start) = f.size_bytes.checked_sub(8) else {
+            return Some(format!(
+                "{} is {} bytes, too short for Parquet",
+                f.name, f.size_bytes
+            ));
+        };
+        let Ok(tail) = store
+            .get_range(&block_file(tenant, ulid, &f.name), start..f.size_bytes)
+            .await
+        else {
+            continue;
+        };
+        let footer_len = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as u64;
+        if &tail[4..] != b"PAR1" || footer_len > start {
+            return Some(format!("{} does not end in a Parquet footer", f.name));
+        }
+    }
+    None
+}
+
 impl BlockCatalog {
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
         Self::with_sample_cache_bytes(store, DEFAULT_SAMPLE_CACHE_BYTES)
@@ -98,21 +129,25 @@ impl BlockCatalog {
     /// that are gone are dropped. Returns how many blocks are known.
     pub async fn sync(&self) -> Result<usize, SchemaError> {
         let prefix = Path::from(TENANTS_DIR);
-        let metas: Vec<(TenantId, Ulid, Path)> = self
-            .store
-            .list(Some(&prefix))
-            .try_filter_map(|o| async move {
-                Ok(parse_meta_path(&o.location).map(|(t, u)| (t, u, o.location)))
-            })
-            .try_collect()
-            .await?;
+        let listed: Vec<ObjectMeta> = self.store.list(Some(&prefix)).try_collect().await?;
+        // Listed sizes, to catch a data file cut short (its meta.json records its size).
+        let sizes: HashMap<&Path, u64> = listed.iter().map(|o| (&o.location, o.size)).collect();
+        let metas: Vec<(TenantId, Ulid, Path)> = listed
+            .iter()
+            .filter_map(|o| parse_meta_path(&o.location).map(|(t, u)| (t, u, o.location.clone())))
+            .collect();
         let known = self.blocks.read().clone();
         let new = metas
             .iter()
             .filter(|(t, u, _)| !known.get(t).is_some_and(|b| b.contains_key(u)));
-        let loaded = join_all(
-            new.map(|(t, u, p)| async move { ((t, u, p), read_meta(&self.store, p).await) }),
-        )
+        let loaded = join_all(new.map(|(t, u, p)| async move {
+            let meta = read_meta(&self.store, p).await;
+            let tail = match &meta {
+                Ok(m) => parquet_tails(&self.store, t, *u, m).await,
+                Err(_) => None,
+            };
+            ((t, u, p), meta, tail)
+        }))
         .await;
         let mut next: BTreeMap<TenantId, BTreeMap<Ulid, Arc<BlockReader>>> = BTreeMap::new();
         for (t, u, _) in &metas {
@@ -121,7 +156,7 @@ impl BlockCatalog {
             }
         }
         let mut skipped = BTreeMap::new();
-        for ((t, u, path), meta) in loaded {
+        for ((t, u, path), meta, tail) in loaded {
             let checked = meta
                 .map_err(|e| (skip_reason(&e), e.to_string()))
                 .and_then(|m| {
@@ -135,6 +170,22 @@ impl BlockCatalog {
                             "ulid_mismatch",
                             format!("meta.json names block {}, the path block {u}", m.ulid),
                         ))
+                    } else if let Some((f, size)) = m.files.iter().find_map(|f| {
+                        let size = sizes.get(&block_file(t, *u, &f.name)).copied();
+                        (size != Some(f.size_bytes)).then_some((f, size))
+                    }) {
+                        Err((
+                            "size_mismatch",
+                            match size {
+                                Some(n) => format!(
+                                    "{} is {n} bytes, meta.json records {}",
+                                    f.name, f.size_bytes
+                                ),
+                                None => format!("{} is missing", f.name),
+                            },
+                        ))
+                    } else if let Some(error) = tail {
+                        Err(("bad_footer", error))
                     } else {
                         Ok(m)
                     }
@@ -157,7 +208,7 @@ impl BlockCatalog {
             let before = self.skipped.read();
             for (key, b) in &skipped {
                 if before.get(key) != Some(b) {
-                    tracing::error!(block = %b.path, reason = b.reason, error = %b.error, "block skipped: it is not served until its meta.json is fixed");
+                    tracing::error!(block = %b.path, reason = b.reason, error = %b.error, "block skipped: it is not served until it is fixed");
                 }
             }
         }

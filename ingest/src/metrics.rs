@@ -16,6 +16,8 @@ pub(crate) struct Metrics {
     pub(crate) flushed_blocks: IntCounterVec,
     pub(crate) wal_fsyncs: IntCounter,
     pub(crate) wal_replayed_records: IntCounter,
+    /// `hypnos_corrupt_files_total{kind}`: damaged files repaired or set aside at startup.
+    pub(crate) corrupt_files: IntCounterVec,
     pub(crate) inflight_decode_bytes: IntGauge,
 }
 
@@ -104,6 +106,18 @@ impl Metrics {
                 "hypnos_wal_replayed_records_total",
                 "Write-ahead log records replayed at startup.",
             )?,
+            corrupt_files: {
+                let c = counter_vec(
+                    "hypnos_corrupt_files_total",
+                    "Damaged files found at startup by kind (wal_segment: a torn or corrupt \
+                     tail truncated; wal_checkpoint: unreadable, set aside), each repaired or \
+                     skipped.",
+                    "kind",
+                )?;
+                c.with_label_values(&["wal_segment"]);
+                c.with_label_values(&["wal_checkpoint"]);
+                c
+            },
             inflight_decode_bytes: {
                 let g = IntGauge::new(
                     "hypnos_receive_inflight_decode_bytes",

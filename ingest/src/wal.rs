@@ -39,7 +39,7 @@ use crate::IngestError;
 use crate::exemplars::Exemplar;
 use crate::validate::{HistogramSample, ValidRequest, ValidSeries};
 
-const CHECKPOINT: &str = "checkpoint";
+pub(crate) const CHECKPOINT: &str = "checkpoint";
 const CHECKPOINT_TMP: &str = "checkpoint.tmp";
 const HEADER_LEN: usize = 8;
 /// Records without exemplars.

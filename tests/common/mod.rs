@@ -631,6 +631,11 @@ impl TestServer {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// The file the server's output goes to (kept across restarts).
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
     // ---- plain HTTP ----
 
     pub fn get(&self, path: &str) -> (u16, String) {
@@ -884,4 +889,68 @@ impl Rng {
     pub fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
         &v[self.below(v.len())]
     }
+}
+
+/// The variable of the compactor's test hook (`src/compact/hook.rs`, feature `testsuite`):
+/// the compactor logs each bucket write it is about to make, numbered, and waits this long
+/// before making it.
+pub const COMPACTOR_PAUSE_VAR: &str = "HYPNOS_TEST_COMPACTOR_PAUSE";
+
+/// The number of the pending compactor write that `line` logs, if it is one (that hook).
+pub fn compactor_step(line: &str) -> Option<u64> {
+    if !line.contains("compactor write pending") {
+        return None;
+    }
+    let rest = &line[line.find("step=")? + 5..];
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Watches the log at `log` from byte `from` on, and SIGKILLs process `pid` as soon as a line
+/// comes for which `at(line)` is true; gives back that line, or `None` when `stop` was set
+/// first. With the compactor's hook, `at` can pick a pending write ([`compactor_step`]): the
+/// process is then waiting before that write, so every earlier write is made and this one is
+/// not.
+pub fn kill_at_log_line(
+    log: PathBuf,
+    from: u64,
+    pid: u32,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    mut at: impl FnMut(&str) -> bool + Send + 'static,
+) -> std::thread::JoinHandle<Option<String>> {
+    std::thread::spawn(move || {
+        let mut offset = from;
+        let mut partial = String::new();
+        loop {
+            let mut chunk = Vec::new();
+            if let Ok(mut f) = File::open(&log)
+                && f.seek(SeekFrom::Start(offset)).is_ok()
+            {
+                let _ = f.read_to_end(&mut chunk);
+            }
+            offset += chunk.len() as u64;
+            partial.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = partial.find('\n') {
+                let line: String = partial.drain(..=end).collect();
+                if at(&line) {
+                    let _ = Command::new("kill")
+                        .arg("-KILL")
+                        .arg(pid.to_string())
+                        .status();
+                    return Some(line.trim_end().to_string());
+                }
+            }
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    })
+}
+
+/// The size of the file at `path` (0 when it does not exist yet).
+pub fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
 }

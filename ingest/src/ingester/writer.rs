@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -195,8 +196,31 @@ pub(super) fn replay(
     shared: &Shared,
 ) -> Result<(HashMap<TenantId, Head>, WalWriter), IngestError> {
     fs::create_dir_all(dir).map_err(|e| IngestError::wal(dir.display(), e))?;
-    let checkpoint =
-        wal::read_checkpoint(dir).map_err(|e| IngestError::wal("reading checkpoint", e))?;
+    let checkpoint = match wal::read_checkpoint(dir) {
+        Ok(c) => c,
+        // Written by rename, so only damage from outside makes it unreadable. Without it
+        // every segment left is replayed: segments it covered are deleted right after it
+        // is written, and one replayed again only repeats samples already in blocks, which
+        // queries merge as duplicates. Nothing acknowledged is dropped.
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+            let aside = dir.join("checkpoint.corrupt");
+            let moved = fs::rename(dir.join(wal::CHECKPOINT), &aside);
+            warn!(
+                file = %dir.join(wal::CHECKPOINT).display(),
+                error = %e,
+                moved_to = %aside.display(),
+                moved = moved.is_ok(),
+                "damaged write-ahead log checkpoint set aside; replaying every segment left"
+            );
+            shared
+                .metrics
+                .corrupt_files
+                .with_label_values(&["wal_checkpoint"])
+                .inc();
+            None
+        }
+        Err(e) => return Err(IngestError::wal("reading checkpoint", e)),
+    };
     let segments = wal::list_segments(dir).map_err(|e| IngestError::wal(dir.display(), e))?;
     let mut heads: HashMap<TenantId, Head> = HashMap::new();
     let mut last = checkpoint.unwrap_or(0);
@@ -232,7 +256,13 @@ pub(super) fn replay(
         })
         .map_err(|e| IngestError::wal(format!("replaying segment {n}"), e))?;
         if let Some(offset) = report.truncated_at {
+            shared
+                .metrics
+                .corrupt_files
+                .with_label_values(&["wal_segment"])
+                .inc();
             warn!(
+                file = %path.display(),
                 segment = n,
                 offset,
                 reason = report.reason.as_deref().unwrap_or_default(),

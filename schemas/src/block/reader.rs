@@ -158,6 +158,18 @@ impl BlockReader {
         }
     }
 
+    /// A Parquet or Arrow failure reading this block's files means the files are damaged:
+    /// said so, naming the block (object-store failures stay what they are, they may pass).
+    fn damaged(&self, e: SchemaError) -> SchemaError {
+        match e {
+            SchemaError::Parquet(_) | SchemaError::Arrow(_) => self.corrupt(format!(
+                "damaged data file (tenants/{}/{}): {e}",
+                self.tenant, self.meta.ulid
+            )),
+            e => e,
+        }
+    }
+
     fn reader(&self, file: &str) -> Result<StoreReader, SchemaError> {
         let size = self
             .meta
@@ -394,11 +406,15 @@ impl SeriesSource for BlockReader {
         if *tenant != self.tenant || !range.overlaps(self.meta.min_time, self.meta.max_time) {
             return Ok(Vec::new());
         }
-        let all = self.all_series().await?;
-        let refs = self.matching_refs(&all, matchers).await?;
+        let all = self.all_series().await.map_err(|e| self.damaged(e))?;
+        let refs = self
+            .matching_refs(&all, matchers)
+            .await
+            .map_err(|e| self.damaged(e))?;
         Ok(self
             .read_refs(&refs, range)
-            .await?
+            .await
+            .map_err(|e| self.damaged(e))?
             .into_iter()
             .map(|s| {
                 let labels = all[s.series_ref as usize].clone();
@@ -417,10 +433,11 @@ impl SeriesSource for BlockReader {
             return Ok(Vec::new());
         }
         // Block granularity: a series of an overlapping block counts as present.
-        let all = self.all_series().await?;
+        let all = self.all_series().await.map_err(|e| self.damaged(e))?;
         Ok(self
             .matching_refs(&all, matchers)
-            .await?
+            .await
+            .map_err(|e| self.damaged(e))?
             .into_iter()
             .map(|r| all[r as usize].clone())
             .collect())
