@@ -92,6 +92,7 @@ pub(crate) async fn build_state(
     .await
     .context("cannot open the ingester")?;
     ingester.set_max_inflight_decode_bytes(args.receive_max_inflight_decode_bytes);
+    ingester.set_wal_max_bytes(args.wal_max_size);
     // Regex-granted reads that name no tenant read the tenants holding data.
     let auth = auth.with_known_tenants(KnownTenants::new({
         let (ingester, catalog) = (Arc::clone(&ingester), Arc::clone(&catalog));

@@ -178,6 +178,7 @@ pub(crate) fn ingest_status(e: &IngestError) -> StatusCode {
             LimitKind::Rate { .. } | LimitKind::Capacity => StatusCode::TOO_MANY_REQUESTS,
         },
         IngestError::ShutDown => StatusCode::SERVICE_UNAVAILABLE,
+        IngestError::WalFull(_) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -248,6 +249,7 @@ mod tests {
             (IngestError::Invalid("x".into()), 400),
             (IngestError::TooLarge("x".into()), 413),
             (IngestError::ShutDown, 503),
+            (IngestError::WalFull("WAL full".into()), 503),
             (IngestError::Config("x".into()), 500),
         ] {
             assert_eq!(WriteError::from(e).status().as_u16(), status);
