@@ -136,6 +136,12 @@ pub(crate) struct AllArgs {
     )]
     pub(crate) receive_max_inflight_decode_bytes: usize,
 
+    /// Budget of the write-ahead log on disk (e.g. 512MiB, 2GB; 0: unlimited). A write that
+    /// would take it past the budget gets 503 "WAL full" and starts a flush early; writes
+    /// resume once the flush has truncated the log. A full disk is answered the same way.
+    #[arg(long = "wal.max-size", env = "HYPNOS_WAL_MAX_SIZE", default_value = "0", value_parser = hypnos_ingest::parse_byte_size)]
+    pub(crate) wal_max_size: u64,
+
     /// Who may use which tenant: `header` trusts THANOS-TENANT / X-Scope-OrgID (else
     /// default-tenant), `token` checks bearer tokens against --auth.tokens-file, `none` puts
     /// everything in default-tenant.

@@ -37,6 +37,7 @@ pub(crate) fn api_config(args: &AllArgs) -> ApiConfig {
         sample_cache_bytes: args.sample_cache_bytes,
         max_request_bytes: args.max_request_bytes,
         receive_max_inflight_decode_bytes: args.receive_max_inflight_decode_bytes,
+        wal_max_size: args.wal_max_size,
         auth: args.auth,
         auth_tokens_file: args.auth_tokens_file.clone(),
         limits_file: args.limits.limits_file.clone(),

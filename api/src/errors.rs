@@ -167,6 +167,7 @@ pub(crate) fn ingest_code(e: &IngestError) -> ErrorCode {
             LimitKind::Rate { .. } | LimitKind::Capacity => ErrorCode::TooManyRequests,
         },
         IngestError::ShutDown => ErrorCode::Unavailable,
+        IngestError::WalFull(_) => ErrorCode::Unavailable,
         _ => ErrorCode::Internal,
     }
 }
@@ -332,6 +333,7 @@ mod tests {
             (IngestError::Invalid("x".into()), 400),
             (IngestError::TooLarge("x".into()), 413),
             (IngestError::ShutDown, 503),
+            (IngestError::WalFull("WAL full".into()), 503),
             (IngestError::Config("x".into()), 500),
         ] {
             assert_eq!(WriteError::from(e).status().as_u16(), status);

@@ -41,6 +41,8 @@ pub struct ApiConfig {
     pub max_request_bytes: usize,
     /// Bytes remote-write requests being decoded may hold at once (0: unlimited).
     pub receive_max_inflight_decode_bytes: usize,
+    /// Budget of the write-ahead log on disk in bytes (0: unlimited); past it writes get 503.
+    pub wal_max_size: u64,
     /// `--auth`.
     pub auth: AuthMode,
     /// The tokens file of `--auth=token`.
@@ -67,6 +69,7 @@ impl ApiConfig {
             sample_cache_bytes: hypnos_engine::DEFAULT_SAMPLE_CACHE_BYTES,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             receive_max_inflight_decode_bytes: hypnos_ingest::DEFAULT_MAX_INFLIGHT_DECODE_BYTES,
+            wal_max_size: 0,
             auth: AuthMode::default(),
             auth_tokens_file: None,
             limits_file: None,
@@ -125,6 +128,7 @@ impl AppState {
         .await
         .context("cannot open the ingester")?;
         ingester.set_max_inflight_decode_bytes(cfg.receive_max_inflight_decode_bytes);
+        ingester.set_wal_max_bytes(cfg.wal_max_size);
         // Regex-granted reads that name no tenant read the tenants holding data.
         let auth = auth.with_known_tenants(KnownTenants::new({
             let (ingester, catalog) = (Arc::clone(&ingester), Arc::clone(&catalog));

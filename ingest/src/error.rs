@@ -1,6 +1,7 @@
 //! The one error type of the crate; [`IngestError::reason`] gives the metric label.
 
 use hypnos_schemas::SchemaError;
+use hypnos_schemas::code::{ErrorCode, ServiceError};
 use thiserror::Error;
 
 use crate::limits::LimitError;
@@ -24,6 +25,11 @@ pub enum IngestError {
     /// Reading or writing the write-ahead log failed (HTTP 500).
     #[error("write-ahead log: {0}")]
     Wal(#[source] std::io::Error),
+    /// The write-ahead log cannot take the request now: it is at its size budget
+    /// (`--wal.max-size`) or its disk is full. Nothing of the request was logged; writes
+    /// resume once a flush has truncated the log (HTTP 503, senders retry).
+    #[error("{0}")]
+    WalFull(String),
     /// Writing a block to the object store failed (HTTP 500).
     #[error("flushing head block: {0}")]
     Store(#[from] SchemaError),
@@ -51,6 +57,7 @@ impl IngestError {
             IngestError::Invalid(_) => "invalid_labels",
             IngestError::TooLarge(_) => "too_large",
             IngestError::Limit(l) => l.limit,
+            IngestError::WalFull(_) => "wal_full",
             IngestError::Wal(_)
             | IngestError::Store(_)
             | IngestError::Metrics(_)
@@ -59,8 +66,35 @@ impl IngestError {
         }
     }
 
+    /// The kind of failure, for the protocols' status codes.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            IngestError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            IngestError::Decode(_) | IngestError::Invalid(_) => ErrorCode::BadRequest,
+            IngestError::TooLarge(_) => ErrorCode::PayloadTooLarge,
+            IngestError::Limit(l) => match l.kind {
+                crate::LimitKind::Invalid => ErrorCode::BadRequest,
+                crate::LimitKind::TooLarge => ErrorCode::PayloadTooLarge,
+                crate::LimitKind::Rate { .. } | crate::LimitKind::Capacity => {
+                    ErrorCode::TooManyRequests
+                }
+            },
+            IngestError::WalFull(_) | IngestError::ShutDown => ErrorCode::Unavailable,
+            IngestError::Wal(_)
+            | IngestError::Store(_)
+            | IngestError::Metrics(_)
+            | IngestError::Config(_) => ErrorCode::Internal,
+        }
+    }
+
     /// An I/O error of the log with what was being done, keeping the error kind.
     pub(crate) fn wal(what: impl std::fmt::Display, e: std::io::Error) -> Self {
         IngestError::Wal(std::io::Error::new(e.kind(), format!("{what}: {e}")))
+    }
+}
+
+impl ServiceError for IngestError {
+    fn error_code(&self) -> ErrorCode {
+        self.code()
     }
 }

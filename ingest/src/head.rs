@@ -133,6 +133,14 @@ impl Head {
             })
     }
 
+    /// The oldest timestamp of any sample in this head.
+    pub(crate) fn min_time(&self) -> Option<i64> {
+        self.series
+            .iter()
+            .filter_map(|s| s.time_bounds().map(|(lo, _)| lo))
+            .min()
+    }
+
     /// Series of the metric `name` in this head.
     pub(crate) fn num_series_of_metric(&self, name: &str) -> usize {
         self.by_metric.get(name).copied().unwrap_or(0)

@@ -24,7 +24,7 @@ use hypnos_schemas::{
 use object_store::ObjectStore;
 use parking_lot::RwLock;
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, error, info};
+use tracing::{debug, info, warn};
 
 use crate::decode::budget::DecodeBudget;
 use crate::decode::{
@@ -47,6 +47,19 @@ use writer::{Append, WalCmd};
 
 /// Requests queued for the writer thread before writers wait.
 const WAL_QUEUE: usize = 4096;
+
+/// Shortest pause between two early flushes started by a full WAL.
+const EARLY_FLUSH_SPACING: Duration = Duration::from_secs(1);
+
+/// Longest pause between two attempts to upload the heads of a failed flush.
+const MAX_FLUSH_RETRY_DELAY: Duration = Duration::from_secs(30);
+
+/// The pause before the next upload attempt after `failures` failed ones in a row: 1 s,
+/// doubling, at most [`MAX_FLUSH_RETRY_DELAY`].
+fn flush_retry_delay(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    (Duration::from_secs(1) * (1u32 << doublings)).min(MAX_FLUSH_RETRY_DELAY)
+}
 
 /// Configuration of the write path.
 #[derive(Clone, Debug)]
@@ -105,6 +118,9 @@ struct Shared {
     /// Exemplars of every tenant; not cut with the heads.
     exemplars: ExemplarStore,
     metrics: Metrics,
+    /// Signalled by the writer when it refuses a write because the log is full: the flush
+    /// loop flushes early to free space.
+    wal_full: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -208,7 +224,9 @@ pub struct Ingester {
     sink: Arc<dyn BlockSink>,
     wal_tx: mpsc::Sender<WalCmd>,
     wal_thread: Option<std::thread::JoinHandle<()>>,
-    flush_lock: tokio::sync::Mutex<()>,
+    /// Serializes flushes; holds the segment sealed by a cut whose heads are not all in
+    /// blocks yet (the log is truncated up to it once they are).
+    flush_lock: tokio::sync::Mutex<Option<u64>>,
     /// Ingestion-rate buckets of every tenant.
     rates: RateLimiter,
     /// Bytes of requests being decoded, validated or logged, across tenants.
@@ -292,6 +310,7 @@ impl Ingester {
             heads: RwLock::new(HeadSet::default()),
             exemplars: ExemplarStore::new(max_exemplars_per_tenant),
             metrics: Metrics::new(registry)?,
+            wal_full: tokio::sync::Notify::new(),
         });
         let wal_dir = cfg.data_dir.join("wal");
         let (heads, wal_writer) = {
@@ -333,7 +352,7 @@ impl Ingester {
             sink,
             wal_tx,
             wal_thread: Some(thread),
-            flush_lock: tokio::sync::Mutex::new(()),
+            flush_lock: tokio::sync::Mutex::new(None),
             rates: RateLimiter::default(),
             budget,
         }))
@@ -344,6 +363,22 @@ impl Ingester {
     /// [`crate::LimitKind::Rate`], never queued.
     pub fn set_max_inflight_decode_bytes(&self, max: usize) {
         self.budget.set_max(max);
+    }
+
+    /// Sets the write-ahead log's budget in bytes (`--wal.max-size`; 0: unlimited). A write
+    /// that would take the segments on disk past it is refused with
+    /// [`IngestError::WalFull`] (HTTP 503) and a flush is started early (by the flush loop,
+    /// [`Self::spawn_flush_loop`]); writes resume once the flush has truncated the log.
+    pub fn set_wal_max_bytes(&self, max: u64) {
+        self.shared
+            .metrics
+            .wal_max_bytes
+            .set(i64::try_from(max).unwrap_or(i64::MAX));
+    }
+
+    /// Bytes of the write-ahead log's segments on disk.
+    pub fn wal_bytes(&self) -> u64 {
+        self.shared.metrics.wal_bytes.get().max(0) as u64
     }
 
     /// Bytes held now by requests being decoded, validated or logged.
@@ -571,8 +606,19 @@ impl Ingester {
     /// Concurrent flushes are serialized. Heads whose block could not be written stay in
     /// memory (and in the WAL) and are retried by the next flush.
     pub async fn flush(&self) -> Result<Vec<BlockMeta>, IngestError> {
-        let _guard = self.flush_lock.lock().await;
-        let result = self.flush_locked().await;
+        self.flush_with(true).await
+    }
+
+    /// Retries the uploads of the heads a failed flush left behind, without cutting the
+    /// active heads, and truncates the WAL once every cut head is in a block. Does nothing
+    /// when no head is waiting.
+    pub async fn retry_uploads(&self) -> Result<Vec<BlockMeta>, IngestError> {
+        self.flush_with(false).await
+    }
+
+    async fn flush_with(&self, cut: bool) -> Result<Vec<BlockMeta>, IngestError> {
+        let mut sealed = self.flush_lock.lock().await;
+        let result = self.flush_locked(cut, &mut sealed).await;
         let outcome = if result.is_ok() { "success" } else { "failure" };
         self.shared
             .metrics
@@ -582,15 +628,25 @@ impl Ingester {
         result
     }
 
-    async fn flush_locked(&self) -> Result<Vec<BlockMeta>, IngestError> {
-        let (reply, rx) = oneshot::channel();
-        self.wal_tx
-            .send(WalCmd::Cut(reply))
-            .await
-            .map_err(|_| IngestError::ShutDown)?;
-        let sealed = rx.await.map_err(|_| IngestError::ShutDown)??;
+    async fn flush_locked(
+        &self,
+        cut: bool,
+        sealed_slot: &mut Option<u64>,
+    ) -> Result<Vec<BlockMeta>, IngestError> {
+        if cut {
+            let (reply, rx) = oneshot::channel();
+            self.wal_tx
+                .send(WalCmd::Cut(reply))
+                .await
+                .map_err(|_| IngestError::ShutDown)?;
+            *sealed_slot = Some(rx.await.map_err(|_| IngestError::ShutDown)??);
+        }
+        let Some(sealed) = *sealed_slot else {
+            return Ok(Vec::new());
+        };
         // Heads left over by a failed flush are retried along with the new cut.
         let pending = self.shared.heads.read().flushing.clone();
+        self.update_oldest_unflushed();
         let mut metas = Vec::new();
         let mut failure = None;
         for (tenant, head) in pending {
@@ -616,7 +672,14 @@ impl Ingester {
                         metas.push(meta);
                     }
                     Err(e) => {
-                        error!(tenant = %tenant, error = %e, "writing head block failed; the head is kept for the next flush");
+                        self.shared.metrics.upload_failures.inc();
+                        warn!(
+                            tenant = %tenant,
+                            error = %e,
+                            unflushed_bytes = self.shared.metrics.unflushed_bytes.get(),
+                            "uploading a head block failed; the head stays in memory and in \
+                             the write-ahead log until an upload succeeds"
+                        );
                         failure.get_or_insert(e);
                         continue;
                     }
@@ -630,20 +693,29 @@ impl Ingester {
                 .retain(|(_, h)| !Arc::ptr_eq(h, &head));
             self.shared.update_gauges(&tenant);
         }
+        self.update_oldest_unflushed();
         if let Some(e) = failure {
             return Err(IngestError::Store(e));
         }
         let dir = self.wal_dir.clone();
-        let deleted = tokio::task::spawn_blocking(move || wal::truncate(&dir, sealed))
-            .await
-            .map_err(|e| IngestError::Wal(std::io::Error::other(e)))?
-            .map_err(|e| IngestError::wal(format!("truncating up to segment {sealed}"), e))?;
+        let (deleted, freed) = tokio::task::spawn_blocking(move || {
+            let freed = wal::segments_size(&dir, Some(sealed))?;
+            wal::truncate(&dir, sealed).map(|deleted| (deleted, freed))
+        })
+        .await
+        .map_err(|e| IngestError::Wal(std::io::Error::other(e)))?
+        .map_err(|e| IngestError::wal(format!("truncating up to segment {sealed}"), e))?;
+        *sealed_slot = None;
+        let m = &self.shared.metrics;
+        m.wal_bytes.sub(i64::try_from(freed).unwrap_or(i64::MAX));
+        m.unflushed_bytes.set(0);
         if metas.is_empty() {
             debug!(segment = sealed, deleted, "flush: nothing to write");
         } else {
             info!(
                 segment = sealed,
                 deleted,
+                freed,
                 blocks = metas.len(),
                 "flushed heads and truncated the write-ahead log"
             );
@@ -651,19 +723,79 @@ impl Ingester {
         Ok(metas)
     }
 
-    /// Spawns the task that flushes every block duration; errors are logged and the flush
-    /// is retried at the next tick. The task ends when the ingester is dropped.
+    /// Sets the oldest-unflushed gauge from the cut heads waiting for their upload.
+    fn update_oldest_unflushed(&self) {
+        let oldest = self
+            .shared
+            .heads
+            .read()
+            .flushing
+            .iter()
+            .filter_map(|(_, h)| h.read().min_time())
+            .min();
+        self.shared
+            .metrics
+            .oldest_unflushed
+            .set(oldest.map_or(0.0, |ms| ms as f64 / 1000.0));
+    }
+
+    /// Spawns the task that flushes every block duration. A failed flush is retried with
+    /// backoff ([`flush_retry_delay`]: 1 s doubling up to 30 s) by [`Self::retry_uploads`]
+    /// (no new cut) until it succeeds, with a warning per failed attempt; the ticks go on
+    /// meanwhile. When the WAL is full ([`IngestError::WalFull`]) it flushes early, at most
+    /// once a second and not while retrying. The task ends when the ingester is dropped.
     pub fn spawn_flush_loop(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let this: Weak<Self> = Arc::downgrade(self);
+        let shared = Arc::clone(&self.shared);
         let period = self.cfg.block_duration;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut failures = 0u32;
+            let mut last_done = tokio::time::Instant::now();
             loop {
-                tick.tick().await;
+                let retry_in = flush_retry_delay(failures);
+                let cut = tokio::select! {
+                    _ = tick.tick() => true,
+                    _ = tokio::time::sleep(retry_in), if failures > 0 => false,
+                    _ = shared.wal_full.notified(), if failures == 0 => {
+                        let since = last_done.elapsed();
+                        if since < EARLY_FLUSH_SPACING {
+                            tokio::time::sleep(EARLY_FLUSH_SPACING - since).await;
+                        }
+                        info!("write-ahead log full: flushing early to free space");
+                        true
+                    }
+                };
                 let Some(this) = this.upgrade() else { break };
-                if let Err(e) = this.flush().await {
-                    error!(error = %e, "scheduled flush failed; retrying at the next tick");
+                let result = if cut {
+                    this.flush().await
+                } else {
+                    this.retry_uploads().await
+                };
+                last_done = tokio::time::Instant::now();
+                match result {
+                    Ok(_) if failures > 0 => {
+                        info!(
+                            failed_attempts = failures,
+                            "flush succeeded again; every cut head is in a block"
+                        );
+                        failures = 0;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        failures = failures.saturating_add(1);
+                        let m = &this.shared.metrics;
+                        warn!(
+                            error = %e,
+                            attempt = failures,
+                            retry_in = ?flush_retry_delay(failures),
+                            unflushed_bytes = m.unflushed_bytes.get(),
+                            wal_bytes = m.wal_bytes.get(),
+                            oldest_unflushed_seconds = m.oldest_unflushed.get(),
+                            "flush failed; the heads and the write-ahead log are kept, retrying"
+                        );
+                    }
                 }
             }
         })

@@ -16,6 +16,7 @@ mod head;
 mod ingester;
 mod limits;
 mod metrics;
+mod size;
 mod validate;
 mod wal;
 
@@ -34,3 +35,4 @@ pub use limits::{
     DEFAULT_MAX_METADATA_PER_USER, DEFAULT_MAX_SAMPLES_PER_REQUEST, DEFAULT_MAX_SERIES_PER_REQUEST,
     LimitError, LimitKind, RateLimiter, WriteLimits,
 };
+pub use size::{format_bytes, parse_byte_size};

@@ -1,6 +1,6 @@
 //! The ingester's own metrics, registered into the registry the binary serves on `/metrics`.
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 #[derive(Clone, Debug)]
 pub(crate) struct Metrics {
@@ -19,6 +19,14 @@ pub(crate) struct Metrics {
     /// `hypnos_corrupt_files_total{kind}`: damaged files repaired or set aside at startup.
     pub(crate) corrupt_files: IntCounterVec,
     pub(crate) inflight_decode_bytes: IntGauge,
+    /// Bytes of the segments on disk; also the size the writer checks against the budget.
+    pub(crate) wal_bytes: IntGauge,
+    /// `--wal.max-size` (0: unlimited); also the budget the writer reads.
+    pub(crate) wal_max_bytes: IntGauge,
+    pub(crate) wal_full_rejections: IntCounterVec,
+    pub(crate) upload_failures: IntCounter,
+    pub(crate) unflushed_bytes: IntGauge,
+    pub(crate) oldest_unflushed: Gauge,
 }
 
 impl Metrics {
@@ -46,6 +54,19 @@ impl Metrics {
         // Both results are exported from the start, so rate() works before the first failure.
         flushes.with_label_values(&["success"]);
         flushes.with_label_values(&["failure"]);
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok::<_, prometheus::Error>(g)
+        };
+        let wal_full_rejections = counter_vec(
+            "hypnos_wal_full_rejections_total",
+            "Remote-write requests refused with 503 because the write-ahead log could not take \
+             them, by cause: max_size (at --wal.max-size), no_space (the disk is full).",
+            "cause",
+        )?;
+        wal_full_rejections.with_label_values(&["max_size"]);
+        wal_full_rejections.with_label_values(&["no_space"]);
         Ok(Self {
             samples: counter_vec(
                 "hypnos_receive_samples_total",
@@ -124,6 +145,35 @@ impl Metrics {
                     "Bytes reserved now in the decoding budget \
                      (--receive.max-inflight-decode-bytes) by remote-write requests being \
                      received, decoded, validated or logged.",
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
+            wal_bytes: gauge(
+                "hypnos_wal_bytes",
+                "Bytes of write-ahead log segments on disk (acknowledged data not yet in \
+                 blocks, and the segment being written).",
+            )?,
+            wal_max_bytes: gauge(
+                "hypnos_wal_max_bytes",
+                "The write-ahead log budget (--wal.max-size); 0 when unlimited.",
+            )?,
+            wal_full_rejections,
+            upload_failures: counter(
+                "hypnos_upload_failures_total",
+                "Head blocks whose upload to the object store failed (the head stays in \
+                 memory and in the write-ahead log; the upload is retried with backoff).",
+            )?,
+            unflushed_bytes: gauge(
+                "hypnos_unflushed_bytes",
+                "Bytes of sealed write-ahead log segments whose heads are cut but not yet \
+                 uploaded as blocks (0 once a flush has completed).",
+            )?,
+            oldest_unflushed: {
+                let g = Gauge::new(
+                    "hypnos_oldest_unflushed_timestamp_seconds",
+                    "Timestamp of the oldest sample in a cut head waiting for its upload to \
+                     the object store; 0 when no head is waiting.",
                 )?;
                 registry.register(Box::new(g.clone()))?;
                 g

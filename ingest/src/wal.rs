@@ -114,11 +114,42 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Bytes of the segment files `<= up_to` (every segment when `None`); a segment deleted
+/// meanwhile counts 0.
+pub(crate) fn segments_size(dir: &Path, up_to: Option<u64>) -> io::Result<u64> {
+    let mut total = 0;
+    for n in list_segments(dir)? {
+        if up_to.is_some_and(|m| n > m) {
+            break;
+        }
+        match fs::metadata(segment_path(dir, n)) {
+            Ok(m) => total += m.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(total)
+}
+
 /// The segment being appended to.
 #[derive(Debug)]
 pub(crate) struct SegmentWriter {
     file: File,
     number: u64,
+    /// Bytes of the complete records written so far.
+    len: u64,
+}
+
+/// A failed append: the error, and what became of the segment.
+#[derive(Debug)]
+pub(crate) struct AppendFailure {
+    pub(crate) error: io::Error,
+    /// The segment was cut back to its records before the append and can take more; when
+    /// false it must not be appended to again (it may end in a partial record, which the
+    /// replay truncates, or its cached pages cannot be trusted after a failed fsync).
+    pub(crate) reusable: bool,
+    /// Bytes the failed append left in the file (0 when it was cut back).
+    pub(crate) left_behind: u64,
 }
 
 impl SegmentWriter {
@@ -129,18 +160,65 @@ impl SegmentWriter {
             .create_new(true)
             .open(segment_path(dir, n))?;
         sync_dir(dir)?;
-        Ok(Self { file, number: n })
+        Ok(Self {
+            file,
+            number: n,
+            len: 0,
+        })
     }
 
     pub(crate) fn number(&self) -> u64 {
         self.number
     }
 
-    /// Writes already framed records and waits until they are on disk.
-    pub(crate) fn write_synced(&mut self, records: &[u8]) -> io::Result<()> {
-        self.file.write_all(records)?;
-        self.file.sync_data()
+    /// Writes already framed records and waits until they are on disk. When the write
+    /// fails (a full disk: `ErrorKind::StorageFull`) the file is cut back to the records
+    /// before it, so that no partial record stays in the log.
+    pub(crate) fn write_synced(&mut self, records: &[u8]) -> Result<(), AppendFailure> {
+        let (error, fsync_failed) = match self.file.write_all(records) {
+            Ok(()) => match self.file.sync_data() {
+                Ok(()) => {
+                    self.len += records.len() as u64;
+                    return Ok(());
+                }
+                Err(e) => (e, true),
+            },
+            Err(e) => (e, false),
+        };
+        // Shrinking a file needs no free space; the fsync makes the cut durable.
+        let cut_back = self
+            .file
+            .set_len(self.len)
+            .and_then(|()| self.file.sync_data())
+            .is_ok();
+        let left_behind = if cut_back {
+            0
+        } else {
+            self.file
+                .metadata()
+                .map_or(records.len() as u64, |m| m.len().saturating_sub(self.len))
+        };
+        Err(AppendFailure {
+            error,
+            reusable: cut_back && !fsync_failed,
+            left_behind,
+        })
     }
+
+    /// A writer over an already open `file` (a test's stand-in for a full disk).
+    #[cfg(test)]
+    pub(crate) fn from_file(file: File, number: u64) -> Self {
+        Self {
+            file,
+            number,
+            len: 0,
+        }
+    }
+}
+
+/// Bytes `payload` takes in a segment once framed.
+pub(crate) fn framed_len(payload: &[u8]) -> u64 {
+    (HEADER_LEN + payload.len()) as u64
 }
 
 /// Appends `payload` to `out` as one framed record.

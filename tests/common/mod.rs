@@ -19,6 +19,8 @@ use prost::Message;
 use reqwest::blocking::{Client, RequestBuilder};
 use serde_json::Value;
 
+pub mod moto;
+
 /// The binary under test, built by cargo for the integration tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_hypnos");
 

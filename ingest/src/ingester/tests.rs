@@ -719,6 +719,7 @@ fn queued_appends_share_one_fsync_and_a_cut_splits_them_in_log_order() {
         heads: RwLock::new(HeadSet::default()),
         exemplars: ExemplarStore::new(10),
         metrics: Metrics::new(&registry).unwrap(),
+        wal_full: tokio::sync::Notify::new(),
     });
     let w = writer::WalWriter::create(dir.path(), 1).unwrap();
     let (tx, rx) = mpsc::channel(64);
@@ -991,6 +992,7 @@ async fn exemplars_outlive_a_flush_and_a_restart() {
 }
 
 mod histograms;
+mod outages;
 
 /// The `tenant` label values of every metric in `registry`.
 fn tenant_labels(registry: &prometheus::Registry) -> std::collections::BTreeSet<String> {

@@ -15,6 +15,7 @@ use tracing::{error, info, warn};
 use super::Shared;
 use crate::IngestError;
 use crate::head::{AppendStats, Head};
+use crate::size::format_bytes;
 use crate::validate::ValidRequest;
 use crate::wal::{self, SegmentWriter};
 
@@ -45,6 +46,8 @@ pub(super) struct WalWriter {
     /// The highest segment number used so far.
     last: u64,
     buf: Vec<u8>,
+    /// The budget-exceeded warning was logged and not yet followed by an accepted write.
+    full_logged: bool,
 }
 
 impl WalWriter {
@@ -56,7 +59,21 @@ impl WalWriter {
             current: Some(seg),
             last: n,
             buf: Vec::new(),
+            full_logged: false,
         })
+    }
+
+    /// A writer appending to `seg` (a test's stand-in for a segment on a full disk), with
+    /// new segments in `dir`.
+    #[cfg(test)]
+    pub(super) fn with_segment(dir: &Path, seg: SegmentWriter) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            last: seg.number(),
+            current: Some(seg),
+            buf: Vec::new(),
+            full_logged: false,
+        }
     }
 
     /// Serves commands until every sender is gone.
@@ -89,21 +106,45 @@ impl WalWriter {
     }
 
     /// Writes the batch, fsyncs once, applies it to the heads in order, then answers.
+    /// Requests that would take the log past its budget are refused first, each with
+    /// [`IngestError::WalFull`]; a full disk refuses the whole batch the same way.
     fn commit(&mut self, batch: Vec<Append>, shared: &Shared) {
+        let batch = self.within_budget(batch, shared);
+        if batch.is_empty() {
+            return;
+        }
         self.buf.clear();
         for a in &batch {
             wal::frame_record(&mut self.buf, &a.payload);
         }
-        if let Err(e) = self.write_synced() {
+        if let Err(f) = self.write_synced(shared) {
             let segment = self.last;
-            error!(segment, error = %e, "write-ahead log append failed; starting a new segment");
-            // The segment may end in a partial record now: never append behind it.
-            self.current = None;
+            let no_space = is_no_space(&f.error);
+            if no_space {
+                warn!(segment, error = %f.error, requests = batch.len(), "no space left on device writing the write-ahead log; refusing writes until a flush frees space");
+                shared
+                    .metrics
+                    .wal_full_rejections
+                    .with_label_values(&["no_space"])
+                    .inc_by(batch.len() as u64);
+                shared.wal_full.notify_one();
+            } else {
+                error!(segment, error = %f.error, "write-ahead log append failed");
+            }
             for a in batch {
-                let _ = a.reply.send(Err(IngestError::Wal(std::io::Error::new(
-                    e.kind(),
-                    format!("appending to segment {segment}: {e}"),
-                ))));
+                let e = if no_space {
+                    IngestError::WalFull(format!(
+                        "no space left on device writing the WAL (segment {segment}): {}; \
+                         writes resume once a flush has freed space",
+                        f.error
+                    ))
+                } else {
+                    IngestError::Wal(std::io::Error::new(
+                        f.error.kind(),
+                        format!("appending to segment {segment}: {}", f.error),
+                    ))
+                };
+                let _ = a.reply.send(Err(e));
             }
             return;
         }
@@ -126,13 +167,89 @@ impl WalWriter {
         }
     }
 
-    fn write_synced(&mut self) -> std::io::Result<()> {
+    /// The requests of `batch` that fit in the log's budget (`--wal.max-size`), in order;
+    /// the others are answered [`IngestError::WalFull`] and a flush is asked for.
+    fn within_budget(&mut self, batch: Vec<Append>, shared: &Shared) -> Vec<Append> {
+        let max = shared.metrics.wal_max_bytes.get().max(0) as u64;
+        if max == 0 {
+            return batch;
+        }
+        let used = shared.metrics.wal_bytes.get().max(0) as u64;
+        let mut taken = 0u64;
+        let mut kept = Vec::with_capacity(batch.len());
+        let mut refused = 0u64;
+        for a in batch {
+            let need = wal::framed_len(&a.payload);
+            if used + taken + need <= max {
+                taken += need;
+                kept.push(a);
+                continue;
+            }
+            refused += 1;
+            let _ = a.reply.send(Err(IngestError::WalFull(format!(
+                "WAL full: {} of {} used (--wal.max-size), the request needs {} more; \
+                 writes resume once a flush has truncated the log",
+                format_bytes(used + taken),
+                format_bytes(max),
+                format_bytes(need)
+            ))));
+        }
+        if refused > 0 {
+            if !self.full_logged {
+                warn!(
+                    used = used + taken,
+                    max,
+                    "write-ahead log at its size budget (--wal.max-size); refusing writes \
+                     with 503 until a flush truncates it"
+                );
+                self.full_logged = true;
+            }
+            shared
+                .metrics
+                .wal_full_rejections
+                .with_label_values(&["max_size"])
+                .inc_by(refused);
+            shared.wal_full.notify_one();
+        } else if self.full_logged && !kept.is_empty() {
+            info!(
+                used,
+                max, "write-ahead log below its size budget again; taking writes"
+            );
+            self.full_logged = false;
+        }
+        kept
+    }
+
+    /// Appends `self.buf` to the current segment (opening the next one when there is none)
+    /// and counts the bytes. After a failure the segment is kept when it was cut back
+    /// cleanly, otherwise closed so that the next append starts a new one.
+    fn write_synced(&mut self, shared: &Shared) -> Result<(), wal::AppendFailure> {
         if self.current.is_none() {
-            self.current = Some(SegmentWriter::create(&self.dir, self.last + 1)?);
+            let seg = SegmentWriter::create(&self.dir, self.last + 1).map_err(|error| {
+                wal::AppendFailure {
+                    error,
+                    reusable: false,
+                    left_behind: 0,
+                }
+            })?;
+            self.current = Some(seg);
             self.last += 1;
         }
         let seg = self.current.as_mut().expect("opened above");
-        seg.write_synced(&self.buf)
+        match seg.write_synced(&self.buf) {
+            Ok(()) => {
+                shared.metrics.wal_bytes.add(self.buf.len() as i64);
+                Ok(())
+            }
+            Err(f) => {
+                shared.metrics.wal_bytes.add(f.left_behind as i64);
+                if !f.reusable {
+                    error!(segment = self.last, error = %f.error, "closing the write-ahead log segment after a failed append; the next append starts a new one");
+                    self.current = None;
+                }
+                Err(f)
+            }
+        }
     }
 
     /// Logs every exemplar held at the start of the new segment: the segments before it
@@ -155,21 +272,21 @@ impl WalWriter {
                 Err(e) => error!(tenant = %tenant, error = %e, "cannot log the exemplars"),
             }
         }
-        match self.write_synced() {
+        match self.write_synced(shared) {
             Ok(()) => {
                 shared.metrics.wal_fsyncs.inc();
                 info!(segment = self.last, exemplars, "logged the exemplars held");
             }
-            Err(e) => {
-                error!(segment = self.last, error = %e, "logging the exemplars failed; they are lost at the next restart");
-                // The segment may end in a partial record now: never append behind it.
-                self.current = None;
+            Err(f) => {
+                error!(segment = self.last, error = %f.error, "logging the exemplars failed; they are lost at the next restart");
             }
         }
     }
 
     fn cut(&mut self, shared: &Shared) -> Result<u64, IngestError> {
         let sealed = self.last;
+        // Every segment up to the sealed one waits for the upload of the cut heads.
+        let sealed_bytes = shared.metrics.wal_bytes.get();
         let next = SegmentWriter::create(&self.dir, sealed + 1).map_err(|e| {
             // Leave the current segment closed so the next append retries a fresh one.
             self.current = None;
@@ -177,6 +294,7 @@ impl WalWriter {
         })?;
         self.last = next.number();
         self.current = Some(next);
+        shared.metrics.unflushed_bytes.set(sealed_bytes);
         self.log_exemplars(shared);
         let mut heads = shared.heads.write();
         let mut cut: Vec<_> = std::mem::take(&mut heads.active).into_iter().collect();
@@ -284,7 +402,19 @@ pub(super) fn replay(
             "head restored from the write-ahead log"
         );
     }
-    Ok((heads, WalWriter::create(dir, last + 1)?))
+    let writer = WalWriter::create(dir, last + 1)?;
+    let bytes = wal::segments_size(dir, None)
+        .map_err(|e| IngestError::wal("measuring the write-ahead log", e))?;
+    shared.metrics.wal_bytes.set(bytes as i64);
+    Ok((heads, writer))
+}
+
+/// Whether `e` says the disk (or the user's quota) is full.
+pub(super) fn is_no_space(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// Heads keyed by tenant, for [`Shared`].
