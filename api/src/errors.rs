@@ -79,7 +79,7 @@ impl ServiceError for ApiError {
 }
 
 /// The HTTP status of `code`.
-fn status_of(code: ErrorCode) -> StatusCode {
+pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
     StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 

@@ -26,7 +26,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -34,11 +34,13 @@ use http_body::Frame;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use hypnos_schemas::ErrorCode;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::Sleep;
 
 use super::AppRef;
+use super::errors::status_of;
 use super::timeout_io::TimeoutIo;
 
 /// How slow and how many clients may be.
@@ -146,7 +148,7 @@ pub(super) async fn body_deadline(
     if timed_out.0.load(Ordering::Relaxed) {
         tracing::debug!(timeout = ?limit, "request body not received in time");
         let mut resp = (
-            StatusCode::REQUEST_TIMEOUT,
+            status_of(ErrorCode::RequestTimeout),
             format!(
                 "request body not received within {}\n",
                 humantime::format_duration(limit)

@@ -28,10 +28,10 @@ use arrow::datatypes::SchemaRef;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
 use futures::Stream;
+use hypnos_planner::ops::EvalError;
 use thiserror::Error;
 
 use crate::QueryBudget;
-use crate::ops::EvalError;
 
 /// How many steps (or samples) an operator's loop runs between two checks of the guard.
 pub const CHECK_EVERY: usize = 4096;

@@ -57,6 +57,9 @@ pub enum ErrorCode {
     /// Too many requests or too much at once (a rate, concurrency or capacity limit): retry
     /// later.
     TooManyRequests,
+    /// The caller did not send its request in time (a body that arrives too slowly): its
+    /// fault, not the service's.
+    RequestTimeout,
     /// The request ran past its deadline.
     Timeout,
     /// The service cannot serve this now (shutting down, a component that is turned off).
@@ -75,6 +78,7 @@ impl ErrorCode {
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::RequestTimeout => 408,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::Execution | ErrorCode::LimitExceeded => 422,
             ErrorCode::TooManyRequests => 429,
@@ -94,6 +98,7 @@ impl ErrorCode {
                 GrpcCode::Unimplemented
             }
             ErrorCode::Execution => GrpcCode::FailedPrecondition,
+            ErrorCode::RequestTimeout => GrpcCode::Cancelled,
             ErrorCode::LimitExceeded | ErrorCode::TooManyRequests => GrpcCode::ResourceExhausted,
             ErrorCode::Timeout => GrpcCode::DeadlineExceeded,
             ErrorCode::Unavailable => GrpcCode::Unavailable,
@@ -113,7 +118,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::Execution | ErrorCode::LimitExceeded => "execution",
             ErrorCode::TooManyRequests | ErrorCode::Unavailable => "unavailable",
-            ErrorCode::Timeout => "timeout",
+            ErrorCode::Timeout | ErrorCode::RequestTimeout => "timeout",
             ErrorCode::Internal => "internal",
         }
     }
@@ -141,7 +146,7 @@ pub trait ServiceError: std::error::Error {
 mod tests {
     use super::*;
 
-    const ALL: [ErrorCode; 13] = [
+    const ALL: [ErrorCode; 14] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthenticated,
         ErrorCode::PermissionDenied,
@@ -152,6 +157,7 @@ mod tests {
         ErrorCode::Execution,
         ErrorCode::LimitExceeded,
         ErrorCode::TooManyRequests,
+        ErrorCode::RequestTimeout,
         ErrorCode::Timeout,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
