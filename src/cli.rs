@@ -19,6 +19,8 @@ pub(crate) struct Cli {
 
 /// The components. Only `all` is available in this build.
 #[derive(Debug, Subcommand)]
+// Parsed once at startup: the size of the flags of `all` costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Command {
     /// Runs the whole system in one process: remote-write receiver, query API and block
     /// storage.

@@ -24,6 +24,8 @@ mod tools;
 use cli::{Cli, Command};
 
 /// The command to run, once logging is set up.
+// Parsed once at startup: the size of the flags of `all` costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 enum Run {
     All(cli::AllArgs),
     Compact(cli::CompactArgs),

@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
 use common::moto::Moto;
 use common::*;

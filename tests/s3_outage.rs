@@ -75,7 +75,8 @@ fn expected(acked: &[i64]) -> BTreeMap<String, Vec<(i64, f64)>> {
 fn metric(s: &TestServer, name: &str, labels: &[(&str, &str)]) -> f64 {
     let (status, body) = s.get("/metrics");
     assert_eq!(status, 200);
-    metric_value(&body, name, labels).unwrap_or_else(|| panic!("no {name} on /metrics"))
+    // A labelled counter is exported from its first increment on.
+    metric_value(&body, name, labels).unwrap_or(0.0)
 }
 
 /// The sum of `num_samples` over every block's `meta.json` in the bucket, and the blocks.
@@ -121,6 +122,14 @@ fn an_s3_outage_loses_and_duplicates_nothing_and_is_visible() {
     let first = now_ms();
     let mut figures = Vec::new();
     std::thread::scope(|scope| {
+        // The sender stops however this closure ends (a failed assertion included).
+        struct StopOnDrop<'a>(&'a AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let _stop = StopOnDrop(&stop);
         // One sender, a request every 100 ms, each sample stamped with the wall clock.
         scope.spawn(|| {
             let mut last = 0;
