@@ -149,26 +149,8 @@ impl ServiceError for WriteError {
             WriteError::Auth(e) => e.error_code(),
             WriteError::BodyTooLarge { .. } => ErrorCode::PayloadTooLarge,
             WriteError::Body(_) => ErrorCode::BadRequest,
-            WriteError::Ingest(e) => ingest_code(e),
+            WriteError::Ingest(e) => e.error_code(),
         }
-    }
-}
-
-/// The code of a write-path error: bad input is 4xx (senders do not retry), anything else
-/// 5xx (senders retry, and writes are idempotent).
-pub(crate) fn ingest_code(e: &IngestError) -> ErrorCode {
-    match e {
-        IngestError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
-        IngestError::Decode(_) | IngestError::Invalid(_) => ErrorCode::BadRequest,
-        IngestError::TooLarge(_) => ErrorCode::PayloadTooLarge,
-        IngestError::Limit(l) => match l.kind {
-            LimitKind::Invalid => ErrorCode::BadRequest,
-            LimitKind::TooLarge => ErrorCode::PayloadTooLarge,
-            LimitKind::Rate { .. } | LimitKind::Capacity => ErrorCode::TooManyRequests,
-        },
-        IngestError::ShutDown => ErrorCode::Unavailable,
-        IngestError::WalFull(_) => ErrorCode::Unavailable,
-        _ => ErrorCode::Internal,
     }
 }
 

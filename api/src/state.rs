@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use hypnos_engine::{BlockCatalog, MergedSource};
-use hypnos_ingest::{IngestConfig, Ingester};
 use hypnos_engine::{QueryEngine, QueryOptions};
+use hypnos_ingest::{IngestConfig, Ingester};
 use hypnos_planner::MaxSourceResolution;
 use hypnos_schemas::{BlockSink, SeriesSource, TenantId};
 use hypnos_tenancy::{AuthMode, Authenticator, KnownTenants, Limits};

@@ -66,8 +66,16 @@ impl IngestError {
         }
     }
 
-    /// The kind of failure, for the protocols' status codes.
-    pub fn code(&self) -> ErrorCode {
+    /// An I/O error of the log with what was being done, keeping the error kind.
+    pub(crate) fn wal(what: impl std::fmt::Display, e: std::io::Error) -> Self {
+        IngestError::Wal(std::io::Error::new(e.kind(), format!("{what}: {e}")))
+    }
+}
+
+impl ServiceError for IngestError {
+    /// The kind of failure, for the protocols' status codes: bad input is 4xx (senders do
+    /// not retry), anything else 5xx (senders retry, and writes are idempotent).
+    fn error_code(&self) -> ErrorCode {
         match self {
             IngestError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             IngestError::Decode(_) | IngestError::Invalid(_) => ErrorCode::BadRequest,
@@ -85,16 +93,5 @@ impl IngestError {
             | IngestError::Metrics(_)
             | IngestError::Config(_) => ErrorCode::Internal,
         }
-    }
-
-    /// An I/O error of the log with what was being done, keeping the error kind.
-    pub(crate) fn wal(what: impl std::fmt::Display, e: std::io::Error) -> Self {
-        IngestError::Wal(std::io::Error::new(e.kind(), format!("{what}: {e}")))
-    }
-}
-
-impl ServiceError for IngestError {
-    fn error_code(&self) -> ErrorCode {
-        self.code()
     }
 }

@@ -1,7 +1,7 @@
 //! The write path when its storage fails: a WAL at its budget or on a full disk, and an
 //! object store that refuses uploads for a while.
 
-use hypnos_schemas::ErrorCode;
+use hypnos_schemas::{ErrorCode, ServiceError};
 
 use super::*;
 
@@ -66,8 +66,8 @@ async fn a_write_past_the_wal_budget_gets_wal_full_and_resumes_after_a_flush() {
         "{msg}"
     );
     assert_eq!(e.reason(), "wal_full");
-    assert_eq!(e.code(), ErrorCode::Unavailable);
-    assert_eq!(e.code().http_status(), 503);
+    assert_eq!(e.error_code(), ErrorCode::Unavailable);
+    assert_eq!(e.error_code().http_status(), 503);
     assert!(!acked.is_empty());
     assert!(env.ingester.wal_bytes() <= 8 << 10);
     assert_eq!(
@@ -177,7 +177,7 @@ fn a_full_disk_refuses_the_batch_and_the_next_append_uses_a_new_segment() {
             .starts_with("no space left on device writing the WAL"),
         "{e}"
     );
-    assert_eq!(e.code().http_status(), 503);
+    assert_eq!(e.error_code().http_status(), 503);
     assert_eq!(
         shared
             .metrics
