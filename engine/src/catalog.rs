@@ -1638,7 +1638,20 @@ mod tests {
             .into_iter()
             .find(|b| b.reason == "tenant_mismatch");
         assert!(mismatch.unwrap().path.contains("evil"));
-        // Fixed on disk: served at the next sync, and no longer listed as skipped.
+        // Fixed on disk (the block's data files, then its meta): served at the next sync, and
+        // no longer listed as skipped.
+        for file in [
+            hypnos_schemas::layout::SAMPLES_FILE,
+            hypnos_schemas::layout::SERIES_FILE,
+        ] {
+            store
+                .copy(
+                    &block_file(&tenant(), good.ulid, file),
+                    &block_file(&tenant(), garbage, file),
+                )
+                .await
+                .unwrap();
+        }
         store
             .put(
                 &block_file(&tenant(), garbage, META_FILE),
